@@ -1,0 +1,269 @@
+"""The one schema: every setting of a run, its default, its help line and its checks.
+
+The UI, the CLI and YAML files all read defaults from here. A field's ``help`` metadata is
+its one-line docstring (and the UI's tooltip). ``__post_init__`` checks name the bad field,
+e.g. ``train.learning_rate must be > 0, got 0``. This module imports nothing from studio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the field."""
+
+
+def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
+    meta = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference")
+METHODS = ("full", "lora", "qlora", "dpo")
+OBJECTIVES = ("auto", "causal_lm", "instruction")
+SCHEDULERS = ("constant", "linear", "cosine")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# Packages a method needs beyond the core install, checked before anything loads.
+METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"), "dpo": ("peft", "trl")}
+
+
+def _check(ok: bool, name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{name} {rule}, got {value!r}")
+
+
+def _choice(section: str, obj: Any, name: str) -> None:
+    choices = next(f for f in dataclasses.fields(obj) if f.name == name).metadata["choices"]
+    value = getattr(obj, name)
+    _check(value in choices, f"{section}.{name}", f"must be one of {', '.join(map(str, choices))}", value)
+
+
+@dataclass
+class DataConfig:
+    path: str = _f("", "Dataset file: CSV, JSON, JSONL, Parquet or TXT.")
+    format: str = _f("auto", "Record format; auto detects it from the columns.", FORMATS)
+    columns: dict = _f({}, "Column mapping, studio name -> file column, e.g. {instruction: question}.")
+    val_size: float = _f(0.1, "Fraction of records held out for validation, in [0, 1).")
+    max_length: int = _f(512, "Longest tokenized example; longer ones are truncated and counted.")
+    limit: int = _f(0, "Use only the first N records (0 = all).")
+    system_prompt: str = _f("", "System message added to chat examples that have none.")
+
+    def __post_init__(self) -> None:
+        _choice("data", self, "format")
+        v = self.val_size
+        _check(isinstance(v, (int, float)) and 0 <= v < 1, "data.val_size", "must be in [0, 1)", v)
+        _check(isinstance(self.max_length, int) and self.max_length >= 8, "data.max_length",
+               "must be an integer >= 8", self.max_length)
+        _check(isinstance(self.limit, int) and self.limit >= 0, "data.limit", "must be >= 0", self.limit)
+        _check(isinstance(self.columns, dict), "data.columns", "must be a mapping", self.columns)
+
+
+@dataclass
+class ModelConfig:
+    name: str = _f("studio-tiny", "Base model: a hub id, a local folder, or studio-tiny (offline).")
+    revision: str = _f("", "Hub revision (branch, tag or commit); empty = the default branch.")
+    trust_remote_code: bool = _f(False, "Run model code shipped in the repo. Off: only trust it if you read it.")
+    allow_pickle: bool = _f(False, "Allow pickle .bin weights when no safetensors exist (unsafe).")
+    chat_template: str = _f("", "Jinja chat template overriding the tokenizer's; empty = its own or the studio default.")
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.name, str) and self.name.strip() != "", "model.name", "must be set", self.name)
+
+
+@dataclass
+class MethodConfig:
+    kind: str = _f("lora", "Training method: full, lora, qlora (4/8-bit base + LoRA), dpo.", METHODS)
+    objective: str = _f("auto", "causal_lm: loss on every token; instruction: loss on responses only.", OBJECTIVES)
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
+    lora_dropout: float = _f(0.05, "Dropout on the LoRA input, in [0, 1).")
+    target_modules: Any = _f("auto", "LoRA targets: auto (per architecture), all-linear, or a list of module names.")
+    use_rslora: bool = _f(False, "Rank-stabilised LoRA: scale by alpha / sqrt(r).")
+    use_dora: bool = _f(False, "Weight-decomposed LoRA (DoRA).")
+    quant_bits: int = _f(4, "QLoRA base precision: 4 (NF4) or 8 bits.", (4, 8))
+    quant_type: str = _f("nf4", "4-bit data type.", ("nf4", "fp4"))
+    double_quant: bool = _f(True, "Quantize the 4-bit quantization constants too (saves ~0.4 bit/param).")
+    compute_dtype: str = _f("auto", "QLoRA compute dtype: auto follows train.precision.", PRECISIONS)
+
+    def __post_init__(self) -> None:
+        for name in ("kind", "objective", "quant_bits", "quant_type", "compute_dtype"):
+            _choice("method", self, name)
+        _check(isinstance(self.lora_r, int) and self.lora_r >= 1, "method.lora_r", "must be >= 1", self.lora_r)
+        _check(isinstance(self.lora_alpha, (int, float)) and self.lora_alpha > 0, "method.lora_alpha",
+               "must be > 0", self.lora_alpha)
+        d = self.lora_dropout
+        _check(isinstance(d, (int, float)) and 0 <= d < 1, "method.lora_dropout", "must be in [0, 1)", d)
+        t = self.target_modules
+        ok = (isinstance(t, str) and t.strip() != "") or (isinstance(t, list) and t and all(isinstance(x, str) for x in t))
+        _check(ok, "method.target_modules", "must be auto, all-linear or a list of module names", t)
+        for pkg in METHOD_PACKAGES.get(self.kind, ()):
+            if importlib.util.find_spec(pkg) is None:
+                raise ConfigError(f"method.kind {self.kind} needs the '{pkg}' package: pip install {pkg}")
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = _f(1.0, "Passes over the training set (ignored when max_steps > 0).")
+    max_steps: int = _f(0, "Optimizer steps to run; 0 = use epochs.")
+    batch_size: int = _f(4, "Examples per device per forward pass.")
+    grad_accum: int = _f(1, "Forward passes accumulated per optimizer step.")
+    learning_rate: float = _f(2e-4, "Peak learning rate.")
+    scheduler: str = _f("cosine", "Learning-rate schedule after warmup.", SCHEDULERS)
+    warmup_ratio: float = _f(0.05, "Fraction of steps spent warming up linearly from 0.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).")
+    precision: str = _f("auto", "auto: bf16 on GPUs that support it, else fp32 (fp16 on older GPUs).", PRECISIONS)
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
+    seed: int = _f(42, "Seed for data order, splits and initialisation.")
+    logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
+    eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).")
+    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = at the end only).")
+    save_total_limit: int = _f(2, "Keep at most N checkpoints (0 = all).")
+    threads: int = _f(0, "CPU threads for torch; 0 = the measured default (see docs/benchmarks.md).")
+
+    def __post_init__(self) -> None:
+        lr = self.learning_rate
+        ok = isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0
+        _check(ok, "train.learning_rate", "must be > 0", lr)
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "train.batch_size", "must be >= 1",
+               self.batch_size)
+        _check(isinstance(self.grad_accum, int) and self.grad_accum >= 1, "train.grad_accum", "must be >= 1",
+               self.grad_accum)
+        _check(isinstance(self.max_steps, int) and self.max_steps >= 0, "train.max_steps", "must be >= 0",
+               self.max_steps)
+        e = self.epochs
+        _check(isinstance(e, (int, float)) and math.isfinite(e) and e >= 0, "train.epochs", "must be >= 0", e)
+        if self.max_steps == 0 and e == 0:
+            raise ConfigError("train.epochs and train.max_steps are both 0: set one of them to train at all")
+        _choice("train", self, "scheduler")
+        _choice("train", self, "precision")
+        w = self.warmup_ratio
+        _check(isinstance(w, (int, float)) and 0 <= w < 1, "train.warmup_ratio", "must be in [0, 1)", w)
+        for name in ("weight_decay", "max_grad_norm"):
+            v = getattr(self, name)
+            _check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, f"train.{name}", "must be >= 0", v)
+        _check(isinstance(self.logging_steps, int) and self.logging_steps >= 1, "train.logging_steps",
+               "must be >= 1", self.logging_steps)
+        for name in ("eval_steps", "save_steps", "save_total_limit", "threads"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 0, f"train.{name}", "must be >= 0", v)
+
+
+@dataclass
+class EvalConfig:
+    limit: int = _f(50, "Evaluate on at most N held-out examples.")
+    max_new_tokens: int = _f(128, "Longest generated answer.")
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.limit, int) and self.limit >= 1, "eval.limit", "must be >= 1", self.limit)
+        _check(isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1, "eval.max_new_tokens",
+               "must be >= 1", self.max_new_tokens)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig, "train": TrainConfig,
+            "eval": EvalConfig}
+
+
+@dataclass
+class StudioConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run_name: str = ""
+
+    # -- dict / YAML -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> StudioConfig:
+        raw = dict(raw or {})
+        if not isinstance(raw, dict):
+            raise ConfigError("a config must be a mapping of sections")
+        kwargs: dict[str, Any] = {}
+        run_name = raw.pop("run_name", "")
+        for key, value in raw.items():
+            if key not in SECTIONS:
+                raise ConfigError(f"unknown config section '{key}'; valid: {', '.join([*SECTIONS, 'run_name'])}")
+            section_cls = SECTIONS[key]
+            value = value or {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section '{key}' must be a mapping, got {value!r}")
+            valid = [f.name for f in dataclasses.fields(section_cls)]
+            for k in value:
+                if k not in valid:
+                    raise ConfigError(f"unknown key '{key}.{k}'; valid: {', '.join(valid)}")
+            kwargs[key] = section_cls(**{k: _coerce(section_cls, k, v) for k, v in value.items()})
+        return cls(**kwargs, run_name=str(run_name or ""))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> StudioConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        return cls.from_dict(raw)
+
+    def with_overrides(self, assignments: list[str]) -> StudioConfig:
+        """Apply ``section.key=value`` strings; values are parsed as YAML scalars or lists."""
+        raw = self.to_dict()
+        for item in assignments:
+            key, sep, text = item.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not sep or not dot:
+                raise ConfigError(f"--set expects section.key=value, got {item!r}")
+            if section not in raw or not isinstance(raw[section], dict):
+                raise ConfigError(f"unknown config section '{section}'; valid: {', '.join(SECTIONS)}")
+            try:
+                raw[section][name] = yaml.safe_load(text) if text.strip() else ""
+            except yaml.YAMLError:
+                raw[section][name] = text
+        return StudioConfig.from_dict(raw)
+
+
+def _coerce(section_cls: type, name: str, value: Any) -> Any:
+    """YAML reads 1e-4 as a string and users write 3 for 3.0: coerce to the field's type."""
+    default = next(f for f in dataclasses.fields(section_cls) if f.name == name)
+    kind = default.type
+    try:
+        if kind == "float" and isinstance(value, (int, str)) and not isinstance(value, bool):
+            return float(value)
+        if kind == "int" and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if kind == "int" and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if kind == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    except ValueError:
+        pass
+    return value
+
+
+def field_help(section: str, name: str) -> str:
+    """The help line of ``section.name`` (the UI's tooltip)."""
+    return next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name).metadata["help"]

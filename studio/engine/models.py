@@ -1,0 +1,212 @@
+"""Base model and tokenizer: find them, load them safely, apply the training method.
+
+Contract: ``resolve_model(cfg)`` -> a local folder (hub id, local path or studio-tiny), or a
+``ModelError`` whose one line says offline, gated, not found, pickle-only or remote code.
+``load_tokenizer`` guarantees a pad token and a chat template; ``load_model`` +
+``apply_method`` give a model ready for the trainer (full, LoRA, QLoRA).
+Safetensors only and no remote code unless the config asks for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import MethodConfig, ModelConfig
+from .errors import ModelError
+from .tiny import DEFAULT_CHAT_TEMPLATE, TINY_NAME, ensure_studio_tiny
+
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*", "*.tiktoken"]
+
+
+@dataclass
+class ResolvedModel:
+    path: Path
+    source: str  # studio-tiny | local | hub
+    revision: str = ""
+    notices: list[str] = field(default_factory=list)
+
+
+def studio_home() -> Path:
+    home = Path(os.environ.get("STUDIO_HOME") or Path.home() / ".studio").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def public_mode() -> bool:
+    return bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
+
+
+def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
+    """The model's local folder; ``config_only`` fetches just config.json from the hub (estimates)."""
+    name = cfg.name.strip()
+    if name == TINY_NAME:
+        return _checked(ResolvedModel(ensure_studio_tiny(studio_home()), "studio-tiny"), cfg)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if public_mode() and not local.resolve().is_relative_to(studio_home().resolve()):
+            raise ModelError(f"model.name {name}: local folders outside the studio's home are refused on a "
+                             "public deployment")
+        if not (local / "config.json").is_file():
+            raise ModelError(f"model.name {name}: the folder has no config.json, so it is not a model folder")
+        return _checked(ResolvedModel(local, "local"), cfg)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelError(f"model.name {name}: no such local folder")
+    return _checked(_download(name, cfg.revision, ["config.json"] if config_only else HUB_PATTERNS), cfg,
+                    weights=not config_only)
+
+
+def _download(repo: str, revision: str, patterns: list[str]) -> ResolvedModel:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub import errors as hf
+
+    try:
+        path = snapshot_download(repo, revision=revision or None, allow_patterns=patterns, etag_timeout=10)
+    except hf.GatedRepoError:  # a subclass of RepositoryNotFoundError: catch it first
+        raise ModelError(f"model {repo} is gated: accept its licence on the hub, then log in or set HF_TOKEN") from None
+    except hf.RevisionNotFoundError:
+        raise ModelError(f"model {repo}: revision '{revision}' not found") from None
+    except hf.RepositoryNotFoundError:
+        raise ModelError(f"model {repo} not found on the hub (check the id; private repos need HF_TOKEN)") from None
+    except hf.HFValidationError:
+        raise ModelError(f"model.name '{repo}' is neither a local folder nor a valid hub id") from None
+    except (hf.LocalEntryNotFoundError, OSError) as e:
+        raise ModelError(f"model {repo} is not in the local cache and the hub cannot be reached (offline): "
+                         f"download it once with network, or use studio-tiny ({type(e).__name__})") from None
+    return ResolvedModel(Path(path), "hub", revision=_snapshot_revision(Path(path)) or revision)
+
+
+def _snapshot_revision(path: Path) -> str:
+    return path.name if path.parent.name == "snapshots" else ""
+
+
+def _checked(resolved: ResolvedModel, cfg: ModelConfig, weights: bool = True) -> ResolvedModel:
+    """Refuse pickle-only weights and remote code unless the config allows them."""
+    path = resolved.path
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelError(f"model {cfg.name}: no config.json in {path}")
+    arch = json.loads(config_file.read_text())
+    if arch.get("auto_map") and not cfg.trust_remote_code:
+        raise ModelError(f"model {cfg.name} needs trust_remote_code (it ships its own Python code); "
+                         "read that code, then set model.trust_remote_code: true")
+    if not weights:
+        return resolved
+    has_safe = any(path.glob("*.safetensors"))
+    has_pickle = any(path.glob("*.bin")) or any(path.glob("*.pt"))
+    if not has_safe:
+        if has_pickle and not cfg.allow_pickle:
+            raise ModelError(f"model {cfg.name} has only pickle .bin weights, which can run code when loaded; "
+                             "the studio loads safetensors only (set model.allow_pickle: true to override)")
+        if not has_pickle and resolved.source == "hub":
+            raise ModelError(f"model {cfg.name} has no safetensors weights on the hub; the studio loads "
+                             "safetensors only")
+        if not has_pickle:
+            raise ModelError(f"model {cfg.name}: no weights (*.safetensors) in {path}")
+    return resolved
+
+
+def load_tokenizer(resolved: ResolvedModel, cfg: ModelConfig):
+    """A tokenizer with a pad token and a chat template (the studio default when it has none)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model {cfg.name}: cannot load its tokenizer ({str(e).splitlines()[0][:200]})") from None
+    if cfg.chat_template:
+        tok.chat_template = cfg.chat_template
+    elif not tok.chat_template:
+        tok.chat_template = DEFAULT_CHAT_TEMPLATE
+        resolved.notices.append(f"{cfg.name} has no chat template: using the studio's default (ChatML)")
+    if tok.pad_token_id is None:
+        # Labels are built before padding and padded with -100, so EOS stays trained even when it pads.
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        if tok.pad_token is None:
+            tok.add_special_tokens({"pad_token": "<|pad|>"})
+        resolved.notices.append(f"{cfg.name} has no pad token: padding with {tok.pad_token!r}")
+    return tok
+
+
+def resolve_precision(precision: str) -> str:
+    import torch
+
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, precision: str, tokenizer=None):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None}
+    # Full fine-tuning keeps fp32 master weights (autocast gives the speed); adapters train on a
+    # base stored in the compute dtype, which halves its memory.
+    kwargs["dtype"] = torch.float32 if method.kind == "full" else getattr(torch, DTYPES[precision])
+    if method.kind == "qlora":
+        kwargs["quantization_config"] = quantization_config(method, precision)
+        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model {cfg.name}: cannot load ({str(e).splitlines()[0][:200]})") from None
+    if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+    if model.generation_config is not None and model.generation_config.pad_token_id is None and tokenizer:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def quantization_config(method: MethodConfig, precision: str):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute = precision if method.compute_dtype == "auto" else method.compute_dtype
+    if method.quant_bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=method.quant_type,
+                              bnb_4bit_use_double_quant=method.double_quant,
+                              bnb_4bit_compute_dtype=getattr(torch, DTYPES[compute]),
+                              bnb_4bit_quant_storage=torch.uint8)
+
+
+def lora_targets(model, target) -> object:
+    """auto -> PEFT's per-architecture default (all linear layers for architectures it does not know)."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as known
+
+    if target == "auto":
+        return None if model.config.model_type in known else "all-linear"
+    return target
+
+
+def apply_method(model, method: MethodConfig, gradient_checkpointing: bool):
+    """Full: every weight trains. LoRA/QLoRA: the base is frozen and a PEFT adapter trains."""
+    if method.kind == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if method.kind == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    lora = LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
+                      target_modules=lora_targets(model, method.target_modules), use_rslora=method.use_rslora,
+                      use_dora=method.use_dora, task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as e:
+        raise ModelError(f"method.target_modules {method.target_modules!r}: {str(e).splitlines()[0][:200]}") from None
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

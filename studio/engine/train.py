@@ -1,0 +1,231 @@
+"""One training run: ``run(config, on_event, should_stop) -> RunResult``.
+
+Contract: the CLI, the job thread and the tests all call ``run``. It checks the data before any
+model loads, trains with TRL's ``SFTTrainer`` on examples we tokenize and mask ourselves
+(``encode.py``), writes the run directory as it goes (``runs.py``), calls ``on_event`` with each
+logged record and stops within one optimizer step once ``should_stop()`` is true. It never
+raises for a training failure: the result (and ``status.json``) says completed, stopped,
+diverged or failed, with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ConfigError, StudioConfig
+from . import runs
+from .data import CHAT_FORMATS, load_examples
+from .encode import encode, length_stats
+from .errors import JobError, StudioError
+from .models import apply_method, load_model, load_tokenizer, parameter_counts, resolve_model, resolve_precision
+
+# Measured on the 2-core development VM (docs/benchmarks.md): one torch thread trained
+# studio-tiny faster than two. GPU runs are not affected by this setting.
+DEFAULT_THREADS = 1
+
+Event = dict
+OnEvent = Callable[[Event], None]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    state: str
+    step: int = 0
+    error: str | None = None
+    final_loss: float | None = None
+
+
+@dataclass
+class Prepared:
+    """What a run needs before training: data checked and tokenized, model resolved."""
+    config: StudioConfig
+    objective: str
+    train_rows: list[dict]
+    val_rows: list[dict]
+    tokenizer: object
+    resolved: object
+    notices: list[str]
+    stats: dict
+
+
+def resolve_objective(config: StudioConfig, fmt: str) -> str:
+    objective = config.method.objective
+    if objective == "auto":
+        return "instruction" if fmt in CHAT_FORMATS else "causal_lm"
+    if objective == "instruction" and fmt not in CHAT_FORMATS:
+        raise ConfigError(f"method.objective instruction needs prompt/response records; {config.data.path} "
+                          f"is {fmt} (use causal_lm)")
+    return objective
+
+
+def split(n: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = 0 if val_size == 0 or n < 2 else min(n - 1, max(1, round(n * val_size)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def prepare(config: StudioConfig) -> Prepared:
+    """Everything that can fail on bad input, before any weights load."""
+    if config.method.kind == "dpo":
+        raise ConfigError("method.kind dpo trains from human preferences and arrives with the Rate tab; "
+                          "use full, lora or qlora")
+    d = config.data
+    if not d.path:
+        raise ConfigError("data.path is not set")
+    loaded = load_examples(d.path, d.format, d.columns, d.limit, d.system_prompt)
+    loaded.raise_for_problems()
+    objective = resolve_objective(config, loaded.format)
+    resolved = resolve_model(config.model)
+    tokenizer = load_tokenizer(resolved, config.model)
+    tr, va = split(len(loaded.examples), d.val_size, config.train.seed)
+    enc_train = encode([loaded.examples[i] for i in tr], tokenizer, objective, d.max_length)
+    enc_val = encode([loaded.examples[i] for i in va], tokenizer, objective, d.max_length)
+    if not enc_train.rows:
+        raise JobError(f"{Path(d.path).name}: no example has a token to train on after truncation to "
+                       f"data.max_length {d.max_length}")
+    notices = [*loaded.report.notices, *resolved.notices]
+    truncated = enc_train.truncated + enc_val.truncated
+    if truncated:
+        notices.append(f"{truncated} example(s) longer than data.max_length {d.max_length} were truncated")
+    dropped = enc_train.no_target + enc_val.no_target
+    if dropped:
+        notices.append(f"{dropped} example(s) had no response tokens left after truncation and were dropped")
+    stats = {"format": loaded.format, "objective": objective, "train_examples": len(enc_train.rows),
+             "val_examples": len(enc_val.rows), "truncated": truncated,
+             "lengths": length_stats(enc_train.lengths + enc_val.lengths, d.max_length)}
+    return Prepared(config, objective, enc_train.rows, enc_val.rows, tokenizer, resolved, notices, stats)
+
+
+def set_threads(n: int) -> int:
+    import torch
+
+    n = n or int(os.environ.get("STUDIO_THREADS", 0)) or DEFAULT_THREADS
+    torch.set_num_threads(n)
+    return n
+
+
+def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEvent | None = None,
+        should_stop: Callable[[], bool] | None = None, resume: bool = False) -> RunResult:
+    """Train; ``resume=True`` continues ``run_dir`` from its last complete checkpoint."""
+    on_event = on_event or (lambda e: None)
+    should_stop = should_stop or (lambda: False)
+    run = Path(run_dir) if resume else runs.new_run_dir(config, run_dir)
+    checkpoint = None
+    if resume:
+        checkpoint = runs.last_complete_checkpoint(run)
+        if checkpoint is None:
+            raise JobError(f"{run}: no complete checkpoint to resume from")
+        _truncate_metrics(run, int(checkpoint.name.split("-")[1]))
+    started = time.time()
+    runs.write_status(run, "running", step=0, error=None, started=started, pid=os.getpid())
+    on_event({"kind": "state", "state": "running", "run_dir": str(run)})
+    trainer = model = None
+    try:
+        prepared = prepare(config)
+        for note in prepared.notices:
+            on_event({"kind": "notice", "message": note})
+        trainer, model = _build_trainer(prepared, run, on_event, should_stop)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        state = _final_state(trainer)
+        if state in ("completed", "stopped") and prepared.val_rows and config.train.eval_steps == 0:
+            trainer.evaluate()
+        if state != "diverged":
+            _save_artifacts(trainer, prepared, run)
+        result = RunResult(run, state, trainer.state.global_step, None, _last_loss(run))
+    except (StudioError, ConfigError) as e:
+        result = RunResult(run, "failed", 0, str(e))
+    except Exception as e:  # noqa: BLE001 - any failure ends the run with a readable reason
+        result = RunResult(run, "failed", getattr(getattr(trainer, "state", None), "global_step", 0),
+                           failure_message(e, config))
+    finally:
+        del trainer, model
+        _free_device()
+    if result.state == "diverged":
+        result.error = "loss became NaN or infinite: lower train.learning_rate or enable gradient clipping"
+    runs.write_status(run, result.state, step=result.step, error=result.error, final_loss=result.final_loss,
+                      duration_s=round(time.time() - started, 2))
+    on_event({"kind": "state", "state": result.state, "error": result.error, "step": result.step})
+    return result
+
+
+def failure_message(e: BaseException, config: StudioConfig) -> str:
+    if isinstance(e, (StudioError, ConfigError)):
+        return str(e)
+    text = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+    if "out of memory" in text.lower() or "can't allocate memory" in text.lower() or \
+            type(e).__name__ == "OutOfMemoryError":
+        half = max(1, config.train.batch_size // 2)
+        return (f"out of memory: try train.batch_size {half}, train.gradient_checkpointing true, a shorter "
+                "data.max_length, or method.kind qlora")
+    return f"{type(e).__name__}: {text}"
+
+
+def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Callable[[], bool]):
+    from datasets import Dataset
+
+    from .callbacks import StudioCallback, StudioTrainer, sft_args
+
+    cfg = p.config
+    threads = set_threads(cfg.train.threads)
+    precision = resolve_precision(cfg.train.precision)
+    import torch
+
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("train.precision fp16 needs a CUDA GPU; use auto, fp32 or bf16 on a CPU")
+    model = load_model(p.resolved, cfg.model, cfg.method, precision, p.tokenizer)
+    model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing)
+    trainable, total = parameter_counts(model)
+    on_event({"kind": "info", "trainable_params": trainable, "total_params": total, "precision": precision,
+              "threads": threads, **p.stats})
+    args = sft_args(cfg, run, precision, has_val=bool(p.val_rows))
+    callback = StudioCallback(run, on_event, should_stop)
+    trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
+                            train_dataset=Dataset.from_list(p.train_rows),
+                            eval_dataset=Dataset.from_list(p.val_rows) if p.val_rows else None,
+                            callbacks=[callback])
+    callback.trainer = trainer
+    return trainer, model
+
+
+def _final_state(trainer) -> str:
+    cb = trainer.studio_callback
+    if cb.diverged:
+        return "diverged"
+    return "stopped" if cb.stopped else "completed"
+
+
+def _save_artifacts(trainer, p: Prepared, run: Path) -> None:
+    out = run / ("model" if p.config.method.kind == "full" else "adapter")
+    trainer.save_model(str(out))
+    p.tokenizer.save_pretrained(str(out))
+
+
+def _last_loss(run: Path) -> float | None:
+    losses = [m["loss"] for m in runs.read_metrics(run) if m.get("loss") is not None]
+    return losses[-1] if losses else None
+
+
+def _truncate_metrics(run: Path, step: int) -> None:
+    kept = [m for m in runs.read_metrics(run) if m.get("step", 0) <= step]
+    runs.write_atomic(run / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
+
+
+def _free_device() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
