@@ -90,8 +90,14 @@ def make_samples(rng: random.Random) -> dict[str, list]:
         wrong = a + b + rng.choice([-3, -2, -1, 1, 2, 3])
         preference.append({"prompt": f"Add {a} and {b}.", "chosen": f"{a} + {b} = {a + b}.",
                            "rejected": f"{a} + {b} = {wrong}."})
-    qa = [{"prompt": f"{q}\n{i}".strip(), "completion": o} for q, i, o in (t for _ in range(40) for t in tasks(rng))]
-    return {"alpaca": alpaca, "chat": chat, "preference": preference, "qa": qa[:200]}
+    qa, seen = [], set()
+    while len(qa) < 200:
+        for q, i, o in tasks(rng):
+            prompt = f"{q}\n{i}".strip()
+            if prompt not in seen and len(qa) < 200:
+                seen.add(prompt)
+                qa.append({"prompt": prompt, "completion": o})
+    return {"alpaca": alpaca, "chat": chat, "preference": preference, "qa": qa}
 
 
 def main() -> None:

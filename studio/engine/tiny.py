@@ -88,7 +88,8 @@ def save_random_llama(target: Path, seed: int = 0, tokenizer_dir: Path = TOKENIZ
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    (tmp / "studio_tiny.json").write_text(json.dumps({"version": TINY_VERSION, "seed": seed, **shape}))
+    (tmp / "studio_tiny.json").write_text(json.dumps({"version": TINY_VERSION, "tokenizer": _tokenizer_hash(),
+                                                      "seed": seed, **shape}))
     if target.exists():
         shutil.rmtree(target, ignore_errors=True)
     try:
@@ -102,6 +103,15 @@ def ensure_studio_tiny(home: Path) -> Path:
     """The studio-tiny folder under ``home/models``, built on first use (a second)."""
     target = Path(home) / "models" / TINY_NAME
     marker = target / "studio_tiny.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("version") == TINY_VERSION:
-        return target
+    if marker.is_file():
+        built = json.loads(marker.read_text())
+        if built.get("version") == TINY_VERSION and built.get("tokenizer") == _tokenizer_hash():
+            return target
     return save_random_llama(target, seed=0)
+
+
+def _tokenizer_hash() -> str:
+    """Rebuild a cached studio-tiny when the shipped tokenizer changes."""
+    import hashlib
+
+    return hashlib.sha256((TOKENIZER_DIR / "tokenizer.json").read_bytes()).hexdigest()[:16]

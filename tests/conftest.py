@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated studio home with studio-tiny built once, and small dataset files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT.parent / "shared" / "data" / "peer"
+SAMPLES = ROOT / "assets" / "samples"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def studio_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("studio-home")
+    os.environ["STUDIO_HOME"] = str(home)
+    from studio.cli import quiet_libraries
+
+    quiet_libraries()
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_path(studio_home) -> Path:
+    from studio.engine.tiny import ensure_studio_tiny
+
+    return ensure_studio_tiny(studio_home)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def alpaca_file(tmp_path) -> Path:
+    rows = [{"instruction": f"Add {a} and {a + 1}.", "input": "", "output": f"{a} + {a + 1} = {2 * a + 1}."}
+            for a in range(2, 26)]
+    return write_jsonl(tmp_path / "alpaca.jsonl", rows)
+
+
+def tiny_config(data: Path, **sections) -> dict:
+    """A config dict for a few CPU steps on studio-tiny; ``sections`` update it per section."""
+    cfg = {"data": {"path": str(data), "max_length": 64, "val_size": 0.1},
+           "model": {"name": "studio-tiny"},
+           "method": {"kind": "lora", "target_modules": "all-linear"},
+           "train": {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1}}
+    for key, value in sections.items():
+        cfg.setdefault(key, {}).update(value)
+    return cfg
