@@ -76,7 +76,7 @@ class ModelConfig:
     revision: str = _f("", "Hub revision (branch, tag or commit); empty = the default branch.")
     trust_remote_code: bool = _f(False, "Run model code shipped in the repo. Off: only trust it if you read it.")
     allow_pickle: bool = _f(False, "Allow pickle .bin weights when no safetensors exist (unsafe).")
-    chat_template: str = _f("", "Jinja chat template overriding the tokenizer's; empty = its own or the studio default.")
+    chat_template: str = _f("", "Jinja chat template overriding the tokenizer's; empty = its own or the default.")
 
     def __post_init__(self) -> None:
         _check(isinstance(self.name, str) and self.name.strip() != "", "model.name", "must be set", self.name)
@@ -106,7 +106,8 @@ class MethodConfig:
         d = self.lora_dropout
         _check(isinstance(d, (int, float)) and 0 <= d < 1, "method.lora_dropout", "must be in [0, 1)", d)
         t = self.target_modules
-        ok = (isinstance(t, str) and t.strip() != "") or (isinstance(t, list) and t and all(isinstance(x, str) for x in t))
+        ok = (isinstance(t, str) and t.strip() != "") or \
+            (isinstance(t, list) and t and all(isinstance(x, str) for x in t))
         _check(ok, "method.target_modules", "must be auto, all-linear or a list of module names", t)
         for pkg in METHOD_PACKAGES.get(self.kind, ()):
             if importlib.util.find_spec(pkg) is None:

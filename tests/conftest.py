@@ -47,9 +47,9 @@ def alpaca_file(tmp_path) -> Path:
     return write_jsonl(tmp_path / "alpaca.jsonl", rows)
 
 
-def tiny_config(data: Path, **sections) -> dict:
+def tiny_config(data_path: Path, **sections) -> dict:
     """A config dict for a few CPU steps on studio-tiny; ``sections`` update it per section."""
-    cfg = {"data": {"path": str(data), "max_length": 64, "val_size": 0.1},
+    cfg = {"data": {"path": str(data_path), "max_length": 64, "val_size": 0.1},
            "model": {"name": "studio-tiny"},
            "method": {"kind": "lora", "target_modules": "all-linear"},
            "train": {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1}}

@@ -59,7 +59,8 @@ def test_method_needing_a_missing_package(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
     with pytest.raises(ConfigError, match="needs the 'bitsandbytes' package"):
         StudioConfig.from_dict({"method": {"kind": "qlora"}})
 

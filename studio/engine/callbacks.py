@@ -9,6 +9,7 @@ process RSS), ``elapsed_s, eta_s``; evaluation records carry ``eval_loss`` inste
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -87,8 +88,8 @@ class StudioCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if "loss" not in logs and "eval_loss" not in logs:
-            return
+        if self.diverged or ("loss" not in logs and "eval_loss" not in logs):
+            return  # a diverged step was recorded by on_step_end
         now = time.time()
         record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
         if "eval_loss" in logs:
@@ -113,6 +114,8 @@ class StudioCallback(TrainerCallback):
             runs.write_status(self.run, "running", step=state.global_step, checkpoint=ckpt.name)
 
     def _emit(self, record: dict) -> None:
+        # JSON has no NaN: a non-finite value is written as null (the divergence check flags it).
+        record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
         runs.append_metrics(self.run, record)
         runs.write_status(self.run, "running", step=record["step"])
         self.on_event({"kind": "metrics", **record})

@@ -59,8 +59,8 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
 
 
 def _download(repo: str, revision: str, patterns: list[str]) -> ResolvedModel:
-    from huggingface_hub import snapshot_download
     from huggingface_hub import errors as hf
+    from huggingface_hub import snapshot_download
 
     try:
         path = snapshot_download(repo, revision=revision or None, allow_patterns=patterns, etag_timeout=10)

@@ -1,0 +1,156 @@
+"""Real training on studio-tiny, a few CPU steps each: methods, objectives, stop, NaN, resume, OOM."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import SAMPLES, tiny_config
+
+from studio.config import StudioConfig
+from studio.engine import runs, train
+from studio.engine.callbacks import StudioTrainer
+
+
+def build(cfg_dict, tmp_path):
+    cfg = StudioConfig.from_dict(cfg_dict)
+    prepared = train.prepare(cfg)
+    trainer, model = train._build_trainer(prepared, runs.new_run_dir(cfg, tmp_path / "run"), lambda e: None,
+                                          lambda: False)
+    return trainer, model
+
+
+@pytest.mark.parametrize("kind", ["full", "lora", "qlora"])
+def test_each_method_trains_what_it_should(kind, alpaca_file, tmp_path):
+    trainer, model = build(tiny_config(alpaca_file, method={"kind": kind}), tmp_path)
+    before = {n: p.detach().clone().float() for n, p in model.named_parameters()}
+    trainer.train()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable, "nothing trains"
+    for name, p in model.named_parameters():
+        changed = not torch.equal(before[name], p.detach().float())
+        if name in trainable:
+            assert changed or "lora_A" in name, f"{name} should have changed"  # lora_A moves once B != 0
+        else:
+            assert not changed, f"frozen {name} changed"
+    if kind == "full":
+        assert len(trainable) == len(before)
+    else:
+        assert all("lora_" in n for n in trainable)
+    if kind == "qlora":
+        import bitsandbytes as bnb
+
+        assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+
+
+def test_lora_options_rslora_dora_and_targets(alpaca_file, tmp_path):
+    trainer, model = build(tiny_config(alpaca_file, method={"kind": "lora", "use_dora": True, "use_rslora": True,
+                                                            "target_modules": ["q_proj", "v_proj"], "lora_r": 4}),
+                           tmp_path)
+    cfg = model.peft_config["default"]
+    assert cfg.use_dora and cfg.use_rslora and set(cfg.target_modules) == {"q_proj", "v_proj"}
+    assert any("lora_magnitude_vector" in n for n, _ in model.named_parameters())
+    trainer.train()
+
+
+def test_run_writes_the_run_directory(alpaca_file, tmp_path):
+    events = []
+    result = train.run(StudioConfig.from_dict(tiny_config(alpaca_file)), tmp_path / "r", events.append)
+    assert result.state == "completed" and result.step == 3
+    status = json.loads((tmp_path / "r" / "status.json").read_text())
+    assert status["state"] == "completed" and status["error"] is None and status["step"] == 3
+    lines = runs.read_metrics(tmp_path / "r")
+    train_lines = [m for m in lines if "loss" in m]
+    assert [m["step"] for m in train_lines] == [1, 2, 3]
+    for key in ("epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s", "memory_mb", "elapsed_s", "eta_s"):
+        assert key in train_lines[-1], key
+    assert train_lines[-1]["tokens_per_s"] > 0 and train_lines[-1]["memory_mb"] > 0
+    assert any("eval_loss" in m for m in lines)
+    assert (tmp_path / "r" / "adapter" / "adapter_model.safetensors").is_file()
+    assert StudioConfig.load(tmp_path / "r" / "config.yaml") == StudioConfig.from_dict(tiny_config(alpaca_file))
+    assert [e["state"] for e in events if e["kind"] == "state"] == ["running", "completed"]
+
+
+@pytest.mark.slow
+def test_loss_falls_on_a_memorizable_set(tmp_path):
+    cfg = tiny_config(SAMPLES / "instructions.json", data={"limit": 32, "val_size": 0},
+                      method={"kind": "full"},
+                      train={"max_steps": 40, "batch_size": 8, "learning_rate": 3e-3, "logging_steps": 5})
+    result = train.run(StudioConfig.from_dict(cfg), tmp_path / "r")
+    losses = [m["loss"] for m in runs.read_metrics(tmp_path / "r") if "loss" in m]
+    assert result.state == "completed"
+    assert losses[-1] < 0.4 * losses[0], losses
+
+
+def test_stop_takes_effect_within_one_step_and_leaves_a_checkpoint(alpaca_file, tmp_path):
+    steps = []
+
+    def on_event(e):
+        if e["kind"] == "metrics" and "loss" in e:
+            steps.append(e["step"])
+
+    result = train.run(StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 50})), tmp_path / "r",
+                       on_event, should_stop=lambda: len(steps) >= 2)
+    # Asked after step 2 was logged; step 3 was under way and is the last one.
+    assert result.state == "stopped" and result.step == 3
+    assert runs.last_complete_checkpoint(tmp_path / "r").name == "checkpoint-3"
+    assert runs.read_status(tmp_path / "r")["state"] == "stopped"
+
+
+def test_nan_loss_ends_as_diverged(alpaca_file, tmp_path, monkeypatch):
+    real = StudioTrainer.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        loss = real(self, *args, **kwargs)
+        calls["n"] += 1
+        return loss * float("nan") if calls["n"] >= 2 else loss
+
+    monkeypatch.setattr(StudioTrainer, "compute_loss", poisoned)
+    result = train.run(StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 20})), tmp_path / "r")
+    assert result.state == "diverged" and result.step == 2
+    assert "NaN" in result.error
+    last = runs.read_metrics(tmp_path / "r")[-1]
+    assert last["diverged"] is True and last["loss"] is None
+
+
+def test_resume_continues_from_the_last_complete_checkpoint(alpaca_file, tmp_path):
+    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 6, "save_steps": 2,
+                                                                  "save_total_limit": 0}))
+    run_dir = tmp_path / "r"
+    seen = []
+    first = train.run(cfg, run_dir, lambda e: seen.append(e.get("step")) if e["kind"] == "metrics" else None,
+                      should_stop=lambda: 3 in seen)
+    assert first.state == "stopped" and first.step == 4
+    # A checkpoint killed mid-write: newer, but without its COMPLETE marker and with a broken file.
+    broken = run_dir / "checkpoints" / "checkpoint-5"
+    shutil.copytree(run_dir / "checkpoints" / "checkpoint-4", broken)
+    (broken / runs.COMPLETE).unlink()
+    (broken / "trainer_state.json").write_text("{truncated")
+    assert runs.last_complete_checkpoint(run_dir).name == "checkpoint-4"
+    second = train.run(cfg, run_dir, resume=True)
+    assert second.state == "completed" and second.step == 6
+    steps = [m["step"] for m in runs.read_metrics(run_dir) if "loss" in m]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_out_of_memory_fails_with_a_hint_and_the_next_run_works(alpaca_file, tmp_path, monkeypatch):
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with monkeypatch.context() as m:
+        m.setattr(StudioTrainer, "training_step", oom)
+        result = train.run(StudioConfig.from_dict(tiny_config(alpaca_file)), tmp_path / "a")
+    assert result.state == "failed" and "out of memory" in result.error and "batch_size 2" in result.error
+    assert runs.read_status(tmp_path / "a")["state"] == "failed"
+    assert train.run(StudioConfig.from_dict(tiny_config(alpaca_file)), tmp_path / "b").state == "completed"
+
+
+def test_bad_data_fails_before_any_model_loads(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{nope\n")
+    from studio.engine import models
+
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    result = train.run(StudioConfig.from_dict(tiny_config(bad)), tmp_path / "r")
+    assert result.state == "failed" and "bad.jsonl: line 1" in result.error
