@@ -132,7 +132,7 @@ class TrainConfig:
     eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).")
     save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = at the end only).")
     save_total_limit: int = _f(2, "Keep at most N checkpoints (0 = all).")
-    threads: int = _f(0, "CPU threads for torch; 0 = the measured default (see docs/benchmarks.md).")
+    threads: int = _f(0, "CPU threads for torch; 0 = one per usable core (measured: docs/benchmarks.md).")
 
     def __post_init__(self) -> None:
         lr = self.learning_rate

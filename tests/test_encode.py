@@ -57,7 +57,7 @@ def test_truncation_counts_and_drops_examples_without_targets(tok):
 
 
 def test_no_pad_token_pads_with_eos_and_still_trains_eos(tiny_path, tmp_path):
-    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    from studio.engine.callbacks import collator
 
     base = AutoTokenizer.from_pretrained(tiny_path)
     base.pad_token = None
@@ -69,7 +69,7 @@ def test_no_pad_token_pads_with_eos_and_still_trains_eos(tiny_path, tmp_path):
     tok = load_tokenizer(resolved, cfg)
     assert tok.pad_token_id == tok.eos_token_id and any("pad" in n for n in resolved.notices)
     rows = encode([{"text": "a b c d e f"}, {"text": "a"}], tok, "causal_lm", 64).rows
-    batch = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)(rows)
+    batch = collator(tok)(rows)
     short = batch["labels"][1]
     eos_at = len(rows[1]["input_ids"]) - 1
     assert short[eos_at] == tok.eos_token_id  # the real EOS is a target

@@ -1,6 +1,11 @@
-"""The trainer glue: TRL's SFTTrainer with a per-step divergence check, and the callback that
-turns the trainer's logs into the studio's metric records, honours Stop, and marks complete
-checkpoints.
+"""The trainer glue: a Hugging Face Trainer with a per-step divergence check and token count,
+and the callback that turns its logs into the studio's metric records, honours Stop, and marks
+complete checkpoints.
+
+Why not TRL's SFTTrainer: the studio tokenizes and masks itself (encode.py handles templates
+without generation markers, which TRL refuses), so SFTTrainer had nothing left to do but its
+per-step entropy/accuracy metrics; with them and its import, the same LoRA job took 1.10x the
+wall time of a plain Trainer + PEFT script (bench/train_overhead.py). TRL stays for DPO.
 
 Records (one a line in metrics.jsonl, and sent to ``on_event``): ``step, epoch, loss,
 learning_rate, grad_norm, tokens_per_s`` (non-padding tokens), ``memory_mb`` (CUDA peak, else
@@ -15,17 +20,18 @@ from pathlib import Path
 
 import psutil
 import torch
-from transformers import PrinterCallback, TrainerCallback
-from trl import SFTConfig, SFTTrainer
+from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..config import StudioConfig
 from . import runs
 
+STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while training
 
-def sft_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -> SFTConfig:
+
+def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -> TrainingArguments:
     t = cfg.train
     evaluate = has_val and t.eval_steps > 0
-    return SFTConfig(
+    return TrainingArguments(
         output_dir=str(run / "checkpoints"), per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.learning_rate, num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
@@ -36,25 +42,39 @@ def sft_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -> SFT
         eval_strategy="steps" if evaluate else "no", eval_steps=t.eval_steps if evaluate else None,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
         save_total_limit=t.save_total_limit or None, report_to="none", disable_tqdm=True,
-        dataloader_num_workers=0, max_length=None, packing=False, dataset_num_proc=None,
-        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
     )
 
 
-class StudioTrainer(SFTTrainer):
-    """SFTTrainer that remembers whether any micro-batch loss of the current step was not finite."""
+def collator(tokenizer) -> DataCollatorForSeq2Seq:
+    """Right-pads input_ids with the pad token and labels with -100, so a pad that equals EOS is
+    never trained while the real EOS (already in the labels) is."""
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+
+
+class StudioTrainer(Trainer):
+    """A Trainer that counts non-padding tokens and remembers whether any micro-batch loss of the
+    current step was not finite; both stay on the device until read (no sync per micro-batch)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.remove_callback(PrinterCallback)  # the studio reports progress itself
         self._nonfinite = None
+        self._tokens = None
         self.studio_callback = next(c for c in self.callback_handler.callbacks if isinstance(c, StudioCallback))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        tokens = inputs["attention_mask"].sum().detach()
         loss = super().training_step(model, inputs, num_items_in_batch)
-        bad = ~torch.isfinite(loss.detach())  # no device sync here; read once per optimizer step
+        bad = ~torch.isfinite(loss.detach())
         self._nonfinite = bad if self._nonfinite is None else (self._nonfinite | bad)
+        self._tokens = tokens if self._tokens is None else self._tokens + tokens
         return loss
+
+    def take_tokens(self) -> int:
+        """Non-padding tokens trained since the last call."""
+        n, self._tokens = self._tokens, None
+        return int(n) if n is not None else 0
 
     def step_diverged(self) -> bool:
         bad, self._nonfinite = self._nonfinite, None
@@ -66,9 +86,8 @@ class StudioCallback(TrainerCallback):
         self.run, self.on_event, self.should_stop = run, on_event, should_stop
         self.trainer: StudioTrainer | None = None
         self.stopped = self.diverged = False
-        self._t0 = self._last_t = time.time()
+        self._t0 = self._last_t = self._last_status = time.time()
         self._first_step = 0
-        self._last_tokens = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._t0 = self._last_t = time.time()
@@ -95,12 +114,11 @@ class StudioCallback(TrainerCallback):
         if "eval_loss" in logs:
             record["eval_loss"] = logs["eval_loss"]
         else:
-            tokens = float(logs.get("num_tokens", 0.0))
+            tokens = self.trainer.take_tokens() if self.trainer is not None else 0
             dt = max(now - self._last_t, 1e-9)
             record.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
-                          grad_norm=logs.get("grad_norm"),
-                          tokens_per_s=round(max(tokens - self._last_tokens, 0.0) / dt, 1))
-            self._last_tokens, self._last_t = tokens, now
+                          grad_norm=logs.get("grad_norm"), tokens_per_s=round(tokens / dt, 1))
+            self._last_t = now
         done = state.global_step - self._first_step
         record.update(memory_mb=round(memory_mb(), 1), elapsed_s=round(now - self._t0, 3),
                       eta_s=round((now - self._t0) / done * (state.max_steps - state.global_step), 1) if done else None,
@@ -117,7 +135,9 @@ class StudioCallback(TrainerCallback):
         # JSON has no NaN: a non-finite value is written as null (the divergence check flags it).
         record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
         runs.append_metrics(self.run, record)
-        runs.write_status(self.run, "running", step=record["step"])
+        if time.time() - self._last_status >= STATUS_EVERY_S:
+            runs.write_status(self.run, "running", step=record["step"])
+            self._last_status = time.time()
         self.on_event({"kind": "metrics", **record})
 
 

@@ -1,7 +1,7 @@
 """One training run: ``run(config, on_event, should_stop) -> RunResult``.
 
 Contract: the CLI, the job thread and the tests all call ``run``. It checks the data before any
-model loads, trains with TRL's ``SFTTrainer`` on examples we tokenize and mask ourselves
+model loads, trains with a Hugging Face ``Trainer`` on examples we tokenize and mask ourselves
 (``encode.py``), writes the run directory as it goes (``runs.py``), calls ``on_event`` with each
 logged record and stops within one optimizer step once ``should_stop()`` is true. It never
 raises for a training failure: the result (and ``status.json``) says completed, stopped,
@@ -26,9 +26,10 @@ from .encode import encode, length_stats
 from .errors import JobError, StudioError
 from .models import apply_method, load_model, load_tokenizer, parameter_counts, resolve_model, resolve_precision
 
-# Measured on the 2-core development VM (docs/benchmarks.md): one torch thread trained
-# studio-tiny faster than two. GPU runs are not affected by this setting.
-DEFAULT_THREADS = 1
+# Measured on the 2-core development VM (bench/methods.py, docs/benchmarks.md): two threads
+# trained studio-tiny 1.3-1.7x faster than one, so the default is one thread per usable core.
+# Set train.threads (or STUDIO_THREADS) where another process shares the cores.
+DEFAULT_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 Event = dict
 OnEvent = Callable[[Event], None]
@@ -172,7 +173,7 @@ def failure_message(e: BaseException, config: StudioConfig) -> str:
 def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Callable[[], bool]):
     from datasets import Dataset
 
-    from .callbacks import StudioCallback, StudioTrainer, sft_args
+    from .callbacks import StudioCallback, StudioTrainer, collator, training_args
 
     cfg = p.config
     threads = set_threads(cfg.train.threads)
@@ -186,10 +187,10 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     trainable, total = parameter_counts(model)
     on_event({"kind": "info", "trainable_params": trainable, "total_params": total, "precision": precision,
               "threads": threads, **p.stats})
-    args = sft_args(cfg, run, precision, has_val=bool(p.val_rows))
+    args = training_args(cfg, run, precision, has_val=bool(p.val_rows))
     callback = StudioCallback(run, on_event, should_stop)
     trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
-                            train_dataset=Dataset.from_list(p.train_rows),
+                            data_collator=collator(p.tokenizer), train_dataset=Dataset.from_list(p.train_rows),
                             eval_dataset=Dataset.from_list(p.val_rows) if p.val_rows else None,
                             callbacks=[callback])
     callback.trainer = trainer
