@@ -20,9 +20,14 @@ def build(cfg_dict, tmp_path):
     return trainer, model
 
 
-@pytest.mark.parametrize("kind", ["full", "lora", "qlora"])
-def test_each_method_trains_what_it_should(kind, alpaca_file, tmp_path):
-    trainer, model = build(tiny_config(alpaca_file, method={"kind": kind}), tmp_path)
+@pytest.mark.parametrize("kind, extra", [("full", {}), ("lora", {}), ("qlora", {}), ("qlora", {"quant_bits": 8}),
+                                         ("lora", {"gradient_checkpointing": True}),
+                                         ("full", {"gradient_checkpointing": True})],
+                         ids=["full", "lora", "qlora-nf4", "qlora-8bit", "lora-ckpt", "full-ckpt"])
+def test_each_method_trains_what_it_should(kind, extra, alpaca_file, tmp_path):
+    method = {"kind": kind, **{k: v for k, v in extra.items() if k != "gradient_checkpointing"}}
+    train_over = {k: v for k, v in extra.items() if k == "gradient_checkpointing"}
+    trainer, model = build(tiny_config(alpaca_file, method=method, train=train_over), tmp_path)
     before = {n: p.detach().clone().float() for n, p in model.named_parameters()}
     trainer.train()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -40,7 +45,8 @@ def test_each_method_trains_what_it_should(kind, alpaca_file, tmp_path):
     if kind == "qlora":
         import bitsandbytes as bnb
 
-        assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+        layer = bnb.nn.Linear8bitLt if extra.get("quant_bits") == 8 else bnb.nn.Linear4bit
+        assert any(isinstance(m, layer) for m in model.modules())
 
 
 def test_lora_options_rslora_dora_and_targets(alpaca_file, tmp_path):
