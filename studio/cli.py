@@ -16,7 +16,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from .config import ConfigError, StudioConfig
+from .config import FORMATS, ConfigError, StudioConfig
 
 
 def quiet_libraries() -> None:
@@ -50,6 +50,9 @@ def _load_config(path: str, sets: list[str] | None) -> StudioConfig:
 def cmd_check_data(a: argparse.Namespace) -> int:
     from .engine.check import check_data
 
+    bad = [c for c in a.column or [] if "=" not in c]
+    if bad:
+        raise ConfigError(f"--column expects NAME=COLUMN, got {bad[0]!r}")
     columns = dict(c.split("=", 1) for c in a.column or [])
     report = check_data(a.file, fmt=a.format, columns=columns, model=a.model, max_length=a.max_length)
     if a.json:
@@ -180,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_ui)
     s = sub.add_parser("check-data", help="detect a dataset's format and report problems by row")
     s.add_argument("file")
-    s.add_argument("--format", default="auto", help="auto, text, alpaca, sharegpt, messages, ...")
+    s.add_argument("--format", default="auto", choices=FORMATS)
     s.add_argument("--column", action="append", metavar="NAME=COLUMN", help="map a studio name to a column")
     s.add_argument("--model", default="studio-tiny", help="tokenizer to count tokens with")
     s.add_argument("--max-length", type=int, default=512)

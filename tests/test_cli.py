@@ -50,3 +50,25 @@ def test_bad_config_is_one_line(tmp_path):
     assert out.returncode == 2 and "unknown key 'train.lr'" in out.stderr and out.stderr.count("\n") == 1
     out = studio("resume", tmp_path)
     assert out.returncode == 2 and "not a run directory" in out.stderr
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path):
+    import os
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "studio", "train", ROOT / "assets/configs/quickstart.yaml",
+                             "--set", "train.max_steps=5000", "--set", "train.logging_steps=1",
+                             "--output-dir", run_dir], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=os.environ.copy())
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped at step" in out and "Traceback" not in err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "stopped" and status["step"] < 5000
+    assert (run_dir / "checkpoints" / f"checkpoint-{status['step']}" / "COMPLETE").is_file()

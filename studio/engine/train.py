@@ -208,6 +208,7 @@ def _save_artifacts(trainer, p: Prepared, run: Path) -> None:
     out = run / ("model" if p.config.method.kind == "full" else "adapter")
     trainer.save_model(str(out))
     p.tokenizer.save_pretrained(str(out))
+    (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml beside it says the same
 
 
 def _last_loss(run: Path) -> float | None:
