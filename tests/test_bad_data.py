@@ -113,3 +113,9 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path):
     assert out.returncode != 0
     assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
     assert "bad.jsonl: line 2" in out.stderr
+
+
+def test_preference_without_a_prompt_is_a_problem_not_an_empty_row(tmp_path):
+    p = write_jsonl(tmp_path / "d.jsonl", [{"chosen": "good", "rejected": "bad"}])
+    msg = error_of(p)
+    assert "line 1" in msg and "'prompt'" in msg

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ModelConfig
-from .data import CHAT_FORMATS, load_examples
+from .data import default_objective, load_examples
 from .encode import encode, length_stats
 from .models import load_tokenizer, resolve_model
 
@@ -20,7 +20,7 @@ def check_data(path: str | Path, fmt: str = "auto", columns: dict | None = None,
     loaded = load_examples(path, fmt, columns or {})
     r = loaded.report
     if objective == "auto":
-        objective = "instruction" if loaded.format in CHAT_FORMATS else "causal_lm"
+        objective = default_objective(loaded.format)
     mcfg = ModelConfig(name=model)
     resolved = resolve_model(mcfg)
     tokenizer = load_tokenizer(resolved, mcfg)

@@ -27,6 +27,11 @@ SIGNATURES = {
     "text": ("text",),
 }
 CHAT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "preference")
+
+
+def default_objective(fmt: str) -> str:
+    """Chat formats train on responses; plain text on every token."""
+    return "instruction" if fmt in CHAT_FORMATS else "causal_lm"
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
          "bot": "assistant", "system": "system", "function_call": "assistant", "observation": "tool",
          "function": "tool", "tool": "tool"}
@@ -90,8 +95,8 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
             raise DataError(f"{p.name}: cannot tell the format from columns {found}; expected text, "
                             "instruction+output (alpaca), conversations (sharegpt), messages, prompt+completion "
                             "or prompt+chosen+rejected (preference): set data.format and data.columns")
-    else:
-        needed = SIGNATURES[fmt] if fmt != "text" or "text" in keys or len(keys) != 1 else ()
+    elif not (fmt == "text" and len(keys) == 1):  # a single column is text, whatever its name
+        needed = SIGNATURES[fmt]
         missing = [c for c in needed if c not in keys]
         if missing:
             raise DataError(f"{p.name}: format {fmt} needs column(s) {', '.join(needed)}; missing "
@@ -257,8 +262,10 @@ def _from_prompt_completion(row: dict, system: str) -> dict | None:
 def _from_preference(row: dict, system: str) -> dict | None:
     if "conversations" in row:
         prompt = _turns(row.get("conversations"), "conversations")
-    else:
+    elif "prompt" in row:
         prompt = _side(row.get("prompt"), "prompt", "user")
+    else:
+        raise RowProblem("prompt", "preference records need a prompt (or conversations) column")
     chosen = _side(row.get("chosen"), "chosen", "assistant")
     rejected = _side(row.get("rejected"), "rejected", "assistant")
     if prompt is None or chosen is None or rejected is None:

@@ -68,8 +68,8 @@ def _targets(model, method) -> list:
     if t == "auto" and model.config.model_type in known:
         t = known[model.config.model_type]
     if t in ("auto", "all-linear"):
-        out_name = getattr(model.get_output_embeddings(), "weight", None)
-        return [m for n, m in linears if m.weight is not out_name and not n.endswith("lm_head")]
+        head = getattr(model.get_output_embeddings(), "weight", None)
+        return [m for n, m in linears if m.weight is not head and not n.endswith("lm_head")]
     names = [t] if isinstance(t, str) else list(t)
     return [m for n, m in linears if n.split(".")[-1] in names]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..config import ConfigError, StudioConfig
 from . import runs
-from .data import CHAT_FORMATS, load_examples
+from .data import CHAT_FORMATS, default_objective, load_examples
 from .encode import encode, length_stats
 from .errors import JobError, StudioError
 from .models import apply_method, load_model, load_tokenizer, parameter_counts, resolve_model, resolve_precision
@@ -60,7 +60,7 @@ class Prepared:
 def resolve_objective(config: StudioConfig, fmt: str) -> str:
     objective = config.method.objective
     if objective == "auto":
-        return "instruction" if fmt in CHAT_FORMATS else "causal_lm"
+        return default_objective(fmt)
     if objective == "instruction" and fmt not in CHAT_FORMATS:
         raise ConfigError(f"method.objective instruction needs prompt/response records; {config.data.path} "
                           f"is {fmt} (use causal_lm)")
