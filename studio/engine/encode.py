@@ -69,6 +69,20 @@ def encode_example(example: dict, tokenizer, objective: str) -> tuple[list[int],
     return ids, labels
 
 
+def segments(example: dict, tokenizer, objective: str, max_length: int) -> list[tuple[str, bool]]:
+    """The example as the model sees it: (text, trained) runs of tokens, cut at max_length."""
+    ids, labels = encode_example(example, tokenizer, objective)
+    ids, labels = ids[:max_length], labels[:max_length]
+    runs: list[tuple[list[int], bool]] = []
+    for tok, lab in zip(ids, labels):
+        trained = lab != IGNORE
+        if runs and runs[-1][1] == trained:
+            runs[-1][0].append(tok)
+        else:
+            runs.append(([tok], trained))
+    return [(tokenizer.decode(toks), trained) for toks, trained in runs]
+
+
 def encode(examples: list[dict], tokenizer, objective: str, max_length: int) -> Encoded:
     out = Encoded(rows=[])
     for ex in examples:

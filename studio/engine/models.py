@@ -29,6 +29,22 @@ class ResolvedModel:
     notices: list[str] = field(default_factory=list)
 
 
+# Small instruction models worth trying first; any hub id works too.
+CURATED = ["HuggingFaceTB/SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-360M-Instruct",
+           "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen3-0.6B", "google/gemma-3-270m-it",
+           "meta-llama/Llama-3.2-1B-Instruct"]
+
+
+def cached_models() -> list[str]:
+    """Model repos already in the local Hugging Face cache (usable offline)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        return sorted(r.repo_id for r in scan_cache_dir().repos if r.repo_type == "model")
+    except Exception:  # noqa: BLE001 - no cache folder, or one we cannot read: nothing cached
+        return []
+
+
 def studio_home() -> Path:
     home = Path(os.environ.get("STUDIO_HOME") or Path.home() / ".studio").expanduser()
     home.mkdir(parents=True, exist_ok=True)

@@ -112,6 +112,28 @@ def last_complete_checkpoint(run: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def flat_config(run: Path) -> dict:
+    """``section.key -> value`` of a run's config, for diffs."""
+    try:
+        raw = StudioConfig.load(Path(run) / "config.yaml").to_dict()
+    except (ValueError, OSError):
+        return {}
+    out = {}
+    for section, values in raw.items():
+        if isinstance(values, dict):
+            out.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            out[section] = values
+    return out
+
+
+def config_diff(run_dirs: list[Path]) -> list[tuple[str, list]]:
+    """The keys whose values differ between runs, with each run's value."""
+    flats = [flat_config(r) for r in run_dirs]
+    keys = sorted(set().union(*flats)) if flats else []
+    return [(k, [f.get(k) for f in flats]) for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+
+
 @dataclass
 class RunInfo:
     path: Path

@@ -1,0 +1,195 @@
+"""build_app(): the tabs in order, then the wiring that crosses tabs.
+
+Handlers are thin: they turn widget values into a config (``forms.py``), call the engine, and
+turn its answers into widget updates. Errors reach the page as one readable message
+(``gr.Warning`` / ``gr.Error`` with the engine's own sentence), never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from ..config import ConfigError, StudioConfig
+from ..engine import runs
+from ..engine.errors import StudioError
+from ..engine.jobs import Job
+from .forms import Form, apply_preset
+from .state import Sessions
+from .tabs import data as data_tab
+from .tabs import model as model_tab
+from .tabs import placeholder
+from .tabs import train as train_tab
+
+TABS = ("Data", "Model", "Train", "Compare", "Rate", "Export")
+
+
+
+def build_app() -> gr.Blocks:
+    sessions = Sessions()
+    form = Form()
+    with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
+        gr.Markdown("# Fine-tuning studio\n**Data → Model → Train**: pick a dataset, pick a base model and a "
+                    "method, press Start and watch the loss. Compare, Rate and Export follow.")
+        key = gr.State(None)
+        stored_key = gr.BrowserState(None, storage_key="studio-session")
+        with gr.Tabs():
+            with gr.Tab("Data"):
+                d = data_tab.build(form)
+            with gr.Tab("Model"):
+                m = model_tab.build(form)
+            with gr.Tab("Train"):
+                t = train_tab.build()
+            for name in TABS[3:]:
+                with gr.Tab(name):
+                    placeholder.build(name)
+        _wire_session(demo, key, stored_key, sessions)
+        _wire_data(form, d, sessions, key)
+        _wire_model(form, m)
+        _wire_train(demo, form, t, sessions, key)
+
+    return demo
+
+
+def _wire_session(demo, key, stored_key, sessions: Sessions) -> None:
+    def init(stored):
+        """A reloaded page keeps its key, so the timer finds the running job and redraws it."""
+        k = stored or Sessions.new_key()
+        sessions.get(k).drawn = -1
+        return k, k
+
+    demo.load(init, [stored_key], [key, stored_key], api_visibility="private")
+
+
+def _wire_data(form: Form, d: data_tab.DataTab, sessions: Sessions, key) -> None:
+    w = form.widgets
+    check_inputs = [w["data.path"], w["data.format"], w["data.columns"], w["data.max_length"], w["model.name"],
+                    w["method.objective"]]
+    outputs = [d.report, d.preview, d.histogram]
+
+    def uploaded(k, path, request: gr.Request):
+        if not path:
+            return gr.skip()
+        return str(sessions.get(k, request).keep_upload(path))
+
+    def sampled(name):
+        return str(data_tab.SAMPLES / name) if name else gr.skip()
+
+    d.upload.upload(uploaded, [key, d.upload], [w["data.path"]], api_name="upload")
+    d.sample.change(sampled, [d.sample], [w["data.path"]], api_name="use_sample")
+    gr.on([w["data.path"].change, w["data.format"].input, w["data.columns"].submit, w["data.max_length"].release,
+           w["model.name"].change, w["method.objective"].input],
+          data_tab.check, check_inputs, outputs, api_name="check_data", trigger_mode="always_last")
+
+
+def _wire_model(form: Form, m: model_tab.ModelTab) -> None:
+    outputs = [m.estimate, m.yaml, m.cli]
+
+    def describe(values: dict):
+        try:
+            return model_tab.describe(form.to_config(values))
+        except (ConfigError, ValueError) as e:
+            return f"**Setting to fix:** {e}", gr.skip(), gr.skip()
+
+    triggers = [c.change for c in form.components if c is not form.widgets["data.path"]]
+    gr.on(triggers, describe, form.inputs, outputs, api_name="estimate", trigger_mode="always_last",
+          show_progress="hidden")
+
+    def preset(name, values: dict):
+        if not name:
+            raise gr.Error("Pick a preset first.")
+        return form.values_of(apply_preset(form.to_config(values), name))
+
+    m.apply_preset.click(lambda values: preset(values[m.preset], values), form.inputs | {m.preset}, form.components,
+                         api_name="apply_preset")
+
+    def save(values: dict):
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / "studio-config.yaml"
+        form.to_config(values).save(path)
+        return str(path)
+
+    m.save.click(_guard(save), form.inputs, m.save, api_name="save_config")
+
+    def load(path):
+        if not path:
+            return gr.skip()
+        return form.values_of(StudioConfig.load(path))
+
+    m.load.upload(_guard(load), m.load, form.components, api_name="load_config")
+
+
+def _guard(fn):
+    """Run a handler; the studio's own errors become one readable message in the page."""
+    @functools.wraps(fn)  # keeps the signature, which Gradio reads to pass gr.Request
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (StudioError, ConfigError, ValueError) as e:
+            raise gr.Error(str(e), print_exception=False) from None
+    return wrapped
+
+
+def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key) -> None:
+    status_outputs = [t.status, t.progress, t.loss, t.system, t.log]
+
+    def start(values: dict, request: gr.Request):
+        s = sessions.get(values[key], request)
+        if s.job is not None and not s.job.done:
+            raise gr.Error("Your run is still going: stop it first.", print_exception=False)
+        cfg = form.to_config(values)
+        if not cfg.data.path:
+            raise gr.Error("Choose a dataset in the Data tab first.", print_exception=False)
+        cfg.run_name = (values[t.run_name] or "").strip()
+        s.job, s.drawn, s.announced = Job(cfg).start(), -1, ""
+        return train_tab.status_text(s.job.snapshot())
+
+    t.start.click(_guard(start), form.inputs | {key, t.run_name}, t.status, api_name="start")
+
+    def stop(k, request: gr.Request):
+        s = sessions.get(k, request)
+        if s.job is None or s.job.done:
+            return gr.skip()
+        s.job.stop()
+        return "Stopping after the current step…"
+
+    t.stop.click(stop, [key], t.status, api_name="stop")
+
+    def resume(k, picked, request: gr.Request):
+        s = sessions.get(k, request)
+        if s.job is not None and not s.job.done:
+            raise gr.Error("Your run is still going.", print_exception=False)
+        run_dir = runs.runs_root() / picked[0] if picked else (Path(s.job.snapshot()["run_dir"]) if s.job else None)
+        if run_dir is None or runs.last_complete_checkpoint(run_dir) is None:
+            raise gr.Error("Nothing to resume: stop a run first, or pick one with a checkpoint in Run history.",
+                           print_exception=False)
+        job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True)
+        s.job, s.drawn, s.announced = job.start(), -1, ""
+        return train_tab.status_text(s.job.snapshot())
+
+    t.resume.click(_guard(resume), [key, t.pick], t.status, api_name="resume")
+
+    def poll(k, request: gr.Request):
+        s = sessions.get(k, request)
+        if s.job is None:
+            return (gr.skip(),) * len(status_outputs)
+        snap = s.job.snapshot()
+        if s.job.done and s.announced != snap["state"]:
+            s.announced = snap["state"]
+            (gr.Warning if snap["state"] in ("failed", "diverged") else gr.Info)(train_tab.status_text(snap))
+        n = len(snap["metrics"])
+        figures = train_tab.charts(snap["metrics"]) if n != s.drawn else (gr.skip(), gr.skip())
+        s.drawn = n
+        return (train_tab.status_text(snap), train_tab.progress_html(snap), *figures, train_tab.log_text(snap))
+
+    t.timer.tick(poll, [key], status_outputs, api_name="status", show_progress="hidden", concurrency_limit=None)
+
+    def history():
+        rows, names = train_tab.history_rows()
+        return rows, gr.update(choices=names)
+
+    t.refresh.click(history, None, [t.history, t.pick], api_name="runs")
+    demo.load(history, None, [t.history, t.pick], api_visibility="private")
+    t.pick.change(train_tab.compare, t.pick, [t.overlay, t.diff], api_name="compare_runs")

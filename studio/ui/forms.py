@@ -1,0 +1,136 @@
+"""UI values <-> config, matched by config field name, in one place.
+
+Every form widget is made here from its dataclass field: the default, the help line as ``info``,
+choices and ranges. ``Form`` keeps ``"section.name" -> component``; handlers take the widgets as a
+set and get ``{component: value}``, which ``to_config`` turns into a ``StudioConfig`` (so no handler
+takes thirty positional values). ``values_of(config)`` goes the other way for presets and YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from ..config import SECTIONS, StudioConfig
+
+# Sensible slider ranges; other numbers get a Number box with a lower bound.
+RANGES = {"data.val_size": (0.0, 0.5, 0.01), "data.max_length": (32, 8192, 32), "method.lora_r": (1, 256, 1),
+          "method.lora_dropout": (0.0, 0.5, 0.01), "train.warmup_ratio": (0.0, 0.5, 0.01),
+          "train.batch_size": (1, 128, 1), "train.grad_accum": (1, 128, 1)}
+MINIMA = {"train.learning_rate": 1e-8, "train.epochs": 0, "train.max_steps": 0, "method.lora_alpha": 1,
+          "train.weight_decay": 0, "train.max_grad_norm": 0, "train.logging_steps": 1, "train.eval_steps": 0,
+          "train.save_steps": 0, "train.save_total_limit": 0, "train.threads": 0, "data.limit": 0, "train.seed": 0}
+LABELS = {"method.kind": "Method", "method.objective": "Objective", "model.name": "Base model"}
+
+
+def _field(key: str) -> dataclasses.Field:
+    section, name = key.split(".")
+    return next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
+
+
+def to_widget(key: str, value):
+    """Config value -> what the widget shows (dicts and lists become text)."""
+    if key == "data.columns":
+        return ", ".join(f"{k}={v}" for k, v in (value or {}).items())
+    if key == "method.target_modules" and isinstance(value, list):
+        return ", ".join(value)
+    return value
+
+
+def from_widget(key: str, value):
+    """Widget value -> config value; the config's own checks judge it afterwards."""
+    if key == "data.columns":
+        pairs = [p.strip() for p in (value or "").split(",") if p.strip()]
+        bad = [p for p in pairs if "=" not in p]
+        if bad:
+            raise ValueError(f"data.columns: write studio_name=file_column pairs, got {bad[0]!r}")
+        return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
+    if key == "method.target_modules":
+        text = (value or "").strip()
+        return text if text in ("auto", "all-linear") else [t.strip() for t in text.split(",") if t.strip()]
+    if key == "method.quant_bits":
+        return int(value)
+    kind = _field(key).type
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def make(key: str, **overrides) -> gr.components.Component:
+    """The widget for ``section.name``, with its default, help line, choices and range."""
+    f = _field(key)
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    kw = {"label": LABELS.get(key, f.name.replace("_", " ")), "info": f.metadata["help"],
+          "value": to_widget(key, default), "elem_id": key.replace(".", "-")}
+    kw.update(overrides)
+    choices = f.metadata.get("choices")
+    if choices:
+        return gr.Dropdown(choices=list(choices), **kw)
+    if f.type == "bool":
+        return gr.Checkbox(**kw)
+    if key in RANGES:
+        lo, hi, step = RANGES[key]
+        return gr.Slider(minimum=lo, maximum=hi, step=step, **kw)
+    if f.type in ("int", "float"):
+        return gr.Number(minimum=MINIMA.get(key), precision=0 if f.type == "int" else None, **kw)
+    return gr.Textbox(**kw)
+
+
+@dataclass
+class Form:
+    """All config widgets of the app, by ``section.name``."""
+    widgets: dict[str, gr.components.Component] = field(default_factory=dict)
+
+    def add(self, key: str, **overrides) -> gr.components.Component:
+        self.widgets[key] = make(key, **overrides)
+        return self.widgets[key]
+
+    def add_all(self, section: str, names: list[str]) -> list[gr.components.Component]:
+        return [self.add(f"{section}.{n}") for n in names]
+
+    @property
+    def inputs(self) -> set:
+        return set(self.widgets.values())
+
+    @property
+    def components(self) -> list:
+        return list(self.widgets.values())
+
+    def to_config(self, values: dict) -> StudioConfig:
+        """``{component: value}`` (a handler's set input) -> a validated config."""
+        raw = StudioConfig().to_dict()
+        for key, comp in self.widgets.items():
+            if comp in values:
+                section, name = key.split(".")
+                raw[section][name] = from_widget(key, values[comp])
+        return StudioConfig.from_dict(raw)
+
+    def values_of(self, config: StudioConfig) -> dict:
+        """``{component: value}`` to fill every widget from ``config``."""
+        raw = config.to_dict()
+        return {comp: to_widget(key, raw[key.split(".")[0]][key.split(".")[1]]) for key, comp in self.widgets.items()}
+
+
+PRESETS = {
+    "quick test": {"method": {"kind": "lora", "lora_r": 8, "lora_alpha": 16, "target_modules": "all-linear"},
+                   "train": {"max_steps": 30, "epochs": 1.0, "batch_size": 4, "grad_accum": 1,
+                             "learning_rate": 1e-3, "logging_steps": 1, "eval_steps": 10,
+                             "gradient_checkpointing": False}},
+    "LoRA": {"method": {"kind": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05,
+                        "target_modules": "all-linear"},
+             "train": {"max_steps": 0, "epochs": 3.0, "batch_size": 8, "grad_accum": 1, "learning_rate": 2e-4,
+                       "scheduler": "cosine", "warmup_ratio": 0.05, "gradient_checkpointing": False}},
+    "QLoRA low memory": {"method": {"kind": "qlora", "quant_bits": 4, "quant_type": "nf4", "double_quant": True,
+                                    "lora_r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
+                         "train": {"max_steps": 0, "epochs": 2.0, "batch_size": 1, "grad_accum": 8,
+                                   "learning_rate": 2e-4, "gradient_checkpointing": True}},
+}
+
+
+def apply_preset(config: StudioConfig, name: str) -> StudioConfig:
+    raw = config.to_dict()
+    for section, values in PRESETS[name].items():
+        raw[section].update(values)
+    return StudioConfig.from_dict(raw)
