@@ -22,13 +22,14 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True)
     quiet_libraries()
     auth = os.environ.get("STUDIO_AUTH")
     demo = build_app().queue(default_concurrency_limit=1, max_size=64)
-    return demo.launch(
+    demo.launch(
         server_name=host or os.environ.get("STUDIO_HOST", "127.0.0.1"),
         server_port=port or int(os.environ.get("STUDIO_PORT", 7860)),
         auth=tuple(auth.split(":", 1)) if auth and ":" in auth else None,
         max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False, share=False, prevent_thread_lock=not block,
         quiet=not block,
     )
+    return demo
 
 
 if __name__ == "__main__":

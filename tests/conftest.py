@@ -35,6 +35,21 @@ def tiny_path(studio_home) -> Path:
     return ensure_studio_tiny(studio_home)
 
 
+@pytest.fixture(scope="session")
+def url(studio_home):
+    """The real app (app.py's launch settings) serving on a free loopback port."""
+    import socket
+
+    import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.launch(host="127.0.0.1", port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -48,7 +48,7 @@ def build_app() -> gr.Blocks:
                     placeholder.build(name)
         _wire_session(demo, key, stored_key, sessions)
         _wire_data(form, d, sessions, key)
-        _wire_model(form, m)
+        _wire_model(demo, form, m)
         _wire_train(demo, form, t, sessions, key)
 
     return demo
@@ -75,17 +75,21 @@ def _wire_data(form: Form, d: data_tab.DataTab, sessions: Sessions, key) -> None
             return gr.skip()
         return str(sessions.get(k, request).keep_upload(path))
 
-    def sampled(name):
-        return str(data_tab.SAMPLES / name) if name else gr.skip()
+    def sampled(k, name, request: gr.Request):
+        if not name:
+            return gr.skip()
+        s = sessions.get(k, request)
+        s.data_path = str(data_tab.SAMPLES / name)
+        return s.data_path
 
     d.upload.upload(uploaded, [key, d.upload], [w["data.path"]], api_name="upload")
-    d.sample.change(sampled, [d.sample], [w["data.path"]], api_name="use_sample")
+    d.sample.change(sampled, [key, d.sample], [w["data.path"]], api_name="use_sample")
     gr.on([w["data.path"].change, w["data.format"].input, w["data.columns"].submit, w["data.max_length"].release,
            w["model.name"].change, w["method.objective"].input],
           data_tab.check, check_inputs, outputs, api_name="check_data", trigger_mode="always_last")
 
 
-def _wire_model(form: Form, m: model_tab.ModelTab) -> None:
+def _wire_model(demo, form: Form, m: model_tab.ModelTab) -> None:
     outputs = [m.estimate, m.yaml, m.cli]
 
     def describe(values: dict):
@@ -95,7 +99,7 @@ def _wire_model(form: Form, m: model_tab.ModelTab) -> None:
             return f"**Setting to fix:** {e}", gr.skip(), gr.skip()
 
     triggers = [c.change for c in form.components if c is not form.widgets["data.path"]]
-    gr.on(triggers, describe, form.inputs, outputs, api_name="estimate", trigger_mode="always_last",
+    gr.on([demo.load, *triggers], describe, form.inputs, outputs, api_name="estimate", trigger_mode="always_last",
           show_progress="hidden")
 
     def preset(name, values: dict):
@@ -140,6 +144,7 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
         if s.job is not None and not s.job.done:
             raise gr.Error("Your run is still going: stop it first.", print_exception=False)
         cfg = form.to_config(values)
+        cfg.data.path = cfg.data.path or s.data_path
         if not cfg.data.path:
             raise gr.Error("Choose a dataset in the Data tab first.", print_exception=False)
         cfg.run_name = (values[t.run_name] or "").strip()
@@ -178,7 +183,8 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
         snap = s.job.snapshot()
         if s.job.done and s.announced != snap["state"]:
             s.announced = snap["state"]
-            (gr.Warning if snap["state"] in ("failed", "diverged") else gr.Info)(train_tab.status_text(snap))
+            toast = gr.Warning if snap["state"] in ("failed", "diverged") else gr.Info
+            toast(train_tab.plain(train_tab.status_text(snap)))
         n = len(snap["metrics"])
         figures = train_tab.charts(snap["metrics"]) if n != s.drawn else (gr.skip(), gr.skip())
         s.drawn = n

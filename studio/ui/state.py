@@ -24,6 +24,7 @@ class Session:
     job: Job | None = None
     drawn: int = -1  # metrics already drawn by this page (skip identical redraws)
     announced: str = ""  # the last final state announced as a toast
+    data_path: str = ""  # the last dataset uploaded or picked (API clients have no form to keep it)
     runs: list[str] = field(default_factory=list)
 
     @property
@@ -38,6 +39,7 @@ class Session:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.name) or "upload"
         dst = self.upload_dir / name
         shutil.copyfile(src, dst)
+        self.data_path = str(dst)
         return dst
 
 

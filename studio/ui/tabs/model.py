@@ -89,8 +89,8 @@ def describe(config: StudioConfig) -> tuple[str, str, str]:
         e = estimate(config)
         fits = "✅" if e.fits else ("❌" if e.fits is False else "❔")
         md = (f"**Memory estimate** {fits} {e.verdict()}  \n{e.params:,} parameters, {e.trainable:,} trainable; "
-              f"weights {e.weights_mb:,.0f} MB, gradients {e.gradients_mb:,.0f} MB, optimizer "
-              f"{e.optimizer_mb:,.0f} MB, activations {e.activations_mb:,.0f} MB (batch {config.train.batch_size} "
+              f"weights {e.weights_mb:,.1f} MB, gradients {e.gradients_mb:,.1f} MB, optimizer "
+              f"{e.optimizer_mb:,.1f} MB, activations {e.activations_mb:,.1f} MB (batch {config.train.batch_size} "
               f"× length {config.data.max_length})")
     except (StudioError, ConfigError, OSError, ValueError) as err:
         md = f"**Memory estimate** unavailable: {err}"

@@ -37,7 +37,7 @@ def build() -> TrainTab:
     gr.Markdown("### 3. Train\nStart trains in the background; the charts update live. Stop saves a checkpoint "
                 "that Resume continues from.")
     with gr.Row():
-        run_name = gr.Textbox(label="Run name", placeholder="optional", scale=2, elem_id="run-name")
+        run_name = gr.Textbox("", label="Run name", placeholder="optional", scale=2, elem_id="run-name")
         start = gr.Button("Start training", variant="primary", elem_id="start", scale=1)
         stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
         resume = gr.Button("Resume", elem_id="resume", scale=1)
@@ -46,7 +46,8 @@ def build() -> TrainTab:
     with gr.Row():
         loss = gr.Plot(label="Loss", elem_id="loss-chart")
         system = gr.Plot(label="Learning rate, grad norm, throughput, memory", elem_id="system-chart")
-    log = gr.Textbox(label="Log", lines=8, max_lines=8, interactive=False, elem_id="log", autoscroll=True)
+    log = gr.Textbox(label="Log (newest last)", lines=10, max_lines=10, interactive=False, elem_id="log",
+                     autoscroll=True)
     timer = gr.Timer(POLL_S)
     with gr.Accordion("Run history", open=False):
         refresh = gr.Button("Refresh", size="sm")
@@ -59,12 +60,17 @@ def build() -> TrainTab:
                     pick, overlay, diff)
 
 
+def plain(markdown: str) -> str:
+    """Toasts show text as is: drop the markdown marks."""
+    return markdown.replace("**", "").replace("`", "")
+
+
 def status_text(snap: dict) -> str:
     state = snap["state"]
-    if state == "queued":
+    if state == "queued" and snap["queue_position"]:
         return f"⏳ **Queued**: position {snap['queue_position']}: another training job is using the device."
     words = {"running": "🏃 **Training**", "completed": "✅ **Completed**", "stopped": "⏹ **Stopped**",
-             "failed": "❌ **Failed**", "diverged": "💥 **Diverged**", "created": "Starting"}
+             "failed": "❌ **Failed**", "diverged": "💥 **Diverged**", "queued": "Starting…"}
     text = words.get(state, state)
     if snap.get("error"):
         text += f": {snap['error']}"
@@ -84,7 +90,7 @@ def progress_html(snap: dict) -> str:
             f"<div>step {step} / {total}{html.escape(eta_text)}</div>")
 
 
-def log_text(snap: dict, tail: int = 30) -> str:
+def log_text(snap: dict, tail: int = 10) -> str:
     lines = [f"note: {n}" for n in snap["notices"]]
     info = snap.get("info") or {}
     if info.get("trainable_params"):

@@ -1,0 +1,65 @@
+"""The real app, driven through gradio_client: upload, Start, status, Stop on studio-tiny; two
+sessions share one device (one trains, the other is told it is queued); Stop is per session."""
+
+import time
+
+from conftest import SAMPLES
+from gradio_client import Client, handle_file
+
+
+def client(url) -> Client:
+    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def poll(c: Client, until, timeout=90.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        status, progress, loss, system, log = c.predict(api_name="/status")
+        if until(status, log):
+            return status, log
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; last status: {status!r}")
+
+
+def test_upload_start_status_stop(url):
+    c = client(url)
+    path = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    assert path.endswith("qa.csv") and "uploads" in path
+    report, preview, hist = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    assert "prompt_completion" in report and "200 usable" in report
+    assert any(label == "trained" for _, label in [(p["token"], p["class_or_confidence"]) for p in preview])
+    started = c.predict(api_name="/start")
+    assert "Starting" in started or "Training" in started  # the device is free: no queue
+    status, log = poll(c, lambda s, lg: "step 2:" in (lg or ""))
+    assert "Training" in status and "loss" in log
+    assert "Stopping" in c.predict(api_name="/stop")
+    status, log = poll(c, lambda s, lg: "Stopped" in s)
+    assert "Run directory" in status
+
+
+def test_second_session_is_queued_and_stop_is_per_session(url):
+    a, b = client(url), client(url)
+    for c in (a, b):
+        c.predict(handle_file(str(SAMPLES / "instructions.json")), api_name="/upload")
+    a.predict(api_name="/start")
+    poll(a, lambda s, lg: "Training" in s and "step 1:" in (lg or ""))
+    assert "Queued" in b.predict(api_name="/start")
+    status, _ = poll(b, lambda s, lg: "Queued" in s)
+    assert "position 1" in status
+    b.predict(api_name="/stop")  # b leaves the queue ...
+    poll(b, lambda s, lg: "Stopped" in s)
+    status, _ = poll(a, lambda s, lg: "Training" in s)  # ... and a keeps training
+    a.predict(api_name="/stop")
+    poll(a, lambda s, lg: "Stopped" in s)
+
+
+def test_bad_upload_gives_a_readable_message_not_a_traceback(url, tmp_path):
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"text": "ok"}\n{"text": \n')
+    c = client(url)
+    path = c.predict(handle_file(str(bad)), api_name="/upload")
+    report, _, _ = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    assert "broken.jsonl: line 2" in report and "Traceback" not in report
+    c.predict(api_name="/start")
+    status, log = poll(c, lambda s, lg: "Failed" in s)
+    assert "broken.jsonl: line 2" in status and "Traceback" not in status
