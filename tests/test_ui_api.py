@@ -63,3 +63,23 @@ def test_bad_upload_gives_a_readable_message_not_a_traceback(url, tmp_path):
     c.predict(api_name="/start")
     status, log = poll(c, lambda s, lg: "Failed" in s)
     assert "broken.jsonl: line 2" in status and "Traceback" not in status
+
+
+def test_run_history_overlays_and_diffs(url, tmp_path):
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine import runs, train
+
+    for lr in (1e-3, 5e-4):
+        cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "qa.csv", train={"learning_rate": lr}))
+        cfg.run_name = f"hist-{lr}"
+        train.run(cfg)
+    c = client(url)
+    table, picks = c.predict(api_name="/runs")
+    names = [row[0] for row in table["data"]]
+    mine = [n for n in names if n.endswith(("hist-0.001", "hist-0.0005"))]
+    assert len(mine) == 2 and all(row[1] == "completed" for row in table["data"] if row[0] in mine)
+    overlay, diff = c.predict(mine, api_name="/compare_runs")
+    assert "train.learning_rate" in diff and "run_name" in diff
+    assert runs.config_diff([runs.runs_root() / n for n in mine])[0][0] in diff

@@ -1,12 +1,21 @@
-"""Plotly figures from metric snapshots (lists of metrics.jsonl records). No state, no gradio."""
+"""Plotly figures from metric snapshots (lists of metrics.jsonl records). No state, no gradio.
+
+Figures are written as plain dicts and wrapped without plotly's validation: a validated figure
+took ~18 ms to build per chart and poll (the timer redraws every second while training), a dict
+takes ~0.6 ms, and the browser draws the same thing.
+"""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-LAYOUT = {"template": "plotly_white", "margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "height": 320,
-          "legend": {"orientation": "h", "y": -0.28}}
+GRID = {"gridcolor": "#e5e5e5", "zerolinecolor": "#d0d0d0"}
+BASE = {"plot_bgcolor": "white", "paper_bgcolor": "white", "margin": {"l": 55, "r": 20, "t": 45, "b": 45},
+        "height": 320, "legend": {"orientation": "h", "y": -0.28}, "font": {"size": 12}}
+
+
+def _figure(data: list[dict], **layout) -> go.Figure:
+    return go.Figure({"data": data, "layout": {**BASE, **layout}}, _validate=False)
 
 
 def ema(values: list[float], alpha: float = 0.2) -> list[float]:
@@ -22,46 +31,62 @@ def _series(metrics: list[dict], key: str) -> tuple[list, list]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _line(x, y, name, **kw) -> dict:
+    return {"type": "scatter", "x": x, "y": y, "name": name, "mode": "lines", **kw}
+
+
 def loss_figure(metrics: list[dict], title: str = "Loss") -> go.Figure:
-    fig = go.Figure()
     x, y = _series(metrics, "loss")
-    fig.add_scatter(x=x, y=y, mode="lines+markers", name="train loss", marker={"size": 4}, opacity=0.45)
-    fig.add_scatter(x=x, y=ema(y), mode="lines", name="train loss (smoothed)", line={"width": 3})
     ex, ey = _series(metrics, "eval_loss")
-    fig.add_scatter(x=ex, y=ey, mode="lines+markers", name="eval loss", marker={"size": 8, "symbol": "diamond"})
+    data = [_line(x, y, "train loss", mode="lines+markers", marker={"size": 4}, opacity=0.45),
+            _line(x, ema(y), "train loss (smoothed)", line={"width": 3}),
+            _line(ex, ey, "eval loss", mode="lines+markers", marker={"size": 8, "symbol": "diamond"})]
     bad = [m["step"] for m in metrics if m.get("diverged")]
-    for step in bad:
-        fig.add_vline(x=step, line={"color": "red", "dash": "dash"}, annotation_text="diverged (NaN)")
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", **LAYOUT)
-    return fig
+    shapes = [{"type": "line", "x0": s, "x1": s, "yref": "paper", "y0": 0, "y1": 1,
+               "line": {"color": "red", "dash": "dash"}} for s in bad]
+    notes = [{"x": s, "yref": "paper", "y": 1, "text": "diverged (NaN)", "showarrow": False,
+              "font": {"color": "red"}} for s in bad]
+    return _figure(data, title={"text": title}, xaxis={"title": {"text": "step"}, **GRID},
+                   yaxis={"title": {"text": "loss"}, **GRID}, shapes=shapes, annotations=notes)
+
+
+PANELS = [("learning_rate", "learning rate"), ("grad_norm", "grad norm"), ("tokens_per_s", "tokens / s"),
+          ("memory_mb", "memory (MB)")]
 
 
 def system_figure(metrics: list[dict]) -> go.Figure:
-    panels = [("learning_rate", "learning rate"), ("grad_norm", "grad norm"), ("tokens_per_s", "tokens / s"),
-              ("memory_mb", "memory (MB)")]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t in panels], vertical_spacing=0.18)
-    for i, (key, title) in enumerate(panels):
-        x, y = _series([m for m in metrics if "loss" in m], key)
-        fig.add_scatter(x=x, y=y, mode="lines", name=title, row=i // 2 + 1, col=i % 2 + 1, showlegend=False)
-    fig.update_layout(**{**LAYOUT, "height": 420})
-    return fig
+    """Four small panels in a 2x2 grid (axes placed by hand, as make_subplots would)."""
+    train = [m for m in metrics if "loss" in m]
+    data, layout, notes = [], {}, []
+    for i, (key, title) in enumerate(PANELS):
+        n = "" if i == 0 else str(i + 1)
+        col, row = i % 2, i // 2
+        x0, y1 = (0.0 if col == 0 else 0.55), (1.0 if row == 0 else 0.42)
+        x, y = _series(train, key)
+        data.append(_line(x, y, title, xaxis=f"x{n}", yaxis=f"y{n}", showlegend=False))
+        layout[f"xaxis{n}"] = {"domain": [x0, x0 + 0.45], "anchor": f"y{n}", **GRID}
+        layout[f"yaxis{n}"] = {"domain": [y1 - 0.42, y1], "anchor": f"x{n}", **GRID}
+        notes.append({"text": title, "x": x0 + 0.225, "y": y1 + 0.02, "xref": "paper", "yref": "paper",
+                      "showarrow": False, "xanchor": "center", "yanchor": "bottom", "font": {"size": 13}})
+    return _figure(data, height=440, annotations=notes, margin={"l": 55, "r": 20, "t": 60, "b": 35}, **layout)
 
 
 def overlay_figure(curves: dict[str, list[dict]]) -> go.Figure:
-    fig = go.Figure()
+    data = []
     for name, metrics in curves.items():
         x, y = _series(metrics, "loss")
-        fig.add_scatter(x=x, y=ema(y), mode="lines", name=name)
-    fig.update_layout(title="Loss (smoothed) by run", xaxis_title="step", yaxis_title="loss", **LAYOUT)
-    return fig
+        data.append(_line(x, ema(y), name))
+    return _figure(data, title={"text": "Loss (smoothed) by run"}, xaxis={"title": {"text": "step"}, **GRID},
+                   yaxis={"title": {"text": "loss"}, **GRID})
 
 
 def length_histogram(lengths: list[int], max_length: int) -> go.Figure:
-    fig = go.Figure()
-    fig.add_histogram(x=lengths, nbinsx=40, name="examples", marker={"color": "#4c78a8"})
-    fig.add_vline(x=max_length, line={"color": "red", "dash": "dash"},
-                  annotation_text=f"max_length {max_length}", annotation_position="top right")
     over = sum(1 for n in lengths if n > max_length)
-    fig.update_layout(title=f"Token lengths ({over} of {len(lengths)} over max_length, truncated)",
-                      xaxis_title="tokens", yaxis_title="examples", **LAYOUT)
-    return fig
+    data = [{"type": "histogram", "x": lengths, "nbinsx": 40, "name": "examples", "marker": {"color": "#4c78a8"}}]
+    cut = [{"type": "line", "x0": max_length, "x1": max_length, "yref": "paper", "y0": 0, "y1": 1,
+            "line": {"color": "red", "dash": "dash"}}]
+    note = [{"x": max_length, "yref": "paper", "y": 1, "text": f"max_length {max_length}", "showarrow": False,
+             "xanchor": "left", "font": {"color": "red"}}]
+    return _figure(data, title={"text": f"Token lengths ({over} of {len(lengths)} over max_length, truncated)"},
+                   xaxis={"title": {"text": "tokens"}, **GRID}, yaxis={"title": {"text": "examples"}, **GRID},
+                   shapes=cut, annotations=note)

@@ -1,0 +1,62 @@
+"""forms.py: every setting has a widget; widgets <-> config round-trip; presets; bad widget text."""
+
+import dataclasses
+
+import gradio as gr
+import pytest
+
+from studio.config import SECTIONS, StudioConfig
+from studio.ui.charts import ema, length_histogram, loss_figure
+from studio.ui.forms import PRESETS, Form, apply_preset, from_widget
+from studio.ui.tabs import data as data_tab
+from studio.ui.tabs import model as model_tab
+
+
+@pytest.fixture(scope="module")
+def form():
+    f = Form()
+    with gr.Blocks():
+        data_tab.build(f)
+        model_tab.build(f)
+    return f
+
+
+def test_every_setting_has_a_widget_with_its_help(form):
+    expected = {f"{s}.{f.name}" for s in ("data", "model", "method", "train") for f in dataclasses.fields(SECTIONS[s])}
+    assert set(form.widgets) == expected
+    assert all(getattr(w, "info", None) for k, w in form.widgets.items())
+
+
+def test_widgets_round_trip_a_config(form):
+    cfg = StudioConfig.from_dict({"data": {"path": "x.csv", "columns": {"prompt": "q", "completion": "a"},
+                                           "max_length": 256},
+                                  "method": {"kind": "qlora", "target_modules": ["q_proj", "v_proj"], "quant_bits": 8},
+                                  "train": {"learning_rate": 3e-5, "max_steps": 77, "gradient_checkpointing": True}})
+    assert form.to_config(form.values_of(cfg)) == cfg
+
+
+def test_widget_text_errors_name_the_setting():
+    with pytest.raises(ValueError, match="data.columns"):
+        from_widget("data.columns", "prompt")
+    assert from_widget("method.target_modules", "all-linear") == "all-linear"
+    assert from_widget("method.target_modules", "q_proj, v_proj") == ["q_proj", "v_proj"]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_make_valid_configs(name):
+    cfg = apply_preset(StudioConfig(), name)
+    for section, values in PRESETS[name].items():
+        for k, v in values.items():
+            assert getattr(getattr(cfg, section), k) == v
+    if name == "QLoRA low memory":
+        assert cfg.method.kind == "qlora" and cfg.train.gradient_checkpointing and cfg.train.batch_size == 1
+
+
+def test_charts_from_metrics():
+    metrics = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "eval_loss": 2.5},
+               {"step": 3, "loss": None, "diverged": True}]
+    fig = loss_figure(metrics)
+    assert list(fig.data[0].x) == [1, 2] and list(fig.data[2].y) == [2.5]
+    assert any("diverged" in (a.text or "") for a in fig.layout.annotations)
+    assert ema([1.0, 3.0], alpha=0.5) == [1.0, 2.0]
+    assert "1 of 3 over" in length_histogram([10, 20, 30], 25).layout.title.text
