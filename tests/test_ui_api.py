@@ -3,12 +3,20 @@ sessions share one device (one trains, the other is told it is queued); Stop is 
 
 import time
 
+import pytest
 from conftest import SAMPLES
 from gradio_client import Client, handle_file
 
 
 def client(url) -> Client:
     return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def start(c: Client, **settings) -> str:
+    """Press Start with some settings changed, named by their labels ("max steps" -> 2000)."""
+    info = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/start"]["parameters"]
+    names = {p["label"].replace(" ", "_"): p["parameter_name"] for p in info}
+    return c.predict(**{names[k]: v for k, v in settings.items()}, api_name="/start")
 
 
 def poll(c: Client, until, timeout=90.0):
@@ -28,9 +36,9 @@ def test_upload_start_status_stop(url):
     report, preview, hist = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "prompt_completion" in report and "200 usable" in report
     assert any(label == "trained" for _, label in [(p["token"], p["class_or_confidence"]) for p in preview])
-    started = c.predict(api_name="/start")
+    started = start(c, max_steps=100000)
     assert "Starting" in started or "Training" in started  # the device is free: no queue
-    status, log = poll(c, lambda s, lg: "step 2:" in (lg or ""))
+    status, log = poll(c, lambda s, lg: "Training" in s and "loss" in (lg or ""))
     assert "Training" in status and "loss" in log
     assert "Stopping" in c.predict(api_name="/stop")
     status, log = poll(c, lambda s, lg: "Stopped" in s)
@@ -41,9 +49,9 @@ def test_second_session_is_queued_and_stop_is_per_session(url):
     a, b = client(url), client(url)
     for c in (a, b):
         c.predict(handle_file(str(SAMPLES / "instructions.json")), api_name="/upload")
-    a.predict(api_name="/start")
-    poll(a, lambda s, lg: "Training" in s and "step 1:" in (lg or ""))
-    assert "Queued" in b.predict(api_name="/start")
+    start(a, max_steps=100000)
+    poll(a, lambda s, lg: "Training" in s and "loss" in (lg or ""))
+    assert "Queued" in start(b, max_steps=100000)
     status, _ = poll(b, lambda s, lg: "Queued" in s)
     assert "position 1" in status
     b.predict(api_name="/stop")  # b leaves the queue ...
@@ -83,3 +91,37 @@ def test_run_history_overlays_and_diffs(url, tmp_path):
     overlay, diff = c.predict(mine, api_name="/compare_runs")
     assert "train.learning_rate" in diff and "run_name" in diff
     assert runs.config_diff([runs.runs_root() / n for n in mine])[0][0] in diff
+
+
+def test_estimate_yaml_and_config_round_trip(url, tmp_path):
+    c = client(url)
+    md, yaml_text, cli, saved = c.predict(api_name="/estimate")
+    assert "Memory estimate" in md and "fits" in md
+    assert "model:\n  name: studio-tiny" in yaml_text and "python -m studio train" in cli
+    from studio.config import StudioConfig
+
+    cfg = StudioConfig.from_dict({"method": {"kind": "qlora"}, "train": {"max_steps": 321, "learning_rate": 5e-5}})
+    cfg.save(tmp_path / "mine.yaml")
+    values = c.predict(handle_file(str(tmp_path / "mine.yaml")), api_name="/load_config")
+    assert "qlora" in values and 321 in values and 5e-5 in values
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: 1\n")
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="unknown key 'train.lr'"):
+        c.predict(handle_file(str(bad)), api_name="/load_config")
+
+
+def test_stop_then_resume_continues_the_run(url):
+    c = client(url)
+    c.predict(handle_file(str(SAMPLES / "instructions.json")), api_name="/upload")
+    start(c, max_steps=100000)
+    poll(c, lambda s, lg: "Training" in s and "loss" in (lg or ""))
+    c.predict(api_name="/stop")
+    status, log = poll(c, lambda s, lg: "Stopped" in s)
+    run_dir = status.split("Run directory:")[1].strip().strip("`")
+    resumed = c.predict([], api_name="/resume")
+    assert run_dir in resumed
+    poll(c, lambda s, lg: "Training" in s)
+    c.predict(api_name="/stop")
+    poll(c, lambda s, lg: "Stopped" in s)

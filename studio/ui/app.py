@@ -8,7 +8,6 @@ turn its answers into widget updates. Errors reach the page as one readable mess
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import gradio as gr
@@ -90,13 +89,13 @@ def _wire_data(form: Form, d: data_tab.DataTab, sessions: Sessions, key) -> None
 
 
 def _wire_model(demo, form: Form, m: model_tab.ModelTab) -> None:
-    outputs = [m.estimate, m.yaml, m.cli]
+    outputs = [m.estimate, m.yaml, m.cli, m.save]
 
     def describe(values: dict):
         try:
             return model_tab.describe(form.to_config(values))
         except (ConfigError, ValueError) as e:
-            return f"**Setting to fix:** {e}", gr.skip(), gr.skip()
+            return f"**Setting to fix:** {e}", gr.skip(), gr.skip(), gr.skip()
 
     triggers = [c.change for c in form.components if c is not form.widgets["data.path"]]
     gr.on([demo.load, *triggers], describe, form.inputs, outputs, api_name="estimate", trigger_mode="always_last",
@@ -109,13 +108,6 @@ def _wire_model(demo, form: Form, m: model_tab.ModelTab) -> None:
 
     m.apply_preset.click(lambda values: preset(values[m.preset], values), form.inputs | {m.preset}, form.components,
                          api_name="apply_preset")
-
-    def save(values: dict):
-        path = Path(os.environ.get("TMPDIR", "/tmp")) / "studio-config.yaml"
-        form.to_config(values).save(path)
-        return str(path)
-
-    m.save.click(_guard(save), form.inputs, m.save, api_name="save_config")
 
     def load(path):
         if not path:

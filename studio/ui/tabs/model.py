@@ -3,8 +3,11 @@ estimate with a fits / does-not-fit verdict, and the equivalent YAML and CLI com
 
 from __future__ import annotations
 
+import hashlib
 import shlex
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -83,8 +86,8 @@ def build(form: Form) -> ModelTab:
     return ModelTab(preset, apply_preset, estimate_md, yaml_code, cli_code, save, load)
 
 
-def describe(config: StudioConfig) -> tuple[str, str, str]:
-    """(estimate markdown, YAML, CLI command) for a config."""
+def describe(config: StudioConfig) -> tuple[str, str, str, str]:
+    """(estimate markdown, YAML, CLI command, a YAML file to download) for a config."""
     try:
         e = estimate(config)
         fits = "✅" if e.fits else ("❌" if e.fits is False else "❔")
@@ -97,13 +100,22 @@ def describe(config: StudioConfig) -> tuple[str, str, str]:
     command = "python -m studio train studio-config.yaml\n# or from the bundled example:\n" + \
         "python -m studio train assets/configs/quickstart.yaml " + " ".join(
             f"--set {shlex.quote(f'{k}={v}')}" for k, v in overrides(config))
-    return md, config.to_yaml(), command
+    return md, config.to_yaml(), command, str(yaml_file(config))
+
+
+def yaml_file(config: StudioConfig) -> Path:
+    """The config as a file named studio-config.yaml, one folder per distinct content."""
+    text = config.to_yaml()
+    folder = Path(tempfile.gettempdir()) / "studio-configs" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "studio-config.yaml"
+    if not path.exists():
+        path.write_text(text)
+    return path
 
 
 def overrides(config: StudioConfig) -> list[tuple[str, object]]:
     """The settings that differ from the bundled quickstart, as --set pairs."""
-    from pathlib import Path
-
     base = StudioConfig.load(Path(__file__).resolve().parents[3] / "assets/configs/quickstart.yaml").to_dict()
     mine = config.to_dict()
     out = []
