@@ -125,3 +125,17 @@ def test_stop_then_resume_continues_the_run(url):
     poll(c, lambda s, lg: "Training" in s)
     c.predict(api_name="/stop")
     poll(c, lambda s, lg: "Stopped" in s)
+
+
+def test_public_mode_reads_only_own_uploads_and_samples(url, monkeypatch):
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    c = client(url)
+    report, _, _ = c.predict("/etc/passwd", "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    assert "Only your own uploads" in report and "root" not in report
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Only your own uploads"):
+        start(c, dataset_file="/etc/passwd")
+    own = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    report, _, _ = c.predict(own, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    assert "200 usable" in report

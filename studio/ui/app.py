@@ -65,8 +65,8 @@ def _wire_session(demo, key, stored_key, sessions: Sessions) -> None:
 
 def _wire_data(form: Form, d: data_tab.DataTab, sessions: Sessions, key) -> None:
     w = form.widgets
-    check_inputs = [w["data.path"], w["data.format"], w["data.columns"], w["data.max_length"], w["model.name"],
-                    w["method.objective"]]
+    check_inputs = [key, w["data.path"], w["data.format"], w["data.columns"], w["data.max_length"],
+                    w["model.name"], w["method.objective"]]
     outputs = [d.report, d.preview, d.histogram]
 
     def uploaded(k, path, request: gr.Request):
@@ -81,11 +81,16 @@ def _wire_data(form: Form, d: data_tab.DataTab, sessions: Sessions, key) -> None
         s.data_path = str(data_tab.SAMPLES / name)
         return s.data_path
 
+    def check(k, path, fmt, columns, max_length, model, objective, request: gr.Request):
+        if path and not sessions.get(k, request).allows(path):
+            return "❌ Only your own uploads and the bundled samples can be read here.", None, None
+        return data_tab.check(path, fmt, columns, max_length, model, objective)
+
     d.upload.upload(uploaded, [key, d.upload], [w["data.path"]], api_name="upload")
     d.sample.change(sampled, [key, d.sample], [w["data.path"]], api_name="use_sample")
     gr.on([w["data.path"].change, w["data.format"].input, w["data.columns"].submit, w["data.max_length"].release,
            w["model.name"].change, w["method.objective"].input],
-          data_tab.check, check_inputs, outputs, api_name="check_data", trigger_mode="always_last")
+          check, check_inputs, outputs, api_name="check_data", trigger_mode="always_last")
 
 
 def _wire_model(demo, form: Form, m: model_tab.ModelTab) -> None:
@@ -139,6 +144,8 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
         cfg.data.path = cfg.data.path or s.data_path
         if not cfg.data.path:
             raise gr.Error("Choose a dataset in the Data tab first.", print_exception=False)
+        if not s.allows(cfg.data.path):
+            raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
         cfg.run_name = (values[t.run_name] or "").strip()
         s.job, s.drawn, s.announced = Job(cfg).start(), -1, ""
         return train_tab.status_text(s.job.snapshot())

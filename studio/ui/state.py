@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.jobs import Job
-from ..engine.models import studio_home
+from ..engine.models import public_mode, studio_home
+
+SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
 
 
 @dataclass
@@ -32,6 +34,13 @@ class Session:
         d = studio_home() / "uploads" / self.key
         d.mkdir(parents=True, exist_ok=True)
         return d
+
+    def allows(self, path: str) -> bool:
+        """On a public deployment a session reads only its own uploads and the bundled samples."""
+        if not public_mode():
+            return True
+        p = Path(path).resolve()
+        return p.is_relative_to(self.upload_dir.resolve()) or p.is_relative_to(SAMPLES.resolve())
 
     def keep_upload(self, temp_path: str) -> Path:
         """Copy an upload out of Gradio's temporary cache into this session's folder."""

@@ -4,7 +4,6 @@ as the model sees them (trained tokens highlighted) and the token-length histogr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
@@ -14,8 +13,8 @@ from ...engine.errors import StudioError
 from ...engine.readers import SUFFIXES
 from ..charts import length_histogram
 from ..forms import Form, from_widget
+from ..state import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / "assets" / "samples"
 FILE_TYPES = sorted(SUFFIXES)
 PREVIEW = 3
 COLORS = {"trained": "#3cb371", "prompt (masked)": "#d0d0d0"}
