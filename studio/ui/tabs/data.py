@@ -68,7 +68,8 @@ def render_report(r: dict) -> str:
         lines.append(f"\n**{len(r['problems'])} problem(s)** (fix them before training):")
         lines += [f"- {p}" for p in r["problems"][:20]]
     else:
-        lines.append("\n✅ Ready to train.")
+        lines.append("\n✅ Ready to train: next, pick a base model and method in the **Model** tab, or go straight to "
+                     "**Train** with the defaults (LoRA on studio-tiny).")
     return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])
 
 
