@@ -166,6 +166,32 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .engine.evaluate import evaluate_run
+    from .engine.metrics import ORDER
+
+    run = Path(a.run_dir)
+    if not (run / "config.yaml").is_file():
+        raise ConfigError(f"{run}: not a run directory (no config.yaml)")
+    settings = StudioConfig.load(run / "config.yaml").with_overrides(a.set or []).eval
+    say = (lambda m: None) if a.json else (lambda m: print(m, file=sys.stderr))
+    s = evaluate_run(run, data=a.data, limit=a.limit, settings=settings, name=a.name, progress=say)
+    if a.json:
+        print(json.dumps(s, indent=1))
+        return 0
+    print(f"{s['examples']} examples from {s['eval_set']}; results in {s['dir']}")
+    print(f"{'metric':20s} {'base [95% CI]':>28s} {'tuned [95% CI]':>28s} {'delta':>9s} {'p':>7s}")
+    for m in ORDER:
+        if m not in s["delta"]:
+            continue
+        b, t, d = s["base"][m], s["tuned"][m], s["delta"][m]
+        cell = lambda x: f"{x['value']:.4g} [{x['ci_low']:.4g}, {x['ci_high']:.4g}]"  # noqa: E731
+        print(f"{m:20s} {cell(b):>28s} {cell(t):>28s} {d['value']:+9.4g} {d['p_value']:7.3f}")
+    info = s.get("info", {})
+    print(f"BLEU: {info.get('bleu_signature')}; {info.get('meteor')}; BERTScore: {info.get('bertscore_model')}")
+    return 0
+
+
 def cmd_ui(a: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from app import launch
@@ -202,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="continue a run from its last complete checkpoint")
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_resume)
+    s = sub.add_parser("evaluate", help="compare base and tuned on held-out prompts, with intervals")
+    s.add_argument("run_dir")
+    s.add_argument("--data", help="evaluate on this file instead of the run's validation split")
+    s.add_argument("--limit", type=int, help="at most N examples (default eval.limit)")
+    s.add_argument("--name", help="the results folder under RUN_DIR/eval/ (default: a timestamp)")
+    s.add_argument("--set", action="append", metavar="eval.KEY=VALUE", help="generation settings")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_evaluate)
     s = sub.add_parser("runs", help="list runs in the studio's home")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_runs)

@@ -166,11 +166,24 @@ class TrainConfig:
 class EvalConfig:
     limit: int = _f(50, "Evaluate on at most N held-out examples.")
     max_new_tokens: int = _f(128, "Longest generated answer.")
+    do_sample: bool = _f(False, "Sample instead of greedy decoding.")
+    temperature: float = _f(0.7, "Sampling temperature (with do_sample).")
+    top_p: float = _f(0.95, "Nucleus sampling mass (with do_sample).")
+    repetition_penalty: float = _f(1.0, "Penalise repeated tokens (1 = off).")
+    seed: int = _f(0, "Seed for sampling and for the bootstrap.")
+    batch_size: int = _f(8, "Prompts generated together (left-padded).")
+    bertscore: bool = _f(True, "Compute BERTScore (offline: MiniLM from its pip package).")
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.limit, int) and self.limit >= 1, "eval.limit", "must be >= 1", self.limit)
-        _check(isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1, "eval.max_new_tokens",
-               "must be >= 1", self.max_new_tokens)
+        for name in ("limit", "max_new_tokens", "batch_size"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, f"eval.{name}", "must be >= 1", v)
+        _check(isinstance(self.temperature, (int, float)) and self.temperature > 0, "eval.temperature",
+               "must be > 0", self.temperature)
+        _check(isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]",
+               self.top_p)
+        _check(isinstance(self.repetition_penalty, (int, float)) and self.repetition_penalty > 0,
+               "eval.repetition_penalty", "must be > 0", self.repetition_penalty)
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig, "train": TrainConfig,

