@@ -110,3 +110,8 @@ def test_lexnames_from_the_man_page_format():
 
     page = "00\tadj.all\tall adjective clusters\n18\tnoun.person  \tnouns denoting people\n44\tadj.ppl\tx\n"
     assert lexnames_from_man_page(page) == "00\tadj.all\t3\n18\tnoun.person\t1\n44\tadj.ppl\t3\n"
+
+
+def test_bertscore_scores_an_empty_answer_zero_like_bert_score_says():
+    ours = M.bertscore(["", "the cat sat"], ["a cat", "the cat sat"])
+    assert ours["bertscore_f1"].per_example[0] == 0.0 and ours["bertscore_f1"].per_example[1] > 0.9

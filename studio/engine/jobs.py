@@ -8,6 +8,7 @@ a queued job out of the queue). This module is the only place that owns threads 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -62,6 +63,23 @@ class DeviceQueue:
 
 
 DEVICE = DeviceQueue()
+
+
+class Ticket:
+    """A holder of the device that is not a training job (an evaluation, say)."""
+    stop_requested = False
+
+
+@contextlib.contextmanager
+def exclusive(queue: DeviceQueue = DEVICE):
+    """Hold the device for the block, waiting in line behind training jobs."""
+    ticket = Ticket()
+    queue.enter(ticket)
+    queue.acquire(ticket)
+    try:
+        yield
+    finally:
+        queue.release(ticket)
 
 
 class Job:

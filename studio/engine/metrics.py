@@ -113,8 +113,15 @@ def bertscore(hyps: list[str], refs: list[str], model: str | None = None, layers
 
     if model is None:
         model, layers = bertscore_model()
-    p, r, f = score(hyps, refs, model_type=model, num_layers=layers, batch_size=batch_size, verbose=False)
-    return {name: _mean_metric(t.tolist()) for name, t in zip(BERTSCORE, (p, r, f))}
+    # bert_score scores an empty sentence 0 ("setting raw BERTscores to 0"), but with transformers 5 its
+    # tokenizer call for one fails; so empty pairs get that 0 here and the rest go to bert_score.
+    keep = [i for i, (h, r) in enumerate(zip(hyps, refs)) if h.strip() and r.strip()]
+    values = np.zeros((3, len(hyps)))
+    if keep:
+        p, r, f = score([hyps[i] for i in keep], [refs[i] for i in keep], model_type=model, num_layers=layers,
+                        batch_size=batch_size, verbose=False)
+        values[:, keep] = np.stack([p.numpy(), r.numpy(), f.numpy()])
+    return {name: _mean_metric(values[k]) for k, name in enumerate(BERTSCORE)}
 
 
 def normalize_answer(text: str) -> str:

@@ -18,6 +18,7 @@ from ..engine.errors import StudioError
 from ..engine.jobs import Job
 from .forms import Form, apply_preset
 from .state import Sessions
+from .tabs import compare as compare_tab
 from .tabs import data as data_tab
 from .tabs import model as model_tab
 from .tabs import placeholder
@@ -42,13 +43,16 @@ def build_app() -> gr.Blocks:
                 m = model_tab.build(form)
             with gr.Tab("Train"):
                 t = train_tab.build()
-            for name in TABS[3:]:
+            with gr.Tab("Compare") as compare_page:
+                c = compare_tab.build(form)
+            for name in TABS[4:]:
                 with gr.Tab(name):
                     placeholder.build(name)
         _wire_session(demo, key, stored_key, sessions)
         _wire_data(form, d, sessions, key)
         _wire_model(demo, form, m)
         _wire_train(demo, form, t, sessions, key)
+        _wire_compare(form, c, sessions, key, compare_page)
 
     return demo
 
@@ -198,3 +202,48 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
     t.refresh.click(history, None, [t.history, t.pick], api_name="runs")
     demo.load(history, None, [t.history, t.pick], api_visibility="private")
     t.pick.change(train_tab.compare, t.pick, [t.overlay, t.diff], api_name="compare_runs")
+
+
+def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key, page) -> None:
+    from ..engine.evaluate import evaluate_run
+    from ..engine.jobs import exclusive
+
+    def runs_update():
+        return gr.update(choices=compare_tab.trained_runs())
+
+    c.refresh.click(runs_update, None, c.run, api_visibility="private")
+    page.select(runs_update, None, c.run, api_visibility="private")
+    c.source.change(lambda s: (gr.update(visible=s == compare_tab.SOURCES[1]),
+                               gr.update(visible=s == compare_tab.SOURCES[2])), c.source, [c.file, c.prompts],
+                    api_visibility="private")
+    c.run.change(lambda r: gr.update(choices=compare_tab.saved_results(r), value=next(
+        iter(compare_tab.saved_results(r)), None)), c.run, c.saved, api_visibility="private")
+
+    def run_compare(values: dict, request: gr.Request, progress=gr.Progress()):
+        run_name, source = values[c.run], values[c.source]
+        if not run_name:
+            raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
+        settings = form.to_config(values).eval
+        data = prompts = None
+        if source == compare_tab.SOURCES[1]:
+            data = values[c.file]
+            if not data:
+                raise gr.Error("Upload an evaluation file first.", print_exception=False)
+            if not sessions.get(values[key], request).allows(data):
+                data = str(sessions.get(values[key], request).keep_upload(data))
+        elif source == compare_tab.SOURCES[2]:
+            prompts = [p for p in (values[c.prompts] or "").splitlines() if p.strip()]
+            if not prompts:
+                raise gr.Error("Type at least one prompt.", print_exception=False)
+        progress(0, desc="waiting for the device")
+        with exclusive():
+            s = evaluate_run(runs.runs_root() / run_name, data=data, prompts=prompts, limit=settings.limit,
+                             settings=settings, progress=lambda msg: progress(None, desc=msg))
+        choices = compare_tab.saved_results(run_name)
+        return (gr.update(choices=choices, value=Path(s["dir"]).name),
+                f"Done: {s['examples']} examples in {s['generation_s']} s of generation.")
+
+    c.go.click(_guard(run_compare), form.inputs | {key, c.run, c.source, c.file, c.prompts}, [c.saved, c.status],
+               api_name="compare")
+    gr.on([c.saved.change, c.metric.change], compare_tab.show, [c.run, c.saved, c.metric],
+          [c.summary, c.bars, c.scatter, c.table, c.worse], api_name="show_comparison")

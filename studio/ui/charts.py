@@ -54,21 +54,51 @@ PANELS = [("learning_rate", "learning rate"), ("grad_norm", "grad norm"), ("toke
           ("memory_mb", "memory (MB)")]
 
 
-def system_figure(metrics: list[dict]) -> go.Figure:
-    """Four small panels in a 2x2 grid (axes placed by hand, as make_subplots would)."""
-    train = [m for m in metrics if "loss" in m]
+def grid_figure(panels: list[tuple[str, list[dict]]], cols: int, height: int) -> go.Figure:
+    """Small panels in a grid, each ``(title, traces)``; axes placed by hand, as make_subplots would."""
+    rows = -(-len(panels) // cols)
+    w, h = (1.0 - 0.08 * (cols - 1)) / cols, (1.0 - 0.16 * (rows - 1)) / rows
     data, layout, notes = [], {}, []
-    for i, (key, title) in enumerate(PANELS):
+    for i, (title, traces) in enumerate(panels):
         n = "" if i == 0 else str(i + 1)
-        col, row = i % 2, i // 2
-        x0, y1 = (0.0 if col == 0 else 0.55), (1.0 if row == 0 else 0.42)
-        x, y = _series(train, key)
-        data.append(_line(x, y, title, xaxis=f"x{n}", yaxis=f"y{n}", showlegend=False))
-        layout[f"xaxis{n}"] = {"domain": [x0, x0 + 0.45], "anchor": f"y{n}", **GRID}
-        layout[f"yaxis{n}"] = {"domain": [y1 - 0.42, y1], "anchor": f"x{n}", **GRID}
-        notes.append({"text": title, "x": x0 + 0.225, "y": y1 + 0.02, "xref": "paper", "yref": "paper",
+        x0, y1 = (i % cols) * (w + 0.08), 1.0 - (i // cols) * (h + 0.16)
+        data += [{**t, "xaxis": f"x{n}", "yaxis": f"y{n}"} for t in traces]
+        layout[f"xaxis{n}"] = {"domain": [x0, x0 + w], "anchor": f"y{n}", **GRID}
+        layout[f"yaxis{n}"] = {"domain": [y1 - h, y1], "anchor": f"x{n}", **GRID}
+        notes.append({"text": title, "x": x0 + w / 2, "y": y1 + 0.01, "xref": "paper", "yref": "paper",
                       "showarrow": False, "xanchor": "center", "yanchor": "bottom", "font": {"size": 13}})
-    return _figure(data, height=440, annotations=notes, margin={"l": 55, "r": 20, "t": 60, "b": 35}, **layout)
+    return _figure(data, height=height, annotations=notes, margin={"l": 55, "r": 20, "t": 60, "b": 35}, **layout)
+
+
+def system_figure(metrics: list[dict]) -> go.Figure:
+    train = [m for m in metrics if "loss" in m]
+    panels = [(title, [_line(*_series(train, key), title, showlegend=False)]) for key, title in PANELS]
+    return grid_figure(panels, cols=2, height=440)
+
+
+def metric_bars(summary: dict, names: list[str]) -> go.Figure:
+    """One small panel per metric: base and tuned with their 95 % intervals as error bars."""
+    panels = []
+    for m in names:
+        traces = []
+        for side, color in (("base", "#9e9e9e"), ("tuned", "#2e7d32")):
+            v = summary[side][m]
+            traces.append({"type": "bar", "x": [side], "y": [v["value"]], "name": side, "showlegend": False,
+                           "marker": {"color": color},
+                           "error_y": {"type": "data", "symmetric": False, "array": [v["ci_high"] - v["value"]],
+                                       "arrayminus": [v["value"] - v["ci_low"]]}})
+        panels.append((m, traces))
+    return grid_figure(panels, cols=4, height=190 * -(-len(names) // 4) + 60)
+
+
+def example_scatter(base: list[float], tuned: list[float], metric: str) -> go.Figure:
+    lo, hi = min(base + tuned + [0.0]), max(base + tuned + [1e-9])
+    data = [{"type": "scatter", "x": base, "y": tuned, "mode": "markers", "name": "examples",
+             "text": [f"example {i + 1}" for i in range(len(base))], "marker": {"size": 8, "opacity": 0.7}},
+            _line([lo, hi], [lo, hi], "no change", line={"dash": "dash", "color": "#999"})]
+    return _figure(data, title={"text": f"{metric} per example: above the line, tuned is better"},
+                   xaxis={"title": {"text": f"base {metric}"}, **GRID},
+                   yaxis={"title": {"text": f"tuned {metric}"}, **GRID})
 
 
 def overlay_figure(curves: dict[str, list[dict]]) -> go.Figure:

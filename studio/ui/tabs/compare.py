@@ -1,0 +1,149 @@
+"""Compare tab: base vs tuned on held-out prompts. A summary with intervals and paired p-values,
+a bar chart per metric with CI error bars, a per-example scatter, the side-by-side table sortable
+by any metric with differences coloured, and the examples that got worse."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from ...engine import runs
+from ...engine.evaluate import list_evals
+from ...engine.metrics import LOWER_IS_BETTER, ORDER
+from ..charts import example_scatter, metric_bars
+from ..forms import Form
+
+SOURCES = ["validation split", "upload a file", "type prompts"]
+EVAL = ["max_new_tokens", "do_sample", "temperature", "top_p", "repetition_penalty", "seed", "batch_size",
+        "bertscore"]
+
+
+@dataclass
+class CompareTab:
+    run: gr.Dropdown
+    refresh: gr.Button
+    source: gr.Radio
+    file: gr.File
+    prompts: gr.Textbox
+    go: gr.Button
+    status: gr.Markdown
+    saved: gr.Dropdown
+    metric: gr.Dropdown
+    summary: gr.Dataframe
+    bars: gr.Plot
+    scatter: gr.Plot
+    table: gr.Dataframe
+    worse: gr.Markdown
+
+
+def build(form: Form) -> CompareTab:
+    gr.Markdown("### 4. Compare base and tuned\nBoth models answer the same held-out prompts; each metric comes "
+                "with a 95 % bootstrap interval, and the difference with a paired test.")
+    with gr.Row():
+        run = gr.Dropdown(choices=trained_runs(), label="Run", elem_id="compare-run", scale=3)
+        refresh = gr.Button("↻", size="sm", scale=0, min_width=40)
+        source = gr.Radio(SOURCES, value=SOURCES[0], label="Prompts from", scale=3)
+        form.add("eval.limit", label="at most N examples")
+    file = gr.File(label="Evaluation file (with references)", file_types=[".csv", ".json", ".jsonl", ".parquet"],
+                   type="filepath", visible=False)
+    prompts = gr.Textbox(label="Prompts, one per line (no references: outputs only)", lines=4, visible=False)
+    with gr.Accordion("Generation settings", open=False):
+        with gr.Row():
+            for name in EVAL:
+                form.add(f"eval.{name}")
+    go = gr.Button("Run comparison", variant="primary", elem_id="compare-go")
+    status = gr.Markdown(elem_id="compare-status")
+    with gr.Row():
+        saved = gr.Dropdown(label="Results of this run", choices=[], scale=2)
+        metric = gr.Dropdown(choices=list(ORDER), value="rougeL", label="Metric for the scatter and sorting", scale=1)
+    summary = gr.Dataframe(label="Summary", interactive=False, elem_id="compare-summary", wrap=True)
+    bars = gr.Plot(label="Each metric, base vs tuned, with 95 % intervals", elem_id="compare-bars")
+    scatter = gr.Plot(label="Per example", elem_id="compare-scatter")
+    table = gr.Dataframe(label="Side by side (click a header to sort)", interactive=False, wrap=True,
+                         elem_id="compare-table", max_height=600)
+    worse = gr.Markdown(elem_id="compare-worse")
+    return CompareTab(run, refresh, source, file, prompts, go, status, saved, metric, summary, bars, scatter,
+                      table, worse)
+
+
+def trained_runs() -> list[str]:
+    root = runs.runs_root()
+    return [r.name for r in runs.list_runs()
+            if (root / r.name / "adapter").is_dir() or (root / r.name / "model").is_dir()]
+
+
+def saved_results(run_name: str | None) -> list[str]:
+    return [p.name for p in list_evals(runs.runs_root() / run_name)] if run_name else []
+
+
+def _cell(v: dict) -> str:
+    return f"{v['value']:.4g} [{v['ci_low']:.4g}, {v['ci_high']:.4g}]"
+
+
+def summary_frame(s: dict) -> pd.DataFrame:
+    rows = []
+    for m in ORDER:
+        if m not in s.get("delta", {}):
+            continue
+        d, wtl = s["delta"][m], s["win_tie_loss"][m]
+        better = (d["value"] < 0) if m in LOWER_IS_BETTER else (d["value"] > 0)
+        significant = d["p_value"] < 0.05
+        verdict = ("better" if better else "worse") if significant else "no clear change"
+        rows.append([m, _cell(s["base"][m]), _cell(s["tuned"][m]), _cell(d), round(d["p_value"], 4),
+                     f"{wtl['win']} / {wtl['tie']} / {wtl['loss']}", verdict])
+    return pd.DataFrame(rows, columns=["metric", "base [95% CI]", "tuned [95% CI]", "tuned − base [95% CI]",
+                                       "p", "win / tie / loss", "verdict"])
+
+
+def _text(messages) -> str:
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages) if isinstance(messages, list) else str(messages)
+
+
+def side_by_side(rows: list[dict], metric: str):
+    data = []
+    for i, r in enumerate(rows):
+        b, t = r["scores"].get(f"base_{metric}"), r["scores"].get(f"tuned_{metric}")
+        delta = None if b is None or t is None else round(t - b, 4)
+        data.append([i + 1, _text(r["prompt"]), r["reference"], r["base"], r["tuned"],
+                     None if b is None else round(b, 4), None if t is None else round(t, 4), delta])
+    frame = pd.DataFrame(data, columns=["#", "prompt", "reference", "base", "tuned", f"base {metric}",
+                                        f"tuned {metric}", "delta"])
+    frame = frame.sort_values("delta", ascending=metric not in LOWER_IS_BETTER, na_position="last")
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+
+    def colour(v):
+        if v is None or pd.isna(v) or v == 0:
+            return ""
+        return "background-color: #d8f0d8" if sign * v > 0 else "background-color: #f8d7d7"
+
+    return frame.style.map(colour, subset=["delta"])
+
+
+def show(run_name: str | None, result: str | None, metric: str):
+    """Everything the tab displays for one saved result."""
+    if not run_name or not result:
+        return None, None, None, None, ""
+    folder = runs.runs_root() / run_name / "eval" / result
+    s = json.loads((folder / "summary.json").read_text())
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    if not s.get("delta"):
+        return None, None, None, side_by_side(rows, metric), "No references: outputs only."
+    names = [m for m in ORDER if m in s["delta"]]
+    metric = metric if metric in names else "rougeL"
+    scatter = example_scatter([r["scores"][f"base_{metric}"] for r in rows],
+                              [r["scores"][f"tuned_{metric}"] for r in rows], metric)
+    worse = s.get("got_worse", [])
+    lines = [f"**Got worse** on {worse[0]['metric']} ({len(worse)} of {len(rows)} examples), worst first:"] \
+        if worse else ["Nothing got worse on ROUGE-L."]
+    for w in worse[:10]:
+        r = rows[w["index"]]
+        lines.append(f"- #{w['index'] + 1} ({w['delta']:+.3f}): *{_text(r['prompt'])[:120]}* → tuned: "
+                     f"{r['tuned'][:120]!r}; base: {r['base'][:80]!r}")
+    info = s.get("info", {})
+    lines.append(f"\nBLEU signature `{info.get('bleu_signature')}`; {info.get('meteor')}; BERTScore: "
+                 f"{info.get('bertscore_model', 'off')}; {info.get('bootstrap_resamples')} bootstrap resamples.")
+    return summary_frame(s), metric_bars(s, names), scatter, side_by_side(rows, metric), "\n".join(lines)
+
