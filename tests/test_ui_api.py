@@ -12,11 +12,17 @@ def client(url) -> Client:
     return Client(url, verbose=False, analytics_enabled=False, download_files=False)
 
 
+def call(c: Client, api: str, labels: dict | None = None, **settings):
+    """Call an endpoint with some inputs set, named by their labels: ``max_steps=2000`` for "max steps",
+    or ``labels={"any label": value}``."""
+    info = c.view_api(return_format="dict", print_info=False)["named_endpoints"][api]["parameters"]
+    names = {p["label"]: p["parameter_name"] for p in info}
+    wanted = {**{k.replace("_", " "): v for k, v in settings.items()}, **(labels or {})}
+    return c.predict(**{names[k]: v for k, v in wanted.items()}, api_name=api)
+
+
 def start(c: Client, **settings) -> str:
-    """Press Start with some settings changed, named by their labels ("max steps" -> 2000)."""
-    info = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/start"]["parameters"]
-    names = {p["label"].replace(" ", "_"): p["parameter_name"] for p in info}
-    return c.predict(**{names[k]: v for k, v in settings.items()}, api_name="/start")
+    return call(c, "/start", **settings)
 
 
 def poll(c: Client, until, timeout=90.0):
@@ -139,3 +145,23 @@ def test_public_mode_reads_only_own_uploads_and_samples(url, monkeypatch):
     own = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
     report, _, _ = c.predict(own, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "200 usable" in report
+
+
+def test_compare_tab_scores_a_trained_run(url):
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine import train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
+    cfg.run_name = "to-compare"
+    run = train.run(cfg).run_dir
+    c = client(url)
+    saved, status = call(c, "/compare", Run=run.name, max_new_tokens=8, bertscore=False,
+                         labels={"at most N examples": 6, "Evaluation file (with references)": None})
+    assert "Done: 6 examples" in status
+    saved = saved["value"]  # an update of the results dropdown: its new choices and value
+    summary, bars, scatter, table, worse = c.predict(run.name, saved, "rougeL", api_name="/show_comparison")
+    metrics = [row[0] for row in summary["data"]]
+    assert metrics[:3] == ["perplexity", "bleu", "rouge1"] and "bertscore_f1" not in metrics
+    assert len(table["data"]) == 6 and "BLEU signature" in worse

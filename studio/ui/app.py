@@ -197,7 +197,7 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
 
     def history():
         rows, names = train_tab.history_rows()
-        return rows, gr.update(choices=names)
+        return rows, gr.CheckboxGroup(choices=names)
 
     t.refresh.click(history, None, [t.history, t.pick], api_name="runs")
     demo.load(history, None, [t.history, t.pick], api_visibility="private")
@@ -209,19 +209,19 @@ def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key
     from ..engine.jobs import exclusive
 
     def runs_update():
-        return gr.update(choices=compare_tab.trained_runs())
+        return gr.Dropdown(choices=compare_tab.trained_runs())
 
     c.refresh.click(runs_update, None, c.run, api_visibility="private")
     page.select(runs_update, None, c.run, api_visibility="private")
-    c.source.change(lambda s: (gr.update(visible=s == compare_tab.SOURCES[1]),
-                               gr.update(visible=s == compare_tab.SOURCES[2])), c.source, [c.file, c.prompts],
+    c.source.change(lambda s: (gr.File(visible=s == compare_tab.SOURCES[1]),
+                               gr.Textbox(visible=s == compare_tab.SOURCES[2])), c.source, [c.file, c.prompts],
                     api_visibility="private")
-    c.run.change(lambda r: gr.update(choices=compare_tab.saved_results(r), value=next(
+    c.run.change(lambda r: gr.Dropdown(choices=compare_tab.saved_results(r), value=next(
         iter(compare_tab.saved_results(r)), None)), c.run, c.saved, api_visibility="private")
 
     def run_compare(values: dict, request: gr.Request, progress=gr.Progress()):
         run_name, source = values[c.run], values[c.source]
-        if not run_name:
+        if not compare_tab.run_dir(run_name):
             raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
         settings = form.to_config(values).eval
         data = prompts = None
@@ -237,10 +237,10 @@ def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key
                 raise gr.Error("Type at least one prompt.", print_exception=False)
         progress(0, desc="waiting for the device")
         with exclusive():
-            s = evaluate_run(runs.runs_root() / run_name, data=data, prompts=prompts, limit=settings.limit,
+            s = evaluate_run(compare_tab.run_dir(run_name), data=data, prompts=prompts, limit=settings.limit,
                              settings=settings, progress=lambda msg: progress(None, desc=msg))
         choices = compare_tab.saved_results(run_name)
-        return (gr.update(choices=choices, value=Path(s["dir"]).name),
+        return (gr.Dropdown(choices=choices, value=Path(s["dir"]).name),
                 f"Done: {s['examples']} examples in {s['generation_s']} s of generation.")
 
     c.go.click(_guard(run_compare), form.inputs | {key, c.run, c.source, c.file, c.prompts}, [c.saved, c.status],

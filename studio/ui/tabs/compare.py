@@ -43,13 +43,14 @@ def build(form: Form) -> CompareTab:
     gr.Markdown("### 4. Compare base and tuned\nBoth models answer the same held-out prompts; each metric comes "
                 "with a 95 % bootstrap interval, and the difference with a paired test.")
     with gr.Row():
-        run = gr.Dropdown(choices=trained_runs(), label="Run", elem_id="compare-run", scale=3)
+        run = gr.Dropdown(choices=trained_runs(), label="Run", elem_id="compare-run", scale=3,
+                          allow_custom_value=True)  # runs finished after the page loaded
         refresh = gr.Button("↻", size="sm", scale=0, min_width=40)
         source = gr.Radio(SOURCES, value=SOURCES[0], label="Prompts from", scale=3)
         form.add("eval.limit", label="at most N examples")
     file = gr.File(label="Evaluation file (with references)", file_types=[".csv", ".json", ".jsonl", ".parquet"],
                    type="filepath", visible=False)
-    prompts = gr.Textbox(label="Prompts, one per line (no references: outputs only)", lines=4, visible=False)
+    prompts = gr.Textbox("", label="Prompts, one per line (no references: outputs only)", lines=4, visible=False)
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
             for name in EVAL:
@@ -75,8 +76,18 @@ def trained_runs() -> list[str]:
             if (root / r.name / "adapter").is_dir() or (root / r.name / "model").is_dir()]
 
 
+def run_dir(run_name: str | None):
+    """The run folder for a name from the page, or None: never a path outside the runs folder."""
+    root = runs.runs_root().resolve()
+    if not run_name:
+        return None
+    path = (root / run_name).resolve()
+    return path if path.parent == root and (path / "config.yaml").is_file() else None
+
+
 def saved_results(run_name: str | None) -> list[str]:
-    return [p.name for p in list_evals(runs.runs_root() / run_name)] if run_name else []
+    path = run_dir(run_name)
+    return [p.name for p in list_evals(path)] if path else []
 
 
 def _cell(v: dict) -> str:
@@ -124,9 +135,9 @@ def side_by_side(rows: list[dict], metric: str):
 
 def show(run_name: str | None, result: str | None, metric: str):
     """Everything the tab displays for one saved result."""
-    if not run_name or not result:
+    if not run_dir(run_name) or result not in saved_results(run_name):
         return None, None, None, None, ""
-    folder = runs.runs_root() / run_name / "eval" / result
+    folder = run_dir(run_name) / "eval" / result
     s = json.loads((folder / "summary.json").read_text())
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     if not s.get("delta"):
