@@ -46,3 +46,24 @@ def test_evaluate_cli_on_a_file(tuned_run):
     assert out.returncode == 0, out.stderr
     s = json.loads(out.stdout)
     assert s["examples"] == 8 and s["eval_set"].endswith("qa.csv") and "bleu_signature" in s["info"]
+
+
+def test_prompt_effectiveness_reports_each_phrasing(tuned_run):
+    from studio.engine.prompts import prompt_effectiveness
+
+    greedy = prompt_effectiveness(tuned_run, ["{input}", "Please: {input}"], k=3, limit=6,
+                                  settings=EvalConfig(max_new_tokens=12, do_sample=False))
+    assert [t["template"] for t in greedy["templates"]] == ["{input}", "Please: {input}"]
+    for row in greedy["templates"]:
+        assert row["consistency"] == 1.0  # greedy decoding: the K answers agree
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["exact_match"] <= 1 and row["output_tokens"] > 0
+    first, second = greedy["templates"]
+    assert second["prompt_tokens"] > first["prompt_tokens"]  # "Please: " costs tokens
+    assert greedy["robustness"]["accuracy_range"] == pytest.approx(abs(first["accuracy"] - second["accuracy"]))
+    sampled = prompt_effectiveness(tuned_run, ["{input}"], k=4, limit=6,
+                                   settings=EvalConfig(max_new_tokens=12, do_sample=True, temperature=1.5))
+    assert sampled["templates"][0]["consistency"] <= 1.0 and sampled["sampling"] is True
+    from studio.engine.errors import DataError
+
+    with pytest.raises(DataError, match="placeholder"):
+        prompt_effectiveness(tuned_run, ["no placeholder here"], k=1, limit=2)

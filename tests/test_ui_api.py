@@ -165,3 +165,19 @@ def test_compare_tab_scores_a_trained_run(url):
     metrics = [row[0] for row in summary["data"]]
     assert metrics[:3] == ["perplexity", "bleu", "rouge1"] and "bertscore_f1" not in metrics
     assert len(table["data"]) == 6 and "BLEU signature" in worse
+
+
+def test_prompt_effectiveness_through_the_api(url):
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine import train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
+    run = train.run(cfg).run_dir
+    c = client(url)
+    table, text = call(c, "/prompt_effectiveness", Run=run.name, max_new_tokens=6,
+                       labels={"at most N examples": 4, "K samples per prompt": 2,
+                               "Phrasings, one per line (write \\n for a line break)": "{input}\nSay: {input}"})
+    assert [row[0] for row in table["data"]] == ["{input}", "Say: {input}"]
+    assert "Best phrasing" in text and "K=2 (sampled)" in text

@@ -207,6 +207,7 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
 def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key, page) -> None:
     from ..engine.evaluate import evaluate_run
     from ..engine.jobs import exclusive
+    from ..engine.prompts import prompt_effectiveness
 
     def runs_update():
         return gr.Dropdown(choices=compare_tab.trained_runs())
@@ -245,5 +246,21 @@ def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key
 
     c.go.click(_guard(run_compare), form.inputs | {key, c.run, c.source, c.file, c.prompts}, [c.saved, c.status],
                api_name="compare")
+    def measure(values: dict, progress=gr.Progress()):
+        run = compare_tab.run_dir(values[c.run])
+        if not run:
+            raise gr.Error("Pick a trained run first.", print_exception=False)
+        settings = form.to_config(values).eval
+        templates = [t.replace("\\n", "\n") for t in (values[c.pe_templates] or "").splitlines() if t.strip()]
+        k = int(values[c.pe_k] or 1)
+        settings.do_sample = settings.do_sample or k > 1
+        progress(0, desc="waiting for the device")
+        with exclusive():
+            result = prompt_effectiveness(run, templates, k=k, limit=settings.limit, settings=settings,
+                                          model=values[c.pe_model])
+        return compare_tab.effectiveness_view(result)
+
+    c.pe_go.click(_guard(measure), form.inputs | {c.run, c.pe_templates, c.pe_k, c.pe_model},
+                  [c.pe_table, c.pe_summary], api_name="prompt_effectiveness")
     gr.on([c.saved.change, c.metric.change], compare_tab.show, [c.run, c.saved, c.metric],
           [c.summary, c.bars, c.scatter, c.table, c.worse], api_name="show_comparison")

@@ -13,6 +13,7 @@ import pandas as pd
 from ...engine import runs
 from ...engine.evaluate import list_evals
 from ...engine.metrics import LOWER_IS_BETTER, ORDER
+from ...engine.prompts import DEFAULT_TEMPLATES
 from ..charts import example_scatter, metric_bars
 from ..forms import Form
 
@@ -37,6 +38,12 @@ class CompareTab:
     scatter: gr.Plot
     table: gr.Dataframe
     worse: gr.Markdown
+    pe_templates: gr.Textbox
+    pe_k: gr.Number
+    pe_model: gr.Radio
+    pe_go: gr.Button
+    pe_table: gr.Dataframe
+    pe_summary: gr.Markdown
 
 
 def build(form: Form) -> CompareTab:
@@ -66,8 +73,35 @@ def build(form: Form) -> CompareTab:
     table = gr.Dataframe(label="Side by side (click a header to sort)", interactive=False, wrap=True,
                          elem_id="compare-table", max_height=600)
     worse = gr.Markdown(elem_id="compare-worse")
+    with gr.Accordion("Prompt effectiveness: which phrasing works best?", open=False):
+        gr.Markdown("Each phrasing wraps the task's own question (`{input}`); each is answered K times by sampling "
+                    "(the generation settings above). Accuracy is token F1 against the reference; consistency, "
+                    "how often the K answers agree; robustness, how much accuracy moves between phrasings.")
+        with gr.Row():
+            pe_templates = gr.Textbox("\n".join(DEFAULT_TEMPLATES), lines=4, scale=3,
+                                      label="Phrasings, one per line (write \\n for a line break)")
+            with gr.Column(scale=1):
+                pe_k = gr.Number(4, label="K samples per prompt", minimum=1, maximum=16, precision=0)
+                pe_model = gr.Radio(["tuned", "base"], value="tuned", label="Model")
+                pe_go = gr.Button("Measure phrasings", elem_id="pe-go")
+        pe_table = gr.Dataframe(interactive=False, elem_id="pe-table")
+        pe_summary = gr.Markdown()
     return CompareTab(run, refresh, source, file, prompts, go, status, saved, metric, summary, bars, scatter,
-                      table, worse)
+                      table, worse, pe_templates, pe_k, pe_model, pe_go, pe_table, pe_summary)
+
+
+def effectiveness_view(result: dict) -> tuple[pd.DataFrame, str]:
+    frame = pd.DataFrame([[r["template"], round(r["accuracy"], 4), round(r["exact_match"], 4),
+                           round(r["consistency"], 4), round(r["prompt_tokens"], 1), round(r["output_tokens"], 1)]
+                          for r in result["templates"]],
+                         columns=["phrasing", "accuracy (token F1)", "exact match", "consistency", "prompt tokens",
+                                  "answer tokens"])
+    best = max(result["templates"], key=lambda r: r["accuracy"])
+    rob = result["robustness"]
+    text = (f"{result['items']} items × K={result['k']} ({'sampled' if result['sampling'] else 'greedy'}) on the "
+            f"{result['model']} model. Best phrasing: `{best['template']}`. Robustness: accuracy varies by "
+            f"{rob['accuracy_range']:.3f} across phrasings (std {rob['accuracy_std']:.3f}).")
+    return frame, text
 
 
 def trained_runs() -> list[str]:
