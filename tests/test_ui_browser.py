@@ -1,5 +1,6 @@
 """The real app in a real browser: Playwright driving Debian's chromium. Upload a file, see the
-report, preview and histogram, start a LoRA run, watch the loss chart gain points, stop it.
+report, preview and histogram, start a LoRA run, watch the loss chart gain points, stop it,
+compare the stopped run with its base.
 Screenshots land in tests/artifacts/ for a person to look at."""
 
 import os
@@ -72,3 +73,15 @@ def test_upload_train_watch_stop(page, url):
     page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')", timeout=60000)
     assert "Traceback" not in page.content()
     page.screenshot(path=str(ARTIFACTS / "05-stopped.png"), full_page=True)
+    run_name = page.inner_text("#status").split("Run directory:")[1].strip().rstrip("/").split("/")[-1]
+
+    page.get_by_role("tab", name="Compare").click()  # a stopped run keeps its adapter: compare it
+    page.click("#compare-run input")
+    page.get_by_role("option", name=run_name).click()
+    page.fill("#eval-limit input", "6")
+    page.press("#eval-limit input", "Tab")
+    page.click("#compare-go")
+    page.wait_for_function("document.querySelector('#compare-status').innerText.includes('Done')", timeout=120000)
+    page.wait_for_selector("#compare-bars .js-plotly-plot", timeout=30000)
+    assert "perplexity" in page.inner_text("#compare-summary")
+    page.screenshot(path=str(ARTIFACTS / "06-compare.png"), full_page=True)

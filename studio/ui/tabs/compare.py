@@ -71,7 +71,8 @@ def build(form: Form) -> CompareTab:
     bars = gr.Plot(label="Each metric, base vs tuned, with 95 % intervals", elem_id="compare-bars")
     scatter = gr.Plot(label="Per example", elem_id="compare-scatter")
     table = gr.Dataframe(label="Side by side (click a header to sort)", interactive=False, wrap=True,
-                         elem_id="compare-table", max_height=600)
+                         elem_id="compare-table", max_height=600,
+                         column_widths=["4%", "24%", "18%", "18%", "18%", "6%", "6%", "6%"])
     worse = gr.Markdown(elem_id="compare-worse")
     with gr.Accordion("Prompt effectiveness: which phrasing works best?", open=False):
         gr.Markdown("Each phrasing wraps the task's own question (`{input}`); each is answered K times by sampling "
@@ -144,7 +145,12 @@ def summary_frame(s: dict) -> pd.DataFrame:
 
 
 def _text(messages) -> str:
-    return "\n".join(f"{m['role']}: {m['content']}" for m in messages) if isinstance(messages, list) else str(messages)
+    """The question asked: the last user turn (earlier turns are counted, not shown)."""
+    if not isinstance(messages, list):
+        return str(messages)
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    earlier = len(messages) - 1
+    return (f"(+{earlier} earlier turns) " if earlier > 0 else "") + (users[-1] if users else "")
 
 
 def side_by_side(rows: list[dict], metric: str):
