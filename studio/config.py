@@ -130,7 +130,7 @@ class TrainConfig:
     seed: int = _f(42, "Seed for data order, splits and initialisation.")
     logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
     eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).")
-    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = at the end only).")
+    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only when stopped).")
     save_total_limit: int = _f(2, "Keep at most N checkpoints (0 = all).")
     threads: int = _f(0, "CPU threads for torch; 0 = one per usable core (measured: docs/benchmarks.md).")
 

@@ -54,22 +54,9 @@ def build(form: Form) -> ModelTab:
         form.add("method.kind")
         form.add("method.objective")
     with gr.Accordion("Training", open=True):
-        with gr.Row():
-            for name in TRAIN[:5]:
-                form.add(f"train.{name}")
-        with gr.Row():
-            for name in TRAIN[5:11]:
-                form.add(f"train.{name}")
-        with gr.Row():
-            for name in TRAIN[11:]:
-                form.add(f"train.{name}")
+        _rows(form, "train", TRAIN, 6)
     with gr.Accordion("LoRA / QLoRA", open=False):
-        with gr.Row():
-            for name in METHOD[:6]:
-                form.add(f"method.{name}")
-        with gr.Row():
-            for name in METHOD[6:]:
-                form.add(f"method.{name}")
+        _rows(form, "method", METHOD, 5)
     with gr.Accordion("Model loading (advanced)", open=False):
         with gr.Row():
             form.add("model.revision")
@@ -84,6 +71,13 @@ def build(form: Form) -> ModelTab:
             save = gr.DownloadButton("Save config YAML")
             load = gr.File(label="Load a config YAML", file_types=[".yaml", ".yml"], type="filepath", height=80)
     return ModelTab(preset, apply_preset, estimate_md, yaml_code, cli_code, save, load)
+
+
+def _rows(form: Form, section: str, names: list[str], per_row: int) -> None:
+    for start in range(0, len(names), per_row):
+        with gr.Row():
+            for name in names[start:start + per_row]:
+                form.add(f"{section}.{name}")
 
 
 def describe(config: StudioConfig) -> tuple[str, str, str, str]:
