@@ -192,6 +192,50 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ratings(a: argparse.Namespace) -> int:
+    from .engine import human
+    from .engine.ratings import default_db
+    from .engine.ratings_io import export_file, import_file, preference_rows
+
+    db = default_db()
+    if a.action == "import":
+        counts = import_file(db, a.file)
+        print(f"imported {counts['pairwise']} pairwise votes and {counts['likert']} Likert ratings")
+    elif a.action == "export":
+        if a.preferences:
+            from .engine.runs import write_atomic
+
+            rows = preference_rows(db)
+            write_atomic(Path(a.out), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            print(f"wrote {len(rows)} preference pairs (prompt, chosen, rejected) to {a.out}")
+        else:
+            print(f"wrote {export_file(db, a.out)} ratings to {a.out}")
+    elif a.action == "leaderboard":
+        rows = human.leaderboard(db.votes())
+        if a.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            print(f"{'rank':>4} {'model':30s} {'rating':>8} {'95% CI':>17} {'win rate':>9} {'n':>5}")
+            for r in rows:
+                print(f"{r['rank']:>4} {r['model']:30s} {r['rating']:8.1f} [{r['ci_low']:6.1f}, {r['ci_high']:6.1f}] "
+                      f"{r['win_rate']:9.3f} {r['n']:5d}")
+    else:
+        result = {"agreement": human.agreement(db.likert()), "likert": human.likert_summary(db.likert()),
+                  "human_vs_metric": human.human_vs_metric(db.votes(), db.items())}
+        if a.json:
+            print(json.dumps(result, indent=1))
+        else:
+            for dim, d in result["agreement"].items():
+                alpha = "-" if d["krippendorff_alpha"] is None else f"{d['krippendorff_alpha']:.3f}"
+                print(f"{dim}: Krippendorff alpha (ordinal) {alpha} over {d['raters']} raters")
+                for p in d["pairs"]:
+                    print(f"  {p['raters'][0]} vs {p['raters'][1]}: kappa {p['kappa']}, quadratic "
+                          f"{p['kappa_quadratic']} (n={p['n']})")
+            for r in result["human_vs_metric"]:
+                print(f"{r['metric']}: Kendall tau {r['kendall_tau']:+.3f} (p {r['p_value']:.3f}, n={r['n']})")
+    return 0
+
+
 def cmd_ui(a: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from app import launch
@@ -236,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="eval.KEY=VALUE", help="generation settings")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_evaluate)
+    s = sub.add_parser("ratings", help="human ratings: import, export, leaderboard, agreement")
+    rs = s.add_subparsers(dest="action", required=True)
+    r = rs.add_parser("import", help="CSV/JSONL: Chatbot Arena battles or Likert rows")
+    r.add_argument("file")
+    r = rs.add_parser("export", help="all ratings (CSV/JSONL), or --preferences for DPO")
+    r.add_argument("--out", required=True)
+    r.add_argument("--preferences", action="store_true", help="decided votes as prompt/chosen/rejected JSONL")
+    for name in ("leaderboard", "agreement"):
+        r = rs.add_parser(name)
+        r.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_ratings)
     s = sub.add_parser("runs", help="list runs in the studio's home")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_runs)
