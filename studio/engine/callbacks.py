@@ -29,9 +29,19 @@ STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while traini
 
 
 def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -> TrainingArguments:
+    """Trainer arguments; for DPO, TRL's DPOConfig with the same settings (LoRA, beta 0.1)."""
     t = cfg.train
     evaluate = has_val and t.eval_steps > 0
-    return TrainingArguments(
+    if cfg.method.kind == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig(**_common(cfg, run, precision, evaluate), beta=0.1, max_length=cfg.data.max_length)
+    return TrainingArguments(**_common(cfg, run, precision, evaluate))
+
+
+def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dict:
+    t = cfg.train
+    return dict(
         output_dir=str(run / "checkpoints"), per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.learning_rate, num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
@@ -42,7 +52,8 @@ def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -
         eval_strategy="steps" if evaluate else "no", eval_steps=t.eval_steps if evaluate else None,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500,
         save_total_limit=t.save_total_limit or None, report_to="none", disable_tqdm=True,
-        dataloader_num_workers=0, remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, remove_unused_columns=cfg.method.kind == "dpo",
+        use_cpu=not torch.cuda.is_available(),
     )
 
 
@@ -52,9 +63,9 @@ def collator(tokenizer) -> DataCollatorForSeq2Seq:
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
 
 
-class StudioTrainer(Trainer):
-    """A Trainer that counts non-padding tokens and remembers whether any micro-batch loss of the
-    current step was not finite; both stay on the device until read (no sync per micro-batch)."""
+class StudioMixin:
+    """Counts non-padding tokens and remembers whether any micro-batch loss of the current step was
+    not finite; both stay on the device until read (no sync per micro-batch)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,6 +90,20 @@ class StudioTrainer(Trainer):
     def step_diverged(self) -> bool:
         bad, self._nonfinite = self._nonfinite, None
         return bool(bad) if bad is not None else False
+
+
+class StudioTrainer(StudioMixin, Trainer):
+    """The SFT trainer: a plain Hugging Face Trainer with the studio's checks."""
+
+
+def dpo_trainer_class():
+    """TRL's DPOTrainer with the studio's checks (imported only when a DPO run needs it)."""
+    from trl import DPOTrainer
+
+    class StudioDPOTrainer(StudioMixin, DPOTrainer):
+        pass
+
+    return StudioDPOTrainer
 
 
 class StudioCallback(TrainerCallback):

@@ -76,18 +76,24 @@ def split(n: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:
 
 def prepare(config: StudioConfig) -> Prepared:
     """Everything that can fail on bad input, before any weights load."""
-    if config.method.kind == "dpo":
-        raise ConfigError("method.kind dpo trains from human preferences and arrives with the Rate tab; "
-                          "use full, lora or qlora")
     d = config.data
     if not d.path:
         raise ConfigError("data.path is not set")
     loaded = load_examples(d.path, d.format, d.columns, d.limit, d.system_prompt)
     loaded.raise_for_problems()
+    if config.method.kind == "dpo" and loaded.format != "preference":
+        raise ConfigError(f"method.kind dpo needs preference data (prompt, chosen, rejected); "
+                          f"{Path(d.path).name} is {loaded.format}")
     objective = resolve_objective(config, loaded.format)
     resolved = resolve_model(config.model)
     tokenizer = load_tokenizer(resolved, config.model)
     tr, va = split(len(loaded.examples), d.val_size, config.train.seed)
+    if config.method.kind == "dpo":  # TRL's DPOTrainer tokenizes preference pairs itself
+        lengths = encode([loaded.examples[i] for i in tr + va], tokenizer, objective, d.max_length).lengths
+        stats = {"format": loaded.format, "objective": "dpo", "train_examples": len(tr), "val_examples": len(va),
+                 "truncated": sum(n > d.max_length for n in lengths), "lengths": length_stats(lengths, d.max_length)}
+        return Prepared(config, "dpo", [loaded.examples[i] for i in tr], [loaded.examples[i] for i in va],
+                        tokenizer, resolved, [*loaded.report.notices, *resolved.notices], stats)
     enc_train = encode([loaded.examples[i] for i in tr], tokenizer, objective, d.max_length)
     enc_val = encode([loaded.examples[i] for i in va], tokenizer, objective, d.max_length)
     if not enc_train.rows:
@@ -173,7 +179,7 @@ def failure_message(e: BaseException, config: StudioConfig) -> str:
 def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Callable[[], bool]):
     from datasets import Dataset
 
-    from .callbacks import StudioCallback, StudioTrainer, collator, training_args
+    from .callbacks import StudioCallback, StudioTrainer, collator, dpo_trainer_class, training_args
 
     cfg = p.config
     threads = set_threads(cfg.train.threads)
@@ -189,10 +195,14 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
               "threads": threads, **p.stats})
     args = training_args(cfg, run, precision, has_val=bool(p.val_rows))
     callback = StudioCallback(run, on_event, should_stop)
-    trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
-                            data_collator=collator(p.tokenizer), train_dataset=Dataset.from_list(p.train_rows),
-                            eval_dataset=Dataset.from_list(p.val_rows) if p.val_rows else None,
-                            callbacks=[callback])
+    datasets = {"train_dataset": Dataset.from_list(p.train_rows),
+                "eval_dataset": Dataset.from_list(p.val_rows) if p.val_rows else None}
+    if cfg.method.kind == "dpo":  # the reference model is the base: the adapter switched off
+        trainer = dpo_trainer_class()(model=model, args=args, processing_class=p.tokenizer, callbacks=[callback],
+                                      **datasets)
+    else:
+        trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
+                                data_collator=collator(p.tokenizer), callbacks=[callback], **datasets)
     callback.trainer = trainer
     return trainer, model
 
