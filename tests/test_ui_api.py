@@ -181,3 +181,44 @@ def test_prompt_effectiveness_through_the_api(url):
                                "Phrasings, one per line (write \\n for a line break)": "{input}\nSay: {input}"})
     assert [row[0] for row in table["data"]] == ["{input}", "Say: {input}"]
     assert "Best phrasing" in text and "K=2 (sampled)" in text
+
+
+def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
+    from conftest import tiny_config
+
+    from studio.config import EvalConfig, StudioConfig
+    from studio.engine import train
+    from studio.engine.evaluate import evaluate_run
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
+    cfg.run_name = "to-rate"
+    run = train.run(cfg).run_dir
+    evaluate_run(run, limit=4, settings=EvalConfig(max_new_tokens=8, bertscore=False), name="r1")
+    c = client(url)
+    pool = c.predict(run.name, "r1", api_name="/rate_add_comparison")
+    assert "items" in pool
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Type your name"):
+        c.predict("", api_name="/rate_next_pair")
+    battles = tmp_path / "battles.csv"  # outputs that are surely not empty, imported through the tab
+    battles.write_text("question_id,model_a,model_b,winner,judge,prompt,output_a,output_b\n"
+                       f"ui1,base,{run.name},tie,zed,Add 1 and 2.,3,1 + 2 = 3.\n")
+    assert "items" in c.predict(handle_file(str(battles)), api_name="/rate_import")
+    prompt, a, b, reveal = c.predict("ann", api_name="/rate_next_pair")  # the pair itself stays server-side
+    assert "Prompt" in prompt and a.startswith("**A**") and b.startswith("**B**")
+    voted = 0
+    while not prompt.startswith("Nothing left"):
+        prompt, a, b, reveal = c.predict("ann", api_name="/rate_vote_a")
+        assert "A was **" in reveal
+        voted += 1
+    assert voted >= 1
+    *_, progress = c.predict("ann", api_name="/rate_next_answer")
+    assert "of" in progress
+    *_, progress = c.predict("ann", 4, 5, 4, 3, "fine", api_name="/rate_submit")
+    assert progress.startswith("1 of")
+    board, likert, agree, versus = c.predict(api_name="/rate_results")
+    models = [row[1] for row in board["data"]]
+    assert "base" in models and run.name in models
+    path, fmt, kind = c.predict(api_name="/rate_to_dpo")
+    assert kind == "dpo" and path.endswith(".jsonl")

@@ -8,6 +8,7 @@ turn its answers into widget updates. Errors reach the page as one readable mess
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +23,7 @@ from .tabs import compare as compare_tab
 from .tabs import data as data_tab
 from .tabs import model as model_tab
 from .tabs import placeholder
+from .tabs import rate as rate_tab
 from .tabs import train as train_tab
 
 TABS = ("Data", "Model", "Train", "Compare", "Rate", "Export")
@@ -45,7 +47,9 @@ def build_app() -> gr.Blocks:
                 t = train_tab.build()
             with gr.Tab("Compare") as compare_page:
                 c = compare_tab.build(form)
-            for name in TABS[4:]:
+            with gr.Tab("Rate") as rate_page:
+                r = rate_tab.build()
+            for name in TABS[5:]:
                 with gr.Tab(name):
                     placeholder.build(name)
         _wire_session(demo, key, stored_key, sessions)
@@ -53,6 +57,7 @@ def build_app() -> gr.Blocks:
         _wire_model(demo, form, m)
         _wire_train(demo, form, t, sessions, key)
         _wire_compare(form, c, sessions, key, compare_page)
+        _wire_rate(demo, form, r, sessions, key, rate_page)
 
     return demo
 
@@ -264,3 +269,132 @@ def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key
                   [c.pe_table, c.pe_summary], api_name="prompt_effectiveness")
     gr.on([c.saved.change, c.metric.change], compare_tab.show, [c.run, c.saved, c.metric],
           [c.summary, c.bars, c.scatter, c.table, c.worse], api_name="show_comparison")
+
+
+def _wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, page) -> None:
+    import random
+    import time
+
+    from ..engine.models import public_mode
+    from ..engine.ratings import default_db
+    from ..engine.ratings_io import export_file, import_file, preference_rows
+
+    db = default_db()
+    rng = random.Random()
+    demo.load(None, None, None, js=rate_tab.KEYS_JS)  # keys 1-5 fill the Likert dimensions
+    if public_mode():
+        gr.LoginButton()
+
+    def who(typed: str, profile: gr.OAuthProfile | None) -> str:
+        if public_mode():
+            if profile is None:
+                raise gr.Error("Log in with Hugging Face to rate.", print_exception=False)
+            return profile.username
+        if not (typed or "").strip():
+            raise gr.Error("Type your name first: every rating records its rater.", print_exception=False)
+        return typed.strip()
+
+    def runs_with_results():
+        return gr.Dropdown(choices=[n for n in compare_tab.trained_runs() if compare_tab.saved_results(n)])
+
+    page.select(runs_with_results, None, r.run, api_visibility="private")
+    page.select(lambda: rate_tab.pool_text(db), None, r.pool, api_visibility="private")
+    r.run.change(lambda n: gr.Dropdown(choices=compare_tab.saved_results(n),
+                                       value=next(iter(compare_tab.saved_results(n)), None)), r.run, r.result,
+                 api_visibility="private")
+
+    def add(run_name, result):
+        n = rate_tab.add_comparison(db, run_name, result)
+        gr.Info(f"Added {n} items.")
+        return rate_tab.pool_text(db)
+
+    r.add.click(_guard(add), [r.run, r.result], r.pool, api_name="rate_add_comparison")
+
+    def imported(path):
+        if not path:
+            return gr.skip()
+        counts = import_file(db, path)
+        gr.Info(f"Imported {counts['pairwise']} votes and {counts['likert']} ratings.")
+        return rate_tab.pool_text(db)
+
+    r.upload.upload(_guard(imported), r.upload, r.pool, api_name="rate_import")
+    pair_out = [r.prompt, r.out_a, r.out_b, r.reveal]
+    # The pair and the answer on screen live in the server-side session: the page never holds the
+    # identities it must not show, and API clients keep them between calls too.
+
+    def show_pair(k, typed, reveal, request, profile):
+        s = sessions.get(k, request)
+        s.pair = rate_tab.pick_pair(db, who(typed, profile), rng)
+        if s.pair is None:
+            return "Nothing left to judge: add items from a comparison, or wait for more.", "", "", reveal
+        return (f"**Prompt:** {s.pair['prompt']}", f"**A**\n\n{s.pair['left_text']}",
+                f"**B**\n\n{s.pair['right_text']}", reveal)
+
+    def next_pair(k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        return show_pair(k, typed, "", request, profile)
+
+    r.next_pair.click(_guard(next_pair), [key, r.rater], pair_out, api_name="rate_next_pair")
+    for button, choice in zip(r.votes, ("a", "b", "tie", "bothbad", "skip")):
+        def vote(k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None, choice=choice):
+            rater, pair = who(typed, profile), sessions.get(k, request).pair
+            if not pair:
+                raise gr.Error("Show a pair first.", print_exception=False)
+            if choice == "skip":
+                return show_pair(k, typed, "Skipped.", request, profile)
+            db.vote(pair["item"], pair["left"], pair["right"], choice, rater, left=pair["left"],
+                    client_key=pair["key"])
+            said = {"a": "A is better", "b": "B is better", "tie": "a tie", "bothbad": "both bad"}[choice]
+            return show_pair(k, typed, f"Recorded: {said}. A was **{pair['left']}**, B was **{pair['right']}**.",
+                             request, profile)
+
+        button.click(_guard(vote), [key, r.rater], pair_out, api_name=f"rate_vote_{choice}", trigger_mode="once")
+    one_out = [r.one_prompt, r.one_output, *r.dims, r.comment, r.progress]
+
+    def show_one(k, typed, request, profile):
+        s = sessions.get(k, request)
+        s.answer, done, total = rate_tab.pick_one(db, who(typed, profile), rng)
+        progress = f"{done} of {total} rated"
+        if s.answer is None:
+            return ("Nothing left to rate.", "", *[None] * len(r.dims), "", progress)
+        return (f"**Prompt:** {s.answer['prompt']}", s.answer["text"], *[None] * len(r.dims), "", progress)
+
+    def next_one(k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        return show_one(k, typed, request, profile)
+
+    r.next_one.click(_guard(next_one), [key, r.rater], one_out, api_name="rate_next_answer")
+
+    def submit(k, typed, quality, relevance, coherence, helpfulness, comment, request: gr.Request,
+               profile: gr.OAuthProfile | None = None):
+        scores = [quality, relevance, coherence, helpfulness]
+        one = sessions.get(k, request).answer
+        if not one:
+            raise gr.Error("Show an answer first.", print_exception=False)
+        if any(s is None for s in scores):
+            raise gr.Error("Rate all four dimensions (keys 1-5 work).", print_exception=False)
+        rater = who(typed, profile)
+        db.rate(one["item"], one["system"], rater, dict(zip(rate_tab.DIMENSIONS, map(int, scores))), comment or "")
+        return show_one(k, typed, request, profile)
+
+    r.submit.click(_guard(submit), [key, r.rater, *r.dims, r.comment], one_out, api_name="rate_submit",
+                   trigger_mode="once")
+    r.refresh.click(lambda: rate_tab.results(db), None, [r.board, r.likert, r.agree, r.versus],
+                    api_name="rate_results")
+
+    def export():
+        path = rate_tab.export_dir() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        export_file(db, path)
+        return str(path)
+
+    r.export.click(_guard(export), None, r.export_file, api_name="rate_export")
+
+    def to_dpo():
+        rows = preference_rows(db)
+        if not rows:
+            raise gr.Error("No decided votes yet (ties teach DPO nothing).", print_exception=False)
+        path = rate_tab.export_dir() / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+        gr.Info(f"{len(rows)} preference pairs set as the training data with method dpo: press Start in Train.")
+        return str(path), "auto", "dpo"
+
+    r.to_dpo.click(_guard(to_dpo), None, [form.widgets["data.path"], form.widgets["data.format"],
+                                          form.widgets["method.kind"]], api_name="rate_to_dpo")

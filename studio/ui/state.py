@@ -27,6 +27,8 @@ class Session:
     drawn: int = -1  # metrics already drawn by this page (skip identical redraws)
     announced: str = ""  # the last final state announced as a toast
     data_path: str = ""  # the last dataset uploaded or picked (API clients have no form to keep it)
+    pair: dict | None = None  # the blind pair on screen (identities stay here until the vote)
+    answer: dict | None = None  # the answer being rated on the Likert panel
     runs: list[str] = field(default_factory=list)
 
     @property
