@@ -34,8 +34,9 @@ def build_app() -> gr.Blocks:
     sessions = Sessions()
     form = Form()
     with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
-        gr.Markdown("# Fine-tuning studio\n**Data → Model → Train**: pick a dataset, pick a base model and a "
-                    "method, press Start and watch the loss. Compare, Rate and Export follow.")
+        gr.Markdown("# Fine-tuning studio\n**Data → Model → Train → Compare → Rate**: pick a dataset, a base "
+                    "model and a method, press Start and watch the loss; then see whether the tuned model got "
+                    "better, by metrics and by people.")
         key = gr.State(None)
         stored_key = gr.BrowserState(None, storage_key="studio-session")
         with gr.Tabs():
