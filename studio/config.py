@@ -173,6 +173,7 @@ class EvalConfig:
     seed: int = _f(0, "Seed for sampling and for the bootstrap.")
     batch_size: int = _f(8, "Prompts generated together (left-padded).")
     bertscore: bool = _f(True, "Compute BERTScore (offline: MiniLM from its pip package).")
+    extra_metrics: list = _f([], "More metrics: evaluate ids or local metric script folders, scored per example.")
 
     def __post_init__(self) -> None:
         for name in ("limit", "max_new_tokens", "batch_size"):

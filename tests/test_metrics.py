@@ -115,3 +115,30 @@ def test_lexnames_from_the_man_page_format():
 def test_bertscore_scores_an_empty_answer_zero_like_bert_score_says():
     ours = M.bertscore(["", "the cat sat"], ["a cat", "the cat sat"])
     assert ours["bertscore_f1"].per_example[0] == 0.0 and ours["bertscore_f1"].per_example[1] > 0.9
+
+
+METRIC_SCRIPT = '''
+import datasets
+import evaluate
+
+
+class Lenratio(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(description="", citation="", inputs_description="",
+                                   features=datasets.Features({"predictions": datasets.Value("string"),
+                                                               "references": datasets.Value("string")}))
+
+    def _compute(self, predictions, references):
+        return {"length_ratio": sum(map(len, predictions)) / max(1, sum(map(len, references)))}
+'''
+
+
+def test_a_local_evaluate_metric_is_added_and_an_unloadable_one_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "lenratio"
+    folder.mkdir()
+    (folder / "lenratio.py").write_text(METRIC_SCRIPT)
+    scored = M.score_texts(["abc", "abcd"], ["abcdef", "abcd"], bertscore_on=False,
+                           extra=[str(folder), "no-such-metric-anywhere"])
+    assert scored.metrics["lenratio"].value == pytest.approx((0.5 + 1.0) / 2)
+    assert "no-such-metric-anywhere" in scored.info["skipped_metrics"][0]

@@ -102,10 +102,12 @@ def compare(base_out: list[str], tuned_out: list[str], refs: list[str], base_nll
     """Scores, intervals, paired tests, win/tie/loss and the got-worse list."""
     if not all(refs):
         return {"base": {}, "tuned": {}, "delta": {}, "note": "no references: outputs only"}, [{} for _ in refs]
-    scored = {"base": M.score_texts(base_out, refs, s.bertscore), "tuned": M.score_texts(tuned_out, refs, s.bertscore)}
+    scored = {side: M.score_texts(out, refs, s.bertscore, s.extra_metrics)
+              for side, out in (("base", base_out), ("tuned", tuned_out))}
     for side, nll in (("base", base_nll), ("tuned", tuned_nll)):
         scored[side].metrics["perplexity"] = M.perplexity_metric(*nll)
     names = [m for m in M.ORDER if m in scored["base"].metrics]
+    names += sorted(m for m in scored["base"].metrics if m not in M.ORDER and m in scored["tuned"].metrics)
     summary = {side: {m: M.interval(scored[side].metrics[m], s.seed) for m in names} for side in scored}
     summary["delta"] = {m: M.paired(scored["base"].metrics[m], scored["tuned"].metrics[m], s.seed) for m in names}
     summary["win_tie_loss"] = {m: M.win_tie_loss(scored["base"].metrics[m], scored["tuned"].metrics[m], m)

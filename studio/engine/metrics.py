@@ -22,6 +22,7 @@ import string
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -141,7 +142,22 @@ def token_f1(hyp: str, ref: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score_texts(hyps: list[str], refs: list[str], bertscore_on: bool = True) -> Scored:
+def extra_metric(name: str, hyps: list[str], refs: list[str]) -> tuple[dict[str, Metric], str | None]:
+    """An ``evaluate`` metric by id or local script folder, computed per example and averaged (so it gets
+    intervals like the rest); (metrics, None), or ({}, the reason it could not load)."""
+    try:
+        import evaluate
+
+        metric = evaluate.load(name)
+        rows = [metric.compute(predictions=[h], references=[r]) for h, r in zip(hyps, refs)]
+    except Exception as e:  # noqa: BLE001 - offline, missing dependency, wrong inputs: say so, keep the rest
+        return {}, f"{name}: could not load or compute ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+    keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    label = Path(name).name if Path(name).exists() else name
+    return {f"{label}.{k}" if len(keys) > 1 else label: _mean_metric([float(r[k]) for r in rows]) for k in keys}, None
+
+
+def score_texts(hyps: list[str], refs: list[str], bertscore_on: bool = True, extra: list[str] = ()) -> Scored:
     out = Scored()
     out.metrics["bleu"], out.info["bleu_signature"] = bleu(hyps, refs)
     out.metrics.update(rouge(hyps, refs))
@@ -154,6 +170,11 @@ def score_texts(hyps: list[str], refs: list[str], bertscore_on: bool = True) -> 
     out.metrics["exact_match"] = _mean_metric([float(normalize_answer(h) == normalize_answer(r))
                                                for h, r in zip(hyps, refs)])
     out.metrics["token_f1"] = _mean_metric([token_f1(h, r) for h, r in zip(hyps, refs)])
+    for name in extra:
+        found, problem = extra_metric(name, hyps, refs)
+        out.metrics.update(found)
+        if problem:
+            out.info.setdefault("skipped_metrics", []).append(problem)
     return out
 
 

@@ -34,7 +34,7 @@ def to_widget(key: str, value):
     """Config value -> what the widget shows (dicts and lists become text)."""
     if key == "data.columns":
         return ", ".join(f"{k}={v}" for k, v in (value or {}).items())
-    if key == "method.target_modules" and isinstance(value, list):
+    if key in ("method.target_modules", "eval.extra_metrics") and isinstance(value, list):
         return ", ".join(value)
     return value
 
@@ -50,6 +50,8 @@ def from_widget(key: str, value):
     if key == "method.target_modules":
         text = (value or "").strip()
         return text if text in ("auto", "all-linear") else [t.strip() for t in text.split(",") if t.strip()]
+    if key == "eval.extra_metrics":
+        return [t.strip() for t in (value or "").split(",") if t.strip()]
     if key == "method.quant_bits":
         return int(value)
     kind = _field(key).type

@@ -19,7 +19,7 @@ from ..forms import Form
 
 SOURCES = ["validation split", "upload a file", "type prompts"]
 EVAL = ["max_new_tokens", "do_sample", "temperature", "top_p", "repetition_penalty", "seed", "batch_size",
-        "bertscore"]
+        "bertscore", "extra_metrics"]
 
 
 @dataclass
