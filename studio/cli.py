@@ -236,6 +236,28 @@ def cmd_ratings(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .engine import export as E
+
+    run = Path(a.run_dir)
+    if a.format == "adapter":
+        print(f"adapter zip: {E.export_adapter(run, a.out)}")
+    elif a.format == "merged":
+        r = E.export_merged(run, a.out)
+        print(f"merged model: {r['path']} (max |logit difference| vs adapter: {r['max_abs_logit_diff']:.2e})")
+    else:
+        if a.table:
+            for row in E.quantization_table(run):
+                print(f"{row['export']:14s} {row['size_mb']:8.2f} MB {row['tokens_per_s']:8.0f} tokens/s "
+                      f"perplexity {row['perplexity']:.3f}")
+        else:
+            print(f"quantized model: {E.export_quantized(run, a.bits, a.out)}")
+    if a.push:
+        target = a.out or (E.export_root() / f"{run.name}-adapter.zip")
+        print(f"pushed: {E.push_to_hub(target, a.push, private=not a.public)}")
+    return 0
+
+
 def cmd_ui(a: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from app import launch
@@ -280,6 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="eval.KEY=VALUE", help="generation settings")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_evaluate)
+    s = sub.add_parser("export", help="adapter zip, merged model or quantized model")
+    s.add_argument("run_dir")
+    s.add_argument("--format", choices=["adapter", "merged", "quantized"], default="adapter")
+    s.add_argument("--out", help="where to write it (default: STUDIO_HOME/exports/)")
+    s.add_argument("--bits", type=int, choices=[8, 4], default=8, help="quantized: 8-bit or 4-bit NF4")
+    s.add_argument("--table", action="store_true", help="quantized: size, speed and perplexity of fp32/int8/nf4")
+    s.add_argument("--push", metavar="REPO_ID", help="also push to the hub (private unless --public)")
+    s.add_argument("--public", action="store_true")
+    s.set_defaults(fn=cmd_export)
     s = sub.add_parser("ratings", help="human ratings: import, export, leaderboard, agreement")
     rs = s.add_subparsers(dest="action", required=True)
     r = rs.add_parser("import", help="CSV/JSONL: Chatbot Arena battles or Likert rows")

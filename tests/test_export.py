@@ -1,0 +1,95 @@
+"""Exports: the adapter zip loads with plain transformers + peft and gives the studio's logits; the
+merged model equals the adapter model; the card's front matter parses; quantized exports reload
+and generate; nothing half-written is left behind."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, SAMPLES, tiny_config
+
+from studio.config import StudioConfig
+from studio.engine import export as E
+from studio.engine import train
+from studio.engine.generate import load_pair
+
+PROBE = "Add 12 and 30."
+LOAD = r"""
+import json, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+folder = sys.argv[1]
+base = json.load(open(folder + "/adapter_config.json"))["base_model_name_or_path"]
+model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), folder).eval()
+tok = AutoTokenizer.from_pretrained(folder)
+with torch.no_grad():
+    print(json.dumps(model(**tok([sys.argv[2]], return_tensors="pt")).logits[0, -1].tolist()))
+"""
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    cfg = tiny_config(SAMPLES / "instructions.json", train={"max_steps": 6, "learning_rate": 5e-3})
+    return train.run(StudioConfig.from_dict(cfg), tmp_path_factory.mktemp("exp") / "run").run_dir
+
+
+def tuned_logits(run, text=PROBE):
+    pair = load_pair(run)
+    with torch.no_grad():
+        return pair.tuned(**pair.tokenizer([text], return_tensors="pt")).logits[0, -1].float()
+
+
+def test_adapter_zip_loads_with_plain_transformers_and_peft(lora_run, tmp_path):
+    z = E.export_adapter(lora_run, tmp_path / "a.zip")
+    names = zipfile.ZipFile(z).namelist()
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "README.md",
+            "studio-config.yaml"} <= set(names)
+    zipfile.ZipFile(z).extractall(tmp_path / "unzipped")
+    out = subprocess.run([sys.executable, "-c", LOAD, str(tmp_path / "unzipped"), PROBE], capture_output=True,
+                         text=True, cwd=tmp_path, check=True)  # a fresh process, no studio import
+    theirs = torch.tensor(json.loads(out.stdout.strip().splitlines()[-1]))
+    ours = tuned_logits(lora_run)
+    assert torch.allclose(theirs, ours, atol=1e-5)
+    card = zipfile.ZipFile(z).read("README.md").decode()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "peft" and meta["pipeline_tag"] == "text-generation"
+    assert meta["base_model"] and meta["studio_dataset_hash"].startswith("sha256:") and "lora" in meta["tags"]
+
+
+def test_merged_equals_adapter_and_reloads(lora_run, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result = E.export_merged(lora_run, tmp_path / "merged", max_shard_size="1MB")
+    assert result["max_abs_logit_diff"] < 1e-4
+    shards = list((tmp_path / "merged").glob("model-*.safetensors"))
+    assert len(shards) > 1  # sharded past the size
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    with torch.no_grad():
+        logits = merged(**tok([PROBE], return_tensors="pt")).logits[0, -1]
+    assert (logits - tuned_logits(lora_run)).abs().max() < 1e-4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_exports_reload_and_generate(lora_run, tmp_path, bits):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = E.export_quantized(lora_run, bits, tmp_path / f"q{bits}")
+    model = AutoModelForCausalLM.from_pretrained(path, device_map={"": "cpu"})
+    tok = AutoTokenizer.from_pretrained(path)
+    ids = model.generate(**tok([PROBE], return_tensors="pt"), max_new_tokens=5, do_sample=False)
+    assert ids.shape[1] > len(tok(PROBE)["input_ids"])
+    assert E.size_on_disk(path) < E.size_on_disk(E.export_root() / f"{lora_run.name}-merged")
+
+
+def test_export_cli_and_push_offline(lora_run, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "studio", "export", str(lora_run), "--format", "adapter", "--out",
+                          str(tmp_path / "cli.zip"), "--push", "someone/some-repo"], capture_output=True, text=True,
+                         cwd=ROOT, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": "x"})
+    assert (tmp_path / "cli.zip").is_file()
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "push" in out.stderr
