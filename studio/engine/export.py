@@ -218,8 +218,8 @@ def push_to_hub(folder_or_zip: str | Path, repo_id: str, token: str | None = Non
         info = api.upload_folder(folder_path=str(work), repo_id=repo_id, commit_message="Upload from the studio")
     except hf.HfHubHTTPError as e:
         raise ModelError(f"push to {repo_id} refused: {str(e).splitlines()[0][:200]}") from None
-    except (OSError, hf.LocalTokenNotFoundError) as e:
-        if "token" in str(e).lower():
+    except Exception as e:  # noqa: BLE001 - the hub client raises its own transport errors (httpx2, OSError...)
+        if isinstance(e, hf.LocalTokenNotFoundError) or "token" in str(e).lower():
             raise ModelError("push needs a token: log in or set HF_TOKEN") from None
         raise ModelError(f"push to {repo_id} failed: the hub cannot be reached (offline) ({type(e).__name__})") \
             from None
