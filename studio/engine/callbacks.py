@@ -131,6 +131,8 @@ class StudioCallback(TrainerCallback):
             control.should_save = True  # a checkpoint to resume from
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return  # one writer per run: the first process
         logs = logs or {}
         if self.diverged or ("loss" not in logs and "eval_loss" not in logs):
             return  # a diverged step was recorded by on_step_end
@@ -151,6 +153,8 @@ class StudioCallback(TrainerCallback):
         self._emit(record)
 
     def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if ckpt.is_dir():
             runs.write_atomic(ckpt / runs.COMPLETE, str(time.time()))

@@ -125,6 +125,11 @@ def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEve
     """Train; ``resume=True`` continues ``run_dir`` from its last complete checkpoint."""
     on_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
+    if world_size() > 1 and not run_dir:
+        raise ConfigError("with several processes (torchrun / accelerate launch), pass --output-dir so that every "
+                          "process writes to the same run directory")
+    if not is_main_process():  # under torchrun / accelerate: only the first process writes the run directory
+        return _run_replica(config, Path(run_dir), should_stop, resume)
     run = Path(run_dir) if resume else runs.new_run_dir(config, run_dir)
     checkpoint = None
     if resume:
@@ -162,6 +167,29 @@ def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEve
                       duration_s=round(time.time() - started, 2))
     on_event({"kind": "state", "state": result.state, "error": result.error, "step": result.step})
     return result
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _run_replica(config: StudioConfig, run: Path, should_stop, resume: bool) -> RunResult:
+    """A non-first process of a multi-process run: the same training, no files of its own."""
+    import time as _time
+
+    for _ in range(600):  # the first process creates the run directory
+        if (run / "config.yaml").is_file():
+            break
+        _time.sleep(0.1)
+    prepared = prepare(config)
+    trainer, _ = _build_trainer(prepared, run, lambda e: None, should_stop)
+    checkpoint = runs.last_complete_checkpoint(run) if resume else None
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return RunResult(run, _final_state(trainer), trainer.state.global_step)
 
 
 def failure_message(e: BaseException, config: StudioConfig) -> str:
