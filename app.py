@@ -23,7 +23,7 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True)
     auth = os.environ.get("STUDIO_AUTH")
     demo = build_app().queue(default_concurrency_limit=1, max_size=64)
     demo.launch(
-        server_name=host or os.environ.get("STUDIO_HOST", "127.0.0.1"),
+        server_name=host or os.environ.get("STUDIO_HOST", "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"),
         server_port=port or int(os.environ.get("STUDIO_PORT", 7860)),
         auth=tuple(auth.split(":", 1)) if auth and ":" in auth else None,
         max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False, share=False, prevent_thread_lock=not block,

@@ -222,3 +222,22 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     assert "base" in models and run.name in models
     path, fmt, kind = c.predict(api_name="/rate_to_dpo")
     assert kind == "dpo" and path.endswith(".jsonl")
+
+
+def test_export_tab_gives_the_adapter_zip(url):
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine import train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
+    run = train.run(cfg).run_dir
+    c = client(url)
+    files, status = c.predict(run.name, api_name="/export_adapter")
+    assert status.startswith("Adapter zip written") and str(files[0]).find("-adapter.zip") > 0
+    files, status = c.predict(run.name, api_name="/export_merged")
+    assert "max |logit difference|" in status
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Pick a trained run"):
+        c.predict("../../etc", api_name="/export_adapter")

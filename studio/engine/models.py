@@ -46,7 +46,11 @@ def cached_models() -> list[str]:
 
 
 def studio_home() -> Path:
-    home = Path(os.environ.get("STUDIO_HOME") or Path.home() / ".studio").expanduser()
+    """STUDIO_HOME; on a Space with persistent storage, /data/studio; else ~/.studio."""
+    default = Path.home() / ".studio"
+    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
+        default = Path("/data/studio")
+    home = Path(os.environ.get("STUDIO_HOME") or default).expanduser()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

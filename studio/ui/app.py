@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -21,8 +22,8 @@ from .forms import Form, apply_preset
 from .state import Sessions
 from .tabs import compare as compare_tab
 from .tabs import data as data_tab
+from .tabs import export as export_tab
 from .tabs import model as model_tab
-from .tabs import placeholder
 from .tabs import rate as rate_tab
 from .tabs import train as train_tab
 
@@ -50,15 +51,15 @@ def build_app() -> gr.Blocks:
                 c = compare_tab.build(form)
             with gr.Tab("Rate") as rate_page:
                 r = rate_tab.build()
-            for name in TABS[5:]:
-                with gr.Tab(name):
-                    placeholder.build(name)
+            with gr.Tab("Export") as export_page:
+                x = export_tab.build()
         _wire_session(demo, key, stored_key, sessions)
         _wire_data(form, d, sessions, key)
         _wire_model(demo, form, m)
         _wire_train(demo, form, t, sessions, key)
         _wire_compare(form, c, sessions, key, compare_page)
         _wire_rate(demo, form, r, sessions, key, rate_page)
+        _wire_export(form, x, export_page)
 
     return demo
 
@@ -148,6 +149,8 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
 
     def start(values: dict, request: gr.Request):
         s = sessions.get(values[key], request)
+        if os.environ.get("STUDIO_TRAINING", "on").lower() in ("off", "0", "false", "no"):
+            raise gr.Error("Training is switched off on this deployment (STUDIO_TRAINING=off).", print_exception=False)
         if s.job is not None and not s.job.done:
             raise gr.Error("Your run is still going: stop it first.", print_exception=False)
         cfg = form.to_config(values)
@@ -399,3 +402,38 @@ def _wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, p
 
     r.to_dpo.click(_guard(to_dpo), None, [form.widgets["data.path"], form.widgets["data.format"],
                                           form.widgets["method.kind"]], api_name="rate_to_dpo")
+
+
+def _wire_export(form: Form, x: export_tab.ExportTab, page) -> None:
+    from ..engine import export as E
+    from ..engine import human
+    from ..engine.jobs import exclusive
+    from ..engine.ratings import default_db
+
+    page.select(lambda: gr.Dropdown(choices=compare_tab.trained_runs()), None, x.run, api_visibility="private")
+
+    def adapter(name):
+        return export_tab.adapter_zip(name, human.leaderboard(default_db().votes()) or None)
+
+    def merged(name):
+        with exclusive():
+            r = E.export_merged(export_tab.checked(name))
+        diff = r["max_abs_logit_diff"]
+        return [], f"Merged model in `{r['path']}`; max |logit difference| vs the adapter: {diff:.2e}."
+
+    def quantize(name, progress=gr.Progress()):
+        progress(0, desc="merging, quantizing and measuring")
+        with exclusive():
+            rows = E.quantization_table(export_tab.checked(name))
+        return export_tab.quant_frame(rows), "Quantized exports: " + ", ".join(f"`{r['path']}`" for r in rows[1:])
+
+    def push(name, repo, token, private):
+        if not (repo or "").strip():
+            raise gr.Error("Type a repo id first.", print_exception=False)
+        zip_path = E.export_adapter(export_tab.checked(name))
+        return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or None, private)}"
+
+    x.adapter.click(_guard(adapter), x.run, [x.files, x.status], api_name="export_adapter")
+    x.merged.click(_guard(merged), x.run, [x.files, x.status], api_name="export_merged")
+    x.quantize.click(_guard(quantize), x.run, [x.table, x.status], api_name="export_quantized")
+    x.push.click(_guard(push), [x.run, x.repo, x.token, x.private], x.status, api_name="export_push")

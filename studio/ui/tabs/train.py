@@ -12,6 +12,11 @@ from ...engine import runs
 from ..charts import loss_figure, overlay_figure, system_figure
 
 POLL_S = 1.0  # a new point shows within two polls of being logged
+MULTI_GPU = """# every GPU of this machine, DDP (train.batch_size is per GPU):
+accelerate launch --multi_gpu -m studio train studio-config.yaml --output-dir runs/my-run
+# or:
+torchrun --nproc_per_node $(nvidia-smi -L | wc -l) -m studio train studio-config.yaml --output-dir runs/my-run
+# FSDP or DeepSpeed: run `accelerate config` once, then the same accelerate launch line"""
 
 
 @dataclass
@@ -49,6 +54,9 @@ def build() -> TrainTab:
     log = gr.Textbox(label="Log (newest last)", lines=10, max_lines=10, interactive=False, elem_id="log",
                      autoscroll=True)
     timer = gr.Timer(POLL_S)
+    with gr.Accordion("Several GPUs", open=False):
+        gr.Code(MULTI_GPU, language="shell", interactive=False,
+                label="The same run as DDP: save the config YAML from the Model tab, then")
     with gr.Accordion("Run history", open=False):
         refresh = gr.Button("Refresh", size="sm")
         history = gr.Dataframe(headers=["run", "state", "method", "model", "step", "final loss", "duration (s)"],
