@@ -93,3 +93,12 @@ def test_export_cli_and_push_offline(lora_run, tmp_path):
                          cwd=ROOT, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": "x"})
     assert (tmp_path / "cli.zip").is_file()
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "push" in out.stderr
+
+
+def test_quantization_table(lora_run):
+    rows = {r["export"]: r for r in E.quantization_table(lora_run, prompts=4, new_tokens=4)}
+    assert set(rows) == {"fp32 (merged)", "int8", "nf4", "dynamic int8 (CPU)"}
+    assert rows["nf4"]["size_mb"] < rows["int8"]["size_mb"] < rows["fp32 (merged)"]["size_mb"]
+    for r in rows.values():
+        assert r["tokens_per_s"] > 0
+        assert abs(r["perplexity"] / rows["fp32 (merged)"]["perplexity"] - 1) < 0.1

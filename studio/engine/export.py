@@ -241,19 +241,37 @@ def quantization_table(run_dir: str | Path, prompts: int = 16, new_tokens: int =
     qs, refs = [p for p, _ in pairs], [r for _, r in pairs]
     settings = cfg.eval.__class__(max_new_tokens=new_tokens, batch_size=8)
     rows = []
-    exports = [("fp32 (merged)", merged), ("int8", export_quantized(run, 8)), ("nf4", export_quantized(run, 4))]
+    exports = [("fp32 (merged)", merged), ("int8", export_quantized(run, 8)), ("nf4", export_quantized(run, 4)),
+               ("dynamic int8 (CPU)", merged)]
     for label, path in exports:
-        model = AutoModelForCausalLM.from_pretrained(path, **({"dtype": torch.float32} if label.startswith("fp32")
-                                                               else {"device_map": {"": "cpu"}}))
+        quantized = label in ("int8", "nf4")
+        model = AutoModelForCausalLM.from_pretrained(path, **({"device_map": {"": "cpu"}} if quantized
+                                                               else {"dtype": torch.float32}))
         tok = AutoTokenizer.from_pretrained(path)
+        size = size_on_disk(path)
+        if label.startswith("dynamic"):
+            # torch's dynamic int8 quantization for CPU inference: applied at load time, since its packed
+            # weights only serialise as a pickle, which the studio does not write.
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            size = _state_dict_bytes(model)
         model.generation_config.eos_token_id = None  # every prompt generates new_tokens tokens
         started = time.perf_counter()
         generate(model, tok, qs, settings)
         speed = len(qs) * new_tokens / (time.perf_counter() - started)
         nll, n = reference_nll(model, tok, qs, refs)
-        rows.append({"export": label, "path": str(path), "size_mb": size_on_disk(path) / 2**20,
+        rows.append({"export": label, "path": str(path), "size_mb": size / 2**20,
                      "tokens_per_s": speed, "perplexity": math.exp(sum(nll) / max(sum(n), 1))})
     return rows
+
+
+def _state_dict_bytes(model) -> int:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)  # in memory only: the size it would take
+    return buf.tell()
 
 
 def stamp() -> str:
