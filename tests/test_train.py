@@ -160,3 +160,38 @@ def test_bad_data_fails_before_any_model_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     result = train.run(StudioConfig.from_dict(tiny_config(bad)), tmp_path / "r")
     assert result.state == "failed" and "bad.jsonl: line 1" in result.error
+
+
+def test_full_disk_while_saving_fails_clearly_and_keeps_the_last_good_checkpoint(alpaca_file, tmp_path,
+                                                                                  monkeypatch):
+    import errno
+
+    real = StudioTrainer._save_checkpoint
+    saves = {"n": 0}
+
+    def flaky(self, model, trial):
+        saves["n"] += 1
+        if saves["n"] == 2:  # the second checkpoint: half written, then the disk is full
+            (tmp_path / "r" / "checkpoints" / f"checkpoint-{self.state.global_step}").mkdir(parents=True)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, model, trial)
+
+    monkeypatch.setattr(StudioTrainer, "_save_checkpoint", flaky)
+    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 6, "save_steps": 2,
+                                                                  "save_total_limit": 0}))
+    result = train.run(cfg, tmp_path / "r")
+    assert result.state == "failed" and "disk full" in result.error
+    assert runs.last_complete_checkpoint(tmp_path / "r").name == "checkpoint-2"
+    assert runs.read_status(tmp_path / "r")["model_source"] == "studio-tiny"
+
+
+def test_public_deployment_refuses_remote_code_unless_the_operator_allows(monkeypatch):
+    from studio.config import ModelConfig
+    from studio.engine import models
+    from studio.engine.errors import ModelError
+
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    with pytest.raises(ModelError, match="switched off on this public deployment"):
+        models.resolve_model(ModelConfig(trust_remote_code=True))
+    monkeypatch.setenv("STUDIO_ALLOW_TRUST_REMOTE_CODE", "1")
+    assert models.resolve_model(ModelConfig(trust_remote_code=True)).source == "studio-tiny"

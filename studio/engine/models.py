@@ -59,8 +59,17 @@ def public_mode() -> bool:
     return bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
 
 
+def operator_allows(setting: str) -> bool:
+    """On a public deployment, unsafe model settings need the operator's consent (an env variable)."""
+    return not public_mode() or os.environ.get(f"STUDIO_ALLOW_{setting.upper()}", "") in ("1", "true", "yes")
+
+
 def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     """The model's local folder; ``config_only`` fetches just config.json from the hub (estimates)."""
+    for setting in ("trust_remote_code", "allow_pickle"):
+        if getattr(cfg, setting) and not operator_allows(setting):
+            raise ModelError(f"model.{setting} is switched off on this public deployment "
+                             f"(the operator can allow it with STUDIO_ALLOW_{setting.upper()}=1)")
     name = cfg.name.strip()
     if name == TINY_NAME:
         return _checked(ResolvedModel(ensure_studio_tiny(studio_home()), "studio-tiny"), cfg)

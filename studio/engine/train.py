@@ -10,6 +10,7 @@ diverged or failed, with a one-line reason.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -145,6 +146,8 @@ def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEve
         prepared = prepare(config)
         for note in prepared.notices:
             on_event({"kind": "notice", "message": note})
+        runs.write_status(run, "running", model_source=prepared.resolved.source,
+                          model_revision=prepared.resolved.revision or None)
         trainer, model = _build_trainer(prepared, run, on_event, should_stop)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         state = _final_state(trainer)
@@ -195,6 +198,9 @@ def _run_replica(config: StudioConfig, run: Path, should_stop, resume: bool) -> 
 def failure_message(e: BaseException, config: StudioConfig) -> str:
     if isinstance(e, (StudioError, ConfigError)):
         return str(e)
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return ("disk full while saving: free some space, then resume; the last complete checkpoint is kept "
+                "(an interrupted one is never picked)")
     text = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
     if "out of memory" in text.lower() or "can't allocate memory" in text.lower() or \
             type(e).__name__ == "OutOfMemoryError":
