@@ -33,14 +33,41 @@ def test_dockerfile_installs_what_the_readme_and_the_space_do():
     assert "USER studio" in docker and "HEALTHCHECK" in docker and 'CMD ["python", "app.py"]' in docker
 
 
-def test_training_switch_for_operators(url, monkeypatch):
-    from gradio_client import Client
+def test_operator_token_guards_the_switch_stop_all_and_delete(url, monkeypatch):
+    import time
+
+    from conftest import SAMPLES
+    from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    monkeypatch.setenv("STUDIO_TRAINING", "off")
-    c = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    monkeypatch.setenv("STUDIO_OPERATOR_TOKEN", "s3cret")
+    op, visitor = (Client(url, verbose=False, analytics_enabled=False, download_files=False) for _ in range(2))
     try:
-        c.predict(api_name="/start")
+        op.predict("wrong", False, api_name="/operator_training")
+        raise AssertionError("a wrong token must be refused")
+    except AppError as e:
+        assert "Operator token required" in str(e)
+    assert "switched off" in op.predict("s3cret", False, api_name="/operator_training")
+    visitor.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    try:
+        visitor.predict(api_name="/start")
         raise AssertionError("Start should be refused")
     except AppError as e:
         assert "switched off" in str(e)
+    assert "allowed" in op.predict("s3cret", True, api_name="/operator_training")
+    info = visitor.view_api(return_format="dict", print_info=False)["named_endpoints"]["/start"]["parameters"]
+    steps = next(p["parameter_name"] for p in info if p["label"] == "max steps")
+    visitor.predict(**{steps: 100000}, api_name="/start")
+    for _ in range(100):
+        if "Training" in visitor.predict(api_name="/status")[0]:
+            break
+        time.sleep(0.3)
+    assert "Asked 1 job(s) to stop." == op.predict("s3cret", api_name="/operator_stop_all")
+    for _ in range(100):
+        status = visitor.predict(api_name="/status")[0]
+        if "Stopped" in status:
+            break
+        time.sleep(0.3)
+    run_name = status.split("Run directory:")[1].strip().strip("`").rstrip("/").split("/")[-1]
+    op.predict(api_name="/runs")  # the run list, as the operator's page shows it
+    assert "Deleted 1 run(s)." == op.predict("s3cret", [run_name], api_name="/operator_delete_runs")

@@ -84,8 +84,8 @@ def exclusive(queue: DeviceQueue = DEVICE):
 
 class Job:
     def __init__(self, config: StudioConfig, run_dir: str | Path | None = None, resume: bool = False,
-                 queue: DeviceQueue = DEVICE):
-        self.config, self.run_dir, self.resume, self.queue = config, run_dir, resume, queue
+                 queue: DeviceQueue = DEVICE, owner: str | None = None):
+        self.config, self.run_dir, self.resume, self.queue, self.owner = config, run_dir, resume, queue, owner
         self.state = "created"
         self.error: str | None = None
         self.metrics: list[dict] = []
@@ -129,7 +129,8 @@ class Job:
             self.state = "stopped"
             return
         try:
-            self.result = train.run(self.config, self.run_dir, self._on_event, self._stop.is_set, self.resume)
+            self.result = train.run(self.config, self.run_dir, self._on_event, self._stop.is_set, self.resume,
+                                    owner=self.owner)
             with self._lock:
                 self.state, self.error = self.result.state, self.result.error
         except Exception as e:  # noqa: BLE001 - e.g. resume without a checkpoint: the job fails, the app lives

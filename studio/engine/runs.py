@@ -144,6 +144,7 @@ class RunInfo:
     step: int
     final_loss: float | None
     duration_s: float | None
+    owner: str | None = None
 
 
 def list_runs() -> list[RunInfo]:
@@ -158,5 +159,5 @@ def list_runs() -> list[RunInfo]:
         except ValueError:
             method, model = "?", "?"
         out.append(RunInfo(run, run.name, status.get("state", "unknown"), method, model, status.get("step", 0),
-                           status.get("final_loss"), status.get("duration_s")))
+                           status.get("final_loss"), status.get("duration_s"), status.get("owner")))
     return out

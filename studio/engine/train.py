@@ -122,7 +122,7 @@ def set_threads(n: int) -> int:
 
 
 def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEvent | None = None,
-        should_stop: Callable[[], bool] | None = None, resume: bool = False) -> RunResult:
+        should_stop: Callable[[], bool] | None = None, resume: bool = False, owner: str | None = None) -> RunResult:
     """Train; ``resume=True`` continues ``run_dir`` from its last complete checkpoint."""
     on_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
@@ -139,7 +139,8 @@ def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEve
             raise JobError(f"{run}: no complete checkpoint to resume from")
         _truncate_metrics(run, int(checkpoint.name.split("-")[1]))
     started = time.time()
-    runs.write_status(run, "running", step=0, error=None, started=started, pid=os.getpid())
+    runs.write_status(run, "running", step=0, error=None, started=started, pid=os.getpid(),
+                      **({"owner": owner} if owner else {}))
     on_event({"kind": "state", "state": "running", "run_dir": str(run)})
     trainer = model = None
     try:

@@ -8,8 +8,10 @@ turn its answers into widget updates. Errors reach the page as one readable mess
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import os
+import shutil
 from pathlib import Path
 
 import gradio as gr
@@ -149,8 +151,8 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
 
     def start(values: dict, request: gr.Request):
         s = sessions.get(values[key], request)
-        if os.environ.get("STUDIO_TRAINING", "on").lower() in ("off", "0", "false", "no"):
-            raise gr.Error("Training is switched off on this deployment (STUDIO_TRAINING=off).", print_exception=False)
+        if not sessions.training_allowed:
+            raise gr.Error("Training is switched off on this deployment.", print_exception=False)
         if s.job is not None and not s.job.done:
             raise gr.Error("Your run is still going: stop it first.", print_exception=False)
         cfg = form.to_config(values)
@@ -160,7 +162,7 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
         if not s.allows(cfg.data.path):
             raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
         cfg.run_name = (values[t.run_name] or "").strip()
-        s.job, s.drawn, s.announced = Job(cfg).start(), -1, ""
+        s.job, s.drawn, s.announced = Job(cfg, owner=s.key).start(), -1, ""
         return train_tab.status_text(s.job.snapshot())
 
     t.start.click(_guard(start), form.inputs | {key, t.run_name}, t.status, api_name="start")
@@ -182,7 +184,7 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
         if run_dir is None or runs.last_complete_checkpoint(run_dir) is None:
             raise gr.Error("Nothing to resume: stop a run first, or pick one with a checkpoint in Run history.",
                            print_exception=False)
-        job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True)
+        job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True, owner=s.key)
         s.job, s.drawn, s.announced = job.start(), -1, ""
         return train_tab.status_text(s.job.snapshot())
 
@@ -204,12 +206,44 @@ def _wire_train(demo, form: Form, t: train_tab.TrainTab, sessions: Sessions, key
 
     t.timer.tick(poll, [key], status_outputs, api_name="status", show_progress="hidden", concurrency_limit=None)
 
-    def history():
-        rows, names = train_tab.history_rows()
+    def history(k, request: gr.Request):
+        rows, names = train_tab.history_rows(sessions.get(k, request).key)
         return rows, gr.CheckboxGroup(choices=names)
 
-    t.refresh.click(history, None, [t.history, t.pick], api_name="runs")
-    demo.load(history, None, [t.history, t.pick], api_visibility="private")
+    t.refresh.click(history, [key], [t.history, t.pick], api_name="runs")
+    demo.load(history, [key], [t.history, t.pick], api_visibility="private")
+
+    def operator(token: str) -> None:
+        expected = os.environ.get("STUDIO_OPERATOR_TOKEN", "")
+        if not expected or not hmac.compare_digest(expected.encode(), (token or "").encode()):
+            raise gr.Error("Operator token required (set STUDIO_OPERATOR_TOKEN on the server).", print_exception=False)
+
+    def stop_all(token):
+        operator(token)
+        jobs = [s.job for s in sessions.all() if s.job is not None and not s.job.done]
+        for job in jobs:
+            job.stop()
+        return f"Asked {len(jobs)} job(s) to stop."
+
+    def delete(token, names):
+        operator(token)
+        root, gone = runs.runs_root().resolve(), []
+        busy = {str(s.job.run_dir) for s in sessions.all() if s.job is not None and not s.job.done}
+        for name in names or []:
+            path = (root / name).resolve()
+            if path.parent == root and path.is_dir() and str(path) not in busy:
+                shutil.rmtree(path)
+                gone.append(name)
+        return f"Deleted {len(gone)} run(s)." + ("" if len(gone) == len(names or []) else " Running runs are kept.")
+
+    def training(token, allowed):
+        operator(token)
+        sessions.training_allowed = bool(allowed)
+        return "Training is allowed." if allowed else "Training is switched off."
+
+    t.op_stop.click(_guard(stop_all), t.op_token, t.op_status, api_name="operator_stop_all")
+    t.op_delete.click(_guard(delete), [t.op_token, t.pick], t.op_status, api_name="operator_delete_runs")
+    t.op_training.input(_guard(training), [t.op_token, t.op_training], t.op_status, api_name="operator_training")
     t.pick.change(train_tab.compare, t.pick, [t.overlay, t.diff], api_name="compare_runs")
 
 

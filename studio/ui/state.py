@@ -7,6 +7,7 @@ belongs to one app instance (built in ``ui/app.py``), never to the module.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -58,6 +59,12 @@ class Sessions:
     def __init__(self):
         self._lock = threading.Lock()
         self._by_key: dict[str, Session] = {}
+        # The operator's switch; STUDIO_TRAINING=off starts a deployment with training refused.
+        self.training_allowed = os.environ.get("STUDIO_TRAINING", "on").lower() not in ("off", "0", "false", "no")
+
+    def all(self) -> list[Session]:
+        with self._lock:
+            return list(self._by_key.values())
 
     @staticmethod
     def new_key() -> str:

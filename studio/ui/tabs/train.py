@@ -36,6 +36,11 @@ class TrainTab:
     pick: gr.CheckboxGroup
     overlay: gr.Plot
     diff: gr.Markdown
+    op_token: gr.Textbox
+    op_stop: gr.Button
+    op_delete: gr.Button
+    op_training: gr.Checkbox
+    op_status: gr.Markdown
 
 
 def build() -> TrainTab:
@@ -64,8 +69,16 @@ def build() -> TrainTab:
         pick = gr.CheckboxGroup(label="Compare runs (overlay losses, diff configs)", choices=[])
         overlay = gr.Plot(label="Loss by run")
         diff = gr.Markdown()
+    with gr.Accordion("Operator", open=False):
+        gr.Markdown("For whoever runs this deployment: actions that need `STUDIO_OPERATOR_TOKEN`.")
+        with gr.Row():
+            op_token = gr.Textbox(label="Operator token", type="password")
+            op_training = gr.Checkbox(True, label="Training allowed")
+            op_stop = gr.Button("Stop every job", variant="stop")
+            op_delete = gr.Button("Delete the runs picked above")
+        op_status = gr.Markdown()
     return TrainTab(run_name, start, stop, resume, status, progress, loss, system, log, timer, refresh, history,
-                    pick, overlay, diff)
+                    pick, overlay, diff, op_token, op_stop, op_delete, op_training, op_status)
 
 
 def plain(markdown: str) -> str:
@@ -122,9 +135,14 @@ def charts(metrics: list[dict]):
     return loss_figure(metrics), system_figure(metrics)
 
 
-def history_rows() -> tuple[list[list], list[str]]:
+def history_rows(owner: str | None = None) -> tuple[list[list], list[str]]:
+    """Every run; on a public deployment, only the visitor's own (``owner``)."""
+    from ...engine.models import public_mode
+
     rows, names = [], []
     for r in runs.list_runs():
+        if public_mode() and r.owner != owner:
+            continue
         rows.append([r.name, r.state, r.method, r.model, r.step,
                      round(r.final_loss, 4) if r.final_loss is not None else None, r.duration_s])
         names.append(r.name)
