@@ -385,7 +385,9 @@ def _wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, p
             return show_pair(k, typed, f"Recorded: {said}. A was **{pair['left']}**, B was **{pair['right']}**.",
                              request, profile)
 
-        button.click(_guard(vote), [key, r.rater], pair_out, api_name=f"rate_vote_{choice}", trigger_mode="once")
+        # SQLite serialises the writes itself (BEGIN IMMEDIATE): raters need not queue behind each other.
+        button.click(_guard(vote), [key, r.rater], pair_out, api_name=f"rate_vote_{choice}", trigger_mode="once",
+                     concurrency_limit=4, concurrency_id="ratings")
     one_out = [r.one_prompt, r.one_output, *r.dims, r.comment, r.progress]
 
     def show_one(k, typed, request, profile):
@@ -414,7 +416,7 @@ def _wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, p
         return show_one(k, typed, request, profile)
 
     r.submit.click(_guard(submit), [key, r.rater, *r.dims, r.comment], one_out, api_name="rate_submit",
-                   trigger_mode="once")
+                   trigger_mode="once", concurrency_limit=4, concurrency_id="ratings")
     r.refresh.click(lambda: rate_tab.results(db), None, [r.board, r.likert, r.agree, r.versus],
                     api_name="rate_results")
 
