@@ -28,3 +28,23 @@ def test_html_and_svg_uploads_are_not_dataset_types():
     from studio.ui.tabs.data import FILE_TYPES
 
     assert not {".html", ".htm", ".svg", ".js"} & set(FILE_TYPES)
+
+
+def test_a_visitor_never_sees_or_uses_another_visitors_run(url, monkeypatch):
+    from conftest import SAMPLES, tiny_config
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from studio.config import StudioConfig
+    from studio.engine import train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "qa.csv", train={"max_steps": 2}))
+    theirs = train.run(cfg, owner="someone-else").run_dir
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    c = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    table, _ = c.predict(api_name="/runs")
+    assert theirs.name not in [row[0] for row in table["data"]]
+    with pytest.raises(AppError, match="Pick a trained run"):
+        c.predict(theirs.name, api_name="/export_adapter")
+    with pytest.raises(AppError, match="Pick a run"):
+        c.predict(theirs.name, None, api_name="/rate_add_comparison")

@@ -61,7 +61,7 @@ def build_app() -> gr.Blocks:
         _wire_train(demo, form, t, sessions, key)
         _wire_compare(form, c, sessions, key, compare_page)
         _wire_rate(demo, form, r, sessions, key, rate_page)
-        _wire_export(form, x, export_page)
+        _wire_export(form, x, export_page, sessions, key)
 
     return demo
 
@@ -252,20 +252,24 @@ def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key
     from ..engine.jobs import exclusive
     from ..engine.prompts import prompt_effectiveness
 
-    def runs_update():
-        return gr.Dropdown(choices=compare_tab.trained_runs())
+    def runs_update(k, request: gr.Request):
+        return gr.Dropdown(choices=compare_tab.trained_runs(sessions.get(k, request).key))
 
-    c.refresh.click(runs_update, None, c.run, api_visibility="private")
-    page.select(runs_update, None, c.run, api_visibility="private")
+    c.refresh.click(runs_update, key, c.run, api_visibility="private")
+    page.select(runs_update, key, c.run, api_visibility="private")
     c.source.change(lambda s: (gr.File(visible=s == compare_tab.SOURCES[1]),
                                gr.Textbox(visible=s == compare_tab.SOURCES[2])), c.source, [c.file, c.prompts],
                     api_visibility="private")
-    c.run.change(lambda r: gr.Dropdown(choices=compare_tab.saved_results(r), value=next(
-        iter(compare_tab.saved_results(r)), None)), c.run, c.saved, api_visibility="private")
+    def results_of(k, run_name, request: gr.Request):
+        found = compare_tab.saved_results(run_name, sessions.get(k, request).key)
+        return gr.Dropdown(choices=found, value=next(iter(found), None))
+
+    c.run.change(results_of, [key, c.run], c.saved, api_visibility="private")
 
     def run_compare(values: dict, request: gr.Request, progress=gr.Progress()):
         run_name, source = values[c.run], values[c.source]
-        if not compare_tab.run_dir(run_name):
+        owner = sessions.get(values[key], request).key
+        if not compare_tab.run_dir(run_name, owner):
             raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
         settings = form.to_config(values).eval
         data = prompts = None
@@ -281,16 +285,16 @@ def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key
                 raise gr.Error("Type at least one prompt.", print_exception=False)
         progress(0, desc="waiting for the device")
         with exclusive():
-            s = evaluate_run(compare_tab.run_dir(run_name), data=data, prompts=prompts, limit=settings.limit,
+            s = evaluate_run(compare_tab.run_dir(run_name, owner), data=data, prompts=prompts, limit=settings.limit,
                              settings=settings, progress=lambda msg: progress(None, desc=msg))
-        choices = compare_tab.saved_results(run_name)
+        choices = compare_tab.saved_results(run_name, owner)
         return (gr.Dropdown(choices=choices, value=Path(s["dir"]).name),
                 f"Done: {s['examples']} examples in {s['generation_s']} s of generation.")
 
     c.go.click(_guard(run_compare), form.inputs | {key, c.run, c.source, c.file, c.prompts}, [c.saved, c.status],
                api_name="compare")
-    def measure(values: dict, progress=gr.Progress()):
-        run = compare_tab.run_dir(values[c.run])
+    def measure(values: dict, request: gr.Request, progress=gr.Progress()):
+        run = compare_tab.run_dir(values[c.run], sessions.get(values[key], request).key)
         if not run:
             raise gr.Error("Pick a trained run first.", print_exception=False)
         settings = form.to_config(values).eval
@@ -303,9 +307,12 @@ def _wire_compare(form: Form, c: compare_tab.CompareTab, sessions: Sessions, key
                                           model=values[c.pe_model])
         return compare_tab.effectiveness_view(result)
 
-    c.pe_go.click(_guard(measure), form.inputs | {c.run, c.pe_templates, c.pe_k, c.pe_model},
+    c.pe_go.click(_guard(measure), form.inputs | {key, c.run, c.pe_templates, c.pe_k, c.pe_model},
                   [c.pe_table, c.pe_summary], api_name="prompt_effectiveness")
-    gr.on([c.saved.change, c.metric.change], compare_tab.show, [c.run, c.saved, c.metric],
+    def show(k, run_name, result, metric, request: gr.Request):
+        return compare_tab.show(run_name, result, metric, sessions.get(k, request).key)
+
+    gr.on([c.saved.change, c.metric.change], show, [key, c.run, c.saved, c.metric],
           [c.summary, c.bars, c.scatter, c.table, c.worse], api_name="show_comparison")
 
 
@@ -332,21 +339,24 @@ def _wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, p
             raise gr.Error("Type your name first: every rating records its rater.", print_exception=False)
         return typed.strip()
 
-    def runs_with_results():
-        return gr.Dropdown(choices=[n for n in compare_tab.trained_runs() if compare_tab.saved_results(n)])
+    def runs_with_results(k, request: gr.Request):
+        owner = sessions.get(k, request).key
+        return gr.Dropdown(choices=[n for n in compare_tab.trained_runs(owner) if compare_tab.saved_results(n, owner)])
 
-    page.select(runs_with_results, None, r.run, api_visibility="private")
+    page.select(runs_with_results, key, r.run, api_visibility="private")
     page.select(lambda: rate_tab.pool_text(db), None, r.pool, api_visibility="private")
-    r.run.change(lambda n: gr.Dropdown(choices=compare_tab.saved_results(n),
-                                       value=next(iter(compare_tab.saved_results(n)), None)), r.run, r.result,
-                 api_visibility="private")
+    def results_of(k, run_name, request: gr.Request):
+        found = compare_tab.saved_results(run_name, sessions.get(k, request).key)
+        return gr.Dropdown(choices=found, value=next(iter(found), None))
 
-    def add(run_name, result):
-        n = rate_tab.add_comparison(db, run_name, result)
+    r.run.change(results_of, [key, r.run], r.result, api_visibility="private")
+
+    def add(k, run_name, result, request: gr.Request):
+        n = rate_tab.add_comparison(db, run_name, result, sessions.get(k, request).key)
         gr.Info(f"Added {n} items.")
         return rate_tab.pool_text(db)
 
-    r.add.click(_guard(add), [r.run, r.result], r.pool, api_name="rate_add_comparison")
+    r.add.click(_guard(add), [key, r.run, r.result], r.pool, api_name="rate_add_comparison")
 
     def imported(path):
         if not path:
@@ -440,36 +450,40 @@ def _wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, p
                                           form.widgets["method.kind"]], api_name="rate_to_dpo")
 
 
-def _wire_export(form: Form, x: export_tab.ExportTab, page) -> None:
+def _wire_export(form: Form, x: export_tab.ExportTab, page, sessions: Sessions, key) -> None:
     from ..engine import export as E
     from ..engine import human
     from ..engine.jobs import exclusive
     from ..engine.ratings import default_db
 
-    page.select(lambda: gr.Dropdown(choices=compare_tab.trained_runs()), None, x.run, api_visibility="private")
+    def runs_update(k, request: gr.Request):
+        return gr.Dropdown(choices=compare_tab.trained_runs(sessions.get(k, request).key))
 
-    def adapter(name):
-        return export_tab.adapter_zip(name, human.leaderboard(default_db().votes()) or None)
+    page.select(runs_update, key, x.run, api_visibility="private")
 
-    def merged(name):
+    def adapter(k, name, request: gr.Request):
+        owner = sessions.get(k, request).key
+        return export_tab.adapter_zip(name, human.leaderboard(default_db().votes()) or None, owner)
+
+    def merged(k, name, request: gr.Request):
         with exclusive():
-            r = E.export_merged(export_tab.checked(name))
+            r = E.export_merged(export_tab.checked(name, sessions.get(k, request).key))
         diff = r["max_abs_logit_diff"]
         return [], f"Merged model in `{r['path']}`; max |logit difference| vs the adapter: {diff:.2e}."
 
-    def quantize(name, progress=gr.Progress()):
+    def quantize(k, name, request: gr.Request, progress=gr.Progress()):
         progress(0, desc="merging, quantizing and measuring")
         with exclusive():
-            rows = E.quantization_table(export_tab.checked(name))
+            rows = E.quantization_table(export_tab.checked(name, sessions.get(k, request).key))
         return export_tab.quant_frame(rows), "Quantized exports: " + ", ".join(f"`{r['path']}`" for r in rows[1:])
 
-    def push(name, repo, token, private):
+    def push(k, name, repo, token, private, request: gr.Request):
         if not (repo or "").strip():
             raise gr.Error("Type a repo id first.", print_exception=False)
-        zip_path = E.export_adapter(export_tab.checked(name))
+        zip_path = E.export_adapter(export_tab.checked(name, sessions.get(k, request).key))
         return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or None, private)}"
 
-    x.adapter.click(_guard(adapter), x.run, [x.files, x.status], api_name="export_adapter")
-    x.merged.click(_guard(merged), x.run, [x.files, x.status], api_name="export_merged")
-    x.quantize.click(_guard(quantize), x.run, [x.table, x.status], api_name="export_quantized")
-    x.push.click(_guard(push), [x.run, x.repo, x.token, x.private], x.status, api_name="export_push")
+    x.adapter.click(_guard(adapter), [key, x.run], [x.files, x.status], api_name="export_adapter")
+    x.merged.click(_guard(merged), [key, x.run], [x.files, x.status], api_name="export_merged")
+    x.quantize.click(_guard(quantize), [key, x.run], [x.table, x.status], api_name="export_quantized")
+    x.push.click(_guard(push), [key, x.run, x.repo, x.token, x.private], x.status, api_name="export_push")

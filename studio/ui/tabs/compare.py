@@ -105,23 +105,30 @@ def effectiveness_view(result: dict) -> tuple[pd.DataFrame, str]:
     return frame, text
 
 
-def trained_runs() -> list[str]:
-    root = runs.runs_root()
-    return [r.name for r in runs.list_runs()
-            if (root / r.name / "adapter").is_dir() or (root / r.name / "model").is_dir()]
+def trained_runs(owner: str | None = None) -> list[str]:
+    """Runs with an adapter or model; on a public deployment, only the visitor's own."""
+    return [r.name for r in runs.list_runs() if run_dir(r.name, owner) is not None
+            and ((r.path / "adapter").is_dir() or (r.path / "model").is_dir())]
 
 
-def run_dir(run_name: str | None):
-    """The run folder for a name from the page, or None: never a path outside the runs folder."""
+def run_dir(run_name: str | None, owner: str | None = None):
+    """The run folder for a name from the page, or None: never a path outside the runs folder, and on a
+    public deployment never another visitor's run."""
+    from ...engine.models import public_mode
+
     root = runs.runs_root().resolve()
     if not run_name:
         return None
     path = (root / run_name).resolve()
-    return path if path.parent == root and (path / "config.yaml").is_file() else None
+    if path.parent != root or not (path / "config.yaml").is_file():
+        return None
+    if public_mode() and runs.read_status(path).get("owner") != owner:
+        return None
+    return path
 
 
-def saved_results(run_name: str | None) -> list[str]:
-    path = run_dir(run_name)
+def saved_results(run_name: str | None, owner: str | None = None) -> list[str]:
+    path = run_dir(run_name, owner)
     return [p.name for p in list_evals(path)] if path else []
 
 
@@ -173,11 +180,11 @@ def side_by_side(rows: list[dict], metric: str):
     return frame.style.map(colour, subset=["delta"])
 
 
-def show(run_name: str | None, result: str | None, metric: str):
+def show(run_name: str | None, result: str | None, metric: str, owner: str | None = None):
     """Everything the tab displays for one saved result."""
-    if not run_dir(run_name) or result not in saved_results(run_name):
+    if not run_dir(run_name, owner) or result not in saved_results(run_name, owner):
         return None, None, None, None, ""
-    folder = run_dir(run_name) / "eval" / result
+    folder = run_dir(run_name, owner) / "eval" / result
     s = json.loads((folder / "summary.json").read_text())
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     if not s.get("delta"):

@@ -47,8 +47,8 @@ def build() -> ExportTab:
     return ExportTab(run, adapter, merged, quantize, files, status, table, repo, token, private, push)
 
 
-def checked(name: str):
-    path = run_dir(name)
+def checked(name: str, owner: str | None = None):
+    path = run_dir(name, owner)
     if path is None:
         raise ValueError("Pick a trained run first.")
     return path
@@ -59,6 +59,6 @@ def quant_frame(rows: list[dict]) -> pd.DataFrame:
                          for r in rows], columns=["export", "size (MB)", "generation tokens/s", "perplexity"])
 
 
-def adapter_zip(name: str, leaderboard) -> tuple[list[str], str]:
-    path = E.export_adapter(checked(name), leaderboard=leaderboard)
+def adapter_zip(name: str, leaderboard, owner: str | None = None) -> tuple[list[str], str]:
+    path = E.export_adapter(checked(name, owner), leaderboard=leaderboard)
     return [str(path)], f"Adapter zip written to `{path}`."

@@ -111,10 +111,10 @@ def build() -> RateTab:
                    versus, export, export_file, to_dpo)
 
 
-def add_comparison(db: Ratings, run_name: str, result: str) -> int:
+def add_comparison(db: Ratings, run_name: str, result: str, owner: str | None = None) -> int:
     """Each example of a saved comparison becomes an item with two outputs: base and the run."""
-    folder = run_dir(run_name)
-    if not folder or result not in saved_results(run_name):
+    folder = run_dir(run_name, owner)
+    if not folder or result not in saved_results(run_name, owner):
         raise ValueError("Pick a run and one of its comparison results first.")
     rows = [json.loads(line) for line in (folder / "eval" / result / "predictions.jsonl").read_text().splitlines()]
     for i, r in enumerate(rows):
