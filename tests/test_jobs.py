@@ -45,3 +45,20 @@ def test_a_failing_job_frees_the_device(tmp_path):
     job = Job(bad, tmp_path / "r", queue=queue).start()
     assert job.wait(30) and job.state == "failed" and "file not found" in job.error
     assert not queue.busy
+
+
+def test_the_queue_has_a_maximum(alpaca_file, tmp_path):
+    import pytest
+
+    from studio.engine.errors import JobError
+
+    queue = DeviceQueue(max_waiting=1)
+    long = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 500}))
+    a = Job(long, tmp_path / "a", queue=queue).start()
+    assert wait_for(lambda: a.snapshot()["state"] == "running")
+    b = Job(long, tmp_path / "b", queue=queue).start()
+    with pytest.raises(JobError, match="queue is full"):
+        Job(long, tmp_path / "c", queue=queue).start()
+    b.stop()
+    a.stop()
+    assert a.wait(30) and b.wait(30)

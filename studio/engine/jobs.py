@@ -9,6 +9,7 @@ a queued job out of the queue). This module is the only place that owns threads 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from pathlib import Path
@@ -62,7 +63,7 @@ class DeviceQueue:
         return self._holder is not None
 
 
-DEVICE = DeviceQueue()
+DEVICE = DeviceQueue(int(os.environ.get("STUDIO_QUEUE_MAX", "16")))
 
 
 class Ticket:
