@@ -273,6 +273,3 @@ def _state_dict_bytes(model) -> int:
     torch.save(model.state_dict(), buf)  # in memory only: the size it would take
     return buf.tell()
 
-
-def stamp() -> str:
-    return time.strftime("%Y%m%d-%H%M%S")

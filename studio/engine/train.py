@@ -183,12 +183,10 @@ def is_main_process() -> bool:
 
 def _run_replica(config: StudioConfig, run: Path, should_stop, resume: bool) -> RunResult:
     """A non-first process of a multi-process run: the same training, no files of its own."""
-    import time as _time
-
     for _ in range(600):  # the first process creates the run directory
         if (run / "config.yaml").is_file():
             break
-        _time.sleep(0.1)
+        time.sleep(0.1)
     prepared = prepare(config)
     trainer, _ = _build_trainer(prepared, run, lambda e: None, should_stop)
     checkpoint = runs.last_complete_checkpoint(run) if resume else None

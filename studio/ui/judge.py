@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..engine import runs
+from ..engine.export import export_root
 from .forms import Form
 from .handlers import guard
 from .state import Sessions
@@ -204,7 +205,7 @@ def wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, pa
                     api_name="rate_results")
 
     def export():
-        path = rate_tab.export_dir() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        path = export_root() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         export_file(db, path)
         return str(path)
 
@@ -214,7 +215,7 @@ def wire_rate(demo, form: Form, r: rate_tab.RateTab, sessions: Sessions, key, pa
         rows = preference_rows(db)
         if not rows:
             raise gr.Error("No decided votes yet (ties teach DPO nothing).", print_exception=False)
-        path = rate_tab.export_dir() / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        path = export_root() / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
         runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
         gr.Info(f"{len(rows)} preference pairs set as the training data with method dpo: press Start in Train.")
         return str(path), "auto", "dpo"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from ...engine import human, runs
+from ...engine import human
 from ...engine.ratings import DIMENSIONS, Ratings
 from ..tabs.compare import run_dir, saved_results
 
@@ -196,8 +196,3 @@ def _human_vs_metric(db: Ratings, votes: list[dict]) -> list[dict]:
         out += human.human_vs_metric(votes, mine, tuned=run_name, base="base")
     return out
 
-
-def export_dir():
-    d = runs.runs_root().parent / "exports"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
