@@ -7,7 +7,7 @@ from conftest import ROOT
 
 
 def test_engine_and_cli_do_not_import_ui_libraries():
-    code = ("import sys, pkgutil, importlib, studio.engine, studio.cli\n"
+    code = ("import sys, pkgutil, importlib, studio.engine, studio.cli, studio.cli_judge\n"
             "for m in pkgutil.iter_modules(studio.engine.__path__):\n"
             "    importlib.import_module('studio.engine.' + m.name)\n"
             "bad = [m for m in ('gradio', 'plotly') if m in sys.modules]\n"
