@@ -36,7 +36,7 @@ def build_app() -> gr.Blocks:
     sessions = Sessions()
     form = Form()
     with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
-        gr.Markdown("# Fine-tuning studio\n**Data → Model → Train → Compare → Rate**: pick a dataset, a base "
+        gr.Markdown("# Fine-tuning studio\n**Data → Model → Train → Compare → Rate → Export**: pick a dataset, a base "
                     "model and a method, press Start and watch the loss; then see whether the tuned model got "
                     "better, by metrics and by people.")
         key = gr.State(None)
