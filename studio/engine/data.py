@@ -140,7 +140,7 @@ def _apply_mapping(name: str, rows: list[dict], found: list[str], mapping: dict)
 
 # -- converters: one record -> one example, None when a required cell is empty --------------
 
-def _text(value, field_name: str, required: bool = True) -> str | None:
+def _text(value, field_name: str) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):

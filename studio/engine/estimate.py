@@ -99,11 +99,11 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
     params = sum(p.numel() for p in model.parameters())
     on_gpu = torch.cuda.is_available()
     act_b = BYTES[precision] if precision != "fp32" else 4
+    targets = [] if m.kind == "full" else _targets(model, m)
     if m.kind == "full":
         trainable = params
         weights = params * 4  # fp32 master weights; autocast makes half-precision copies per op
     else:
-        targets = _targets(model, m)
         trainable = sum(m.lora_r * (lin.in_features + lin.out_features) for lin in targets)
         if m.use_dora:
             trainable += sum(lin.out_features for lin in targets)
@@ -124,7 +124,7 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
     if m.kind != "full":
         # LoRA keeps its dropped-out input, the dropout mask and more per wrapped layer: fitted at
         # 2.4x the wrapped layers' input width with dropout, about nothing without.
-        lora_in = sum(lin.in_features for lin in _targets(model, m)) / layers
+        lora_in = sum(lin.in_features for lin in targets) / layers
         per_layer += lora_in * act_b * (2.4 if m.lora_dropout > 0 else 0.1)
     if t.gradient_checkpointing:
         activations = tokens * (layers * h * act_b + per_layer)

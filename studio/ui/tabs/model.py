@@ -7,6 +7,7 @@ import hashlib
 import shlex
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
@@ -108,9 +109,15 @@ def yaml_file(config: StudioConfig) -> Path:
     return path
 
 
+@lru_cache(maxsize=1)
+def _quickstart() -> dict:
+    """Read once: the page asks for the command on every change of a setting."""
+    return StudioConfig.load(Path(__file__).resolve().parents[3] / "assets/configs/quickstart.yaml").to_dict()
+
+
 def overrides(config: StudioConfig) -> list[tuple[str, object]]:
     """The settings that differ from the bundled quickstart, as --set pairs."""
-    base = StudioConfig.load(Path(__file__).resolve().parents[3] / "assets/configs/quickstart.yaml").to_dict()
+    base = _quickstart()
     mine = config.to_dict()
     out = []
     for section, values in mine.items():
