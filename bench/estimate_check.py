@@ -24,7 +24,7 @@ CHILD = r"""
 import json, resource, sys, psutil
 sys.path.insert(0, sys.argv[1])
 from studio.config import StudioConfig
-from studio.engine import train
+from studio.engine.train import loop as train
 import torch, transformers, trl, peft, datasets  # imports are not the run's memory
 cfg = StudioConfig.from_dict(json.loads(sys.argv[2]))
 train.prepare(cfg)  # tokenizer and data loaded once, so the baseline holds them
@@ -58,8 +58,8 @@ def measure(cfg: dict, home: str) -> float:
 
 def main(kinds: list[str]) -> None:
     from studio.config import StudioConfig
-    from studio.engine.estimate import estimate
     from studio.engine.tiny import save_random_llama
+    from studio.engine.train.estimate import estimate
 
     with tempfile.TemporaryDirectory() as home:
         model = save_random_llama(Path(home) / "m", seed=1, **SHAPE)

@@ -22,7 +22,7 @@ os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="export-bench-"))
 
 
 def gen_speed(model, tok, prompts, settings, reps=3) -> float:
-    from studio.engine.generate import generate
+    from studio.engine.judge.generate import generate
 
     times = []
     for _ in range(reps):
@@ -36,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     a = ap.parse_args()
-    from studio.cli import quiet_libraries
+    from studio.settings import quiet_libraries
 
     quiet_libraries()
     import torch
@@ -44,10 +44,10 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.config import EvalConfig, StudioConfig
-    from studio.engine import export as E
-    from studio.engine import train
-    from studio.engine.evaluate import eval_set
+    from studio.engine.export import exporters as E
+    from studio.engine.judge.evaluate import eval_set
     from studio.engine.models import resolve_model
+    from studio.engine.train import loop as train
 
     cfg = StudioConfig.from_dict({"data": {"path": str(ROOT / "assets/samples/instructions.json")},
                                   "method": {"kind": "lora", "target_modules": "all-linear"},
@@ -61,7 +61,7 @@ def main() -> None:
     print(f"adapter file {stored} bytes / parameter bytes {computed} = {stored / computed:.4f} (goal <= 1.05)")
 
     merged = Path(E.export_merged(run)["path"])
-    prompts = [p for p, _ in eval_set(cfg, data=str(ROOT / "assets/samples/chat.jsonl"), limit=32)]
+    prompts = [p for p, _ in eval_set(None, cfg, data=str(ROOT / "assets/samples/chat.jsonl"), limit=32)]
     settings = EvalConfig(max_new_tokens=32, batch_size=16)
     speeds = {}
     for label, path in (("base", resolve_model(cfg.model).path), ("merged", merged)):

@@ -38,17 +38,17 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=32)
     a = ap.parse_args()
-    from studio.cli import quiet_libraries
+    from studio.settings import quiet_libraries
 
     quiet_libraries()
     import torch
     from bert_score import score as bert_score
 
     from studio.config import EvalConfig, StudioConfig
-    from studio.engine import metrics as M
-    from studio.engine.data import load_examples
-    from studio.engine.evaluate import to_pair
-    from studio.engine.generate import generate, generate_one_by_one
+    from studio.engine.data.formats import load_examples
+    from studio.engine.judge import metrics as M
+    from studio.engine.judge.evaluate import to_pair
+    from studio.engine.judge.generate import generate, generate_one_by_one
     from studio.engine.models import load_model, load_tokenizer, resolve_model
 
     torch.set_num_threads(os.cpu_count() or 1)

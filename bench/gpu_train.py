@@ -47,14 +47,16 @@ def main() -> None:
     import os
 
     os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="gpu-bench-"))
-    from studio.cli import quiet_libraries
+    from studio.settings import quiet_libraries
 
     quiet_libraries()
     import torch
 
     from studio.config import StudioConfig
-    from studio.engine import runs, train
+    from studio.engine import runs
+    from studio.engine.events import TrainingInfo
     from studio.engine.tiny import save_random_llama
+    from studio.engine.train import loop as train
 
     work = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     model = save_random_llama(work / "model", seed=0, **(SHAPE_TINY if a.tiny else SHAPE_1B))
@@ -71,7 +73,8 @@ def main() -> None:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         info: dict = {}
-        result = train.run(cfg, on_event=lambda e, info=info: info.update(e) if e.get("kind") == "info" else None)
+        result = train.run(cfg, on_event=lambda e, info=info: info.update(vars(e)) if isinstance(e, TrainingInfo)
+                           else None)
         lines = [m for m in runs.read_metrics(result.run_dir) if m.get("loss") is not None][5:]
         if kind != "qlora" and not n_params:  # 4-bit weights count packed: take N from an unquantized run
             n_params = info["total_params"] - (info["trainable_params"] if kind == "lora" else 0)

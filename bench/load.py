@@ -37,7 +37,7 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     import app
-    from studio.engine.ratings import default_db
+    from studio.engine.judge.ratings import default_db
 
     db = default_db()
     for i in range(400):

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from studio.cli import quiet_libraries; quiet_libraries()
+from studio.settings import quiet_libraries; quiet_libraries()
 from studio.config import StudioConfig
-from studio.engine import train, runs
+from studio.engine.train import loop as train
+from studio.engine import runs
 cfg = StudioConfig.from_dict(json.loads(sys.argv[2]))
 res = train.run(cfg, sys.argv[3])
 lines = [m for m in runs.read_metrics(res.run_dir) if m.get("loss") is not None][3:]

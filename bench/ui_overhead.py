@@ -34,11 +34,11 @@ def median_tps(run_dir: str | Path) -> float:
 
 def headless(steps: int) -> float:
     from studio.config import StudioConfig
-    from studio.engine.jobs import Job
+    from studio.engine.train.jobs import Job
 
     job = Job(StudioConfig.from_dict({"data": {"path": str(DATA)}, "train": {"max_steps": steps}})).start()
     job.wait()
-    return median_tps(job.snapshot()["run_dir"])
+    return median_tps(job.snapshot().run_dir)
 
 
 def watched(url: str, steps: int, probe=None) -> float:

@@ -30,13 +30,13 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
     return field(default=default, metadata=meta)
 
 
-FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference")
-METHODS = ("full", "lora", "qlora", "dpo")
+FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference", "kto")
+METHODS = ("full", "lora", "qlora", "dpo", "kto")
 OBJECTIVES = ("auto", "causal_lm", "instruction")
 SCHEDULERS = ("constant", "linear", "cosine")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # Packages a method needs beyond the core install, checked before anything loads.
-METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"), "dpo": ("peft", "trl")}
+METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"), "dpo": ("peft", "trl"), "kto": ("peft", "trl")}
 
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -56,7 +56,10 @@ class DataConfig:
     format: str = _f("auto", "Record format; auto detects it from the columns.", FORMATS)
     columns: dict = _f({}, "Column mapping, studio name -> file column, e.g. {instruction: question}.")
     val_size: float = _f(0.1, "Fraction of records held out for validation, in [0, 1).")
+    val_path: str = _f("", "A separate validation file (any format the studio reads); empty = split data.path.")
     max_length: int = _f(512, "Longest tokenized example; longer ones are truncated and counted.")
+    pack_documents: bool = _f(True, "Plain text: concatenate documents (EOS between them) into max_length blocks "
+                                    "instead of truncating each.")
     limit: int = _f(0, "Use only the first N records (0 = all).")
     system_prompt: str = _f("", "System message added to chat examples that have none.")
 
@@ -84,7 +87,8 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
-    kind: str = _f("lora", "Training method: full, lora, qlora (4/8-bit base + LoRA), dpo.", METHODS)
+    kind: str = _f("lora", "Training method: full, lora, qlora (4/8-bit base + LoRA), dpo (preference pairs), kto "
+                           "(answers labelled desirable or not).", METHODS)
     objective: str = _f("auto", "causal_lm: loss on every token; instruction: loss on responses only.", OBJECTIVES)
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
@@ -131,7 +135,9 @@ class TrainConfig:
     logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
     eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).")
     save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only when stopped).")
-    save_total_limit: int = _f(2, "Keep at most N checkpoints (0 = all).")
+    save_total_limit: int = _f(2, "Keep at most N checkpoints (0 = all); the best one is always kept.")
+    early_stopping_patience: int = _f(0, "Stop after N evaluations without a lower eval loss and keep the best "
+                                         "step's weights (0 = off; needs eval_steps).")
     threads: int = _f(0, "CPU threads for torch; 0 = one per usable core (measured: docs/benchmarks.md).")
 
     def __post_init__(self) -> None:
@@ -157,28 +163,34 @@ class TrainConfig:
             _check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, f"train.{name}", "must be >= 0", v)
         _check(isinstance(self.logging_steps, int) and self.logging_steps >= 1, "train.logging_steps",
                "must be >= 1", self.logging_steps)
-        for name in ("eval_steps", "save_steps", "save_total_limit", "threads"):
+        for name in ("eval_steps", "save_steps", "save_total_limit", "threads", "early_stopping_patience"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, f"train.{name}", "must be >= 0", v)
+        if self.early_stopping_patience and not self.eval_steps:
+            raise ConfigError("train.early_stopping_patience needs train.eval_steps > 0: the evaluations it compares")
 
 
 @dataclass
 class EvalConfig:
     limit: int = _f(50, "Evaluate on at most N held-out examples.")
-    max_new_tokens: int = _f(128, "Longest generated answer.")
+    max_new_tokens: int = _f(0, "Longest generated answer in tokens; 0 = 1.5x the longest reference (16-256).")
     do_sample: bool = _f(False, "Sample instead of greedy decoding.")
     temperature: float = _f(0.7, "Sampling temperature (with do_sample).")
     top_p: float = _f(0.95, "Nucleus sampling mass (with do_sample).")
     repetition_penalty: float = _f(1.0, "Penalise repeated tokens (1 = off).")
+    no_repeat_ngram_size: int = _f(4, "Never repeat an n-gram of this many tokens: a guard against loops (0 = off).")
     seed: int = _f(0, "Seed for sampling and for the bootstrap.")
     batch_size: int = _f(8, "Prompts generated together (left-padded).")
     bertscore: bool = _f(True, "Compute BERTScore (offline: MiniLM from its pip package).")
     extra_metrics: list = _f([], "More metrics: evaluate ids or local metric script folders, scored per example.")
 
     def __post_init__(self) -> None:
-        for name in ("limit", "max_new_tokens", "batch_size"):
+        for name in ("limit", "batch_size"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 1, f"eval.{name}", "must be >= 1", v)
+        for name in ("max_new_tokens", "no_repeat_ngram_size"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 0, f"eval.{name}", "must be >= 0", v)
         _check(isinstance(self.temperature, (int, float)) and self.temperature > 0, "eval.temperature",
                "must be > 0", self.temperature)
         _check(isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]",
@@ -206,9 +218,9 @@ class StudioConfig:
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> StudioConfig:
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"a config must be a mapping of sections (data, model, ...), got {type(raw).__name__}")
         raw = dict(raw or {})
-        if not isinstance(raw, dict):
-            raise ConfigError("a config must be a mapping of sections")
         kwargs: dict[str, Any] = {}
         run_name = raw.pop("run_name", "")
         for key, value in raw.items():
@@ -233,32 +245,70 @@ class StudioConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> StudioConfig:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{p}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
-        return cls.from_dict(raw)
+        return cls.from_dict(read_yaml(path))
 
     def with_overrides(self, assignments: list[str]) -> StudioConfig:
         """Apply ``section.key=value`` strings; values are parsed as YAML scalars or lists."""
-        raw = self.to_dict()
-        for item in assignments:
-            key, sep, text = item.partition("=")
-            section, dot, name = key.strip().partition(".")
-            if not sep or not dot:
-                raise ConfigError(f"--set expects section.key=value, got {item!r}")
-            if section not in raw or not isinstance(raw[section], dict):
-                raise ConfigError(f"unknown config section '{section}'; valid: {', '.join(SECTIONS)}")
-            try:
-                raw[section][name] = yaml.safe_load(text) if text.strip() else ""
-            except yaml.YAMLError:
-                raw[section][name] = text
-        return StudioConfig.from_dict(raw)
+        return StudioConfig.from_dict(apply_overrides(self.to_dict(), assignments))
+
+
+MAX_YAML_BYTES = 1_000_000
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors' aliases: a config never needs them, and a nest of aliases expands
+    exponentially (a 1 KB "billion laughs" file takes gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.MarkedYAMLError(problem="aliases (*name) are not allowed in a config", problem_mark=mark)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, where: str = "config") -> Any:
+    if len(text.encode("utf-8", "replace")) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_YAML_BYTES // 1000} KB; a config is a few lines")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}{at}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A config file's raw sections (checked by ``StudioConfig.from_dict``)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p} is a directory, not a config file")
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(f"{p}: larger than {MAX_YAML_BYTES // 1000} KB; a config is a few lines")
+    return parse_yaml(p.read_text(encoding="utf-8", errors="replace"), str(p))
+
+
+def apply_overrides(raw: Any, assignments: list[str]) -> dict:
+    """``section.key=value`` strings onto raw sections; the values are parsed as YAML scalars or lists."""
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections (data, model, ...), got {type(raw).__name__}")
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (raw or {}).items()}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown config section '{section}'; valid: {', '.join(SECTIONS)}")
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"config section '{section}' must be a mapping, got {raw[section]!r}")
+        try:
+            raw[section][name] = parse_yaml(text) if text.strip() else ""
+        except ConfigError:
+            raw[section][name] = text
+    return raw
 
 
 def _coerce(section_cls: type, name: str, value: Any) -> Any:

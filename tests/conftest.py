@@ -22,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 def studio_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("studio-home")
     os.environ["STUDIO_HOME"] = str(home)
-    from studio.cli import quiet_libraries
+    from studio.settings import quiet_libraries
 
     quiet_libraries()
     return home
@@ -71,3 +71,24 @@ def tiny_config(data_path: Path, **sections) -> dict:
     for key, value in sections.items():
         cfg.setdefault(key, {}).update(value)
     return cfg
+
+
+def eventually(predicate, timeout: float = 60.0, every: float = 0.2, what: str = "the condition"):
+    """Poll until ``predicate()`` is truthy and return its value; fail the test on timeout."""
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Fixtures can see whether their test failed (the browser test screenshots the page then)."""
+    outcome = yield
+    if call.when == "call" and outcome.get_result().failed:
+        item.failed = True

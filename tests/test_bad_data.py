@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT, write_jsonl
 
-from studio.engine.data import load_examples
+from studio.engine.data.formats import load_examples
 from studio.engine.errors import DataError
 
 
@@ -105,6 +105,7 @@ def test_binary_and_unknown_types(tmp_path):
     assert "unsupported file type" in error_of(q)
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_and_no_traceback(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"text": "a"}\n{oops\n')

@@ -4,7 +4,10 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, SAMPLES
+import pytest
+from conftest import ROOT, SAMPLES, eventually
+
+pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full suite runs it
 
 
 def studio(*args, env=None):
@@ -33,8 +36,8 @@ def test_train_runs_resume_and_estimate(tmp_path):
     assert json.loads((run_dir / "status.json").read_text())["state"] == "completed"
     again = studio("train", ROOT / "assets/configs/quickstart.yaml", "--output-dir", run_dir)
     assert again.returncode == 2 and "already holds a run" in again.stderr
-    listed = json.loads(studio("runs", "--json").stdout)
-    assert isinstance(listed, list)
+    listed = {r["path"]: r for r in json.loads(studio("runs", "--json").stdout)}
+    assert listed[str(run_dir)]["state"] == "completed" and listed[str(run_dir)]["step"] == 4
     resumed = studio("resume", run_dir)
     assert resumed.returncode == 0, resumed.stderr  # from checkpoint-4: nothing left to do, still completed
     est = studio("estimate", ROOT / "assets/configs/qlora.yaml", "--json")
@@ -55,16 +58,13 @@ def test_bad_config_is_one_line(tmp_path):
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path):
     import os
     import signal
-    import time
 
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "studio", "train", ROOT / "assets/configs/quickstart.yaml",
                              "--set", "train.max_steps=5000", "--set", "train.logging_steps=1",
                              "--output-dir", run_dir], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=os.environ.copy())
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "metrics.jsonl").is_file():
-        time.sleep(0.2)
+    eventually(lambda: (run_dir / "metrics.jsonl").is_file(), timeout=120, what="the first logged step")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

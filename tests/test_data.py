@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import PEER, SAMPLES, write_jsonl
 
-from studio.engine.data import load_examples
+from studio.engine.data.formats import load_examples
 
 ALPACA = {"instruction": "Name a colour.", "input": "", "output": "Blue.", "system": "Be brief.",
           "history": [["Hi", "Hello!"]]}

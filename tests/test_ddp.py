@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full suite runs it
 
 CONFIG = {"data": {"path": str(SAMPLES / "instructions.json"), "val_size": 0, "max_length": 64},
           "model": {"name": "studio-tiny"}, "method": {"kind": "full"},

@@ -3,8 +3,9 @@
 import re
 
 import gradio
+import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, eventually
 
 
 def front_matter() -> dict:
@@ -33,8 +34,8 @@ def test_dockerfile_installs_what_the_readme_and_the_space_do():
     assert "USER studio" in docker and "HEALTHCHECK" in docker and 'CMD ["python", "app.py"]' in docker
 
 
+@pytest.mark.slow
 def test_operator_token_guards_the_switch_stop_all_and_delete(url, monkeypatch):
-    import time
 
     from conftest import SAMPLES
     from gradio_client import Client, handle_file
@@ -58,16 +59,14 @@ def test_operator_token_guards_the_switch_stop_all_and_delete(url, monkeypatch):
     info = visitor.view_api(return_format="dict", print_info=False)["named_endpoints"]["/start"]["parameters"]
     steps = next(p["parameter_name"] for p in info if p["label"] == "max steps")
     visitor.predict(**{steps: 100000}, api_name="/start")
-    for _ in range(100):
-        if "Training" in visitor.predict(api_name="/status")[0]:
-            break
-        time.sleep(0.3)
+    eventually(lambda: "Training" in visitor.predict(api_name="/status")[0], what="training to start")
     assert "Asked 1 job(s) to stop." == op.predict("s3cret", api_name="/operator_stop_all")
-    for _ in range(100):
+
+    def stopped():
         status = visitor.predict(api_name="/status")[0]
-        if "Stopped" in status:
-            break
-        time.sleep(0.3)
+        return status if "Stopped" in status else None
+
+    status = eventually(stopped, what="the job to stop")
     run_name = status.split("Run directory:")[1].strip().strip("`").rstrip("/").split("/")[-1]
     op.predict(api_name="/runs")  # the run list, as the operator's page shows it
     assert "Deleted 1 run(s)." == op.predict("s3cret", [run_name], api_name="/operator_delete_runs")

@@ -5,7 +5,7 @@ import torch
 from transformers import AutoTokenizer
 
 from studio.config import ModelConfig
-from studio.engine.encode import IGNORE, encode, encode_example
+from studio.engine.data.encode import IGNORE, encode, encode_example
 from studio.engine.models import load_tokenizer, resolve_model
 
 CONVO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Add 2 and 3."},
@@ -51,13 +51,14 @@ def test_causal_lm_trains_every_token(tok):
 
 def test_truncation_counts_and_drops_examples_without_targets(tok):
     long = {"messages": [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "ok"}]}
-    out = encode([long, {"messages": CONVO}], tok, "instruction", max_length=60)
+    fits = len(encode([{"messages": CONVO}], tok, "instruction", max_length=10_000).rows[0]["input_ids"])
+    out = encode([long, {"messages": CONVO}], tok, "instruction", max_length=fits)
     assert out.truncated == 1 and out.no_target == 1 and len(out.rows) == 1
-    assert out.lengths[0] > 60
+    assert out.lengths[0] > fits and out.tokens_used == fits
 
 
 def test_no_pad_token_pads_with_eos_and_still_trains_eos(tiny_path, tmp_path):
-    from studio.engine.callbacks import collator
+    from studio.engine.train.trainer import collator
 
     base = AutoTokenizer.from_pretrained(tiny_path)
     base.pad_token = None

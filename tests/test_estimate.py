@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 from studio.config import StudioConfig
-from studio.engine.estimate import estimate
+from studio.engine.train.estimate import estimate
 
 sys.path.insert(0, str(ROOT / "bench"))
 import estimate_check  # noqa: E402
@@ -20,6 +20,7 @@ def medium(tmp_path_factory):
     return save_random_llama(root / "m", seed=1, **estimate_check.SHAPE), estimate_check.long_text(root / "t.txt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["full", "lora"])
 def test_estimate_within_30_percent_of_measured(kind, medium, studio_home):
     model, data = medium

@@ -9,8 +9,11 @@ import pytest
 from conftest import ROOT, SAMPLES, tiny_config
 
 from studio.config import EvalConfig, StudioConfig
-from studio.engine import train
-from studio.engine.evaluate import evaluate_run, list_evals
+from studio.engine import runs
+from studio.engine.judge.evaluate import evaluate_run
+from studio.engine.train import loop as train
+
+pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full suite runs it
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +28,13 @@ def tuned_run(tmp_path_factory):
 
 def test_tuned_beats_base_and_the_eval_folder_follows_the_contract(tuned_run):
     s = evaluate_run(tuned_run, limit=24, settings=EvalConfig(max_new_tokens=24, bertscore=False), name="val")
-    assert s["tuned"]["rougeL"]["value"] > s["base"]["rougeL"]["value"]
-    assert s["delta"]["rougeL"]["p_value"] < 0.05 and s["delta"]["rougeL"]["ci_low"] > 0
-    assert s["tuned"]["perplexity"]["value"] < s["base"]["perplexity"]["value"]
+    assert s.tuned["rougeL"].value > s.base["rougeL"].value
+    assert s.delta["rougeL"].p_value < 0.05 and s.delta["rougeL"].ci_low > 0 and s.verdict("rougeL") == "better"
+    assert s.tuned["perplexity"].value < s.base["perplexity"].value and s.verdict("perplexity") == "better"
     folder = tuned_run / "eval" / "val"
-    assert list_evals(tuned_run) == [folder]
+    assert runs.evals(tuned_run) == ["val"] and s.dir == str(folder)
+    again, rows = runs.read_eval(tuned_run, "val")
+    assert again.to_dict() == s.to_dict() and again.dir == s.dir and len(rows) == 24
     summary = json.loads((folder / "summary.json").read_text())
     for side in ("base", "tuned"):
         assert set(summary[side]["bleu"]) == {"value", "ci_low", "ci_high"}
@@ -49,7 +54,7 @@ def test_evaluate_cli_on_a_file(tuned_run):
 
 
 def test_prompt_effectiveness_reports_each_phrasing(tuned_run):
-    from studio.engine.prompts import prompt_effectiveness
+    from studio.engine.judge.prompts import prompt_effectiveness
 
     greedy = prompt_effectiveness(tuned_run, ["{input}", "Please: {input}"], k=3, limit=6,
                                   settings=EvalConfig(max_new_tokens=12, do_sample=False))

@@ -6,7 +6,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from studio.engine.data import load_examples
+from studio.engine.data.formats import load_examples
 from studio.engine.errors import DataError
 
 SUFFIXES = [".json", ".jsonl", ".csv", ".txt", ".parquet", ".tsv"]
@@ -14,7 +14,10 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(all
                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
                            st.sampled_from(["text", "instruction", "output", "input", "messages", "conversations",
                                             "role", "content", "from", "value", "prompt", "completion", "chosen",
-                                            "rejected", "history", "system"]), inner, max_size=5),
+                                            "rejected", "history", "system", "label", "tools", "type",
+                                            "loss_weight", "tool_calls", "function", "name", "arguments",
+                                            "reasoning_content", "chosen_messages", "rejected_messages",
+                                            "images"]), inner, max_size=5),
                        max_leaves=12)
 
 

@@ -5,7 +5,7 @@ import time
 from conftest import tiny_config
 
 from studio.config import StudioConfig
-from studio.engine.jobs import DeviceQueue, Job
+from studio.engine.train.jobs import DeviceQueue, Job
 
 
 def wait_for(predicate, timeout=60.0):
@@ -22,20 +22,20 @@ def test_second_job_queues_and_each_stop_is_its_own(alpaca_file, tmp_path):
     long = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 500}))
     short = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 2}))
     a = Job(long, tmp_path / "a", queue=queue).start()
-    assert wait_for(lambda: len(a.snapshot()["metrics"]) >= 1)
+    assert wait_for(lambda: len(a.snapshot().metrics) >= 1)
     b = Job(long, tmp_path / "b", queue=queue).start()
     c = Job(short, tmp_path / "c", queue=queue).start()
     time.sleep(0.3)
-    assert b.snapshot()["state"] == "queued" and b.snapshot()["queue_position"] == 1
-    assert c.snapshot()["queue_position"] == 2
+    assert b.snapshot().state == "queued" and b.snapshot().queue_position == 1
+    assert c.snapshot().queue_position == 2
     b.stop()  # leaves the queue; a keeps training
     assert b.wait(10) and b.state == "stopped" and not (tmp_path / "b" / "status.json").exists()
-    assert c.snapshot()["queue_position"] == 1
-    n = len(a.snapshot()["metrics"])
-    assert wait_for(lambda: len(a.snapshot()["metrics"]) > n) and a.state == "running"
+    assert c.snapshot().queue_position == 1
+    n = len(a.snapshot().metrics)
+    assert wait_for(lambda: len(a.snapshot().metrics) > n) and a.state == "running"
     a.stop()
     assert a.wait(30) and a.state == "stopped"
-    assert c.wait(60) and c.state == "completed" and c.snapshot()["metrics"]
+    assert c.wait(60) and c.state == "completed" and c.snapshot().metrics
     assert not queue.busy
 
 
@@ -43,8 +43,8 @@ def test_a_failing_job_frees_the_device(tmp_path):
     queue = DeviceQueue()
     bad = StudioConfig.from_dict(tiny_config(tmp_path / "missing.jsonl"))
     job = Job(bad, tmp_path / "r", queue=queue).start()
-    assert job.wait(30) and job.state == "failed" and "file not found" in job.error
-    assert not queue.busy
+    assert job.wait(30) and job.state == "failed" and "file not found" in job.snapshot().error
+    assert not queue.busy and not (tmp_path / "r").exists()  # bad input leaves no run directory
 
 
 def test_the_queue_has_a_maximum(alpaca_file, tmp_path):
@@ -55,7 +55,7 @@ def test_the_queue_has_a_maximum(alpaca_file, tmp_path):
     queue = DeviceQueue(max_waiting=1)
     long = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 500}))
     a = Job(long, tmp_path / "a", queue=queue).start()
-    assert wait_for(lambda: a.snapshot()["state"] == "running")
+    assert wait_for(lambda: a.snapshot().state == "running")
     b = Job(long, tmp_path / "b", queue=queue).start()
     with pytest.raises(JobError, match="queue is full"):
         Job(long, tmp_path / "c", queue=queue).start()

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from studio.engine import metrics as M
+from studio.engine.judge import metrics as M
 
 WORDS = "the cat sat on a mat with hat and bat near big red dog running quickly".split()
 
@@ -43,7 +43,7 @@ def test_rouge_is_rouge_score_with_stemming(pairs):
 def test_meteor_is_nltk_with_wordnet(pairs):
     from nltk.translate.meteor_score import meteor_score
 
-    from studio.engine.wordnet import wordnet
+    from studio.engine.judge.wordnet import wordnet
 
     wn = wordnet()
     assert wn is not None, "WordNet should come from Debian's wordnet-base (.ci/run installs it)"
@@ -55,7 +55,7 @@ def test_meteor_is_nltk_with_wordnet(pairs):
 
 
 def test_meteor_without_wordnet_says_so(pairs, monkeypatch):
-    from studio.engine import wordnet
+    from studio.engine.judge import wordnet
 
     monkeypatch.setattr(wordnet, "wordnet", lambda: None)
     refs, good, _ = pairs
@@ -87,7 +87,7 @@ def test_every_interval_contains_its_estimate(pairs):
                                                        [len(r.split()) for r in refs])
     for name, metric in scored.metrics.items():
         ci = M.interval(metric, seed=1)
-        assert ci["ci_low"] <= ci["value"] <= ci["ci_high"], name
+        assert ci.ci_low <= ci.value <= ci.ci_high, name
     ppl = scored.metrics["perplexity"]
     assert ppl.value == pytest.approx(np.exp(2.0))  # token-weighted
 
@@ -98,15 +98,15 @@ def test_paired_test_small_p_for_better_large_for_identical(pairs):
         better = M.score_texts(good, refs, bertscore_on=False).metrics[metric]
         worse = M.score_texts(bad, refs, bertscore_on=False).metrics[metric]
         test = M.paired(worse, better, seed=0)
-        assert test["value"] > 0 and test["p_value"] < 0.01 and test["ci_low"] > 0, metric
+        assert test.value > 0 and test.p_value < 0.01 and test.ci_low > 0, metric
         same = M.paired(better, better, seed=0)
-        assert same["value"] == 0 and same["p_value"] == 1.0, metric
+        assert same.value == 0 and same.p_value == 1.0, metric
         wtl = M.win_tie_loss(worse, better, metric)
         assert wtl["win"] > wtl["loss"] and sum(wtl.values()) == len(refs)
 
 
 def test_lexnames_from_the_man_page_format():
-    from studio.engine.wordnet import lexnames_from_man_page
+    from studio.engine.judge.wordnet import lexnames_from_man_page
 
     page = "00\tadj.all\tall adjective clusters\n18\tnoun.person  \tnouns denoting people\n44\tadj.ppl\tx\n"
     assert lexnames_from_man_page(page) == "00\tadj.all\t3\n18\tnoun.person\t1\n44\tadj.ppl\t3\n"

@@ -31,11 +31,21 @@ def test_studio_tiny_is_an_ordinary_hf_folder(tiny_path):
     assert sum(p.numel() for p in m1.parameters()) > 1_000_000
 
 
-def test_studio_tiny_is_deterministic(tmp_path, tiny_path):
-    from studio.engine.tiny import save_random_llama
+def test_studio_tiny_is_the_shipped_pretrained_weights_in_fp32(tmp_path, tiny_path):
+    import torch
+    from safetensors.torch import load_file
 
-    again = save_random_llama(tmp_path / "again", seed=0)
-    assert (again / "model.safetensors").read_bytes() == (tiny_path / "model.safetensors").read_bytes()
+    from studio.engine.tiny import TOKENIZER_DIR, ensure_studio_tiny, save_random_llama
+
+    shipped, home = load_file(TOKENIZER_DIR / "model.safetensors"), load_file(tiny_path / "model.safetensors")
+    assert (TOKENIZER_DIR / "model.safetensors").stat().st_size < 10 * 2**20  # a Space needs no LFS
+    assert all(v.dtype == torch.bfloat16 for v in shipped.values()) and shipped.keys() == home.keys()
+    assert all(home[k].dtype == torch.float32 and torch.equal(home[k], shipped[k].float()) for k in shipped)
+    assert ensure_studio_tiny(tmp_path) != tiny_path  # another home: written again from the same weights
+    assert (tmp_path / "models/studio-tiny/model.safetensors").read_bytes() == (tiny_path / "model.safetensors"
+                                                                                 ).read_bytes()
+    again, twice = (save_random_llama(tmp_path / n, seed=3, num_hidden_layers=1) for n in ("r1", "r2"))
+    assert (again / "model.safetensors").read_bytes() == (twice / "model.safetensors").read_bytes()
 
 
 def test_local_folder_without_chat_template_gets_the_default(tiny_path, tmp_path):

@@ -8,8 +8,11 @@ import torch
 from conftest import SAMPLES, tiny_config
 
 from studio.config import StudioConfig
-from studio.engine import runs, train
-from studio.engine.callbacks import StudioTrainer
+from studio.engine import runs
+from studio.engine.data.split import Split
+from studio.engine.events import Metrics, StateChanged, TrainingInfo
+from studio.engine.train import loop as train
+from studio.engine.train.trainer import StudioTrainer
 
 
 def build(cfg_dict, tmp_path):
@@ -57,6 +60,7 @@ def test_lora_options_rslora_dora_and_targets(alpaca_file, tmp_path):
     assert cfg.use_dora and cfg.use_rslora and set(cfg.target_modules) == {"q_proj", "v_proj"}
     assert any("lora_magnitude_vector" in n for n, _ in model.named_parameters())
     trainer.train()
+    assert trainer.state.global_step == 3 and all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_run_writes_the_run_directory(alpaca_file, tmp_path):
@@ -74,7 +78,10 @@ def test_run_writes_the_run_directory(alpaca_file, tmp_path):
     assert any("eval_loss" in m for m in lines)
     assert (tmp_path / "r" / "adapter" / "adapter_model.safetensors").is_file()
     assert StudioConfig.load(tmp_path / "r" / "config.yaml") == StudioConfig.from_dict(tiny_config(alpaca_file))
-    assert [e["state"] for e in events if e["kind"] == "state"] == ["running", "completed"]
+    assert [e.state for e in events if isinstance(e, StateChanged)] == ["running", "completed"]
+    info = next(e for e in events if isinstance(e, TrainingInfo))
+    assert info.train_examples + info.val_examples == 24 and info.trainable_params < info.total_params
+    assert Split.load(tmp_path / "r").val and Split.load(tmp_path / "r").data_sha256
 
 
 @pytest.mark.slow
@@ -92,8 +99,8 @@ def test_stop_takes_effect_within_one_step_and_leaves_a_checkpoint(alpaca_file, 
     steps = []
 
     def on_event(e):
-        if e["kind"] == "metrics" and "loss" in e:
-            steps.append(e["step"])
+        if isinstance(e, Metrics) and "loss" in e.record:
+            steps.append(e.record["step"])
 
     result = train.run(StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 50})), tmp_path / "r",
                        on_event, should_stop=lambda: len(steps) >= 2)
@@ -125,7 +132,7 @@ def test_resume_continues_from_the_last_complete_checkpoint(alpaca_file, tmp_pat
                                                                   "save_total_limit": 0}))
     run_dir = tmp_path / "r"
     seen = []
-    first = train.run(cfg, run_dir, lambda e: seen.append(e.get("step")) if e["kind"] == "metrics" else None,
+    first = train.run(cfg, run_dir, lambda e: seen.append(e.record["step"]) if isinstance(e, Metrics) else None,
                       should_stop=lambda: 3 in seen)
     assert first.state == "stopped" and first.step == 4
     # A checkpoint killed mid-write: newer, but without its COMPLETE marker and with a broken file.
@@ -153,13 +160,17 @@ def test_out_of_memory_fails_with_a_hint_and_the_next_run_works(alpaca_file, tmp
 
 
 def test_bad_data_fails_before_any_model_loads(tmp_path, monkeypatch):
+    from studio.engine.errors import DataError
+
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{nope\n")
-    from studio.engine import models
+    from studio.engine.train import prepare
 
-    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("model loaded"))
-    result = train.run(StudioConfig.from_dict(tiny_config(bad)), tmp_path / "r")
-    assert result.state == "failed" and "bad.jsonl: line 1" in result.error
+    for module, name in ((prepare, "resolve_model"), (prepare, "load_tokenizer"), (train, "load_model")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("a model was touched"))  # where they are used
+    with pytest.raises(DataError, match="bad.jsonl: line 1"):
+        train.run(StudioConfig.from_dict(tiny_config(bad)), tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # no run directory for input that never passed the check
 
 
 def test_full_disk_while_saving_fails_clearly_and_keeps_the_last_good_checkpoint(alpaca_file, tmp_path,

@@ -1,11 +1,15 @@
 """The real app, driven through gradio_client: upload, Start, status, Stop on studio-tiny; two
 sessions share one device (one trains, the other is told it is queued); Stop is per session."""
 
+import json
 import time
+from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, eventually
 from gradio_client import Client, handle_file
+
+pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full suite runs it
 
 
 def client(url) -> Client:
@@ -21,6 +25,11 @@ def call(c: Client, api: str, labels: dict | None = None, **settings):
     return c.predict(**{names[k]: v for k, v in wanted.items()}, api_name=api)
 
 
+def rows(table) -> list:
+    """A table's rows, whether the app sent the table or an update that also shows it."""
+    return (table["value"] if table.get("__type__") == "update" else table)["data"]
+
+
 def start(c: Client, **settings) -> str:
     return call(c, "/start", **settings)
 
@@ -28,7 +37,7 @@ def start(c: Client, **settings) -> str:
 def poll(c: Client, until, timeout=90.0):
     end = time.time() + timeout
     while time.time() < end:
-        status, progress, loss, system, log = c.predict(api_name="/status")
+        status, doctor, progress, loss, system, log, *history = c.predict(api_name="/status")
         if until(status, log):
             return status, log
         time.sleep(0.5)
@@ -83,7 +92,8 @@ def test_run_history_overlays_and_diffs(url, tmp_path):
     from conftest import tiny_config
 
     from studio.config import StudioConfig
-    from studio.engine import runs, train
+    from studio.engine import runs
+    from studio.engine.train import loop as train
 
     for lr in (1e-3, 5e-4):
         cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "qa.csv", train={"learning_rate": lr}))
@@ -91,9 +101,9 @@ def test_run_history_overlays_and_diffs(url, tmp_path):
         train.run(cfg)
     c = client(url)
     table, picks = c.predict(api_name="/runs")
-    names = [row[0] for row in table["data"]]
+    names = [row[0] for row in rows(table)]
     mine = [n for n in names if n.endswith(("hist-0.001", "hist-0.0005"))]
-    assert len(mine) == 2 and all(row[1] == "completed" for row in table["data"] if row[0] in mine)
+    assert len(mine) == 2 and all(row[1] == "completed" for row in rows(table) if row[0] in mine)
     overlay, diff = c.predict(mine, api_name="/compare_runs")
     assert "train.learning_rate" in diff and "run_name" in diff
     assert runs.config_diff([runs.runs_root() / n for n in mine])[0][0] in diff
@@ -126,9 +136,16 @@ def test_stop_then_resume_continues_the_run(url):
     c.predict(api_name="/stop")
     status, log = poll(c, lambda s, lg: "Stopped" in s)
     run_dir = status.split("Run directory:")[1].strip().strip("`")
+    stopped_at = int(json.loads((Path(run_dir) / "status.json").read_text())["step"])
     resumed = c.predict([], api_name="/resume")
     assert run_dir in resumed
-    poll(c, lambda s, lg: "Training" in s)
+
+    def chart_steps():
+        loss = c.predict(api_name="/status")[3]
+        return json.loads(loss["plot"])["data"][0]["x"] if isinstance(loss, dict) and loss.get("plot") else []
+
+    steps = eventually(lambda: (x := chart_steps()) and x[-1] > stopped_at and x, what="points after the resume")
+    assert steps[0] == 1, steps  # the chart keeps the points from before the stop
     c.predict(api_name="/stop")
     poll(c, lambda s, lg: "Stopped" in s)
 
@@ -151,7 +168,7 @@ def test_compare_tab_scores_a_trained_run(url):
     from conftest import tiny_config
 
     from studio.config import StudioConfig
-    from studio.engine import train
+    from studio.engine.train import loop as train
 
     cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
     cfg.run_name = "to-compare"
@@ -162,16 +179,16 @@ def test_compare_tab_scores_a_trained_run(url):
     assert "Done: 6 examples" in status
     saved = saved["value"]  # an update of the results dropdown: its new choices and value
     summary, bars, scatter, table, worse = c.predict(run.name, saved, "rougeL", api_name="/show_comparison")
-    metrics = [row[0] for row in summary["data"]]
+    metrics = [row[0] for row in rows(summary)]
     assert metrics[:3] == ["perplexity", "bleu", "rouge1"] and "bertscore_f1" not in metrics
-    assert len(table["data"]) == 6 and "BLEU signature" in worse
+    assert len(rows(table)) == 6 and "BLEU signature" in worse
 
 
 def test_prompt_effectiveness_through_the_api(url):
     from conftest import tiny_config
 
     from studio.config import StudioConfig
-    from studio.engine import train
+    from studio.engine.train import loop as train
 
     cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
     run = train.run(cfg).run_dir
@@ -179,7 +196,7 @@ def test_prompt_effectiveness_through_the_api(url):
     table, text = call(c, "/prompt_effectiveness", Run=run.name, max_new_tokens=6,
                        labels={"at most N examples": 4, "K samples per prompt": 2,
                                "Phrasings, one per line (write \\n for a line break)": "{input}\nSay: {input}"})
-    assert [row[0] for row in table["data"]] == ["{input}", "Say: {input}"]
+    assert [row[0] for row in rows(table)] == ["{input}", "Say: {input}"]
     assert "Best phrasing" in text and "K=2 (sampled)" in text
 
 
@@ -187,8 +204,8 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     from conftest import tiny_config
 
     from studio.config import EvalConfig, StudioConfig
-    from studio.engine import train
-    from studio.engine.evaluate import evaluate_run
+    from studio.engine.judge.evaluate import evaluate_run
+    from studio.engine.train import loop as train
 
     cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
     cfg.run_name = "to-rate"
@@ -209,16 +226,19 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     assert "Prompt" in prompt and a.startswith("**A**") and b.startswith("**B**")
     voted = 0
     while not prompt.startswith("Nothing left"):
-        prompt, a, b, reveal = c.predict("ann", api_name="/rate_vote_a")
+        prompt, a, b, reveal, pool, board, *_ = c.predict("ann", api_name="/rate_vote_a")
         assert "A was **" in reveal
         voted += 1
+        assert f"**{voted + 1}** pairwise votes" in pool  # the counts follow each vote (+1: the import)
+        assert len(rows(board)) == 2  # and so does the leaderboard
     assert voted >= 1
     *_, progress = c.predict("ann", api_name="/rate_next_answer")
     assert "of" in progress
-    *_, progress = c.predict("ann", 4, 5, 4, 3, "fine", api_name="/rate_submit")
-    assert progress.startswith("1 of")
-    board, likert, agree, versus = c.predict(api_name="/rate_results")
-    models = [row[1] for row in board["data"]]
+    answer = c.predict("ann", 4, 5, 4, 3, "fine", api_name="/rate_submit")
+    assert answer[7].startswith("1 of") and "**1** Likert ratings" in answer[8]
+    board, likert, agree, versus, note = c.predict(api_name="/rate_results")
+    assert len(rows(likert)) >= 4 and "Likert" not in note
+    models = [row[1] for row in rows(board)]
     assert "base" in models and run.name in models
     path, fmt, kind = c.predict(api_name="/rate_to_dpo")
     assert kind == "dpo" and path.endswith(".jsonl")
@@ -228,16 +248,14 @@ def test_export_tab_gives_the_adapter_zip(url):
     from conftest import tiny_config
 
     from studio.config import StudioConfig
-    from studio.engine import train
+    from studio.engine.train import loop as train
 
     cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "instructions.json", train={"max_steps": 2}))
     run = train.run(cfg).run_dir
     c = client(url)
-    files, status = c.predict(run.name, api_name="/export_adapter")
-    assert status.startswith("Adapter zip written") and str(files[0]).find("-adapter.zip") > 0
-    files, status = c.predict(run.name, api_name="/export_merged")
-    assert "max |logit difference|" in status
-    from gradio_client.exceptions import AppError
-
-    with pytest.raises(AppError, match="Pick a trained run"):
-        c.predict("../../etc", api_name="/export_adapter")
+    zipped, status = c.predict(run.name, api_name="/export_adapter")
+    assert "is ready" in status
+    assert zipped["interactive"] and zipped["value"]["path"].endswith("-adapter.zip")
+    assert "max |logit difference|" in c.predict(run.name, api_name="/export_merged")
+    zipped, status = c.predict("../../etc", api_name="/export_adapter")
+    assert not zipped["interactive"] and zipped["value"] is None and "Pick a trained run" in status

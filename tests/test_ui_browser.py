@@ -10,6 +10,8 @@ import time
 import pytest
 from conftest import ROOT, SAMPLES
 
+pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full suite runs it
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -20,7 +22,7 @@ if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
 
 
 @pytest.fixture
-def page():
+def page(request):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -28,6 +30,8 @@ def page():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1600})
         yield pg
+        if getattr(request.node, "failed", False):  # what the page showed when the test failed
+            pg.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"), full_page=True)
         browser.close()
 
 
@@ -85,3 +89,112 @@ def test_upload_train_watch_stop(page, url):
     page.wait_for_selector("#compare-bars .js-plotly-plot", timeout=30000)
     assert "perplexity" in page.inner_text("#compare-summary")
     page.screenshot(path=str(ARTIFACTS / "06-compare.png"), full_page=True)
+
+
+class Clicks:
+    """Every click the newcomer makes, counted: the path must stay short."""
+
+    def __init__(self, page):
+        self.page, self.n = page, 0
+
+    def __call__(self, selector: str = "", *, role: str = "", name: str = "") -> None:
+        target = self.page.get_by_role(role, name=name) if role else self.page.locator(selector)
+        target.first.click()
+        self.n += 1
+
+
+UNZIPPED_LOAD = r"""
+import json, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+folder = sys.argv[1]
+base = json.load(open(folder + "/adapter_config.json"))["base_model_name_or_path"]
+model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), folder).eval()
+tok = AutoTokenizer.from_pretrained(folder)
+text = tok.apply_chat_template([{"role": "user", "content": "What day comes after Monday?"}], tokenize=False,
+                               add_generation_prompt=True)
+out = model.generate(**tok([text], return_tensors="pt", add_special_tokens=False), max_new_tokens=12, do_sample=False)
+print(json.dumps(tok.decode(out[0], skip_special_tokens=True)))
+"""
+
+
+def test_the_newcomer_path_takes_at_most_ten_clicks(page, url, tmp_path):
+    """Sample -> Start -> wait -> Compare -> Run -> Export -> Download, every setting as it comes."""
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    click = Clicks(page)
+    page.goto(url)
+    page.wait_for_selector("#data-sample")
+    click("#data-sample input")
+    click(role="option", name="chat.jsonl")
+    page.wait_for_function("document.querySelector('#data-report').innerText.includes('detected')", timeout=60000)
+    click(role="tab", name="Train")
+    click("#start")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Completed')", timeout=240000)
+    page.screenshot(path=str(ARTIFACTS / "10-newcomer-trained.png"), full_page=True)
+    click(role="tab", name="Compare")
+    page.wait_for_function("document.querySelector('#compare-run input').value.includes('lora')", timeout=30000)
+    click("#compare-go")
+    page.wait_for_function("document.querySelector('#compare-status').innerText.includes('Done')", timeout=180000)
+    page.wait_for_selector("#compare-bars .js-plotly-plot", timeout=30000)
+    summary = page.inner_text("#compare-summary")
+    assert "rougeL" in summary and "better" in summary
+    page.screenshot(path=str(ARTIFACTS / "11-newcomer-compared.png"), full_page=True)
+    click(role="tab", name="Export")
+    page.wait_for_function("document.querySelector('#export-status').innerText.includes('is ready')", timeout=60000)
+    with page.expect_download() as download:
+        click("#export-adapter")
+    saved = tmp_path / "adapter.zip"
+    download.value.save_as(saved)
+    page.screenshot(path=str(ARTIFACTS / "12-newcomer-exported.png"), full_page=True)
+    assert click.n <= 10, f"{click.n} clicks from opening the page to a downloaded adapter"
+
+    zipfile.ZipFile(saved).extractall(tmp_path / "adapter")
+    made = subprocess.run([sys.executable, "-m", "studio", "tiny", "--out", str(tmp_path / "studio-tiny")],
+                          capture_output=True, text=True, cwd=ROOT)  # the model card's line for the base
+    assert made.returncode == 0, made.stderr
+    out = subprocess.run([sys.executable, "-c", UNZIPPED_LOAD, str(tmp_path / "adapter")], capture_output=True,
+                         text=True, cwd=tmp_path)  # a fresh process: plain transformers + peft
+    assert out.returncode == 0, out.stderr
+    assert "Monday" in json.loads(out.stdout.strip().splitlines()[-1])
+
+
+RECORD_CHAT = """() => {
+  window.chatTexts = [];
+  const box = document.querySelector('#chat-tuned');
+  new MutationObserver(() => {
+    const bubbles = box.querySelectorAll('.message.bot, [data-testid="bot"]');
+    const last = bubbles.length ? bubbles[bubbles.length - 1].innerText : '';
+    window.chatTexts.push(last);
+  }).observe(box, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_chat_streams_base_and_tuned_side_by_side(page, url):
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine.train import loop as train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 2}))
+    cfg.run_name = "chat-me"
+    train.run(cfg)
+    page.goto(url)
+    page.get_by_role("tab", name="Chat").click()
+    page.wait_for_function("document.querySelector('#chat-run input').value.includes('chat-me')", timeout=30000)
+    page.evaluate(RECORD_CHAT)
+    page.fill("#chat-message textarea", "Use the word garden in a sentence.")
+    page.click("#chat-send")
+    page.wait_for_function("document.querySelectorAll('#chat-tuned .message.bot, #chat-tuned [data-testid=\"bot\"]')"
+                           ".length >= 1 && !document.querySelector('#chat-tuned .generating, #chat-send[disabled]')",
+                           timeout=120000)
+    page.wait_for_timeout(1000)
+    texts = [t for t in page.evaluate("window.chatTexts") if t.strip()]
+    final = page.locator("#chat-tuned .message.bot, #chat-tuned [data-testid='bot']").last.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "13-chat.png"), full_page=True)
+    assert final.strip() and page.locator("#chat-base .message.bot, #chat-base [data-testid='bot']").count() >= 1
+    partial = [t for t in texts if t.strip() and t.strip() != final.strip() and final.startswith(t.strip()[:3])]
+    assert partial, f"the answer appeared whole, not streamed: {texts[-5:]}"

@@ -60,3 +60,29 @@ def test_charts_from_metrics():
     assert any("diverged" in (a.text or "") for a in fig.layout.annotations)
     assert ema([1.0, 3.0], alpha=0.5) == [1.0, 2.0]
     assert "1 of 3 over" in length_histogram([10, 20, 30], 25).layout.title.text
+
+
+def test_a_bad_setting_is_named_as_the_page_shows_it(form):
+    from studio.config import ConfigError
+
+    values = form.values_of(StudioConfig())
+    values[form.widgets["train.learning_rate"]] = 0
+    with pytest.raises(ConfigError, match=r'"learning rate" \(Model tab\) must be > 0'):
+        form.to_config(values)
+
+
+def test_small_numbers_read_as_exponents_not_si_prefixes():
+    from studio.ui.charts import system_figure
+
+    fig = system_figure([{"step": 1, "loss": 1.0, "learning_rate": 2e-10}, {"step": 2, "loss": 0.9,
+                                                                            "learning_rate": 1e-10}])
+    axes = [v for k, v in fig.layout.to_plotly_json().items() if k.startswith(("xaxis", "yaxis"))]
+    assert axes and all(a["exponentformat"] == "e" for a in axes)
+
+
+def test_the_model_tab_opens_on_the_small_model_defaults(form):
+    from studio.engine.train.defaults import SMALL
+
+    assert form.widgets["train.learning_rate"].value == SMALL["train"]["learning_rate"]
+    assert form.widgets["train.epochs"].value == SMALL["train"]["epochs"]
+    assert form.widgets["method.kind"].value == "lora"

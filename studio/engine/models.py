@@ -10,13 +10,13 @@ Safetensors only and no remote code unless the config asks for them.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import MethodConfig, ModelConfig
-from .errors import ModelError
-from .tiny import DEFAULT_CHAT_TEMPLATE, TINY_NAME, ensure_studio_tiny
+from studio.config import MethodConfig, ModelConfig
+from studio.engine.errors import ModelError
+from studio.engine.tiny import DEFAULT_CHAT_TEMPLATE, TINY_NAME, ensure_studio_tiny
+from studio.settings import operator_allows, public_mode, studio_home
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*", "*.tiktoken"]
 
@@ -45,25 +45,6 @@ def cached_models() -> list[str]:
         return []
 
 
-def studio_home() -> Path:
-    """STUDIO_HOME; on a Space with persistent storage, /data/studio; else ~/.studio."""
-    default = Path.home() / ".studio"
-    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
-        default = Path("/data/studio")
-    home = Path(os.environ.get("STUDIO_HOME") or default).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
-
-
-def public_mode() -> bool:
-    return bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
-
-
-def operator_allows(setting: str) -> bool:
-    """On a public deployment, unsafe model settings need the operator's consent (an env variable)."""
-    return not public_mode() or os.environ.get(f"STUDIO_ALLOW_{setting.upper()}", "") in ("1", "true", "yes")
-
-
 def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     """The model's local folder; ``config_only`` fetches just config.json from the hub (estimates)."""
     for setting in ("trust_remote_code", "allow_pickle"):
@@ -80,7 +61,7 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
                              "public deployment")
         if not (local / "config.json").is_file():
             raise ModelError(f"model.name {name}: the folder has no config.json, so it is not a model folder")
-        return _checked(ResolvedModel(local, "local"), cfg)
+        return _checked(ResolvedModel(local, "local"), cfg, weights=not config_only)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"model.name {name}: no such local folder")
     return _checked(_download(name, cfg.revision, ["config.json"] if config_only else HUB_PATTERNS), cfg,
@@ -216,23 +197,36 @@ def lora_targets(model, target) -> object:
     return target
 
 
+def peft_config(model, method: MethodConfig):
+    """The method's PEFT config for this model (the estimate builds the same one on a meta model)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
+                      target_modules=lora_targets(model, method.target_modules), use_rslora=method.use_rslora,
+                      use_dora=method.use_dora, task_type="CAUSAL_LM")
+
+
+def with_adapter(model, method: MethodConfig, low_cpu_mem_usage: bool = False):
+    """PEFT's ``get_peft_model``, with a bad target list said in one line."""
+    from peft import get_peft_model
+
+    try:
+        return get_peft_model(model, peft_config(model, method), low_cpu_mem_usage=low_cpu_mem_usage)
+    except ValueError as e:
+        raise ModelError(f"method.target_modules {method.target_modules!r}: {str(e).splitlines()[0][:200]}") from None
+
+
 def apply_method(model, method: MethodConfig, gradient_checkpointing: bool):
     """Full: every weight trains. LoRA/QLoRA: the base is frozen and a PEFT adapter trains."""
     if method.kind == "full":
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
     if method.kind == "qlora":
+        from peft import prepare_model_for_kbit_training
+
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    lora = LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
-                      target_modules=lora_targets(model, method.target_modules), use_rslora=method.use_rslora,
-                      use_dora=method.use_dora, task_type="CAUSAL_LM")
-    try:
-        return get_peft_model(model, lora)
-    except ValueError as e:
-        raise ModelError(f"method.target_modules {method.target_modules!r}: {str(e).splitlines()[0][:200]}") from None
+    return with_adapter(model, method)
 
 
 def parameter_counts(model) -> tuple[int, int]:

@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config import StudioConfig
-from .models import studio_home
+from studio.config import StudioConfig
+from studio.engine.errors import StudioError
+from studio.engine.judge.summary import EvalSummary
+from studio.settings import public_mode, studio_home
 
-STATES = ("queued", "running", "completed", "stopped", "failed", "diverged")
+STATES = ("queued", "running", "completed", "stopped", "failed", "diverged", "interrupted")
 COMPLETE = "COMPLETE"
+REGISTRY = "registry.txt"  # runs made outside STUDIO_HOME/runs, one path a line
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -27,6 +31,18 @@ def runs_root() -> Path:
     root = studio_home() / "runs"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def as_user_made(path: Path) -> Path:
+    """Temporary files are private (0600/0700); a finished file gets the mode the user's umask gives (0644)."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_umask())
+    return path
 
 
 def write_atomic(path: Path, text: str, durable: bool = False) -> None:
@@ -39,6 +55,7 @@ def write_atomic(path: Path, text: str, durable: bool = False) -> None:
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
+        as_user_made(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -59,7 +76,25 @@ def new_run_dir(config: StudioConfig, output_dir: str | Path | None = None) -> P
             run = run.with_name(f"{run.name.rsplit('~', 1)[0]}~{n}")
     run.mkdir(parents=True, exist_ok=True)
     write_atomic(run / "config.yaml", config.to_yaml())
+    if run.resolve().parent != runs_root().resolve():
+        register(run)
     return run
+
+
+def register(run: Path) -> None:
+    """A run made outside the runs folder (``--output-dir``) is listed too: its path goes in the registry."""
+    with (studio_home() / REGISTRY).open("a", encoding="utf-8") as f:
+        f.write(str(Path(run).resolve()) + "\n")
+
+
+def all_run_dirs() -> list[Path]:
+    """The runs folder's runs and the registered ones that still exist, newest first."""
+    found = {p.resolve() for p in runs_root().iterdir() if (p / "config.yaml").is_file()}
+    registry = studio_home() / REGISTRY
+    if registry.is_file():
+        found |= {Path(line) for line in registry.read_text().splitlines()
+                  if line.strip() and (Path(line) / "config.yaml").is_file()}
+    return sorted(found, key=lambda p: (p / "config.yaml").stat().st_mtime, reverse=True)
 
 
 def write_status(run: Path, state: str, **fields) -> dict:
@@ -72,10 +107,43 @@ def write_status(run: Path, state: str, **fields) -> dict:
 
 
 def read_status(run: Path) -> dict:
+    """The run's status; a run still marked running whose process is gone is corrected to ``interrupted``."""
     try:
-        return json.loads((Path(run) / "status.json").read_text())
+        status = json.loads((Path(run) / "status.json").read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+    if status.get("state") == "running" and not process_alive(status.get("pid"), status.get("pid_started")):
+        status = _interrupted(Path(run), status)
+    return status
+
+
+def process_started(pid: int) -> float | None:
+    """When a process started (with the pid, it names the process even after the pid is reused)."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:  # noqa: BLE001 - no such process, or none we may look at
+        return None
+
+
+def process_alive(pid, started) -> bool:
+    if not isinstance(pid, int):
+        return True  # nothing to check against: trust the file
+    now = process_started(pid)
+    return now is not None and (started is None or abs(now - started) < 1.0)
+
+
+def _interrupted(run: Path, status: dict) -> dict:
+    last = last_complete_checkpoint(run)
+    note = f"resumable from {last.name}" if last else "no complete checkpoint: start it again"
+    status = {**status, "state": "interrupted", "error": f"the training process ended without a word ({note})",
+              "resumable": last.name if last else None, "updated": time.time()}
+    try:
+        write_atomic(run / "status.json", json.dumps(status, indent=1))
+    except OSError:
+        pass  # a read-only run folder: the reader still gets the truth
+    return status
 
 
 def append_metrics(run: Path, record: dict) -> None:
@@ -145,19 +213,87 @@ class RunInfo:
     final_loss: float | None
     duration_s: float | None
     owner: str | None = None
+    error: str | None = None
+    findings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+    def notes(self) -> list[str]:
+        """Lines worth showing under the run in a listing: its error and the doctor's findings."""
+        out = [f"error: {self.error}"] if self.error else []
+        return out + [f"{f['severity']}: {f['evidence']}" for f in self.findings]
 
 
-def list_runs() -> list[RunInfo]:
-    out = []
-    for run in sorted(runs_root().iterdir(), reverse=True):
-        if not (run / "config.yaml").is_file():
-            continue
-        status = read_status(run)
-        try:
-            cfg = StudioConfig.load(run / "config.yaml")
-            method, model = cfg.method.kind, cfg.model.name
-        except ValueError:
-            method, model = "?", "?"
-        out.append(RunInfo(run, run.name, status.get("state", "unknown"), method, model, status.get("step", 0),
-                           status.get("final_loss"), status.get("duration_s"), status.get("owner")))
-    return out
+def run_info(run: Path) -> RunInfo:
+    status = read_status(run)
+    try:
+        cfg = StudioConfig.load(run / "config.yaml")
+        method, model = cfg.method.kind, cfg.model.name
+    except ValueError:
+        method, model = "?", "?"
+    return RunInfo(run, run.name, status.get("state", "unknown"), method, model, status.get("step", 0),
+                   status.get("final_loss"), status.get("duration_s"), status.get("owner"), status.get("error"),
+                   status.get("findings", []))
+
+
+def list_runs(owner: str | None = None) -> list[RunInfo]:
+    """Every run, newest first; on a public deployment only ``owner``'s."""
+    return [run_info(run) for run in all_run_dirs() if owns(run, owner)]
+
+
+def owns(run: Path, owner: str | None) -> bool:
+    """On a public deployment a visitor reaches only their own runs; locally, every run is yours."""
+    return not public_mode() or (owner is not None and read_status(run).get("owner") == owner)
+
+
+def find_run(name: str | None, owner: str | None = None) -> Path | None:
+    """The run folder for a name from a page or a client, or None: never a path outside the runs folder,
+    and on a public deployment never another visitor's run."""
+    path = _confined(name)
+    return path if path is not None and owns(path, owner) else None
+
+
+def _confined(name: str | None) -> Path | None:
+    """A run by its folder name: in the runs folder, or a registered one; never a path a client made up."""
+    if not name:
+        return None
+    root = runs_root().resolve()
+    path = (root / name).resolve()
+    if path.parent == root and (path / "config.yaml").is_file():
+        return path
+    return next((p for p in all_run_dirs() if p.name == name and p.parent != root), None)
+
+
+def has_weights(run: Path) -> bool:
+    return (run / "adapter" / "adapter_config.json").is_file() or (run / "model" / "config.json").is_file()
+
+
+def trained_runs(owner: str | None = None) -> list[str]:
+    """Runs with an adapter or a model to compare, chat with or export, newest first."""
+    return [r.name for r in list_runs(owner) if has_weights(r.path)]
+
+
+def delete_run(name: str, busy: set[str] = frozenset()) -> bool:
+    """Remove a run that no job is using (the operator's action, whoever owns it)."""
+    path = _confined(name)
+    if path is None or str(path) in {str(Path(b).resolve()) for b in busy}:
+        return False
+    shutil.rmtree(path)
+    return True
+
+
+def evals(run: Path) -> list[str]:
+    """The run's saved comparisons, newest first."""
+    root = Path(run) / "eval"
+    found = [p.name for p in root.iterdir() if (p / "summary.json").is_file()] if root.is_dir() else []
+    return sorted(found, reverse=True)
+
+
+def read_eval(run: Path, name: str) -> tuple[EvalSummary, list[dict]]:
+    """A saved comparison: its summary and its per-example rows."""
+    if name not in evals(run):
+        raise StudioError(f"{Path(run).name}: no saved comparison named {name!r}")
+    folder = Path(run) / "eval" / name
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines() if line.strip()]
+    return EvalSummary.load(folder), rows

@@ -1,10 +1,12 @@
 """studio-tiny: the offline starter model, so every feature works with no network.
 
-A small Llama-architecture model, initialised deterministically from a seed, with the byte-level
-BPE tokenizer shipped in ``assets/studio-tiny/`` and a ChatML template that has
-``{% generation %}`` markers. ``ensure_studio_tiny(home)`` writes it once as an ordinary Hugging
-Face model folder (safetensors), so adapters trained on it load with plain transformers + peft.
+A small Llama-architecture model pretrained once, offline, on WordNet's English (assets/make_tiny.py,
+docs/studio-tiny.md): it answers in varied English and stops at the end of its turn. Its bf16 weights,
+byte-level BPE tokenizer and ChatML template (with ``{% generation %}`` markers) ship in
+``assets/studio-tiny/``. ``ensure_studio_tiny(home)`` writes it once (a second) as an ordinary Hugging
+Face model folder in fp32 safetensors, so adapters trained on it load with plain transformers + peft.
 Widths are multiples of 64 (bitsandbytes' CPU 4-bit kernels need multiples of 32).
+``save_random_llama`` builds seeded random models of other shapes for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import json
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
+from studio.settings import ASSETS
+
 TINY_NAME = "studio-tiny"
-TINY_VERSION = 1
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-TOKENIZER_DIR = ASSETS / "studio-tiny"
+TINY_VERSION = 2
+TOKENIZER_DIR = ASSETS / "studio-tiny"  # the pretrained studio-tiny: weights, tokenizer, template
 SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"]
 TINY_SHAPE = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 4,
               "num_key_value_heads": 2, "max_position_embeddings": 2048}
@@ -61,11 +65,8 @@ def tiny_config(vocab_size: int, **overrides):
 
 
 def save_random_llama(target: Path, seed: int = 0, tokenizer_dir: Path = TOKENIZER_DIR, **shape) -> Path:
-    """A Llama-style model initialised from ``seed`` (no download), saved with the tiny tokenizer.
-
-    studio-tiny is this with TINY_SHAPE; tests and benchmarks use it for bigger or smaller shapes.
-    The folder appears atomically: written aside, then renamed into place.
-    """
+    """A random Llama-style model initialised from ``seed`` (no download), saved with the tiny tokenizer:
+    tests and benchmarks use it for shapes other than studio-tiny's. The folder appears atomically."""
     import torch
     from transformers import AutoTokenizer, GenerationConfig, LlamaForCausalLM
 
@@ -83,13 +84,46 @@ def save_random_llama(target: Path, seed: int = 0, tokenizer_dir: Path = TOKENIZ
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")],
         pad_token_id=tokenizer.pad_token_id)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "studio_tiny.json").write_text(json.dumps({"random": True, "tokenizer": _tokenizer_hash(),
+                                                          "seed": seed, **shape}))
+
+    return _publish(target, fill)
+
+
+def ensure_studio_tiny(home: Path) -> Path:
+    """The studio-tiny folder under ``home/models``, written from the shipped weights on first use."""
+    target = Path(home) / "models" / TINY_NAME
+    marker = target / "studio_tiny.json"
+    if marker.is_file():
+        built = json.loads(marker.read_text())
+        if built.get("version") == TINY_VERSION and built.get("tokenizer") == _tokenizer_hash():
+            return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(TOKENIZER_DIR, dtype=torch.float32)
+    model.config.dtype = torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "studio_tiny.json").write_text(json.dumps({"version": TINY_VERSION, "tokenizer": _tokenizer_hash(),
+                                                          "pretrained": "assets/studio-tiny"}))
+
+    return _publish(target, fill)
+
+
+def _publish(target: Path, fill) -> Path:
+    """Write a model folder aside, then rename it into place (another process finishing first is fine)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "studio_tiny.json").write_text(json.dumps({"version": TINY_VERSION, "tokenizer": _tokenizer_hash(),
-                                                      "seed": seed, **shape}))
+    fill(tmp)
     if target.exists():
         shutil.rmtree(target, ignore_errors=True)
     try:
@@ -99,19 +133,14 @@ def save_random_llama(target: Path, seed: int = 0, tokenizer_dir: Path = TOKENIZ
     return target
 
 
-def ensure_studio_tiny(home: Path) -> Path:
-    """The studio-tiny folder under ``home/models``, built on first use (a second)."""
-    target = Path(home) / "models" / TINY_NAME
-    marker = target / "studio_tiny.json"
-    if marker.is_file():
-        built = json.loads(marker.read_text())
-        if built.get("version") == TINY_VERSION and built.get("tokenizer") == _tokenizer_hash():
-            return target
-    return save_random_llama(target, seed=0)
-
-
+@lru_cache(maxsize=1)
 def _tokenizer_hash() -> str:
-    """Rebuild a cached studio-tiny when the shipped tokenizer changes."""
+    """Rebuild a cached studio-tiny when the shipped tokenizer or weights change."""
     import hashlib
 
-    return hashlib.sha256((TOKENIZER_DIR / "tokenizer.json").read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256()
+    for name in ("tokenizer.json", "model.safetensors"):
+        path = TOKENIZER_DIR / name
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]

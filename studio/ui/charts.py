@@ -7,9 +7,12 @@ takes ~0.6 ms, and the browser draws the same thing.
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 
-GRID = {"gridcolor": "#e5e5e5", "zerolinecolor": "#d0d0d0"}
+# exponentformat "e": a learning rate reads 2e-4, never plotly's SI "200µ" or "0.2m"
+GRID = {"gridcolor": "#e5e5e5", "zerolinecolor": "#d0d0d0", "exponentformat": "e"}
 BASE = {"plot_bgcolor": "white", "paper_bgcolor": "white", "margin": {"l": 55, "r": 20, "t": 45, "b": 45},
         "height": 320, "legend": {"orientation": "h", "y": -0.28}, "font": {"size": 12}}
 
@@ -41,6 +44,11 @@ def loss_figure(metrics: list[dict], title: str = "Loss") -> go.Figure:
     data = [_line(x, y, "train loss", mode="lines+markers", marker={"size": 4}, opacity=0.45),
             _line(x, ema(y), "train loss (smoothed)", line={"width": 3}),
             _line(ex, ey, "eval loss", mode="lines+markers", marker={"size": 8, "symbol": "diamond"})]
+    best = [m for m in metrics if m.get("best_step") is not None]
+    if best:
+        data.append({"type": "scatter", "x": [best[-1]["best_step"]], "y": [best[-1]["best_eval_loss"]],
+                     "mode": "markers+text", "name": "best step (kept)", "text": ["best"], "textposition": "top center",
+                     "marker": {"size": 16, "symbol": "star", "color": "#e6a700"}})
     bad = [m["step"] for m in metrics if m.get("diverged")]
     shapes = [{"type": "line", "x0": s, "x1": s, "yref": "paper", "y0": 0, "y1": 1,
                "line": {"color": "red", "dash": "dash"}} for s in bad]
@@ -76,17 +84,16 @@ def system_figure(metrics: list[dict]) -> go.Figure:
     return grid_figure(panels, cols=2, height=440)
 
 
-def metric_bars(summary: dict, names: list[str]) -> go.Figure:
+def metric_bars(summary, names: list[str]) -> go.Figure:
     """One small panel per metric: base and tuned with their 95 % intervals as error bars."""
     panels = []
     for m in names:
         traces = []
-        for side, color in (("base", "#9e9e9e"), ("tuned", "#2e7d32")):
-            v = summary[side][m]
-            traces.append({"type": "bar", "x": [side], "y": [v["value"]], "name": side, "showlegend": False,
+        for v, side, color in ((summary.base[m], "base", "#9e9e9e"), (summary.tuned[m], "tuned", "#2e7d32")):
+            traces.append({"type": "bar", "x": [side], "y": [v.value], "name": side, "showlegend": False,
                            "marker": {"color": color},
-                           "error_y": {"type": "data", "symmetric": False, "array": [v["ci_high"] - v["value"]],
-                                       "arrayminus": [v["value"] - v["ci_low"]]}})
+                           "error_y": {"type": "data", "symmetric": False, "array": [v.ci_high - v.value],
+                                       "arrayminus": [v.value - v.ci_low]}})
         panels.append((m, traces))
     return grid_figure(panels, cols=4, height=190 * -(-len(names) // 4) + 60)
 
@@ -101,13 +108,15 @@ def example_scatter(base: list[float], tuned: list[float], metric: str) -> go.Fi
                    yaxis={"title": {"text": f"tuned {metric}"}, **GRID})
 
 
-def overlay_figure(curves: dict[str, list[dict]]) -> go.Figure:
+def overlay_figure(curves: dict[str, list[dict]], key: str = "loss") -> go.Figure:
+    """One line per run: the smoothed train loss, or the eval loss as measured."""
     data = []
     for name, metrics in curves.items():
-        x, y = _series(metrics, "loss")
-        data.append(_line(x, ema(y), name))
-    return _figure(data, title={"text": "Loss (smoothed) by run"}, xaxis={"title": {"text": "step"}, **GRID},
-                   yaxis={"title": {"text": "loss"}, **GRID})
+        x, y = _series(metrics, key)
+        data.append(_line(x, ema(y) if key == "loss" else y, name, mode="lines" if key == "loss" else "lines+markers"))
+    title = "Loss (smoothed) by run" if key == "loss" else "Eval loss by run"
+    return _figure(data, title={"text": title}, xaxis={"title": {"text": "step"}, **GRID},
+                   yaxis={"title": {"text": key.replace("_", " ")}, **GRID})
 
 
 def length_histogram(lengths: list[int], max_length: int) -> go.Figure:
@@ -120,3 +129,15 @@ def length_histogram(lengths: list[int], max_length: int) -> go.Figure:
     return _figure(data, title={"text": f"Token lengths ({over} of {len(lengths)} over max_length, truncated)"},
                    xaxis={"title": {"text": "tokens"}, **GRID}, yaxis={"title": {"text": "examples"}, **GRID},
                    shapes=cut, annotations=note)
+
+
+def lr_figure(lrs: list[float], losses: list[float], smoothed: list[float], suggestion: float) -> go.Figure:
+    """The range test: loss against a log-scaled learning rate, the suggestion marked."""
+    data = [_line(lrs, losses, "loss", opacity=0.35), _line(lrs, smoothed, "smoothed loss", line={"width": 3})]
+    mark = [{"type": "line", "x0": suggestion, "x1": suggestion, "yref": "paper", "y0": 0, "y1": 1,
+             "line": {"color": "#2e7d32", "dash": "dash"}}]
+    note = [{"x": math.log10(suggestion), "yref": "paper", "y": 1, "text": f"suggested {suggestion:.1e}",
+             "showarrow": False, "xanchor": "left", "font": {"color": "#2e7d32"}}]
+    return _figure(data, title={"text": "Learning-rate range test"}, shapes=mark, annotations=note,
+                   xaxis={"title": {"text": "learning rate"}, "type": "log", **GRID},
+                   yaxis={"title": {"text": "loss"}, **GRID})

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from ..config import SECTIONS, StudioConfig
+from studio.config import SECTIONS, ConfigError, StudioConfig
+from studio.engine.train.defaults import SMALL
 
 # Sensible slider ranges; other numbers get a Number box with a lower bound.
 RANGES = {"data.val_size": (0.0, 0.5, 0.01), "data.max_length": (32, 8192, 32), "method.lora_r": (1, 256, 1),
@@ -23,6 +24,7 @@ MINIMA = {"train.learning_rate": 1e-8, "train.epochs": 0, "train.max_steps": 0, 
           "train.weight_decay": 0, "train.max_grad_norm": 0, "train.logging_steps": 1, "train.eval_steps": 0,
           "train.save_steps": 0, "train.save_total_limit": 0, "train.threads": 0, "data.limit": 0, "train.seed": 0}
 LABELS = {"method.kind": "Method", "method.objective": "Objective", "model.name": "Base model"}
+TAB_OF = {"data": "Data", "model": "Model", "method": "Model", "train": "Model", "eval": "Compare"}
 
 
 def _field(key: str) -> dataclasses.Field:
@@ -101,13 +103,38 @@ class Form:
         return list(self.widgets.values())
 
     def to_config(self, values: dict) -> StudioConfig:
-        """``{component: value}`` (a handler's set input) -> a validated config."""
+        """``{component: value}`` (a handler's set input) -> a validated config; a bad setting is named by its
+        label and tab, as the page shows it."""
         raw = StudioConfig().to_dict()
         for key, comp in self.widgets.items():
             if comp in values:
                 section, name = key.split(".")
                 raw[section][name] = from_widget(key, values[comp])
-        return StudioConfig.from_dict(raw)
+        try:
+            return StudioConfig.from_dict(raw)
+        except ConfigError as e:
+            raise ConfigError(self.in_ui_words(str(e))) from None
+
+    def in_ui_words(self, message: str) -> str:
+        """``train.learning_rate must be > 0`` -> ``"learning rate" (Model tab) must be > 0``."""
+        for key in sorted(self.widgets, key=len, reverse=True):
+            if key in message:
+                label = self.widgets[key].label or key
+                return message.replace(key, f'"{label}" ({TAB_OF[key.split(".")[0]]} tab)', 1)
+        return message
+
+    def set_values(self, values: dict) -> None:
+        """Initial widget values (section -> key -> value), before the page is served."""
+        for section, fields in values.items():
+            for name, value in fields.items():
+                key = f"{section}.{name}"
+                if key in self.widgets:
+                    self.widgets[key].value = to_widget(key, value)
+
+    def updates(self, values: dict) -> dict:
+        """``{component: value}`` for the given section -> key -> value settings."""
+        return {self.widgets[f"{s}.{n}"]: to_widget(f"{s}.{n}", v) for s, fields in values.items()
+                for n, v in fields.items() if f"{s}.{n}" in self.widgets}
 
     def values_of(self, config: StudioConfig) -> dict:
         """``{component: value}`` to fill every widget from ``config``."""
@@ -115,7 +142,9 @@ class Form:
         return {comp: to_widget(key, raw[key.split(".")[0]][key.split(".")[1]]) for key, comp in self.widgets.items()}
 
 
+SMALL_PRESET = "small model: learns in about a minute on a CPU"
 PRESETS = {
+    SMALL_PRESET: SMALL,
     "quick test": {"method": {"kind": "lora", "lora_r": 8, "lora_alpha": 16, "target_modules": "all-linear"},
                    "train": {"max_steps": 30, "epochs": 1.0, "batch_size": 4, "grad_accum": 1,
                              "learning_rate": 1e-3, "logging_steps": 1, "eval_steps": 10,

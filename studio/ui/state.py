@@ -11,14 +11,14 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.jobs import Job
-from ..engine.models import public_mode, studio_home
-
-SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
+from studio.engine.judge.pool import Answer, Pair
+from studio.engine.train.jobs import Job, SweepJob
+from studio.settings import SAMPLES, public_mode, studio_home
 
 
 @dataclass
@@ -26,11 +26,18 @@ class Session:
     key: str
     job: Job | None = None
     drawn: int = -1  # metrics already drawn by this page (skip identical redraws)
-    announced: str = ""  # the last final state announced as a toast
+    announced: str = ""  # the last state announced (a toast at the end, the run history at start and end)
     data_path: str = ""  # the last dataset uploaded or picked (API clients have no form to keep it)
-    pair: dict | None = None  # the blind pair on screen (identities stay here until the vote)
-    answer: dict | None = None  # the answer being rated on the Likert panel
+    pair: Pair | None = None  # the blind pair on screen (identities stay here until the vote)
+    answer: Answer | None = None  # the answer being rated on the Likert panel
     runs: list[str] = field(default_factory=list)
+    sweep: SweepJob | None = None
+    pages: set = field(default_factory=set)  # Gradio session hashes of the pages open on this session
+    last_seen: float = field(default_factory=time.time)
+
+    @property
+    def busy(self) -> bool:
+        return (self.job is not None and not self.job.done) or (self.sweep is not None and not self.sweep.done)
 
     @property
     def upload_dir(self) -> Path:
@@ -45,6 +52,10 @@ class Session:
         p = Path(path).resolve()
         return p.is_relative_to(self.upload_dir.resolve()) or p.is_relative_to(SAMPLES.resolve())
 
+    def allows_data(self, config) -> bool:
+        """Both the dataset and a separate validation file, when there is one."""
+        return all(self.allows(p) for p in (config.data.path, config.data.val_path) if p)
+
     def keep_upload(self, temp_path: str) -> Path:
         """Copy an upload out of Gradio's temporary cache into this session's folder."""
         src = Path(temp_path)
@@ -55,10 +66,17 @@ class Session:
         return dst
 
 
+IDLE_S = float(os.environ.get("STUDIO_SESSION_IDLE_S", 3600))  # a session unseen this long is dropped (if idle)
+
+
 class Sessions:
+    """The registry of sessions. A session whose pages all closed, or that has not been seen for ``IDLE_S``,
+    is dropped unless a job or a sweep of it is still going (a reload then finds it again)."""
+
     def __init__(self):
         self._lock = threading.Lock()
         self._by_key: dict[str, Session] = {}
+        self._swept = time.time()
         # The operator's switch; STUDIO_TRAINING=off starts a deployment with training refused.
         self.training_allowed = os.environ.get("STUDIO_TRAINING", "on").lower() not in ("off", "0", "false", "no")
 
@@ -71,10 +89,69 @@ class Sessions:
         return uuid.uuid4().hex
 
     def get(self, key: str | None, request=None) -> Session:
-        key = key or getattr(request, "session_hash", None) or "local"
+        page = getattr(request, "session_hash", None)
+        if not key and page:  # an event before the page's key arrived: the session this page already uses
+            key = next((k for k, s in self.all_items() if page in s.pages), page)
+        key = key or "local"
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
             key = "local"
         with self._lock:
+            self._drop_idle(keep=key)
             if key not in self._by_key:
                 self._by_key[key] = Session(key)
-            return self._by_key[key]
+            session = self._by_key[key]
+            session.last_seen = time.time()
+            if getattr(request, "session_hash", None):
+                session.pages.add(request.session_hash)
+            return session
+
+    def all_items(self) -> list[tuple[str, Session]]:
+        with self._lock:
+            return list(self._by_key.items())
+
+    def adopt(self, key: str, request) -> Session:
+        """The page's key arrived (demo.load): a session its events made before that, under the page's Gradio
+        hash, becomes this key's, so a job started in that moment is not lost."""
+        page = getattr(request, "session_hash", None)
+        with self._lock:
+            early = self._by_key.pop(page, None) if page and page != key else None
+            session = self._by_key.setdefault(key, Session(key))
+            if early is not None:
+                for name in ("job", "sweep", "data_path", "pair", "answer"):
+                    if getattr(session, name) in (None, "") and getattr(early, name) not in (None, ""):
+                        setattr(session, name, getattr(early, name))
+            if page:
+                session.pages.add(page)
+            return session
+
+    def page_closed(self, request) -> None:
+        """A page went away (Gradio's unload): its sessions forget it, and one with no page left goes."""
+        page = getattr(request, "session_hash", None)
+        with self._lock:
+            for key, s in list(self._by_key.items()):
+                s.pages.discard(page)
+                if page and not s.pages and not s.busy:
+                    del self._by_key[key]
+
+    def _drop_idle(self, keep: str) -> None:
+        now = time.time()
+        if now - self._swept < 60:
+            return
+        self._swept = now
+        for key, s in list(self._by_key.items()):
+            if key != keep and now - s.last_seen > IDLE_S and not s.busy:
+                del self._by_key[key]
+
+
+@dataclass
+class Context:
+    """What every tab's ``wire`` needs: the app, the shared form, the sessions and the session key."""
+    demo: object  # gr.Blocks
+    form: object  # forms.Form
+    sessions: Sessions
+    key: object  # gr.State holding the session key
+    current_run: object = None  # gr.State: the run just trained or last viewed (the other tabs preselect it)
+    current_eval: object = None  # gr.State: (run, comparison) just made (Rate preselects it)
+
+    def session(self, key: str | None, request=None) -> Session:
+        return self.sessions.get(key, request)

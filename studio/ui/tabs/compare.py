@@ -4,18 +4,22 @@ by any metric with differences coloured, and the examples that got worse."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from ...engine import runs
-from ...engine.evaluate import list_evals
-from ...engine.metrics import LOWER_IS_BETTER, ORDER
-from ...engine.prompts import DEFAULT_TEMPLATES
-from ..charts import example_scatter, metric_bars
-from ..forms import Form
+from studio.engine import runs
+from studio.engine.judge.evaluate import evaluate_run
+from studio.engine.judge.metrics import ORDER
+from studio.engine.judge.prompts import DEFAULT_TEMPLATES, prompt_effectiveness
+from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary
+from studio.engine.train.jobs import exclusive
+from studio.ui.charts import example_scatter, metric_bars
+from studio.ui.forms import Form
+from studio.ui.handlers import guard
+from studio.ui.state import Context
 
 SOURCES = ["validation split", "upload a file", "type prompts"]
 EVAL = ["max_new_tokens", "do_sample", "temperature", "top_p", "repetition_penalty", "seed", "batch_size",
@@ -24,6 +28,7 @@ EVAL = ["max_new_tokens", "do_sample", "temperature", "top_p", "repetition_penal
 
 @dataclass
 class CompareTab:
+    page: gr.Tab
     run: gr.Dropdown
     refresh: gr.Button
     source: gr.Radio
@@ -47,47 +52,50 @@ class CompareTab:
 
 
 def build(form: Form) -> CompareTab:
-    gr.Markdown("### 4. Compare base and tuned\nBoth models answer the same held-out prompts; each metric comes "
-                "with a 95 % bootstrap interval, and the difference with a paired test.")
-    with gr.Row():
-        run = gr.Dropdown(choices=trained_runs(), label="Run", elem_id="compare-run", scale=3,
-                          allow_custom_value=True)  # runs finished after the page loaded
-        refresh = gr.Button("↻", size="sm", scale=0, min_width=40)
-        source = gr.Radio(SOURCES, value=SOURCES[0], label="Prompts from", scale=3)
-        form.add("eval.limit", label="at most N examples")
-    file = gr.File(label="Evaluation file (with references)", file_types=[".csv", ".json", ".jsonl", ".parquet"],
-                   type="filepath", visible=False)
-    prompts = gr.Textbox("", label="Prompts, one per line (no references: outputs only)", lines=4, visible=False)
-    with gr.Accordion("Generation settings", open=False):
+    with gr.Tab("Compare") as page:
+        gr.Markdown("### 4. Compare base and tuned\nBoth models answer the same held-out prompts; each metric comes "
+                    "with a 95 % bootstrap interval, and the difference with a paired test.")
         with gr.Row():
-            for name in EVAL:
-                form.add(f"eval.{name}")
-    go = gr.Button("Run comparison", variant="primary", elem_id="compare-go")
-    status = gr.Markdown(elem_id="compare-status")
-    with gr.Row():
-        saved = gr.Dropdown(label="Results of this run", choices=[], scale=2)
-        metric = gr.Dropdown(choices=list(ORDER), value="rougeL", label="Metric for the scatter and sorting", scale=1)
-    summary = gr.Dataframe(label="Summary", interactive=False, elem_id="compare-summary", wrap=True)
-    bars = gr.Plot(label="Each metric, base vs tuned, with 95 % intervals", elem_id="compare-bars")
-    scatter = gr.Plot(label="Per example", elem_id="compare-scatter")
-    table = gr.Dataframe(label="Side by side (click a header to sort)", interactive=False, wrap=True,
-                         elem_id="compare-table", max_height=600,
-                         column_widths=["4%", "24%", "18%", "18%", "18%", "6%", "6%", "6%"])
-    worse = gr.Markdown(elem_id="compare-worse")
-    with gr.Accordion("Prompt effectiveness: which phrasing works best?", open=False):
-        gr.Markdown("Each phrasing wraps the task's own question (`{input}`); each is answered K times by sampling "
-                    "(the generation settings above). Accuracy is token F1 against the reference; consistency, "
-                    "how often the K answers agree; robustness, how much accuracy moves between phrasings.")
+            run = gr.Dropdown(choices=runs.trained_runs(), label="Run", elem_id="compare-run", scale=3,
+                              allow_custom_value=True)  # runs finished after the page loaded
+            refresh = gr.Button("↻", size="sm", scale=0, min_width=40)
+            source = gr.Radio(SOURCES, value=SOURCES[0], label="Prompts from", scale=3)
+            form.add("eval.limit", label="at most N examples")
+        file = gr.File(label="Evaluation file (with references)", file_types=[".csv", ".json", ".jsonl", ".parquet"],
+                       type="filepath", visible=False)
+        prompts = gr.Textbox("", label="Prompts, one per line (no references: outputs only)", lines=4, visible=False)
+        with gr.Accordion("Generation settings", open=False):
+            with gr.Row():
+                for name in EVAL:
+                    form.add(f"eval.{name}")
+        go = gr.Button("Run comparison", variant="primary", elem_id="compare-go")
+        status = gr.Markdown(elem_id="compare-status")
         with gr.Row():
-            pe_templates = gr.Textbox("\n".join(DEFAULT_TEMPLATES), lines=4, scale=3,
-                                      label="Phrasings, one per line (write \\n for a line break)")
-            with gr.Column(scale=1):
-                pe_k = gr.Number(4, label="K samples per prompt", minimum=1, maximum=16, precision=0)
-                pe_model = gr.Radio(["tuned", "base"], value="tuned", label="Model")
-                pe_go = gr.Button("Measure phrasings", elem_id="pe-go")
-        pe_table = gr.Dataframe(interactive=False, elem_id="pe-table")
-        pe_summary = gr.Markdown()
-    return CompareTab(run, refresh, source, file, prompts, go, status, saved, metric, summary, bars, scatter,
+            saved = gr.Dropdown(label="Results of this run", choices=[], scale=2)
+            metric = gr.Dropdown(choices=list(ORDER), value="rougeL", label="Metric for the scatter and sorting",
+                                 scale=1)
+        summary = gr.Dataframe(label="Summary", interactive=False, elem_id="compare-summary", wrap=True, visible=False,
+                               column_widths=["13%", "17%", "17%", "21%", "8%", "12%", "12%"])
+        bars = gr.Plot(label="Each metric, base vs tuned, with 95 % intervals", elem_id="compare-bars")
+        scatter = gr.Plot(label="Per example", elem_id="compare-scatter")
+        table = gr.Dataframe(label="Side by side (click a header to sort)", interactive=False, wrap=True, visible=False,
+                             elem_id="compare-table", max_height=600,
+                             column_widths=["4%", "24%", "18%", "18%", "18%", "6%", "6%", "6%"])
+        worse = gr.Markdown("No comparison yet: pick a run and press **Run comparison**.", elem_id="compare-worse")
+        with gr.Accordion("Prompt effectiveness: which phrasing works best?", open=False):
+            gr.Markdown("Each phrasing wraps the task's own question (`{input}`); each is answered K times by sampling "
+                        "(the generation settings above). Accuracy is token F1 against the reference; consistency, "
+                        "how often the K answers agree; robustness, how much accuracy moves between phrasings.")
+            with gr.Row():
+                pe_templates = gr.Textbox("\n".join(DEFAULT_TEMPLATES), lines=4, scale=3,
+                                          label="Phrasings, one per line (write \\n for a line break)")
+                with gr.Column(scale=1):
+                    pe_k = gr.Number(4, label="K samples per prompt", minimum=1, maximum=16, precision=0)
+                    pe_model = gr.Radio(["tuned", "base"], value="tuned", label="Model")
+                    pe_go = gr.Button("Measure phrasings", elem_id="pe-go")
+            pe_table = gr.Dataframe(interactive=False, elem_id="pe-table", visible=False)
+            pe_summary = gr.Markdown()
+    return CompareTab(page, run, refresh, source, file, prompts, go, status, saved, metric, summary, bars, scatter,
                       table, worse, pe_templates, pe_k, pe_model, pe_go, pe_table, pe_summary)
 
 
@@ -102,51 +110,15 @@ def effectiveness_view(result: dict) -> tuple[pd.DataFrame, str]:
     text = (f"{result['items']} items × K={result['k']} ({'sampled' if result['sampling'] else 'greedy'}) on the "
             f"{result['model']} model. Best phrasing: `{best['template']}`. Robustness: accuracy varies by "
             f"{rob['accuracy_range']:.3f} across phrasings (std {rob['accuracy_std']:.3f}).")
-    return frame, text
+    return gr.Dataframe(value=frame, visible=True), text
 
 
-def trained_runs(owner: str | None = None) -> list[str]:
-    """Runs with an adapter or model; on a public deployment, only the visitor's own."""
-    return [r.name for r in runs.list_runs() if run_dir(r.name, owner) is not None
-            and ((r.path / "adapter").is_dir() or (r.path / "model").is_dir())]
-
-
-def run_dir(run_name: str | None, owner: str | None = None):
-    """The run folder for a name from the page, or None: never a path outside the runs folder, and on a
-    public deployment never another visitor's run."""
-    from ...engine.models import public_mode
-
-    root = runs.runs_root().resolve()
-    if not run_name:
-        return None
-    path = (root / run_name).resolve()
-    if path.parent != root or not (path / "config.yaml").is_file():
-        return None
-    if public_mode() and runs.read_status(path).get("owner") != owner:
-        return None
-    return path
-
-
-def saved_results(run_name: str | None, owner: str | None = None) -> list[str]:
-    path = run_dir(run_name, owner)
-    return [p.name for p in list_evals(path)] if path else []
-
-
-def _cell(v: dict) -> str:
-    return f"{v['value']:.4g} [{v['ci_low']:.4g}, {v['ci_high']:.4g}]"
-
-
-def summary_frame(s: dict) -> pd.DataFrame:
+def summary_frame(s: EvalSummary) -> pd.DataFrame:
     rows = []
-    for m in ORDER:
-        if m not in s.get("delta", {}):
-            continue
-        d, wtl = s["delta"][m], s["win_tie_loss"][m]
-        better = (d["value"] < 0) if m in LOWER_IS_BETTER else (d["value"] > 0)
-        significant = d["p_value"] < 0.05
-        verdict = ("better" if better else "worse") if significant else "no clear change"
-        rows.append([m, _cell(s["base"][m]), _cell(s["tuned"][m]), _cell(d), round(d["p_value"], 4),
-                     f"{wtl['win']} / {wtl['tie']} / {wtl['loss']}", verdict])
+    for m, d in s.delta.items():
+        wtl = s.win_tie_loss[m]
+        rows.append([m, s.base[m].cell(), s.tuned[m].cell(), d.cell(), round(d.p_value, 4),
+                     f"{wtl['win']} / {wtl['tie']} / {wtl['loss']}", s.verdict(m)])
     return pd.DataFrame(rows, columns=["metric", "base [95% CI]", "tuned [95% CI]", "tuned − base [95% CI]",
                                        "p", "win / tie / loss", "verdict"])
 
@@ -180,28 +152,109 @@ def side_by_side(rows: list[dict], metric: str):
     return frame.style.map(colour, subset=["delta"])
 
 
-def show(run_name: str | None, result: str | None, metric: str, owner: str | None = None):
+def show(run: Path | None, result: str | None, metric: str):
     """Everything the tab displays for one saved result."""
-    if not run_dir(run_name, owner) or result not in saved_results(run_name, owner):
-        return None, None, None, None, ""
-    folder = run_dir(run_name, owner) / "eval" / result
-    s = json.loads((folder / "summary.json").read_text())
-    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-    if not s.get("delta"):
-        return None, None, None, side_by_side(rows, metric), "No references: outputs only."
-    names = [m for m in ORDER if m in s["delta"]]
+    if run is None or result not in runs.evals(run):
+        return (gr.Dataframe(visible=False), None, None, gr.Dataframe(visible=False),
+                "No comparison yet: pick a run and press **Run comparison**.")
+    s, rows = runs.read_eval(run, result)
+    if not s.delta:
+        return (gr.Dataframe(visible=False), None, None, gr.Dataframe(side_by_side(rows, metric), visible=True),
+                "No references: outputs only.")
+    names = s.metrics
     metric = metric if metric in names else "rougeL"
     scatter = example_scatter([r["scores"][f"base_{metric}"] for r in rows],
                               [r["scores"][f"tuned_{metric}"] for r in rows], metric)
-    worse = s.get("got_worse", [])
+    return (gr.Dataframe(summary_frame(s), visible=True), metric_bars(s, names), scatter,
+            gr.Dataframe(side_by_side(rows, metric), visible=True), worse_text(s, rows))
+
+
+def worse_text(s: EvalSummary, rows: list[dict]) -> str:
+    worse = s.got_worse
     lines = [f"**Got worse** on {worse[0]['metric']} ({len(worse)} of {len(rows)} examples), worst first:"] \
         if worse else ["Nothing got worse on ROUGE-L."]
     for w in worse[:10]:
         r = rows[w["index"]]
         lines.append(f"- #{w['index'] + 1} ({w['delta']:+.3f}): *{_text(r['prompt'])[:120]}* → tuned: "
                      f"{r['tuned'][:120]!r}; base: {r['base'][:80]!r}")
-    info = s.get("info", {})
+    info = s.info
     lines.append(f"\nBLEU signature `{info.get('bleu_signature')}`; {info.get('meteor')}; BERTScore: "
                  f"{info.get('bertscore_model', 'off')}; {info.get('bootstrap_resamples')} bootstrap resamples.")
-    return summary_frame(s), metric_bars(s, names), scatter, side_by_side(rows, metric), "\n".join(lines)
+    return "\n".join(lines)
 
+
+class Handlers:
+    def __init__(self, t: CompareTab, ctx: Context):
+        self.t, self.ctx = t, ctx
+
+    def owner(self, k, request) -> str:
+        return self.ctx.session(k, request).key
+
+    def run_choices(self, k, current, request: gr.Request):
+        names = runs.trained_runs(self.owner(k, request))
+        return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), None))
+
+    def results_of(self, k, run_name, request: gr.Request):
+        run = runs.find_run(run_name, self.owner(k, request))
+        found = runs.evals(run) if run else []
+        return gr.Dropdown(choices=found, value=next(iter(found), None))
+
+    def source(self, choice):
+        return gr.File(visible=choice == SOURCES[1]), gr.Textbox(visible=choice == SOURCES[2])
+
+    def run_compare(self, values: dict, request: gr.Request, progress=gr.Progress()):
+        t, s = self.t, self.ctx.session(values[self.ctx.key], request)
+        run = runs.find_run(values[t.run], s.key)
+        if run is None:
+            raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
+        settings = self.ctx.form.to_config(values).eval
+        data = prompts = None
+        if values[t.source] == SOURCES[1]:
+            data = values[t.file]
+            if not data:
+                raise gr.Error("Upload an evaluation file first.", print_exception=False)
+            if not s.allows(data):
+                data = str(s.keep_upload(data))
+        elif values[t.source] == SOURCES[2]:
+            prompts = [p for p in (values[t.prompts] or "").splitlines() if p.strip()]
+            if not prompts:
+                raise gr.Error("Type at least one prompt.", print_exception=False)
+        progress(0, desc="waiting for the device")
+        with exclusive():
+            summary = evaluate_run(run, data=data, prompts=prompts, limit=settings.limit, settings=settings,
+                                   progress=lambda msg: progress(None, desc=msg))
+        name = Path(summary.dir).name
+        return (gr.Dropdown(choices=runs.evals(run), value=name),
+                f"Done: {summary.examples} examples in {summary.generation_s} s of generation.", [run.name, name])
+
+    def measure(self, values: dict, request: gr.Request, progress=gr.Progress()):
+        t = self.t
+        run = runs.find_run(values[t.run], self.owner(values[self.ctx.key], request))
+        if run is None:
+            raise gr.Error("Pick a trained run first.", print_exception=False)
+        settings = self.ctx.form.to_config(values).eval
+        templates = [x.replace("\\n", "\n") for x in (values[t.pe_templates] or "").splitlines() if x.strip()]
+        k = int(values[t.pe_k] or 1)
+        settings.do_sample = settings.do_sample or k > 1
+        progress(0, desc="waiting for the device")
+        with exclusive():
+            result = prompt_effectiveness(run, templates, k=k, limit=settings.limit, settings=settings,
+                                          model=values[t.pe_model])
+        return effectiveness_view(result)
+
+    def show(self, k, run_name, result, metric, request: gr.Request):
+        return show(runs.find_run(run_name, self.owner(k, request)), result, metric)
+
+
+def wire(t: CompareTab, ctx: Context) -> None:
+    h, form = Handlers(t, ctx), ctx.form
+    t.refresh.click(h.run_choices, [ctx.key, t.run], t.run, api_visibility="private")
+    t.page.select(h.run_choices, [ctx.key, t.run], t.run, api_visibility="private")
+    t.source.change(h.source, t.source, [t.file, t.prompts], api_visibility="private")
+    t.run.change(h.results_of, [ctx.key, t.run], t.saved, api_visibility="private")
+    t.go.click(guard(h.run_compare), form.inputs | {ctx.key, t.run, t.source, t.file, t.prompts},
+               [t.saved, t.status, ctx.current_eval], api_name="compare")
+    t.pe_go.click(guard(h.measure), form.inputs | {ctx.key, t.run, t.pe_templates, t.pe_k, t.pe_model},
+                  [t.pe_table, t.pe_summary], api_name="prompt_effectiveness")
+    gr.on([t.saved.change, t.metric.change], h.show, [ctx.key, t.run, t.saved, t.metric],
+          [t.summary, t.bars, t.scatter, t.table, t.worse], api_name="show_comparison")

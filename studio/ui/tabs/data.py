@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ...config import ConfigError
-from ...engine.check import inspect_data
-from ...engine.errors import StudioError
-from ...engine.readers import SUFFIXES
-from ..charts import length_histogram
-from ..forms import Form, from_widget
-from ..state import SAMPLES
+from studio.config import ConfigError
+from studio.engine.data.check import inspect_data, report_lines
+from studio.engine.data.readers import SUFFIXES
+from studio.engine.errors import StudioError
+from studio.settings import SAMPLES
+from studio.ui.charts import length_histogram
+from studio.ui.forms import Form, from_widget
+from studio.ui.state import Context
 
 FILE_TYPES = sorted(SUFFIXES)
 PREVIEW = 3
@@ -22,6 +23,7 @@ COLORS = {"trained": "#3cb371", "prompt (masked)": "#d0d0d0"}
 
 @dataclass
 class DataTab:
+    page: gr.Tab
     upload: gr.File
     sample: gr.Dropdown
     report: gr.Markdown
@@ -30,46 +32,44 @@ class DataTab:
 
 
 def build(form: Form) -> DataTab:
-    gr.Markdown("### 1. Choose your data\nUpload a CSV, JSON, JSONL, Parquet or TXT file, or start with a sample. "
-                "The format is detected; the preview shows each example exactly as the model will see it.")
-    with gr.Row():
-        upload = gr.File(label="Upload a dataset", file_types=FILE_TYPES, type="filepath", elem_id="data-upload",
-                         scale=2)
-        with gr.Column(scale=1):
-            sample = gr.Dropdown(choices=sorted(p.name for p in SAMPLES.iterdir() if p.suffix in SUFFIXES),
-                                 value=None, label="…or use a sample", elem_id="data-sample")
-            form.add("data.path", label="dataset file", interactive=False)
-    with gr.Row():
-        form.add("data.format")
-        form.add("data.columns", placeholder="instruction=question, output=answer")
-    with gr.Row():
-        form.add("data.max_length")
-        form.add("data.val_size")
-    with gr.Accordion("More data settings", open=False):
+    with gr.Tab("Data") as page:
+        gr.Markdown("### 1. Choose your data\nUpload a CSV, JSON, JSONL, Parquet or TXT file, or start with a "
+                    "sample. The format is detected; the preview shows each example exactly as the model will see it.")
         with gr.Row():
-            form.add("data.limit")
-            form.add("data.system_prompt")
-    report = gr.Markdown("No dataset yet.", elem_id="data-report")
-    preview = gr.HighlightedText(label="As the model sees it (green: trained, grey: masked prompt)",
-                                 color_map=COLORS, show_legend=True, combine_adjacent=True, elem_id="data-preview")
-    histogram = gr.Plot(label="Token lengths", elem_id="data-histogram")
-    return DataTab(upload, sample, report, preview, histogram)
+            upload = gr.File(label="Upload a dataset", file_types=FILE_TYPES, type="filepath", elem_id="data-upload",
+                             scale=2)
+            with gr.Column(scale=1):
+                sample = gr.Dropdown(choices=sorted(p.name for p in SAMPLES.iterdir() if p.suffix in SUFFIXES),
+                                     value=None, label="…or use a sample", elem_id="data-sample")
+                form.add("data.path", label="dataset file", interactive=False)
+        with gr.Row():
+            form.add("data.format")
+            form.add("data.columns", placeholder="instruction=question, output=answer")
+        with gr.Row():
+            form.add("data.max_length")
+            form.add("data.val_size")
+        with gr.Accordion("More data settings", open=False):
+            with gr.Row():
+                form.add("data.limit")
+                form.add("data.system_prompt")
+            with gr.Row():
+                form.add("data.val_path", placeholder="a path, or empty to split the dataset")
+                form.add("data.pack_documents")
+        report = gr.Markdown("No dataset yet.", elem_id="data-report")
+        preview = gr.HighlightedText(label="As the model sees it (green: trained, grey: masked prompt)",
+                                     color_map=COLORS, show_legend=True, combine_adjacent=True, elem_id="data-preview")
+        histogram = gr.Plot(label="Token lengths", elem_id="data-histogram")
+    return DataTab(page, upload, sample, report, preview, histogram)
 
 
 def render_report(r: dict) -> str:
-    ln = r["lengths"]
-    lines = [f"**{r['file']}**: detected **{r['format']}** ({r['objective']} objective): "
-             f"{r['records']} records, {r['examples']} usable",
-             f"Tokens ({r['model']}): min {ln['min']}, median {ln['median']}, p95 {ln['p95']}, max {ln['max']}; "
-             f"**{ln['over_max_length']}** over max_length {r['max_length']} (truncated)",
-             f"Empty rows dropped: {r['empty']}; duplicate rows: {r['duplicates']}; columns: {', '.join(r['columns'])}"]
-    lines += [f"- note: {n}" for n in r["notices"]]
+    head, *rest = report_lines(r)
+    lines = [f"**{head}**", *rest[:2], *(f"- {line}" for line in rest[2:])]
     if r["problems"]:
-        lines.append(f"\n**{len(r['problems'])} problem(s)** (fix them before training):")
-        lines += [f"- {p}" for p in r["problems"][:20]]
+        lines.append(f"\n**{len(r['problems'])} problem(s)** (fix them before training).")
     else:
         lines.append("\n✅ Ready to train: next, pick a base model and method in the **Model** tab, or go straight to "
-                     "**Train** with the defaults (LoRA on studio-tiny).")
+                     "**Train** with the defaults.")
     return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])
 
 
@@ -89,3 +89,36 @@ def check(path: str, fmt: str, columns: str, max_length, model: str, objective: 
         shown += [(text, "trained" if trained else "prompt (masked)") for text, trained in segs]
         shown.append(("\n", None))
     return render_report(ins.report), shown, length_histogram(ins.lengths, int(max_length))
+
+
+class Handlers:
+    def __init__(self, t: DataTab, ctx: Context):
+        self.t, self.ctx = t, ctx
+
+    def uploaded(self, k, path, request: gr.Request):
+        if not path:
+            return gr.skip()
+        return str(self.ctx.session(k, request).keep_upload(path))
+
+    def sampled(self, k, name, request: gr.Request):
+        if not name:
+            return gr.skip()
+        s = self.ctx.session(k, request)
+        s.data_path = str(SAMPLES / name)
+        return s.data_path
+
+    def check(self, k, path, fmt, columns, max_length, model, objective, request: gr.Request):
+        if path and not self.ctx.session(k, request).allows(path):
+            return "❌ Only your own uploads and the bundled samples can be read here.", None, None
+        return check(path, fmt, columns, max_length, model, objective)
+
+
+def wire(t: DataTab, ctx: Context) -> None:
+    h, w = Handlers(t, ctx), ctx.form.widgets
+    t.upload.upload(h.uploaded, [ctx.key, t.upload], [w["data.path"]], api_name="upload")
+    t.sample.change(h.sampled, [ctx.key, t.sample], [w["data.path"]], api_name="use_sample")
+    gr.on([w["data.path"].change, w["data.format"].input, w["data.columns"].submit, w["data.max_length"].release,
+           w["model.name"].change, w["method.objective"].input],
+          h.check, [ctx.key, w["data.path"], w["data.format"], w["data.columns"], w["data.max_length"],
+                    w["model.name"], w["method.objective"]],
+          [t.report, t.preview, t.histogram], api_name="check_data", trigger_mode="always_last")

@@ -1,5 +1,5 @@
 """Export tab: the adapter as a zip with its model card (one click), a merged model, quantized
-models with their size / speed / perplexity table, a push to the hub, and the multi-GPU command."""
+models with their size / speed / perplexity table, and a push to the hub."""
 
 from __future__ import annotations
 
@@ -8,17 +8,22 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from ...engine import export as E
-from .compare import run_dir, trained_runs
+from studio.engine import runs
+from studio.engine.export import exporters as E
+from studio.engine.judge import human
+from studio.engine.judge.ratings import default_db
+from studio.engine.train.jobs import exclusive
+from studio.ui.handlers import guard
+from studio.ui.state import Context
 
 
 @dataclass
 class ExportTab:
+    page: gr.Tab
     run: gr.Dropdown
-    adapter: gr.Button
+    adapter: gr.DownloadButton
     merged: gr.Button
     quantize: gr.Button
-    files: gr.File
     status: gr.Markdown
     table: gr.Dataframe
     repo: gr.Textbox
@@ -28,30 +33,25 @@ class ExportTab:
 
 
 def build() -> ExportTab:
-    gr.Markdown("### 6. Export\nThe adapter as a zip that loads with plain `transformers` + `peft`, with a model "
-                "card carrying the config, the evaluation and the human leaderboard.")
-    run = gr.Dropdown(choices=trained_runs(), label="Run", allow_custom_value=True, elem_id="export-run")
-    with gr.Row():
-        adapter = gr.Button("Download adapter (zip)", variant="primary", elem_id="export-adapter")
-        merged = gr.Button("Merge into the base", elem_id="export-merged")
-        quantize = gr.Button("Quantize (8-bit, 4-bit) and compare", elem_id="export-quantize")
-    files = gr.File(label="Exported files", interactive=False, file_count="multiple", elem_id="export-files")
-    status = gr.Markdown(elem_id="export-status")
-    table = gr.Dataframe(label="Quantization: size, speed, perplexity on the run's eval set", interactive=False)
-    with gr.Accordion("Push to the Hugging Face Hub", open=False):
+    with gr.Tab("Export") as page:
+        gr.Markdown("### 7. Export\nThe adapter as a zip that loads with plain `transformers` + `peft`, with a "
+                    "model card carrying the config, the evaluation and the human leaderboard.")
+        run = gr.Dropdown(choices=runs.trained_runs(), label="Run", allow_custom_value=True, elem_id="export-run")
         with gr.Row():
-            repo = gr.Textbox(label="Repo id", placeholder="you/my-adapter")
-            token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password")
-            private = gr.Checkbox(True, label="Private")
-        push = gr.Button("Push the adapter zip's contents")
-    return ExportTab(run, adapter, merged, quantize, files, status, table, repo, token, private, push)
-
-
-def checked(name: str, owner: str | None = None):
-    path = run_dir(name, owner)
-    if path is None:
-        raise ValueError("Pick a trained run first.")
-    return path
+            adapter = gr.DownloadButton("Download adapter (zip)", variant="primary", elem_id="export-adapter",
+                                        interactive=False)
+            merged = gr.Button("Merge into the base", elem_id="export-merged")
+            quantize = gr.Button("Quantize (8-bit, 4-bit) and compare", elem_id="export-quantize")
+        status = gr.Markdown(elem_id="export-status")
+        table = gr.Dataframe(label="Quantization: size, speed, perplexity on the run's eval set", interactive=False,
+                             visible=False)
+        with gr.Accordion("Push to the Hugging Face Hub", open=False):
+            with gr.Row():
+                repo = gr.Textbox(label="Repo id", placeholder="you/my-adapter")
+                token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password")
+                private = gr.Checkbox(True, label="Private")
+            push = gr.Button("Push the adapter zip's contents")
+    return ExportTab(page, run, adapter, merged, quantize, status, table, repo, token, private, push)
 
 
 def quant_frame(rows: list[dict]) -> pd.DataFrame:
@@ -59,6 +59,58 @@ def quant_frame(rows: list[dict]) -> pd.DataFrame:
                          for r in rows], columns=["export", "size (MB)", "generation tokens/s", "perplexity"])
 
 
-def adapter_zip(name: str, leaderboard, owner: str | None = None) -> tuple[list[str], str]:
-    path = E.export_adapter(checked(name, owner), leaderboard=leaderboard)
-    return [str(path)], f"Adapter zip written to `{path}`."
+class Handlers:
+    def __init__(self, t: ExportTab, ctx: Context):
+        self.t, self.ctx = t, ctx
+
+    def run_of(self, k, name, request):
+        run = runs.find_run(name, self.ctx.session(k, request).key)
+        if run is None:
+            raise gr.Error("Pick a trained run first.", print_exception=False)
+        return run
+
+    def run_choices(self, k, current, request: gr.Request):
+        names = runs.trained_runs(self.ctx.session(k, request).key)
+        return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), None))
+
+    def prepare(self, k, name, request: gr.Request):
+        """The zip is built as soon as a run is chosen (a second at most), so Download is one click that downloads."""
+        run = runs.find_run(name, self.ctx.session(k, request).key)
+        if run is None:
+            return gr.DownloadButton(value=None, interactive=False), "Pick a trained run."
+        if not (run / "adapter" / "adapter_model.safetensors").is_file():
+            return (gr.DownloadButton(value=None, interactive=False),
+                    "This run is a full fine-tune: it has no adapter; use **Merge into the base** for the model.")
+        path = E.export_adapter(run, leaderboard=human.leaderboard(default_db().votes()))
+        return (gr.DownloadButton(value=str(path), interactive=True),
+                f"`{path.name}` is ready ({path.stat().st_size / 2**20:.1f} MB): the adapter, its model card and "
+                "config. **Download** saves it.")
+
+    def merged(self, k, name, request: gr.Request):
+        with exclusive():
+            r = E.export_merged(self.run_of(k, name, request))
+        diff = r["max_abs_logit_diff"]
+        return f"Merged model in `{r['path']}`; max |logit difference| vs the adapter: {diff:.2e}."
+
+    def quantize(self, k, name, request: gr.Request, progress=gr.Progress()):
+        progress(0, desc="merging, quantizing and measuring")
+        with exclusive():
+            rows = E.quantization_table(self.run_of(k, name, request))
+        paths = ", ".join(f"`{r['path']}`" for r in rows[1:])
+        return gr.Dataframe(quant_frame(rows), visible=True), f"Quantized exports: {paths}"
+
+    def push(self, k, name, repo, token, private, request: gr.Request):
+        if not (repo or "").strip():
+            raise gr.Error("Type a repo id first.", print_exception=False)
+        zip_path = E.export_adapter(self.run_of(k, name, request))
+        return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or None, private)}"
+
+
+def wire(t: ExportTab, ctx: Context) -> None:
+    h, key = Handlers(t, ctx), ctx.key
+    t.page.select(h.run_choices, [key, t.run], t.run, api_visibility="private")
+    gr.on([t.run.change, t.page.select], guard(h.prepare), [key, t.run], [t.adapter, t.status],
+          api_name="export_adapter")
+    t.merged.click(guard(h.merged), [key, t.run], t.status, api_name="export_merged")
+    t.quantize.click(guard(h.quantize), [key, t.run], [t.table, t.status], api_name="export_quantized")
+    t.push.click(guard(h.push), [key, t.run, t.repo, t.token, t.private], t.status, api_name="export_push")

@@ -12,21 +12,31 @@ from pathlib import Path
 
 import gradio as gr
 
-from ...config import ConfigError, StudioConfig
-from ...engine.errors import StudioError
-from ...engine.estimate import estimate
-from ...engine.models import CURATED, cached_models, public_mode
-from ..forms import PRESETS, Form
+from studio.config import ConfigError, StudioConfig
+from studio.engine.errors import StudioError
+from studio.engine.models import CURATED, cached_models
+from studio.engine.tiny import TINY_NAME
+from studio.engine.train.defaults import defaults_for
+from studio.engine.train.estimate import estimate
+from studio.engine.train.jobs import exclusive
+from studio.engine.train.lr_find import lr_find
+from studio.settings import ASSETS, public_mode
+from studio.ui.charts import lr_figure
+from studio.ui.forms import PRESETS, SMALL_PRESET, Form, apply_preset
+from studio.ui.handlers import guard
+from studio.ui.state import Context
 
 METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora", "quant_bits",
           "quant_type", "double_quant", "compute_dtype"]
 TRAIN = ["epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "scheduler", "warmup_ratio",
          "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "seed", "logging_steps",
-         "eval_steps", "save_steps", "save_total_limit", "threads"]
+         "eval_steps", "early_stopping_patience", "save_steps", "save_total_limit", "threads"]
 
 
 @dataclass
 class ModelTab:
+    page: gr.Tab
+    defaults: gr.Markdown
     preset: gr.Dropdown
     apply_preset: gr.Button
     estimate: gr.Markdown
@@ -34,6 +44,10 @@ class ModelTab:
     cli: gr.Code
     save: gr.DownloadButton
     load: gr.File
+    lr_find: gr.Button
+    lr_use: gr.Button
+    lr_plot: gr.Plot
+    lr_note: gr.Markdown
 
 
 def model_choices() -> list[str]:
@@ -41,37 +55,47 @@ def model_choices() -> list[str]:
 
 
 def build(form: Form) -> ModelTab:
-    gr.Markdown("### 2. Choose a base model and a method\n`studio-tiny` works offline; a hub id or a local folder "
-                "works too. Hover a setting's help line to see what it does.")
-    with gr.Row():
-        form.widgets["model.name"] = gr.Dropdown(choices=model_choices(), value="studio-tiny", allow_custom_value=True,
-                                                 label="Base model", elem_id="model-name", scale=2,
-                                                 info="studio-tiny (offline), a hub id, a local folder, or a "
-                                                      "model from your Hugging Face cache")
-        with gr.Column(scale=1):
-            preset = gr.Dropdown(choices=list(PRESETS), value=None, label="Preset", elem_id="preset")
-            apply_preset = gr.Button("Apply preset", size="sm")
-    with gr.Row():
-        form.add("method.kind")
-        form.add("method.objective")
-    with gr.Accordion("Training", open=True):
-        _rows(form, "train", TRAIN, 6)
-    with gr.Accordion("LoRA / QLoRA", open=False):
-        _rows(form, "method", METHOD, 5)
-    with gr.Accordion("Model loading (advanced)", open=False):
+    with gr.Tab("Model") as page:
+        gr.Markdown("### 2. Choose a base model and a method\n`studio-tiny` works offline; a hub id or a local folder "
+                    "works too. Hover a setting's help line to see what it does.")
         with gr.Row():
-            form.add("model.revision")
-            form.add("model.trust_remote_code", interactive=not public_mode())
-            form.add("model.allow_pickle", interactive=not public_mode())
-        form.add("model.chat_template", lines=3)
-    estimate_md = gr.Markdown(elem_id="estimate")
-    with gr.Accordion("Equivalent YAML and command line", open=False):
-        yaml_code = gr.Code(language="yaml", label="studio-config.yaml", interactive=False)
-        cli_code = gr.Code(language="shell", label="command", interactive=False)
+            form.widgets["model.name"] = gr.Dropdown(
+                choices=model_choices(), value="studio-tiny", allow_custom_value=True, label="Base model",
+                elem_id="model-name", scale=2,
+                info="studio-tiny (offline), a hub id, a local folder, or a model from your Hugging Face cache")
+            with gr.Column(scale=1):
+                preset = gr.Dropdown(choices=list(PRESETS), value=SMALL_PRESET, label="Preset", elem_id="preset")
+                apply_preset = gr.Button("Apply preset", size="sm")
+        initial = defaults_for(TINY_NAME)
+        defaults = gr.Markdown(defaults_line(initial), elem_id="defaults-note")
         with gr.Row():
-            save = gr.DownloadButton("Save config YAML")
-            load = gr.File(label="Load a config YAML", file_types=[".yaml", ".yml"], type="filepath", height=80)
-    return ModelTab(preset, apply_preset, estimate_md, yaml_code, cli_code, save, load)
+            form.add("method.kind")
+            form.add("method.objective")
+        with gr.Accordion("Training", open=True):
+            _rows(form, "train", TRAIN, 6)
+            with gr.Row():
+                lr_find = gr.Button("Find a learning rate (range test, ~30 s)", size="sm", elem_id="lr-find")
+                lr_use = gr.Button("Use the suggestion", size="sm", visible=False, elem_id="lr-use")
+            lr_note = gr.Markdown(elem_id="lr-note")
+            lr_plot = gr.Plot(visible=False, elem_id="lr-plot", label="Loss against learning rate")
+        with gr.Accordion("LoRA / QLoRA", open=False):
+            _rows(form, "method", METHOD, 5)
+        with gr.Accordion("Model loading (advanced)", open=False):
+            with gr.Row():
+                form.add("model.revision")
+                form.add("model.trust_remote_code", interactive=not public_mode())
+                form.add("model.allow_pickle", interactive=not public_mode())
+            form.add("model.chat_template", lines=3)
+        estimate_md = gr.Markdown(elem_id="estimate")
+        with gr.Accordion("Equivalent YAML and command line", open=False):
+            yaml_code = gr.Code(language="yaml", label="studio-config.yaml", interactive=False)
+            cli_code = gr.Code(language="shell", label="command", interactive=False)
+            with gr.Row():
+                save = gr.DownloadButton("Save config YAML")
+                load = gr.File(label="Load a config YAML", file_types=[".yaml", ".yml"], type="filepath", height=80)
+    form.set_values(initial.values)  # the page opens on studio-tiny: its defaults
+    return ModelTab(page, defaults, preset, apply_preset, estimate_md, yaml_code, cli_code, save, load, lr_find, lr_use,
+                    lr_plot, lr_note)
 
 
 def _rows(form: Form, section: str, names: list[str], per_row: int) -> None:
@@ -112,7 +136,7 @@ def yaml_file(config: StudioConfig) -> Path:
 @lru_cache(maxsize=1)
 def _quickstart() -> dict:
     """Read once: the page asks for the command on every change of a setting."""
-    return StudioConfig.load(Path(__file__).resolve().parents[3] / "assets/configs/quickstart.yaml").to_dict()
+    return StudioConfig.load(ASSETS / "configs" / "quickstart.yaml").to_dict()
 
 
 def overrides(config: StudioConfig) -> list[tuple[str, object]]:
@@ -130,3 +154,72 @@ def _yaml_value(v) -> str:
     import yaml
 
     return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def defaults_line(found) -> str:
+    return f"ℹ️ **Defaults** fit {found.reason}. Change any of them below."
+
+
+class Handlers:
+    def __init__(self, t: ModelTab, ctx: Context):
+        self.t, self.form, self.ctx = t, ctx.form, ctx
+
+    def model_changed(self, name: str):
+        """A new base model brings its own defaults (the same rule as the CLI's)."""
+        found = defaults_for((name or "").strip() or TINY_NAME)
+        return {**self.form.updates(found.values), self.t.defaults: defaults_line(found),
+                self.t.preset: SMALL_PRESET if found.small else "LoRA"}
+
+    def describe(self, values: dict):
+        try:
+            return describe(self.form.to_config(values))
+        except (ConfigError, ValueError) as e:
+            return f"**Setting to fix:** {e}", gr.skip(), gr.skip(), gr.skip()
+
+    def preset(self, values: dict):
+        name = values[self.t.preset]
+        if not name:
+            raise gr.Error("Pick a preset first.")
+        return self.form.values_of(apply_preset(self.form.to_config(values), name))
+
+    def find_lr(self, values: dict, request: gr.Request, progress=gr.Progress()):
+        config = self.form.to_config(values)
+        if not self.ctx.session(values[self.ctx.key], request).allows_data(config):
+            raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
+        if not config.data.path:
+            raise gr.Error("Choose a dataset in the Data tab first: the range test trains on it.",
+                           print_exception=False)
+        progress(0, desc="waiting for the device")
+        with exclusive():
+            progress(None, desc="ramping the learning rate over 100 steps")
+            curve = lr_find(config)
+        if curve.suggestion is None:
+            return gr.Plot(visible=False), "The loss blew up too soon to suggest anything: lower the batch size?", \
+                gr.Button(visible=False)
+        note = (f"Suggested learning rate **{curve.suggestion:.2e}**: {curve.rule}. Your setting is "
+                f"{config.train.learning_rate:.2e}.")
+        return (gr.Plot(lr_figure(curve.lrs, curve.losses, curve.smoothed, curve.suggestion), visible=True), note,
+                gr.Button(f"Use {curve.suggestion:.2e}", visible=True))
+
+    def use_lr(self, note: str):
+        value = float(note.split("**")[1]) if "**" in (note or "") else None
+        return gr.skip() if value is None else value
+
+    def load(self, path):
+        if not path:
+            return gr.skip()
+        return self.form.values_of(StudioConfig.load(path))
+
+
+def wire(t: ModelTab, ctx: Context) -> None:
+    h, form = Handlers(t, ctx), ctx.form
+    triggers = [c.change for c in form.components if c is not form.widgets["data.path"]]
+    gr.on([ctx.demo.load, *triggers], h.describe, form.inputs, [t.estimate, t.yaml, t.cli, t.save],
+          api_name="estimate", trigger_mode="always_last", show_progress="hidden")
+    t.apply_preset.click(h.preset, form.inputs | {t.preset}, form.components, api_name="apply_preset")
+    profile = list(form.updates(defaults_for(TINY_NAME).values))
+    form.widgets["model.name"].input(h.model_changed, form.widgets["model.name"], [*profile, t.defaults, t.preset],
+                                     api_name="model_defaults")
+    t.load.upload(guard(h.load), t.load, form.components, api_name="load_config")
+    t.lr_find.click(guard(h.find_lr), form.inputs | {ctx.key}, [t.lr_plot, t.lr_note, t.lr_use], api_name="lr_find")
+    t.lr_use.click(h.use_lr, t.lr_note, form.widgets["train.learning_rate"], api_name="lr_use")

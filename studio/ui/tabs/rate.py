@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
-from collections import Counter
+import time
 from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
 
-from ...engine import human
-from ...engine.ratings import DIMENSIONS, Ratings
-from ..tabs.compare import run_dir, saved_results
+from studio.engine import runs
+from studio.engine.export.exporters import export_root
+from studio.engine.judge import human, pool
+from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
+from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
+from studio.settings import public_mode
+from studio.ui.handlers import guard
+from studio.ui.state import Context
 
 KEYS_JS = """
 () => { document.addEventListener('keydown', (e) => {
@@ -33,6 +37,7 @@ KEYS_JS = """
 
 @dataclass
 class RateTab:
+    page: gr.Tab
     rater: gr.Textbox
     run: gr.Dropdown
     result: gr.Dropdown
@@ -53,6 +58,7 @@ class RateTab:
     submit: gr.Button
     progress: gr.Markdown
     refresh: gr.Button
+    note: gr.Markdown
     board: gr.Dataframe
     likert: gr.Dataframe
     agree: gr.Dataframe
@@ -63,67 +69,57 @@ class RateTab:
 
 
 def build() -> RateTab:
-    gr.Markdown("### 5. Rate\nJudge answers yourself: blind pairs (you do not know which model wrote which) and "
-                "1-5 ratings. The results rank the models with intervals and say which metric agrees with you.")
-    with gr.Row():
-        rater = gr.Textbox(label="Your name (every rating records its rater)", elem_id="rater", scale=2)
-        run = gr.Dropdown(label="Add items from a run's comparison", choices=[], allow_custom_value=True, scale=2)
-        result = gr.Dropdown(label="Comparison result", choices=[], scale=2, allow_custom_value=True)
-        add = gr.Button("Add to the rating pool", scale=1, elem_id="rate-add")
-    with gr.Row():
-        upload = gr.File(label="…or import ratings (Chatbot Arena battles or Likert CSV/JSONL)",
-                         file_types=[".csv", ".jsonl", ".json"], type="filepath", height=80)
-        pool = gr.Markdown(elem_id="rate-pool")
-    with gr.Tab("Blind A/B"):
-        next_pair = gr.Button("Show a pair", variant="primary", elem_id="pair-next")
-        prompt = gr.Markdown(elem_id="pair-prompt")
+    with gr.Tab("Rate") as page:
+        gr.Markdown("### 6. Rate\nJudge answers yourself: blind pairs (you do not know which model wrote which) and "
+                    "1-5 ratings. The results rank the models with intervals and say which metric agrees with you.")
         with gr.Row():
-            out_a = gr.Markdown(label="A", elem_id="pair-a", container=True)
-            out_b = gr.Markdown(label="B", elem_id="pair-b", container=True)
+            rater = gr.Textbox(label="Your name (every rating records its rater)", elem_id="rater", scale=2)
+            run = gr.Dropdown(label="Add items from a run's comparison", choices=[], allow_custom_value=True, scale=2)
+            result = gr.Dropdown(label="Comparison result", choices=[], scale=2, allow_custom_value=True)
+            add = gr.Button("Add to the rating pool", scale=1, elem_id="rate-add")
         with gr.Row():
-            votes = [gr.Button(text, elem_id=f"vote-{key}") for key, text in
-                     (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("bothbad", "Both bad"),
-                      ("skip", "Skip"))]
-        reveal = gr.Markdown(elem_id="pair-reveal")
-    with gr.Tab("Likert 1-5"):
-        next_one = gr.Button("Show an answer", variant="primary", elem_id="likert-next")
-        one_prompt = gr.Markdown()
-        one_output = gr.Markdown(container=True, elem_id="likert-output")
-        gr.Markdown("Keys 1-5 fill the next unset dimension.")
-        with gr.Row():
-            dims = [gr.Radio([1, 2, 3, 4, 5], label=d, elem_id=f"likert-{d}") for d in DIMENSIONS]
-        comment = gr.Textbox(label="Comment (optional)")
-        submit = gr.Button("Submit rating", elem_id="likert-submit")
-        progress = gr.Markdown(elem_id="likert-progress")
-    with gr.Tab("Results"):
-        refresh = gr.Button("Refresh results", elem_id="rate-refresh")
-        board = gr.Dataframe(label="Leaderboard (Bradley-Terry, Elo scale, 95% bootstrap CI)", interactive=False,
-                             elem_id="leaderboard")
-        likert = gr.Dataframe(label="Likert means (95% CI)", interactive=False)
-        agree = gr.Dataframe(label="Rater agreement", interactive=False)
-        versus = gr.Dataframe(label="Which metric agrees with people (Kendall's tau, per item)", interactive=False)
-        with gr.Row():
-            export = gr.Button("Export all ratings (CSV)")
-            to_dpo = gr.Button("Train on these votes (DPO)", variant="primary", elem_id="rate-dpo")
-        export_file = gr.File(label="Export", interactive=False)
-    return RateTab(rater, run, result, add, upload, pool, next_pair, prompt, out_a, out_b, votes, reveal,
-                   next_one, one_prompt, one_output, dims, comment, submit, progress, refresh, board, likert, agree,
-                   versus, export, export_file, to_dpo)
+            upload = gr.File(label="…or import ratings (Chatbot Arena battles or Likert CSV/JSONL)",
+                             file_types=[".csv", ".jsonl", ".json"], type="filepath", height=80)
+            pool = gr.Markdown(elem_id="rate-pool")
+        with gr.Tab("Blind A/B"):
+            next_pair = gr.Button("Show a pair", variant="primary", elem_id="pair-next")
+            prompt = gr.Markdown(elem_id="pair-prompt")
+            with gr.Row():
+                out_a = gr.Markdown(label="A", elem_id="pair-a", container=True)
+                out_b = gr.Markdown(label="B", elem_id="pair-b", container=True)
+            with gr.Row():
+                votes = [gr.Button(text, elem_id=f"vote-{key}") for key, text in
+                         (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("bothbad", "Both bad"),
+                          ("skip", "Skip"))]
+            reveal = gr.Markdown(elem_id="pair-reveal")
+        with gr.Tab("Likert 1-5"):
+            next_one = gr.Button("Show an answer", variant="primary", elem_id="likert-next")
+            one_prompt = gr.Markdown()
+            one_output = gr.Markdown(container=True, elem_id="likert-output")
+            gr.Markdown("Keys 1-5 fill the next unset dimension.")
+            with gr.Row():
+                dims = [gr.Radio([1, 2, 3, 4, 5], label=d, elem_id=f"likert-{d}") for d in DIMENSIONS]
+            comment = gr.Textbox(label="Comment (optional)")
+            submit = gr.Button("Submit rating", elem_id="likert-submit")
+            progress = gr.Markdown(elem_id="likert-progress")
+        with gr.Tab("Results"):
+            refresh = gr.Button("Refresh results", elem_id="rate-refresh", size="sm")
+            note = gr.Markdown(NO_RESULTS, elem_id="rate-note")
+            board = gr.Dataframe(label="Leaderboard (Bradley-Terry, Elo scale, 95% bootstrap CI)", interactive=False,
+                                 elem_id="leaderboard", visible=False)
+            likert = gr.Dataframe(label="Likert means (95% CI)", interactive=False, visible=False,
+                                  elem_id="likert-means")
+            agree = gr.Dataframe(label="Rater agreement", interactive=False, visible=False)
+            versus = gr.Dataframe(label="Which metric agrees with people (Kendall's tau, per item)", interactive=False,
+                                  visible=False)
+            with gr.Row():
+                export = gr.Button("Export all ratings (CSV)")
+                to_dpo = gr.Button("Train on these votes (DPO)", variant="primary", elem_id="rate-dpo")
+            export_file = gr.File(label="Export", interactive=False)
+    return RateTab(page, rater, run, result, add, upload, pool, next_pair, prompt, out_a, out_b, votes, reveal,
+                   next_one, one_prompt, one_output, dims, comment, submit, progress, refresh, note, board, likert,
+                   agree, versus, export, export_file, to_dpo)
 
-
-def add_comparison(db: Ratings, run_name: str, result: str, owner: str | None = None) -> int:
-    """Each example of a saved comparison becomes an item with two outputs: base and the run."""
-    folder = run_dir(run_name, owner)
-    if not folder or result not in saved_results(run_name, owner):
-        raise ValueError("Pick a run and one of its comparison results first.")
-    rows = [json.loads(line) for line in (folder / "eval" / result / "predictions.jsonl").read_text().splitlines()]
-    for i, r in enumerate(rows):
-        question = r["prompt"][-1]["content"] if isinstance(r["prompt"], list) else str(r["prompt"])
-        scores = {k.replace("tuned_", f"{run_name}_", 1) if k.startswith("tuned_") else k: v
-                  for k, v in r["scores"].items()}
-        db.add_item(f"{run_name}/{result}/{i}", question, {"base": r["base"], run_name: r["tuned"]},
-                    reference=r["reference"], source=f"{run_name}/{result}", scores=scores)
-    return len(rows)
 
 
 def pool_text(db: Ratings) -> str:
@@ -131,40 +127,15 @@ def pool_text(db: Ratings) -> str:
     return f"Rating pool: **{c['items']}** items; **{c['votes']}** pairwise votes and **{c['likert']}** Likert ratings."
 
 
-def pick_pair(db: Ratings, rater: str, rng: random.Random) -> dict | None:
-    """A pair this rater has not judged, from the least-judged pairing of systems (so each system
-    meets the others about equally), sides randomised."""
-    mine = {(v["item_id"], v["system_a"], v["system_b"]) for v in db.votes() if v["rater"] == rater}
-    seen = Counter((v["system_a"], v["system_b"]) for v in db.votes())
-    options = []
-    for it in db.items():
-        systems = sorted(s for s, t in it["outputs"].items() if t.strip())
-        for i, a in enumerate(systems):
-            for b in systems[i + 1:]:
-                if (it["id"], a, b) not in mine:
-                    options.append((seen[(a, b)], rng.random(), it, a, b))
-    if not options:
-        return None
-    _, _, it, a, b = min(options, key=lambda o: (o[0], o[1]))
-    left, right = (a, b) if rng.random() < 0.5 else (b, a)
-    return {"item": it["id"], "prompt": it["prompt"], "left": left, "right": right,
-            "left_text": it["outputs"][left], "right_text": it["outputs"][right], "key": uuid.uuid4().hex}
+NO_RESULTS = "No ratings yet: judge a few blind pairs or rate some answers, and the results appear here."
 
 
-def pick_one(db: Ratings, rater: str, rng: random.Random) -> tuple[dict | None, int, int]:
-    """An output this rater has not rated (system hidden), and their progress (done, total)."""
-    done = {(r["item_id"], r["system"]) for r in db.likert() if r["rater"] == rater}
-    todo, total = [], 0
-    for it in db.items():
-        for s, text in it["outputs"].items():
-            if text.strip():
-                total += 1
-                if (it["id"], s) not in done:
-                    todo.append({"item": it["id"], "system": s, "prompt": it["prompt"], "text": text})
-    return (rng.choice(todo) if todo else None), total - len(todo), total
+def _shown(frame: pd.DataFrame):
+    return gr.Dataframe(value=frame, visible=not frame.empty)
 
 
 def results(db: Ratings):
+    """(leaderboard, Likert means, agreement, human vs metric, a note): empty tables hide, the note says why."""
     votes, likert = db.votes(), db.likert()
     board = pd.DataFrame([[r["rank"], r["model"], round(r["rating"], 1), f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
                            f"{r['win_rate']:.3f} [{r['win_rate_ci_low']:.3f}, {r['win_rate_ci_high']:.3f}]", r["n"]]
@@ -177,22 +148,152 @@ def results(db: Ratings):
     for dim, d in human.agreement(likert).items():
         alpha = None if d["krippendorff_alpha"] is None else round(d["krippendorff_alpha"], 3)
         rows += [[dim, " vs ".join(p["raters"]), p["n"], p["kappa"], p["kappa_quadratic"], alpha]
-                 for p in d["pairs"]] or [[dim, "-", 0, None, None, alpha]]
+                 for p in d["pairs"]]
     agree = pd.DataFrame(rows, columns=["dimension", "raters", "shared", "Cohen kappa", "kappa (quadratic)",
                                         "Krippendorff alpha (ordinal)"])
     versus = pd.DataFrame([[r["metric"], round(r["kendall_tau"], 3), round(r["p_value"], 4), r["n"]]
-                           for r in _human_vs_metric(db, votes)], columns=["metric", "Kendall tau", "p", "items"])
-    return board, means, agree, versus
+                           for r in pool.human_vs_metrics(db, votes)], columns=["metric", "Kendall tau", "p", "items"])
+    missing = [text for frame, text in ((board, "no blind votes yet (the leaderboard needs them)"),
+                                        (means, "no Likert ratings yet"),
+                                        (agree, "agreement needs two raters who rated the same answers"),
+                                        (versus, "human vs metric needs votes on at least 3 items of a comparison"))
+               if frame.empty]
+    note = NO_RESULTS if board.empty and means.empty else ("Not shown yet: " + "; ".join(missing) + "." if missing
+                                                           else "")
+    return _shown(board), _shown(means), _shown(agree), _shown(versus), note
 
 
-def _human_vs_metric(db: Ratings, votes: list[dict]) -> list[dict]:
-    """Per run: the run against base on that run's items, metrics renamed back to tuned_/base_."""
-    items = db.items()
-    out = []
-    for source in sorted({it["source"] for it in items if "/" in it["source"]}):
-        run_name = source.split("/")[0]
-        mine = [{**it, "scores": {k.replace(f"{run_name}_", "tuned_", 1): v for k, v in it["scores"].items()}}
-                for it in items if it["source"] == source]
-        out += human.human_vs_metric(votes, mine, tuned=run_name, base="base")
-    return out
+SAID = {"a": "A is better", "b": "B is better", "tie": "a tie", "bothbad": "both bad"}
 
+
+class Handlers:
+    """The pair and the answer on screen live in the server-side session: the page never holds the identities
+    it must not show, and API clients keep them between calls too."""
+
+    def __init__(self, t: RateTab, ctx: Context):
+        self.t, self.ctx, self.db, self.rng = t, ctx, default_db(), random.Random()
+
+    def who(self, typed: str, profile) -> str:
+        if public_mode():
+            if profile is None:
+                raise gr.Error("Log in with Hugging Face to rate.", print_exception=False)
+            return profile.username
+        if not (typed or "").strip():
+            raise gr.Error("Type your name first: every rating records its rater.", print_exception=False)
+        return typed.strip()
+
+    def runs_with_results(self, k, request: gr.Request):
+        owner = self.ctx.session(k, request).key
+        return gr.Dropdown(choices=[n for n in runs.trained_runs(owner) if runs.evals(runs.find_run(n, owner))])
+
+    def results_of(self, k, run_name, request: gr.Request):
+        run = runs.find_run(run_name, self.ctx.session(k, request).key)
+        found = runs.evals(run) if run else []
+        return gr.Dropdown(choices=found, value=next(iter(found), None))
+
+    def add(self, k, run_name, result, request: gr.Request):
+        run = runs.find_run(run_name, self.ctx.session(k, request).key)
+        if run is None or result not in runs.evals(run):
+            raise gr.Error("Pick a run and one of its comparison results first.", print_exception=False)
+        gr.Info(f"Added {pool.add_comparison(self.db, run, result)} items.")
+        return pool_text(self.db)
+
+    def imported(self, path):
+        if not path:
+            return gr.skip()
+        gr.Info(import_text(import_file(self.db, path)).capitalize() + ".")
+        return pool_text(self.db)
+
+    def show_pair(self, k, typed, reveal, request, profile):
+        s = self.ctx.session(k, request)
+        s.pair = pool.next_pair(self.db, self.who(typed, profile), self.rng)
+        if s.pair is None:
+            return "Nothing left to judge: add items from a comparison, or wait for more.", "", "", reveal
+        return f"**Prompt:** {s.pair.prompt}", f"**A**\n\n{s.pair.left_text}", f"**B**\n\n{s.pair.right_text}", reveal
+
+    def next_pair(self, k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        return self.show_pair(k, typed, "", request, profile)
+
+    def vote(self, choice: str):
+        def vote(k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
+            rater, pair = self.who(typed, profile), self.ctx.session(k, request).pair
+            if not pair:
+                raise gr.Error("Show a pair first.", print_exception=False)
+            if choice == "skip":
+                return self.refreshed(self.show_pair(k, typed, "Skipped.", request, profile))
+            self.db.vote(pair.item, pair.left, pair.right, choice, rater, left=pair.left, client_key=pair.key)
+            return self.refreshed(self.show_pair(k, typed, f"Recorded: {SAID[choice]}. A was **{pair.left}**, B "
+                                                           f"was **{pair.right}**.", request, profile))
+        vote.__name__ = f"vote_{choice}"
+        return vote
+
+    def show_one(self, k, typed, request, profile):
+        s = self.ctx.session(k, request)
+        s.answer, done, total = pool.next_answer(self.db, self.who(typed, profile), self.rng)
+        progress = f"{done} of {total} rated"
+        if s.answer is None:
+            return ("Nothing left to rate.", "", *[None] * len(self.t.dims), "", progress)
+        return (f"**Prompt:** {s.answer.prompt}", s.answer.text, *[None] * len(self.t.dims), "", progress)
+
+    def next_one(self, k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
+        return self.show_one(k, typed, request, profile)
+
+    def submit(self, k, typed, quality, relevance, coherence, helpfulness, comment, request: gr.Request,
+               profile: gr.OAuthProfile | None = None):
+        scores = [quality, relevance, coherence, helpfulness]
+        one = self.ctx.session(k, request).answer
+        if not one:
+            raise gr.Error("Show an answer first.", print_exception=False)
+        if any(x is None for x in scores):
+            raise gr.Error("Rate all four dimensions (keys 1-5 work).", print_exception=False)
+        self.db.rate(one.item, one.system, self.who(typed, profile), dict(zip(DIMENSIONS, map(int, scores))),
+                     comment or "")
+        return self.refreshed(self.show_one(k, typed, request, profile))
+
+    def results(self):
+        return results(self.db)
+
+    def refreshed(self, shown: tuple) -> tuple:
+        """What a vote or a rating changes on the page: the item shown, the counts and every result."""
+        return (*shown, pool_text(self.db), *results(self.db))
+
+    def export(self):
+        path = export_root() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        export_file(self.db, path)
+        return str(path)
+
+    def to_dpo(self):
+        rows, skipped = preference_rows(self.db)
+        if not rows:
+            raise gr.Error("No votes give a preference pair yet" + (f": {skipped_text(skipped)}" if skipped else "")
+                           + ".", print_exception=False)
+        path = export_root() / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+        gr.Info(f"{len(rows)} preference pairs set as the training data with method dpo: press Start in Train.")
+        return str(path), "auto", "dpo"
+
+
+def wire(t: RateTab, ctx: Context) -> None:
+    h, key, w = Handlers(t, ctx), ctx.key, ctx.form.widgets
+    ctx.demo.load(None, None, None, js=KEYS_JS)  # keys 1-5 fill the Likert dimensions
+    if public_mode():
+        gr.LoginButton()
+    t.page.select(h.runs_with_results, key, t.run, api_visibility="private")
+    t.page.select(lambda: pool_text(h.db), None, t.pool, api_visibility="private")
+    t.run.change(h.results_of, [key, t.run], t.result, api_visibility="private")
+    t.add.click(guard(h.add), [key, t.run, t.result], t.pool, api_name="rate_add_comparison")
+    t.upload.upload(guard(h.imported), t.upload, t.pool, api_name="rate_import")
+    pair_out = [t.prompt, t.out_a, t.out_b, t.reveal]
+    after = [t.pool, t.board, t.likert, t.agree, t.versus, t.note]
+    t.next_pair.click(guard(h.next_pair), [key, t.rater], pair_out, api_name="rate_next_pair")
+    for button, choice in zip(t.votes, ("a", "b", "tie", "bothbad", "skip")):
+        # SQLite serialises the writes itself (BEGIN IMMEDIATE): raters need not queue behind each other.
+        button.click(guard(h.vote(choice)), [key, t.rater], pair_out + after, api_name=f"rate_vote_{choice}",
+                     trigger_mode="once", concurrency_limit=4, concurrency_id="ratings")
+    one_out = [t.one_prompt, t.one_output, *t.dims, t.comment, t.progress]
+    t.next_one.click(guard(h.next_one), [key, t.rater], one_out, api_name="rate_next_answer")
+    t.submit.click(guard(h.submit), [key, t.rater, *t.dims, t.comment], one_out + after, api_name="rate_submit",
+                   trigger_mode="once", concurrency_limit=4, concurrency_id="ratings")
+    gr.on([t.refresh.click, t.page.select], h.results, None, after[1:], api_name="rate_results")
+    t.export.click(guard(h.export), None, t.export_file, api_name="rate_export")
+    t.to_dpo.click(guard(h.to_dpo), None, [w["data.path"], w["data.format"], w["method.kind"]], api_name="rate_to_dpo")

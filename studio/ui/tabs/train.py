@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
-from ...engine import runs
-from ..charts import loss_figure, overlay_figure, system_figure
+from studio.config import StudioConfig
+from studio.engine import runs
+from studio.engine.events import FINAL_STATES, JobSnapshot
+from studio.engine.train.jobs import Job
+from studio.ui import operator, sweep
+from studio.ui.charts import loss_figure, overlay_figure, system_figure
+from studio.ui.handlers import guard
+from studio.ui.state import Context
 
 POLL_S = 1.0  # a new point shows within two polls of being logged
 MULTI_GPU = """# every GPU of this machine, DDP (train.batch_size is per GPU):
@@ -21,11 +28,13 @@ torchrun --nproc_per_node $(nvidia-smi -L | wc -l) -m studio train studio-config
 
 @dataclass
 class TrainTab:
+    page: gr.Tab
     run_name: gr.Textbox
     start: gr.Button
     stop: gr.Button
     resume: gr.Button
     status: gr.Markdown
+    doctor: gr.Markdown
     progress: gr.HTML
     loss: gr.Plot
     system: gr.Plot
@@ -41,44 +50,48 @@ class TrainTab:
     op_delete: gr.Button
     op_training: gr.Checkbox
     op_status: gr.Markdown
+    sweep: object  # the Sweep panel (studio/ui/sweep.py)
 
 
 def build() -> TrainTab:
-    gr.Markdown("### 3. Train\nStart trains in the background; the charts update live. Stop saves a checkpoint "
-                "that Resume continues from.")
-    with gr.Row():
-        run_name = gr.Textbox("", label="Run name", placeholder="optional", scale=2, elem_id="run-name")
-        start = gr.Button("Start training", variant="primary", elem_id="start", scale=1)
-        stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
-        resume = gr.Button("Resume", elem_id="resume", scale=1)
-    status = gr.Markdown("No run yet. Choose data and a model, then press **Start training**.", elem_id="status")
-    progress = gr.HTML(elem_id="progress")
-    with gr.Row():
-        loss = gr.Plot(label="Loss", elem_id="loss-chart")
-        system = gr.Plot(label="Learning rate, grad norm, throughput, memory", elem_id="system-chart")
-    log = gr.Textbox(label="Log (newest last)", lines=10, max_lines=10, interactive=False, elem_id="log",
-                     autoscroll=True)
-    timer = gr.Timer(POLL_S)
-    with gr.Accordion("Several GPUs", open=False):
-        gr.Code(MULTI_GPU, language="shell", interactive=False,
-                label="The same run as DDP: save the config YAML from the Model tab, then")
-    with gr.Accordion("Run history", open=False):
-        refresh = gr.Button("Refresh", size="sm")
-        history = gr.Dataframe(headers=["run", "state", "method", "model", "step", "final loss", "duration (s)"],
-                               interactive=False, elem_id="history")
-        pick = gr.CheckboxGroup(label="Compare runs (overlay losses, diff configs)", choices=[])
-        overlay = gr.Plot(label="Loss by run")
-        diff = gr.Markdown()
-    with gr.Accordion("Operator", open=False):
-        gr.Markdown("For whoever runs this deployment: actions that need `STUDIO_OPERATOR_TOKEN`.")
+    with gr.Tab("Train") as page:
+        gr.Markdown("### 3. Train\nStart trains in the background; the charts update live. Stop saves a checkpoint "
+                    "that Resume continues from.")
         with gr.Row():
-            op_token = gr.Textbox(label="Operator token", type="password")
-            op_training = gr.Checkbox(True, label="Training allowed")
-            op_stop = gr.Button("Stop every job", variant="stop")
-            op_delete = gr.Button("Delete the runs picked above")
-        op_status = gr.Markdown()
-    return TrainTab(run_name, start, stop, resume, status, progress, loss, system, log, timer, refresh, history,
-                    pick, overlay, diff, op_token, op_stop, op_delete, op_training, op_status)
+            run_name = gr.Textbox("", label="Run name", placeholder="optional", scale=2, elem_id="run-name")
+            start = gr.Button("Start training", variant="primary", elem_id="start", scale=1)
+            stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
+            resume = gr.Button("Resume", elem_id="resume", scale=1)
+        status = gr.Markdown("No run yet. Choose data and a model, then press **Start training**.", elem_id="status")
+        doctor = gr.Markdown("", elem_id="doctor")
+        progress = gr.HTML(elem_id="progress")
+        with gr.Row():
+            loss = gr.Plot(label="Loss", elem_id="loss-chart")
+            system = gr.Plot(label="Learning rate, grad norm, throughput, memory", elem_id="system-chart")
+        log = gr.Textbox(label="Log (newest last)", lines=10, max_lines=10, interactive=False, elem_id="log",
+                         autoscroll=True)
+        timer = gr.Timer(POLL_S)
+        sweep_panel = sweep.build()
+        with gr.Accordion("Several GPUs", open=False):
+            gr.Code(MULTI_GPU, language="shell", interactive=False,
+                    label="The same run as DDP: save the config YAML from the Model tab, then")
+        with gr.Accordion("Run history", open=False):
+            refresh = gr.Button("Refresh", size="sm")
+            history = gr.Dataframe(headers=["run", "state", "method", "model", "step", "final loss", "duration (s)"],
+                                   visible=False, interactive=False, elem_id="history")
+            pick = gr.CheckboxGroup(label="Compare runs (overlay losses, diff configs)", choices=[])
+            overlay = gr.Plot(label="Loss by run")
+            diff = gr.Markdown()
+        with gr.Accordion("Operator", open=False):
+            gr.Markdown("For whoever runs this deployment: actions that need `STUDIO_OPERATOR_TOKEN`.")
+            with gr.Row():
+                op_token = gr.Textbox(label="Operator token", type="password")
+                op_training = gr.Checkbox(True, label="Training allowed")
+                op_stop = gr.Button("Stop every job", variant="stop")
+                op_delete = gr.Button("Delete the runs picked above")
+            op_status = gr.Markdown()
+    return TrainTab(page, run_name, start, stop, resume, status, doctor, progress, loss, system, log, timer, refresh,
+                    history, pick, overlay, diff, op_token, op_stop, op_delete, op_training, op_status, sweep_panel)
 
 
 def plain(markdown: str) -> str:
@@ -86,39 +99,49 @@ def plain(markdown: str) -> str:
     return markdown.replace("**", "").replace("`", "")
 
 
-def status_text(snap: dict) -> str:
-    state = snap["state"]
-    if state == "queued" and snap["queue_position"]:
-        return f"⏳ **Queued**: position {snap['queue_position']}: another training job is using the device."
+def status_text(snap: JobSnapshot) -> str:
+    state = snap.state
+    if state == "queued" and snap.queue_position:
+        return f"⏳ **Queued**: position {snap.queue_position}: another training job is using the device."
     words = {"running": "🏃 **Training**", "completed": "✅ **Completed**", "stopped": "⏹ **Stopped**",
              "failed": "❌ **Failed**", "diverged": "💥 **Diverged**", "queued": "Starting…"}
     text = words.get(state, state)
-    if snap.get("error"):
-        text += f": {snap['error']}"
-    if snap.get("run_dir"):
-        text += f"  \nRun directory: `{snap['run_dir']}`"
+    if snap.error:
+        text += f": {snap.error}"
+    if snap.run_dir:
+        text += f"  \nRun directory: `{snap.run_dir}`"
     return text
 
 
-def progress_html(snap: dict) -> str:
-    last = next((m for m in reversed(snap["metrics"]) if m.get("max_steps")), None)
+SEVERITY = {"error": "⛔", "warning": "⚠️", "info": "ℹ️"}
+
+
+def doctor_text(snap: JobSnapshot) -> str:
+    """The training doctor's findings, newest last, each with its evidence and what to do."""
+    if not snap.findings:
+        return ""
+    lines = ["**Training doctor**"]
+    lines += [f"- {SEVERITY.get(f.severity, '')} **{f.kind.replace('_', ' ')}** (step {f.step}): {f.evidence}.  \n"
+              f"  *What to do:* {f.advice}" for f in snap.findings]
+    return "\n".join(lines)
+
+
+def progress_html(snap: JobSnapshot) -> str:
+    last = next((m for m in reversed(snap.metrics) if m.get("max_steps")), None)
     if last is None:
         return ""
     step, total = last["step"], last["max_steps"]
     eta = last.get("eta_s")
-    eta_text = f" · ETA {eta:.0f} s" if eta is not None and snap["state"] == "running" else ""
+    eta_text = f" · ETA {eta:.0f} s" if eta is not None and snap.state == "running" else ""
     return (f"<progress value='{step}' max='{total}' style='width:100%'></progress>"
             f"<div>step {step} / {total}{html.escape(eta_text)}</div>")
 
 
-def log_text(snap: dict, tail: int = 10) -> str:
-    lines = [f"note: {n}" for n in snap["notices"]]
-    info = snap.get("info") or {}
-    if info.get("trainable_params"):
-        lines.append(f"{info.get('format')} data, {info.get('objective')} objective, {info['train_examples']} train /"
-                     f" {info['val_examples']} validation examples; {info['trainable_params']:,} of "
-                     f"{info['total_params']:,} parameters train ({info['precision']})")
-    for m in snap["metrics"]:
+def log_text(snap: JobSnapshot, tail: int = 10) -> str:
+    lines = [f"note: {n}" for n in snap.notices]
+    if snap.info is not None:
+        lines.append(snap.info.line())
+    for m in snap.metrics:
         if m.get("eval_loss") is not None:
             lines.append(f"step {m['step']}: eval_loss {m['eval_loss']:.4f}")
         elif m.get("loss") is not None:
@@ -126,8 +149,8 @@ def log_text(snap: dict, tail: int = 10) -> str:
                          f"{m.get('tokens_per_s') or 0:.0f} tok/s")
         elif m.get("diverged"):
             lines.append(f"step {m['step']}: loss is NaN or infinite: diverged")
-    if snap["state"] in ("completed", "stopped", "failed", "diverged"):
-        lines.append(f"{snap['state']}" + (f": {snap['error']}" if snap.get("error") else ""))
+    if snap.done:
+        lines.append(f"{snap.state}" + (f": {snap.error}" if snap.error else ""))
     return "\n".join(lines[-tail:])
 
 
@@ -137,21 +160,21 @@ def charts(metrics: list[dict]):
 
 def history_rows(owner: str | None = None) -> tuple[list[list], list[str]]:
     """Every run; on a public deployment, only the visitor's own (``owner``)."""
-    from ...engine.models import public_mode
-
-    rows, names = [], []
-    for r in runs.list_runs():
-        if public_mode() and r.owner != owner:
-            continue
-        rows.append([r.name, r.state, r.method, r.model, r.step,
-                     round(r.final_loss, 4) if r.final_loss is not None else None, r.duration_s])
-        names.append(r.name)
-    return rows, names
+    listed = runs.list_runs(owner)
+    rows = [[r.name, _state(r), r.method, r.model, r.step,
+             round(r.final_loss, 4) if r.final_loss is not None else None, r.duration_s] for r in listed]
+    return rows, [r.name for r in listed]
 
 
-def compare(names: list[str]):
-    root = runs.runs_root()
-    dirs = [root / n for n in names or [] if (root / n).is_dir()]
+def _state(r) -> str:
+    """The state as the history shows it: an interrupted run says where it can resume from."""
+    if r.state == "interrupted" and r.error and "(" in r.error:
+        return f"interrupted ({r.error.rsplit('(', 1)[1].rstrip(')')})"
+    return r.state
+
+
+def compare(names: list[str], owner: str | None = None):
+    dirs = [d for d in (runs.find_run(n, owner) for n in names or []) if d is not None]
     if not dirs:
         return None, ""
     curves = {d.name: runs.read_metrics(d) for d in dirs}
@@ -165,3 +188,87 @@ def compare(names: list[str]):
         table = head + "\n" + "\n".join(f"| `{k}` | " + " | ".join(f"`{v}`" for v in vals) + " |"
                                          for k, vals in diff)
     return overlay_figure(curves), table
+
+
+class Handlers:
+    def __init__(self, t: TrainTab, ctx: Context):
+        self.t, self.ctx = t, ctx
+
+    def start(self, values: dict, request: gr.Request):
+        ctx = self.ctx
+        s = ctx.session(values[ctx.key], request)
+        if not ctx.sessions.training_allowed:
+            raise gr.Error("Training is switched off on this deployment.", print_exception=False)
+        if s.job is not None and not s.job.done:
+            raise gr.Error("Your run is still going: stop it first.", print_exception=False)
+        cfg = ctx.form.to_config(values)
+        cfg.data.path = cfg.data.path or s.data_path
+        if not cfg.data.path:
+            raise gr.Error("Choose a dataset in the Data tab first.", print_exception=False)
+        if not s.allows_data(cfg):
+            raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
+        cfg.run_name = (values[self.t.run_name] or "").strip()
+        s.job, s.drawn, s.announced = Job(cfg, owner=s.key).start(), -1, ""
+        return status_text(s.job.snapshot())
+
+    def stop(self, k, request: gr.Request):
+        s = self.ctx.session(k, request)
+        if s.job is None or s.job.done:
+            return gr.skip()
+        s.job.stop()
+        return "Stopping after the current step…"
+
+    def resume(self, k, picked, request: gr.Request):
+        s = self.ctx.session(k, request)
+        if s.job is not None and not s.job.done:
+            raise gr.Error("Your run is still going.", print_exception=False)
+        run_dir = runs.find_run(picked[0], s.key) if picked else (Path(s.job.run_dir) if s.job else None)
+        if run_dir is None or runs.last_complete_checkpoint(run_dir) is None:
+            raise gr.Error("Nothing to resume: stop a run first, or pick one with a checkpoint in Run history.",
+                           print_exception=False)
+        job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True, owner=s.key)
+        s.job, s.drawn, s.announced = job.start(), -1, ""
+        return status_text(s.job.snapshot())
+
+    def poll(self, k, request: gr.Request):
+        """Status, progress, charts and log; at a run's start and end also the history, and at its end the
+        run becomes the one the other tabs preselect."""
+        s = self.ctx.session(k, request)
+        if s.job is None:
+            return (gr.skip(),) * 9
+        snap = s.job.snapshot()
+        history, current = (gr.skip(), gr.skip()), gr.skip()
+        if snap.state != s.announced and snap.state in ("running", *FINAL_STATES):
+            s.announced = snap.state
+            history = self.history(k, request)
+            if snap.done:
+                toast = gr.Warning if snap.state in ("failed", "diverged") else gr.Info
+                toast(plain(status_text(snap)))
+                if snap.run_dir and runs.has_weights(Path(snap.run_dir)):
+                    current = Path(snap.run_dir).name
+        n = len(snap.metrics)
+        figures = charts(snap.metrics) if n != s.drawn else (gr.skip(), gr.skip())
+        s.drawn = n
+        return status_text(snap), doctor_text(snap), progress_html(snap), *figures, log_text(snap), *history, current
+
+    def history(self, k, request: gr.Request):
+        rows, names = history_rows(self.ctx.session(k, request).key)
+        return gr.Dataframe(value=rows, visible=bool(rows)), gr.CheckboxGroup(
+            choices=names, label="Compare runs (overlay losses, diff configs)" if names else "No runs yet.")
+
+    def compare(self, k, names, request: gr.Request):
+        return compare(names, self.ctx.session(k, request).key)
+
+
+def wire(t: TrainTab, ctx: Context) -> None:
+    h = Handlers(t, ctx)
+    t.start.click(guard(h.start), ctx.form.inputs | {ctx.key, t.run_name}, t.status, api_name="start")
+    t.stop.click(h.stop, [ctx.key], t.status, api_name="stop")
+    t.resume.click(guard(h.resume), [ctx.key, t.pick], t.status, api_name="resume")
+    outputs = [t.status, t.doctor, t.progress, t.loss, t.system, t.log, t.history, t.pick, ctx.current_run]
+    t.timer.tick(h.poll, [ctx.key], outputs, api_name="status", show_progress="hidden", concurrency_limit=None)
+    t.refresh.click(h.history, [ctx.key], [t.history, t.pick], api_name="runs")
+    ctx.demo.load(h.history, [ctx.key], [t.history, t.pick], api_visibility="private")
+    t.pick.change(h.compare, [ctx.key, t.pick], [t.overlay, t.diff], api_name="compare_runs")
+    operator.wire(t, ctx)
+    sweep.wire(t.sweep, ctx)

@@ -1,0 +1,1 @@
+"""Data in: read files, detect the record format, validate by row, tokenize and mask."""

@@ -1,0 +1,70 @@
+"""The train / validation split, decided once and stored with the run.
+
+Contract: ``make_split(path, n, val_size, seed) -> Split``: seeded, sorted index lists and the data
+file's SHA-256. The run directory keeps it as ``split.json``; evaluation reads the validation
+examples from it and refuses, in one line, when the data file has changed since training (a
+re-derived split would silently be another one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from studio.engine.errors import DataError
+
+SPLIT_FILE = "split.json"
+
+
+@dataclass
+class Split:
+    data_file: str
+    data_sha256: str
+    train: list[int]
+    val: list[int]  # indices into data_file, or into val_file when the run has a separate validation file
+    val_file: str = ""
+    val_sha256: str = ""
+
+    def save(self, run: Path) -> None:
+        from studio.engine.runs import write_atomic
+
+        write_atomic(Path(run) / SPLIT_FILE, json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, run: Path) -> Split | None:
+        path = Path(run) / SPLIT_FILE
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+    def check_unchanged(self, path: str | Path, val_path: str | Path = "") -> None:
+        for file, digest in ((val_path, self.val_sha256) if self.val_file else (path, self.data_sha256),):
+            if not Path(file).is_file() or file_sha256(file) != digest:
+                raise DataError(f"{Path(file).name} has changed since this run trained, so its validation examples "
+                                "are gone; evaluate on a file instead")
+
+
+def split_indices(n: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = 0 if val_size == 0 or n < 2 else min(n - 1, max(1, round(n * val_size)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def make_split(path: str | Path, n: int, val_size: float, seed: int, val_path: str | Path = "",
+               n_val: int = 0) -> Split:
+    """Seeded indices; with a separate validation file, all of ``path`` trains and all of ``val_path`` validates."""
+    if val_path:
+        return Split(Path(path).name, file_sha256(path), list(range(n)), list(range(n_val)), Path(val_path).name,
+                     file_sha256(val_path))
+    train, val = split_indices(n, val_size, seed)
+    return Split(Path(path).name, file_sha256(path), train, val)

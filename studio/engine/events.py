@@ -1,0 +1,87 @@
+"""The typed seams between a training run, the job that supervises it, and whoever watches (CLI, UI).
+
+A run reports through ``on_event(event)``, each event one of the dataclasses below:
+``StateChanged`` (running, completed, stopped, failed, diverged), ``Notice`` (a sentence for the
+user), ``TrainingInfo`` (what is about to train) and ``Metrics`` (one ``metrics.jsonl`` record).
+``JobSnapshot`` is what a poller sees of a job. All are plain, picklable values, so they can cross
+a process boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FINAL_STATES = ("completed", "stopped", "failed", "diverged", "interrupted")
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: str
+    run_dir: str | None = None
+    error: str | None = None
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class Notice:
+    message: str
+
+
+@dataclass(frozen=True)
+class TrainingInfo:
+    trainable_params: int
+    total_params: int
+    precision: str
+    threads: int
+    format: str
+    objective: str
+    train_examples: int
+    val_examples: int
+    truncated: int = 0
+    lengths: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The one line that says what trains (the CLI prints it, the Train tab logs it)."""
+        return (f"{self.format} data, {self.objective} objective: {self.train_examples} train / "
+                f"{self.val_examples} validation examples; {self.trainable_params:,} of {self.total_params:,} "
+                f"parameters train ({self.precision}, {self.threads} thread(s))")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One record of ``metrics.jsonl``: step, epoch, loss or eval_loss, learning_rate, grad_norm, ..."""
+    record: dict
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the training doctor saw: kind, severity (info | warning | error), step, evidence, advice."""
+    kind: str
+    severity: str
+    step: int
+    evidence: str
+    advice: str
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "severity": self.severity, "step": self.step, "evidence": self.evidence,
+                "advice": self.advice}
+
+
+Event = StateChanged | Notice | TrainingInfo | Metrics | Finding
+
+
+@dataclass
+class JobSnapshot:
+    """A cheap copy of a job's progress for pollers."""
+    state: str
+    queue_position: int = 0
+    error: str | None = None
+    run_dir: str | None = None
+    metrics: list[dict] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    info: TrainingInfo | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES

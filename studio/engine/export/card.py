@@ -1,0 +1,95 @@
+"""The model card and the config that travel with an export.
+
+Contract: ``model_card(run, cfg, leaderboard)`` -> a ``huggingface_hub.ModelCard`` whose front
+matter names a loadable ``base_model`` (the hub id; for studio-tiny its name, with the one line
+that rebuilds it), carries the evaluation as a model-index, and whose body has the config, the
+evaluation table with intervals, the human leaderboard and the training doctor's findings.
+``portable_config(cfg)`` is the config with the data file named by its file name only: no server
+path or visitor identifier leaves in an export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from studio.config import StudioConfig
+from studio.engine import runs
+from studio.engine.data.split import file_sha256
+from studio.engine.judge.summary import EvalSummary
+from studio.engine.tiny import TINY_NAME
+
+REBUILD_TINY = ("studio-tiny is the fine-tuning studio's offline starter model. Write it next to this folder with "
+                "`pip install finetune-studio && python -m studio tiny --out studio-tiny` (or from a checkout: "
+                "`python -m studio tiny --out studio-tiny`), then load the adapter from the folder that holds "
+                "`studio-tiny/`.")
+
+
+def base_reference(cfg: StudioConfig) -> str:
+    """What ``adapter_config.json`` names as the base: a hub id, ``studio-tiny``, or a local folder's name
+    (never an absolute path: the export has to work on another machine)."""
+    name = cfg.model.name.strip()
+    local = Path(name).expanduser()
+    return local.name if name != TINY_NAME and (local.is_absolute() or local.exists()) else name
+
+
+def portable_config(cfg: StudioConfig) -> StudioConfig:
+    data = replace(cfg.data, path=Path(cfg.data.path).name if cfg.data.path else "")
+    return replace(cfg, data=data, model=replace(cfg.model, name=base_reference(cfg)))
+
+
+def latest_eval(run: Path) -> EvalSummary | None:
+    names = runs.evals(run)
+    return runs.read_eval(run, names[0])[0] if names else None
+
+
+def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None):
+    from huggingface_hub import EvalResult, ModelCardData
+
+    path = Path(cfg.data.path)
+    results = [EvalResult(task_type="text-generation", dataset_type="json", dataset_name=path.name, metric_type=m,
+                          metric_value=round(iv.value, 6), metric_name=f"{m} (tuned; base {summary.base[m].value:.4g})")
+               for m, iv in summary.tuned.items()] if summary and summary.delta else None
+    tags = list(dict.fromkeys(["finetune-studio", cfg.method.kind,
+                               "lora" if cfg.method.kind != "full" else "full-finetune"]))
+    return ModelCardData(base_model=base_reference(cfg), library_name=None if cfg.method.kind == "full" else "peft",
+                         pipeline_tag="text-generation", tags=tags, model_name=run.name, eval_results=results,
+                         studio_dataset=path.name,
+                         studio_dataset_hash=f"sha256:{file_sha256(path)}" if path.is_file() else None)
+
+
+def _evaluation(summary: EvalSummary) -> list[str]:
+    lines = ["", f"## Evaluation ({summary.examples} examples, {summary.eval_set})", "",
+             "| metric | base | tuned | delta [95% CI] | p | verdict |", "|---|---|---|---|---|---|"]
+    for m, d in summary.delta.items():
+        lines.append(f"| {m} | {summary.base[m].value:.4g} | {summary.tuned[m].value:.4g} | "
+                     f"{d.value:+.4g} [{d.ci_low:.4g}, {d.ci_high:.4g}] | {d.p_value:.3g} | {summary.verdict(m)} |")
+    return lines
+
+
+def _leaderboard(rows: list[dict]) -> list[str]:
+    lines = ["", "## Human evaluation (Bradley-Terry, Elo scale)", "", "| rank | model | rating | 95% CI | n |",
+             "|---|---|---|---|---|"]
+    return lines + [f"| {r['rank']} | {r['model']} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] "
+                    f"| {r['n']} |" for r in rows]
+
+
+def model_card(run: Path, cfg: StudioConfig, leaderboard: list[dict] | None = None):
+    from huggingface_hub import ModelCard
+
+    summary = latest_eval(run)
+    body = [f"# {run.name}", "", f"Fine-tuned from `{base_reference(cfg)}` with the fine-tuning studio "
+            f"({cfg.method.kind}, {cfg.method.objective} objective) on `{Path(cfg.data.path).name}`."]
+    if cfg.model.name.strip() == TINY_NAME:
+        body += ["", REBUILD_TINY]
+    findings = runs.read_status(run).get("findings") or []
+    if findings:
+        body += ["", "## What the training doctor saw", ""] + [f"- **{f['kind']}** ({f['severity']}, step "
+                                                              f"{f['step']}): {f['evidence']}. {f['advice']}"
+                                                              for f in findings]
+    body += ["", "## Training config", "", "```yaml", portable_config(cfg).to_yaml().strip(), "```"]
+    if summary and summary.delta:
+        body += _evaluation(summary)
+    if leaderboard:
+        body += _leaderboard(leaderboard)
+    return ModelCard(f"---\n{_card_data(run, cfg, summary).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")

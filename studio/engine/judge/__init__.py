@@ -1,0 +1,1 @@
+"""Judging the result: generation, metrics with intervals, human ratings and their statistics."""

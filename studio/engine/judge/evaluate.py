@@ -1,0 +1,132 @@
+"""Base vs tuned on held-out prompts: generate, score, compare, write ``eval/NAME/``.
+
+Contract: ``evaluate_run(run_dir, ...) -> EvalSummary`` and writes
+``eval/NAME/predictions.jsonl`` (prompt, reference, base, tuned, per-example scores) and
+``summary.json`` (DESIGN.md: ``base``/``tuned``: {metric: {value, ci_low, ci_high}}, ``delta``:
+{metric: {value, ci_low, ci_high, p_value}}) plus win/tie/loss counts, the "got worse" list and
+how each metric was computed. The eval set is the run's validation split (as stored in its
+``split.json``) unless a file or typed prompts are given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from studio.config import EvalConfig, StudioConfig
+from studio.engine import runs
+from studio.engine.data.formats import as_conversation, load_examples
+from studio.engine.data.split import Split, split_indices
+from studio.engine.errors import DataError
+from studio.engine.judge import metrics as M
+from studio.engine.judge.generate import auto_max_new_tokens, base_of, generate, load_pair, reference_nll
+from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary
+
+PRIMARY = "rougeL"  # the metric the "got worse" list is sorted by
+
+
+def to_pair(example: dict) -> tuple[list[dict], str]:
+    """(prompt messages, reference answer) of one example."""
+    if "text" in example:
+        words = example["text"].split()
+        half = max(1, len(words) // 2)
+        return [{"role": "user", "content": " ".join(words[:half])}], " ".join(words[half:])
+    if "chosen" in example:
+        return example["prompt"], example["chosen"][-1]["content"]
+    messages = as_conversation(example)
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return messages[:last], messages[last]["content"]
+
+
+def eval_set(run: Path | None, cfg: StudioConfig, data: str | None = None, prompts: list[str] | None = None,
+             limit: int | None = None) -> list[tuple[list[dict], str]]:
+    """(prompt, reference) pairs: typed prompts, a file, or the run's stored validation split."""
+    limit = limit or cfg.eval.limit
+    if prompts:
+        return [([{"role": "user", "content": p}], "") for p in prompts if p.strip()][:limit]
+    if data:
+        loaded = load_examples(data)
+        loaded.raise_for_problems()
+        return [to_pair(ex) for ex in loaded.examples[:limit]]
+    d = cfg.data
+    stored = Split.load(run) if run else None
+    if stored is not None and stored.val_file:
+        stored.check_unchanged(d.path, d.val_path)
+        loaded = load_examples(d.val_path, d.format, d.columns, 0, d.system_prompt)
+        return [to_pair(loaded.examples[i]) for i in stored.val[:limit]]
+    if stored is not None:
+        stored.check_unchanged(d.path)
+        val = stored.val
+    else:  # a run from before splits were stored: derive it the way training did
+        val = split_indices(len(load_examples(d.path, d.format, d.columns, d.limit, d.system_prompt).examples),
+                            d.val_size, cfg.train.seed)[1]
+    if not val:
+        raise DataError(f"{Path(d.path).name}: the run has no validation split (data.val_size 0); "
+                        "evaluate on a file instead")
+    loaded = load_examples(d.path, d.format, d.columns, d.limit, d.system_prompt)
+    loaded.raise_for_problems()
+    return [to_pair(loaded.examples[i]) for i in val[:limit]]
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str] | None = None,
+                 limit: int | None = None, settings: EvalConfig | None = None, name: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> EvalSummary:
+    run = Path(run_dir)
+    cfg = StudioConfig.load(run / "config.yaml")
+    s = settings or cfg.eval
+    say = progress or (lambda msg: None)
+    pairs = eval_set(run, cfg, data, prompts, limit)
+    say(f"loading models for {len(pairs)} prompts")
+    pair = load_pair(run)
+    started = time.time()
+    qs, refs = [p for p, _ in pairs], [r for _, r in pairs]
+    s = replace(s, max_new_tokens=s.max_new_tokens or auto_max_new_tokens(pair.tokenizer, refs))
+    outputs, nll = {}, {}
+    for side in ("base", "tuned"):
+        say(f"generating with the {side} model")
+        torch.manual_seed(s.seed)
+        with (base_of(pair) if side == "base" else contextlib.nullcontext(pair.tuned)) as model:
+            outputs[side] = generate(model, pair.tokenizer, qs, s)
+            nll[side] = reference_nll(model, pair.tokenizer, qs, refs) if all(refs) else None
+    gen_s = time.time() - started
+    say("scoring")
+    summary, per = compare(outputs["base"], outputs["tuned"], refs, nll["base"], nll["tuned"], s)
+    summary.run, summary.examples, summary.generation = run.name, len(pairs), asdict(s)
+    summary.eval_set = data or ("typed prompts" if prompts else "validation split")
+    summary.generation_s = round(gen_s, 2)
+    out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
+    rows = [{"prompt": q, "reference": r, "base": b, "tuned": t, "scores": sc}
+            for q, r, b, t, sc in zip(qs, refs, outputs["base"], outputs["tuned"], per)]
+    runs.write_atomic(out / "predictions.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+    runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
+    summary.dir = str(out)
+    return summary
+
+
+def compare(base_out: list[str], tuned_out: list[str], refs: list[str], base_nll, tuned_nll,
+            s: EvalConfig) -> tuple[EvalSummary, list[dict]]:
+    """Scores, intervals, paired tests, win/tie/loss and the got-worse list."""
+    if not all(refs):
+        return EvalSummary(note="no references: outputs only"), [{} for _ in refs]
+    scored = {side: M.score_texts(out, refs, s.bertscore, s.extra_metrics)
+              for side, out in (("base", base_out), ("tuned", tuned_out))}
+    for side, nll in (("base", base_nll), ("tuned", tuned_nll)):
+        scored[side].metrics["perplexity"] = M.perplexity_metric(*nll)
+    b, t = scored["base"].metrics, scored["tuned"].metrics
+    names = [m for m in M.ORDER if m in b] + sorted(m for m in b if m not in M.ORDER and m in t)
+    summary = EvalSummary(
+        base={m: M.interval(b[m], s.seed) for m in names}, tuned={m: M.interval(t[m], s.seed) for m in names},
+        delta={m: M.paired(b[m], t[m], s.seed) for m in names},
+        win_tie_loss={m: M.win_tie_loss(b[m], t[m], m) for m in names},
+        info={**scored["tuned"].info, "bootstrap_resamples": M.BOOTSTRAP, "lower_is_better": sorted(LOWER_IS_BETTER)})
+    per = [{f"{side}_{m}": float(scored[side].metrics[m].per_example[i]) for side in scored for m in names}
+           for i in range(len(refs))]
+    drop = [(per[i][f"tuned_{PRIMARY}"] - per[i][f"base_{PRIMARY}"], i) for i in range(len(refs))]
+    summary.got_worse = [{"index": i, "metric": PRIMARY, "delta": round(d, 4)} for d, i in sorted(drop) if d < 0]
+    return summary, per

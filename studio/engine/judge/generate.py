@@ -1,0 +1,193 @@
+"""Batched generation and reference perplexity for base and tuned models.
+
+Contract: ``load_pair(run_dir)`` loads the base once; for an adapter run the tuned model is the
+same weights with the adapter on, and ``base_of(pair)`` switches it off (no second copy), for a
+full fine-tune the base is loaded beside the tuned model. ``generate`` renders chat prompts,
+pads on the left, sorts by length so batches waste little padding, and returns the answers in
+the input order. ``reference_nll`` scores a reference answer under a model with the same masking
+as training (response tokens only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from studio.config import EvalConfig, StudioConfig
+from studio.engine.data.encode import IGNORE, encode_example, render
+from studio.engine.models import load_model, load_tokenizer, resolve_model, resolve_precision
+
+
+@dataclass
+class Pair:
+    tuned: object
+    base: object | None  # None: the tuned model with its adapter disabled is the base
+    tokenizer: object
+    config: StudioConfig
+
+
+def _device():
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_pair(run_dir: str | Path) -> Pair:
+    from studio.engine.errors import ModelError
+
+    run = Path(run_dir)
+    cfg = StudioConfig.load(run / "config.yaml")
+    resolved = resolve_model(cfg.model)
+    precision = resolve_precision(cfg.train.precision)
+    if (run / "adapter" / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        tokenizer = load_tokenizer(resolved, cfg.model)
+        base = load_model(resolved, cfg.model, cfg.method, precision, tokenizer)
+        tuned = PeftModel.from_pretrained(base, run / "adapter")
+        return Pair(_ready(tuned), None, tokenizer, cfg)
+    if (run / "model" / "config.json").is_file():
+        from dataclasses import replace
+
+        from studio.engine.models import ResolvedModel
+
+        tokenizer = load_tokenizer(resolved, cfg.model)
+        tuned_model = load_model(ResolvedModel(run / "model", "local"), replace(cfg.model, name=str(run / "model")),
+                                 cfg.method, precision, tokenizer)
+        base = load_model(resolved, cfg.model, cfg.method, precision, tokenizer)
+        return Pair(_ready(tuned_model), _ready(base), tokenizer, cfg)
+    raise ModelError(f"{run}: no trained adapter/ or model/ to evaluate (did the run complete?)")
+
+
+def _ready(model):
+    model.eval()
+    if getattr(model, "hf_device_map", None) is None:
+        model.to(_device())
+    return model
+
+
+@contextlib.contextmanager
+def base_of(pair: Pair):
+    """The base model: a separate one, or the tuned one with its adapter switched off."""
+    if pair.base is not None:
+        yield pair.base
+    else:
+        with pair.tuned.disable_adapter():
+            yield pair.tuned
+
+
+MAX_AUTO_TOKENS, MIN_AUTO_TOKENS, NO_REFERENCE_TOKENS = 256, 16, 128
+
+
+def auto_max_new_tokens(tokenizer, references: list[str]) -> int:
+    """1.5x the longest reference in tokens (at least 16, at most 256); 128 without references."""
+    refs = [r for r in references if r]
+    if not refs:
+        return NO_REFERENCE_TOKENS
+    longest = max(len(ids) for ids in tokenizer(refs, add_special_tokens=False)["input_ids"])
+    return max(MIN_AUTO_TOKENS, min(MAX_AUTO_TOKENS, round(1.5 * longest) + 1))
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    """Every token that ends an answer: the model's EOS ids, the tokenizer's, and the chat template's
+    end-of-turn token (ChatML's <|im_end|>) when the template uses one."""
+    ids = getattr(model.generation_config, "eos_token_id", None)
+    ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    turn = tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in (tokenizer.chat_template or "") else None
+    if isinstance(turn, int) and turn != tokenizer.unk_token_id:
+        ids.append(turn)
+    return list(dict.fromkeys(ids))
+
+
+def generation_kwargs(model, tokenizer, s: EvalConfig, max_new_tokens: int | None = None) -> dict:
+    """The settings every generation uses (Compare, Rate's items, Chat): stop at the end of the answer,
+    and guard greedy decoding against loops (no repeated n-gram of ``eval.no_repeat_ngram_size``)."""
+    kw = {"max_new_tokens": max_new_tokens or s.max_new_tokens or NO_REFERENCE_TOKENS, "do_sample": s.do_sample,
+          "repetition_penalty": s.repetition_penalty, "pad_token_id": tokenizer.pad_token_id,
+          "eos_token_id": stop_ids(model, tokenizer)}
+    if s.no_repeat_ngram_size:
+        kw["no_repeat_ngram_size"] = s.no_repeat_ngram_size
+    if s.do_sample:
+        kw.update(temperature=s.temperature, top_p=s.top_p)
+    else:
+        kw.update(temperature=None, top_p=None, top_k=None)
+    return kw
+
+
+def generate(model, tokenizer, prompts: list[list[dict]], s: EvalConfig, max_new_tokens: int | None = None,
+             **extra) -> list[str]:
+    """Answers in the input order; prompts are sorted by length so batches waste little padding."""
+    texts = [render(tokenizer, p, add_generation_prompt=True) for p in prompts]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list[str] = [""] * len(texts)
+    tokenizer.padding_side = "left"
+    kw = {**generation_kwargs(model, tokenizer, s, max_new_tokens), **extra}
+    for start in range(0, len(order), s.batch_size):
+        idx = order[start:start + s.batch_size]
+        for i, answer in zip(idx, _generate_batch(model, tokenizer, [texts[i] for i in idx], kw)):
+            out[i] = answer
+    return out
+
+
+def generate_one_by_one(model, tokenizer, prompts: list[list[dict]], s: EvalConfig) -> list[str]:
+    """The per-example loop that batching is measured against (bench/generation.py)."""
+    kw = generation_kwargs(model, tokenizer, s)
+    return [_generate_batch(model, tokenizer, [render(tokenizer, p, add_generation_prompt=True)], kw)[0]
+            for p in prompts]
+
+
+@torch.inference_mode()
+def _generate_batch(model, tokenizer, texts: list[str], kw: dict) -> list[str]:
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(_device())
+    ids = model.generate(**enc, **kw)[:, enc["input_ids"].shape[1]:]
+    return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+def stream(model, tokenizer, messages: list[dict], s: EvalConfig) -> Iterator[str]:
+    """One chat answer, yielded as it grows (the text so far), with the same settings as ``generate``."""
+    from transformers import TextIteratorStreamer
+
+    enc = tokenizer([render(tokenizer, messages, add_generation_prompt=True)], return_tensors="pt",
+                    add_special_tokens=False).to(_device())
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+    kw = generation_kwargs(model, tokenizer, s)
+
+    def work():
+        with torch.inference_mode():
+            model.generate(**enc, **kw, streamer=streamer)
+
+    thread = threading.Thread(target=work, name="studio-chat", daemon=True)
+    thread.start()
+    text = ""
+    for piece in streamer:
+        text += piece
+        yield text.strip()
+    thread.join()
+
+
+@torch.inference_mode()
+def reference_nll(model, tokenizer, prompts: list[list[dict]], references: list[str],
+                  batch_size: int = 8) -> tuple[list[float], list[int]]:
+    """Summed NLL and token count of each reference answer, given its prompt."""
+    rows = [encode_example({"messages": [*p, {"role": "assistant", "content": r}]}, tokenizer, "instruction")
+            for p, r in zip(prompts, references)]
+    nll, counts = [], []
+    pad = tokenizer.pad_token_id
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in chunk], device=_device())
+        labels = torch.tensor([lab + [IGNORE] * (width - len(lab)) for _, lab in chunk], device=_device())
+        mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=_device())
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = labels[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+        keep = target != IGNORE
+        nll += (loss * keep).sum(1).tolist()
+        counts += keep.sum(1).tolist()
+    return nll, counts

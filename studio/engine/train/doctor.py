@@ -1,0 +1,202 @@
+"""The training doctor: reads the metric stream as it arrives and says what is wrong, with evidence and a fix.
+
+Contract: ``Doctor(config, facts).observe(record) -> [Finding]`` for each metrics.jsonl record (new findings
+only); ``weights(max_abs, finite, step)`` for a look at the trainable weights; ``at_end(step, max_steps)``
+once training stops. ``doctor.dead`` is set by a finding that must end the run as ``diverged``. The
+advice follows the troubleshooting table of the course the studio follows, and is right for the config
+(it never says "enable clipping" when clipping is on).
+
+Detectors and their thresholds (why: docs/doctor.md):
+- instability: a loss above 3x the median of the previous 10, a grad norm above 10x theirs (warnings);
+- dead: the grad norm 0 or not finite for 3 logged steps in a row, or trainable weights that are not finite
+  or above 1e4 in absolute value (errors: the run ends ``diverged``);
+- poor convergence: after a quarter of the run (and at least 12 logged steps), the median of the last fifth
+  of losses is less than 5 % below the median of the first fifth;
+- overfitting: the eval loss rose at two evaluations in a row while the train loss fell;
+- slow training: more than half of the tokens are padding; the CPU run queue is longer than its cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+
+from studio.config import StudioConfig
+from studio.engine.events import Finding
+
+SPIKE, GRAD_SPIKE, WINDOW = 3.0, 10.0, 10
+DEAD_STEPS, WEIGHT_LIMIT = 3, 1e4
+CONVERGE_SHARE, CONVERGE_MIN_STEPS, CONVERGE_DROP = 0.25, 12, 0.05
+PADDING_SHARE = 0.5
+
+
+@dataclass
+class Facts:
+    """What the doctor knows about the run beyond its metrics."""
+    train_examples: int = 0
+    trained_token_share: float = 1.0  # tokens with a label / all tokens
+    max_steps: int = 0
+
+
+@dataclass
+class Doctor:
+    config: StudioConfig
+    facts: Facts = field(default_factory=Facts)
+    findings: list[Finding] = field(default_factory=list)
+    dead: Finding | None = None
+    _losses: list[float] = field(default_factory=list)
+    _grads: list[float] = field(default_factory=list)
+    _zero_grads: int = 0
+    _evals: list[tuple[int, float, float | None]] = field(default_factory=list)
+    _said: set = field(default_factory=set)
+
+    # -- the stream ------------------------------------------------------------------------
+    def observe(self, m: dict) -> list[Finding]:
+        before = len(self.findings)
+        step = m.get("step", 0)
+        if m.get("eval_loss") is not None:
+            self._overfitting(step, m["eval_loss"])
+        elif m.get("diverged") or ("loss" in m and m["loss"] is None):
+            self._nan(step)
+        elif m.get("loss") is not None:
+            self._loss(step, m["loss"])
+            self._grad(step, m.get("grad_norm"))
+            self._slow(step, m)
+            if self.facts.max_steps and step >= CONVERGE_SHARE * self.facts.max_steps:
+                self._convergence(step)
+        return self.findings[before:]
+
+    def weights(self, max_abs: float, finite: bool, step: int) -> list[Finding]:
+        before = len(self.findings)
+        if not finite or max_abs > WEIGHT_LIMIT:
+            what = "not finite" if not finite else f"up to {max_abs:.3g} in absolute value"
+            self._die(step, "dead", f"trainable weights are {what} at step {step}")
+        return self.findings[before:]
+
+    def at_end(self, step: int) -> list[Finding]:
+        before = len(self.findings)
+        self._convergence(step, final=True)
+        return self.findings[before:]
+
+    # -- detectors -------------------------------------------------------------------------
+    def _loss(self, step: int, loss: float) -> None:
+        recent = self._losses[-WINDOW:]
+        if len(recent) >= 5 and loss > SPIKE * statistics.median(recent):
+            self._say("instability", "warning", step, f"loss spiked to {loss:.4g} at step {step}, "
+                      f"{loss / statistics.median(recent):.1f}x the median of the previous {len(recent)}",
+                      self._lr_advice("a loss spike"), key="spike")
+        self._losses.append(loss)
+
+    def _grad(self, step: int, grad: float | None) -> None:
+        if grad is None:
+            return
+        if not math.isfinite(grad) or grad == 0.0:
+            self._zero_grads += 1
+            if self._zero_grads >= DEAD_STEPS:
+                self._die(step, "dead", f"the gradient norm was {grad} for {self._zero_grads} logged steps in a row "
+                          f"(to step {step}): nothing is learning any more")
+            return
+        self._zero_grads = 0
+        recent = self._grads[-WINDOW:]
+        if len(recent) >= 5 and grad > GRAD_SPIKE * statistics.median(recent):
+            self._say("instability", "warning", step, f"gradient norm exploded to {grad:.3g} at step {step}, "
+                      f"{grad / statistics.median(recent):.0f}x the median of the previous {len(recent)}",
+                      self._lr_advice("exploding gradients"), key="grad")
+        self._grads.append(grad)
+
+    def _nan(self, step: int) -> None:
+        self._die(step, "instability", f"the loss became NaN or infinite at step {step}")
+
+    def _convergence(self, step: int, final: bool = False) -> None:
+        n = len(self._losses)
+        if "convergence" in self._said or n < CONVERGE_MIN_STEPS:
+            return
+        k = max(2, n // 5)
+        first, last = statistics.median(self._losses[:k]), statistics.median(self._losses[-k:])
+        drop = (first - last) / first if first > 0 else 0.0
+        if drop < CONVERGE_DROP:
+            self._say("poor_convergence", "warning", step,
+                      f"the loss has not fallen meaningfully: median {first:.4g} over the first {k} logged steps, "
+                      f"{last:.4g} over the last {k} ({drop:+.1%}) by step {step}", self._convergence_advice(),
+                      key="convergence")
+
+    def _overfitting(self, step: int, eval_loss: float) -> None:
+        train = self._losses[-1] if self._losses else None
+        self._evals.append((step, eval_loss, train))
+        if len(self._evals) < 3:
+            return
+        (_, e0, t0), (_, e1, t1), (_, e2, t2) = self._evals[-3:]
+        if e2 > e1 > e0 and None not in (t0, t2) and t2 < t0:
+            self._say("overfitting", "warning", step,
+                      f"eval loss rose at two evaluations in a row ({e0:.4g} -> {e1:.4g} -> {e2:.4g}) while the "
+                      f"train loss fell ({t0:.4g} -> {t2:.4g})",
+                      "the model is memorising its examples: stop earlier (train.early_stopping_patience keeps the "
+                      "best step), train fewer epochs, add data, or regularise (method.lora_dropout, "
+                      "train.weight_decay)", key="overfitting")
+
+    def _slow(self, step: int, m: dict) -> None:
+        share = m.get("padding_share")
+        if share is not None and share > PADDING_SHARE:
+            self._say("slow_training", "info", step, f"{share:.0%} of the tokens in step {step}'s batches are "
+                      "padding", "group examples of similar length (train.group_by_length) or lower train.batch_size",
+                      key="padding")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if load > 1.5 * cores and not _on_gpu():
+            self._say("slow_training", "info", step, f"the CPU run queue is {load:.1f} for {cores} cores: another "
+                      "process shares them", "set train.threads (or STUDIO_THREADS) to 1, or stop the other work",
+                      key="contended")
+
+    # -- advice ----------------------------------------------------------------------------
+    def _lr_advice(self, what: str) -> str:
+        t = self.config.train
+        advice = f"lower train.learning_rate (now {t.learning_rate:g}), e.g. to {t.learning_rate / 10:g}"
+        if t.max_grad_norm <= 0:
+            advice += "; and enable gradient clipping (train.max_grad_norm 1.0)"
+        elif t.max_grad_norm > 10:
+            advice += f"; and clip harder (train.max_grad_norm is {t.max_grad_norm:g}; 1.0 is usual)"
+        if t.warmup_ratio < 0.03:
+            advice += "; warm up longer (train.warmup_ratio 0.05)"
+        return f"{what} usually means the learning rate is too high: {advice}"
+
+    def _convergence_advice(self) -> str:
+        t, f = self.config.train, self.facts
+        causes = []
+        if t.learning_rate < 1e-5:
+            causes.append(f"train.learning_rate {t.learning_rate:g} is very low for {self.config.method.kind}: try "
+                          "the LR finder, or 2e-4 (LoRA) / 2e-5 (full)")
+        elif self._grads and max(self._grads) > 100:
+            causes.append("the gradient norms are huge: the learning rate may be too high")
+        if f.trained_token_share < 0.05:
+            causes.append(f"only {f.trained_token_share:.1%} of the tokens are trained (response-only masking): "
+                          "check the data preview")
+        if 0 < f.train_examples < 20:
+            causes.append(f"only {f.train_examples} training examples")
+        if not causes:
+            causes.append("the learning rate may be too low or the run too short: try the LR finder, or more epochs")
+        return "likely causes: " + "; ".join(causes)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _say(self, kind: str, severity: str, step: int, evidence: str, advice: str, key: str) -> None:
+        if key in self._said:
+            return
+        self._said.add(key)
+        self.findings.append(Finding(kind, severity, step, evidence, advice))
+
+    def _die(self, step: int, kind: str, evidence: str) -> None:
+        if self.dead is not None:
+            return
+        advice = self._lr_advice("a run that dies")
+        self.dead = Finding(kind, "error", step, evidence, advice)
+        self.findings.append(self.dead)
+
+
+def _on_gpu() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False

@@ -1,0 +1,231 @@
+"""Training jobs in background threads, one on the device at a time.
+
+Contract: ``Job(config).start()`` returns at once; the job waits its turn in ``DEVICE`` (a real
+lock with a first-come queue), then runs ``train.run`` in its thread. ``snapshot()`` is a cheap
+copy for pollers (the UI's timer), ``stop()`` takes effect within one optimizer step (or takes
+a queued job out of the queue). This module is the only place that owns threads and the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from studio.config import StudioConfig
+from studio.engine import runs
+from studio.engine.errors import JobError
+from studio.engine.events import Event, Finding, JobSnapshot, Metrics, Notice, StateChanged, TrainingInfo
+from studio.engine.train import loop as train
+
+
+class DeviceQueue:
+    """One holder at a time, the rest wait first come, first served."""
+
+    def __init__(self, max_waiting: int = 16):
+        self._cond = threading.Condition(threading.Lock())
+        self._holder: Job | None = None
+        self._waiting: list[Job] = []
+        self.max_waiting = max_waiting
+
+    def enter(self, job: Job) -> None:
+        with self._cond:
+            if len(self._waiting) >= self.max_waiting:
+                raise JobError(f"the training queue is full ({self.max_waiting} waiting); try again later")
+            self._waiting.append(job)
+
+    def acquire(self, job: Job) -> bool:
+        """Block until ``job`` holds the device; False if it was stopped while waiting."""
+        with self._cond:
+            while self._holder is not None or self._waiting[0] is not job:
+                if job.stop_requested:
+                    self._waiting.remove(job)
+                    self._cond.notify_all()
+                    return False
+                self._cond.wait(0.1)
+            self._waiting.pop(0)
+            self._holder = job
+            return True
+
+    def release(self, job: Job) -> None:
+        with self._cond:
+            if self._holder is job:
+                self._holder = None
+            self._cond.notify_all()
+
+    def position(self, job: Job) -> int:
+        """0 while running (or done), else 1 for the next in line."""
+        with self._cond:
+            return self._waiting.index(job) + 1 if job in self._waiting else 0
+
+    @property
+    def busy(self) -> bool:
+        return self._holder is not None
+
+
+DEVICE = DeviceQueue(int(os.environ.get("STUDIO_QUEUE_MAX", "16")))
+
+
+class Ticket:
+    """A holder of the device that is not a training job (an evaluation, say)."""
+    stop_requested = False
+
+
+@contextlib.contextmanager
+def exclusive(queue: DeviceQueue = DEVICE):
+    """Hold the device for the block, waiting in line behind training jobs."""
+    ticket = Ticket()
+    queue.enter(ticket)
+    queue.acquire(ticket)
+    try:
+        yield
+    finally:
+        queue.release(ticket)
+
+
+def exclusive_on_gpu(queue: DeviceQueue = DEVICE):
+    """Hold the device where memory is scarce (a GPU); on a CPU a short generation runs beside training."""
+    import torch
+
+    return exclusive(queue) if torch.cuda.is_available() else contextlib.nullcontext()
+
+
+class Job:
+    def __init__(self, config: StudioConfig, run_dir: str | Path | None = None, resume: bool = False,
+                 queue: DeviceQueue = DEVICE, owner: str | None = None, listener=None):
+        self.config, self.resume, self.queue, self.owner = config, resume, queue, owner
+        self.listener = listener  # also told every event (a sweep reports eval losses to Optuna)
+        self.result: train.RunResult | None = None
+        self._snap = JobSnapshot("created", run_dir=str(run_dir) if run_dir else None)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._main, name="studio-train", daemon=True)
+        self.created = time.time()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def state(self) -> str:
+        return self._snap.state
+
+    @property
+    def run_dir(self) -> str | None:
+        return self._snap.run_dir
+
+    @property
+    def done(self) -> bool:
+        return self._snap.done
+
+    def start(self) -> Job:
+        self.queue.enter(self)
+        self._snap.state = "queued"
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            s = self._snap
+            return replace(s, queue_position=self.queue.position(self), metrics=list(s.metrics),
+                           notices=list(s.notices), findings=list(s.findings))
+
+    def _main(self) -> None:
+        if not self.queue.acquire(self):
+            self._set(state="stopped")
+            return
+        try:
+            self.result = train.run(self.config, self._snap.run_dir, self._on_event, self._stop.is_set,
+                                    self.resume, owner=self.owner)
+            self._set(state=self.result.state, error=self.result.error)
+        except Exception as e:  # noqa: BLE001 - bad input or no checkpoint: the job fails, the app lives
+            self._set(state="failed", error=train.failure_message(e, self.config))
+        finally:
+            self.queue.release(self)
+
+    def _set(self, **fields) -> None:
+        with self._lock:
+            for k, v in fields.items():
+                setattr(self._snap, k, v)
+
+    def _on_event(self, event: Event) -> None:
+        if self.listener is not None:
+            self.listener(event)
+        with self._lock:
+            s = self._snap
+            match event:
+                case Metrics(record):
+                    s.metrics.append(record)
+                case Notice(message):
+                    s.notices.append(message)
+                case TrainingInfo():
+                    s.info = event
+                case Finding():
+                    s.findings.append(event)
+                case StateChanged(state="running", run_dir=run_dir):
+                    s.state, s.run_dir = "running", run_dir or s.run_dir
+                    if self.resume:  # the chart keeps the points before the checkpoint it resumes from
+                        s.metrics = runs.read_metrics(Path(s.run_dir))
+
+
+class SweepJob:
+    """A sweep in a background thread: each trial is a ``Job`` in the same device queue, so a sweep waits its
+    turn like any run and Stop ends the trial in progress and the sweep."""
+
+    def __init__(self, config: StudioConfig, grid: dict, owner: str | None = None, queue: DeviceQueue = DEVICE):
+        from studio.engine.train.sweep import Sweep
+
+        self.sweep, self.owner, self.queue = Sweep(config, grid), owner, queue
+        self.error: str | None = None
+        self.done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="studio-sweep", daemon=True)
+
+    def start(self) -> SweepJob:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def result(self):
+        return self.sweep.result
+
+    def _main(self) -> None:
+        try:
+            self.sweep.run(self._train_one, self._stop.is_set)
+        except Exception as e:  # noqa: BLE001 - bad data or a full queue: the sweep fails, the app lives
+            self.error = train.failure_message(e, self.sweep.config)
+        finally:
+            self.done = True
+
+    def _train_one(self, config: StudioConfig, report, should_stop) -> train.RunResult:
+        def listener(event: Event) -> None:
+            if isinstance(event, Metrics) and event.record.get("eval_loss") is not None:
+                report(event.record["step"], event.record["eval_loss"])
+
+        job = Job(config, queue=self.queue, owner=self.owner, listener=listener).start()
+        while not job.wait(0.2):
+            if should_stop():
+                job.stop()
+        if job.result is None and self._stop.is_set():  # stopped while waiting for the device
+            return train.RunResult(Path(job.run_dir or "."), "stopped")
+        if job.result is None:
+            snap = job.snapshot()
+            raise JobError(snap.error or f"the trial ended {snap.state}")
+        return job.result

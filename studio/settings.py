@@ -1,0 +1,69 @@
+"""Where the studio keeps things and what a deployment allows: one module every store can import
+without loading a model (it imports nothing heavy and nothing from studio).
+
+- ``studio_home()``: STUDIO_HOME; on a Space with persistent storage /data/studio; else ~/.studio.
+- ``public_mode()``: a Space (SPACE_ID) or STUDIO_PUBLIC=1: visitors are strangers to each other.
+- ``operator_allows(setting)``: on a public deployment unsafe model settings need the operator's
+  consent (STUDIO_ALLOW_<SETTING>=1).
+- ``ASSETS`` / ``SAMPLES``: the shipped assets, in a source checkout or an installed package.
+- ``quiet_libraries()``: library chatter (deprecations, load bars) is not for our users.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+
+def _assets() -> Path:
+    """``assets/`` beside the package in a checkout; ``studio/_assets`` once installed (pyproject maps it)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "assets"
+    return checkout if (checkout / "studio-tiny").is_dir() else here / "_assets"
+
+
+ASSETS = _assets()
+SAMPLES = ASSETS / "samples"
+
+
+def studio_home() -> Path:
+    default = Path.home() / ".studio"
+    if os.environ.get("SPACE_ID") and Path("/data").is_dir() and os.access("/data", os.W_OK):
+        default = Path("/data/studio")
+    home = Path(os.environ.get("STUDIO_HOME") or default).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def public_mode() -> bool:
+    return bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
+
+
+def operator_allows(setting: str) -> bool:
+    return not public_mode() or os.environ.get(f"STUDIO_ALLOW_{setting.upper()}", "") in ("1", "true", "yes")
+
+
+def quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not os.environ.get("STUDIO_DEBUG"):
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        for name in ("bitsandbytes", "datasets", "transformers", "trl", "peft", "accelerate", "httpx"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    except ImportError:
+        pass
