@@ -3,8 +3,10 @@
 FROM python:3.11-slim
 
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Public mode (README, "Safety on the internet"): give visitors a login with STUDIO_AUTH=user:password,...
+# (or run it as a Space); for a private box, run with -e STUDIO_PUBLIC=
 ENV PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 \
-    STUDIO_HOME=/data STUDIO_HOST=0.0.0.0 STUDIO_PORT=7860
+    STUDIO_HOME=/data STUDIO_HOST=0.0.0.0 STUDIO_PORT=7860 STUDIO_PUBLIC=1
 
 RUN apt-get update && apt-get install -y --no-install-recommends wordnet-base && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 1000 studio && mkdir -p /data && chown studio /data

@@ -32,6 +32,7 @@ def test_dockerfile_installs_what_the_readme_and_the_space_do():
     for package in (ROOT / "packages.txt").read_text().split():
         assert package in docker and package in (ROOT / ".ci" / "run").read_text()
     assert "USER studio" in docker and "HEALTHCHECK" in docker and 'CMD ["python", "app.py"]' in docker
+    assert "STUDIO_PUBLIC=1" in docker and "gradio[oauth]" in requirements  # public mode starts as documented
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 sessions share one device (one trains, the other is told it is queued); Stop is per session."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -83,9 +84,13 @@ def test_bad_upload_gives_a_readable_message_not_a_traceback(url, tmp_path):
     path = c.predict(handle_file(str(bad)), api_name="/upload")
     report, _, _ = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "broken.jsonl: line 2" in report and "Traceback" not in report
-    c.predict(api_name="/start")
-    status, log = poll(c, lambda s, lg: "Failed" in s)
-    assert "broken.jsonl: line 2" in status and "Traceback" not in status
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="broken.jsonl: line 2") as refused:  # said at once; no run starts
+        c.predict(api_name="/start")
+    assert "Traceback" not in str(refused.value)
+    runs_dir = Path(os.environ["STUDIO_HOME"]) / "runs"
+    assert not [r for r in runs_dir.iterdir() if (r / "config.yaml").read_text().find("broken.jsonl") >= 0]
 
 
 def test_run_history_overlays_and_diffs(url, tmp_path):
@@ -157,7 +162,7 @@ def test_public_mode_reads_only_own_uploads_and_samples(url, monkeypatch):
     assert "Only your own uploads" in report and "root" not in report
     from gradio_client.exceptions import AppError
 
-    with pytest.raises(AppError, match="Only your own uploads"):
+    with pytest.raises(AppError, match="Log in to train"):  # anonymous: may look, not train
         start(c, dataset_file="/etc/passwd")
     own = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
     report, _, _ = c.predict(own, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")

@@ -181,9 +181,12 @@ def test_chat_streams_base_and_tuned_side_by_side(page, url):
 
     cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 2}))
     cfg.run_name = "chat-me"
-    train.run(cfg)
+    result = train.run(cfg)
+    assert result.state == "completed", result.error
     page.goto(url)
     page.get_by_role("tab", name="Chat").click()
+    page.click("#chat-run input")
+    page.get_by_role("option", name=result.run_dir.name).click()
     page.wait_for_function("document.querySelector('#chat-run input').value.includes('chat-me')", timeout=30000)
     page.evaluate(RECORD_CHAT)
     page.fill("#chat-message textarea", "Use the word garden in a sentence.")

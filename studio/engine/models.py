@@ -54,11 +54,11 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     name = cfg.name.strip()
     if name == TINY_NAME:
         return _checked(ResolvedModel(ensure_studio_tiny(studio_home()), "studio-tiny"), cfg)
+    if public_mode() and not _hub_id(name):  # no folder paths for visitors: the same answer, there or not
+        raise ModelError(f"model.name {Path(name).name or name!r} is not a model you can use here: give a hub id "
+                         f"(like HuggingFaceTB/SmolLM2-135M-Instruct) or {TINY_NAME}")
     local = Path(name).expanduser()
-    if local.is_dir():
-        if public_mode() and not local.resolve().is_relative_to(studio_home().resolve()):
-            raise ModelError(f"model.name {name}: local folders outside the studio's home are refused on a "
-                             "public deployment")
+    if local.is_dir() and not public_mode():  # visitors get hub ids only (above)
         if not (local / "config.json").is_file():
             raise ModelError(f"model.name {name}: the folder has no config.json, so it is not a model folder")
         return _checked(ResolvedModel(local, "local"), cfg, weights=not config_only)
@@ -66,6 +66,13 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
         raise ModelError(f"model.name {name}: no such local folder")
     return _checked(_download(name, cfg.revision, ["config.json"] if config_only else HUB_PATTERNS), cfg,
                     weights=not config_only)
+
+
+def _hub_id(name: str) -> bool:
+    """``name`` or ``org/name`` made of the characters a hub id may have, and not a path."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?", name)) and ".." not in name
 
 
 def _download(repo: str, revision: str, patterns: list[str]) -> ResolvedModel:

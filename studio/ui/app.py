@@ -8,9 +8,12 @@ its answers into widget updates. Errors reach the page as one readable message (
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from studio.engine import runs
+from studio.settings import public_mode
 from studio.ui.forms import Form
 from studio.ui.state import Context, Sessions
 from studio.ui.tabs import chat, compare, data, export, model, rate, train
@@ -25,6 +28,7 @@ def build_app() -> gr.Blocks:
     form = Form()
     with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
         gr.Markdown(HEADER)
+        _login()
         ctx = Context(demo, form, Sessions(), gr.State(None), gr.State(None), gr.State(None))
         stored_key = gr.BrowserState(None, storage_key="studio-session")
         with gr.Tabs():
@@ -43,13 +47,13 @@ def _wire_across(ctx: Context, c, ch, r, x) -> None:
     pickers = [c.run, ch.run, x.run]
 
     def follow(k, name, request: gr.Request):
-        names = runs.trained_runs(ctx.session(k, request).key)
+        names = runs.trained_runs(ctx.session(k, request).owner)
         if name not in names:
             return (gr.skip(),) * len(pickers)
         return (gr.Dropdown(choices=names, value=name),) * len(pickers)
 
     def to_rate(k, made, request: gr.Request):
-        owner = ctx.session(k, request).key
+        owner = ctx.session(k, request).owner
         run = runs.find_run(made[0], owner) if made else None
         if run is None:
             return gr.skip(), gr.skip()
@@ -60,6 +64,18 @@ def _wire_across(ctx: Context, c, ch, r, x) -> None:
     for picker in pickers:
         picker.input(lambda name: name, picker, ctx.current_run, api_visibility="private")
     ctx.current_eval.change(to_rate, [ctx.key, ctx.current_eval], [r.run, r.result], api_visibility="private")
+
+
+def _login() -> None:
+    """On a Space with Hugging Face login set up, its button; on another public deployment, a line that says
+    how visitors get an identity (never a crash: OAuth only works on a Space)."""
+    if not public_mode():
+        return
+    if os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"):
+        gr.LoginButton()
+    elif not (os.environ.get("STUDIO_AUTH") or os.environ.get("STUDIO_TRUSTED_USER_HEADER")):
+        gr.Markdown("ℹ️ This public deployment has no login set up, so visitors can look around but not train or "
+                    "rate (the operator can set `STUDIO_AUTH` or run it as a Space with `hf_oauth`).")
 
 
 def _wire_session(ctx: Context, stored_key) -> None:

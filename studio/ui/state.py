@@ -7,6 +7,7 @@ belongs to one app instance (built in ``ui/app.py``), never to the module.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -16,14 +17,17 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.engine import budget
 from studio.engine.judge.pool import Answer, Pair
 from studio.engine.train.jobs import Job, SweepJob
 from studio.settings import SAMPLES, public_mode, studio_home
+from studio.ui.identity import owner_id, username
 
 
 @dataclass
 class Session:
     key: str
+    owner: str | None = None  # whose runs, uploads and jobs: the login in public mode (None: anonymous)
     job: Job | None = None
     drawn: int = -1  # metrics already drawn by this page (skip identical redraws)
     announced: str = ""  # the last state announced (a toast at the end, the run history at start and end)
@@ -49,11 +53,24 @@ class Session:
         """On a public deployment a session reads only its own uploads and the bundled samples."""
         if not public_mode():
             return True
-        p = Path(path).resolve()
+        p = Path(self.resolve(path)).resolve()
         return p.is_relative_to(self.upload_dir.resolve()) or p.is_relative_to(SAMPLES.resolve())
 
+    def resolve(self, path: str) -> str:
+        """A data file as the page names it: on a public deployment just its name (no server path is shown),
+        found among this visitor's uploads, then the samples."""
+        if not path or not public_mode() or Path(path).is_absolute():
+            return path
+        mine = self.upload_dir / Path(path).name
+        return str(mine if mine.is_file() else SAMPLES / Path(path).name)
+
+    def shown(self, path: str) -> str:
+        return Path(path).name if public_mode() and path else path
+
     def allows_data(self, config) -> bool:
-        """Both the dataset and a separate validation file, when there is one."""
+        """Both the dataset and a separate validation file, when there is one (the config gets the real paths)."""
+        config.data.path = self.resolve(config.data.path or self.data_path)
+        config.data.val_path = self.resolve(config.data.val_path)
         return all(self.allows(p) for p in (config.data.path, config.data.val_path) if p)
 
     def keep_upload(self, temp_path: str) -> Path:
@@ -61,7 +78,12 @@ class Session:
         src = Path(temp_path)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.name) or "upload"
         dst = self.upload_dir / name
-        shutil.copyfile(src, dst)
+        try:
+            budget.check_disk(self.owner, src.stat().st_size)
+        except Exception:
+            src.unlink(missing_ok=True)  # a refused upload does not stay in Gradio's cache either
+            raise
+        shutil.move(src, dst)  # not a copy: the upload is stored once
         self.data_path = str(dst)
         return dst
 
@@ -89,16 +111,22 @@ class Sessions:
         return uuid.uuid4().hex
 
     def get(self, key: str | None, request=None) -> Session:
+        """The session of this request. On a public deployment it is the logged-in user's (the key the client
+        sends grants nothing); an anonymous visitor gets one per page, which owns nothing."""
         page = getattr(request, "session_hash", None)
-        if not key and page:  # an event before the page's key arrived: the session this page already uses
-            key = next((k for k, s in self.all_items() if page in s.pages), page)
-        key = key or "local"
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
-            key = "local"
+        if public_mode():
+            name = username(request)
+            owner = owner_id(name) if name else None
+            key = owner or f"anon-{_safe(page or 'none')}"
+        else:
+            if not key and page:  # an event before the page's key arrived: the session this page already uses
+                key = next((k for k, s in self.all_items() if page in s.pages), page)
+            key = _safe(key or "local")
+            owner = key
         with self._lock:
             self._drop_idle(keep=key)
             if key not in self._by_key:
-                self._by_key[key] = Session(key)
+                self._by_key[key] = Session(key, owner)
             session = self._by_key[key]
             session.last_seen = time.time()
             if getattr(request, "session_hash", None):
@@ -111,11 +139,13 @@ class Sessions:
 
     def adopt(self, key: str, request) -> Session:
         """The page's key arrived (demo.load): a session its events made before that, under the page's Gradio
-        hash, becomes this key's, so a job started in that moment is not lost."""
+        hash, becomes this key's, so a job started in that moment is not lost. (Public mode: the login's.)"""
+        if public_mode():
+            return self.get(key, request)
         page = getattr(request, "session_hash", None)
         with self._lock:
             early = self._by_key.pop(page, None) if page and page != key else None
-            session = self._by_key.setdefault(key, Session(key))
+            session = self._by_key.setdefault(key, Session(key, key))
             if early is not None:
                 for name in ("job", "sweep", "data_path", "pair", "answer"):
                     if getattr(session, name) in (None, "") and getattr(early, name) not in (None, ""):
@@ -155,3 +185,10 @@ class Context:
 
     def session(self, key: str | None, request=None) -> Session:
         return self.sessions.get(key, request)
+
+
+def _safe(key: str) -> str:
+    """A key fit for a folder name; any other string maps to its own hash (never to a shared folder)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
+        return key
+    return "k" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]

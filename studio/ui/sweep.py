@@ -9,11 +9,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.engine import runs
+from studio.engine import budget, runs
 from studio.engine.train.jobs import SweepJob
 from studio.engine.train.sweep import parse_grid
 from studio.ui.charts import overlay_figure
-from studio.ui.handlers import guard
+from studio.ui.handlers import guard, may_train
 from studio.ui.state import Context
 
 EXAMPLE = "train.learning_rate=1e-3,3e-3\nmethod.lora_r=8,16"
@@ -80,18 +80,14 @@ class Handlers:
     def start(self, values: dict, request: gr.Request):
         ctx = self.ctx
         s = ctx.session(values[ctx.key], request)
-        if not ctx.sessions.training_allowed:
-            raise gr.Error("Training is switched off on this deployment.", print_exception=False)
-        if s.sweep is not None and not s.sweep.done:
-            raise gr.Error("Your sweep is still going: stop it first.", print_exception=False)
+        may_train(ctx, s)
         cfg = ctx.form.to_config(values)
-        cfg.data.path = cfg.data.path or s.data_path
-        if not cfg.data.path or not s.allows_data(cfg):
+        if not s.allows_data(cfg) or not cfg.data.path:
             raise gr.Error("Choose a dataset in the Data tab first (your own upload or a sample).",
                            print_exception=False)
         cfg = replace(cfg, train=replace(cfg.train, max_steps=int(values[self.panel.steps] or 30)))
         s.sweep = SweepJob(cfg, parse_grid([x for x in (values[self.panel.grid] or "").splitlines() if x.strip()]),
-                           owner=s.key).start()
+                           owner=s.owner, budget=budget.over_budget).start()
         return status_text(s.sweep)
 
     def stop(self, k, request: gr.Request):

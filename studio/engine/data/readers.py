@@ -32,7 +32,9 @@ class Records:
 
 MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(2**30)))  # a data file larger than this is refused
 MAX_DEPTH = 64  # JSON nested deeper than this is refused (a record is never that deep)
-MAX_PARQUET_BYTES = int(os.environ.get("STUDIO_MAX_PARQUET_BYTES", str(2**30)))  # uncompressed
+# uncompressed: a few hundred bytes of Parquet can unpack to gigabytes; a public deployment allows less
+MAX_PARQUET_BYTES = int(os.environ.get("STUDIO_MAX_PARQUET_BYTES", str(2**26 if os.environ.get("SPACE_ID") or
+                                                                          os.environ.get("STUDIO_PUBLIC") else 2**30)))
 HEAD, CHUNK = 1 << 16, 1 << 20
 
 

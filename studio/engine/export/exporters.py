@@ -23,7 +23,7 @@ from studio.engine.errors import ModelError, StudioError
 from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config
 from studio.engine.models import resolve_model
 from studio.engine.runs import as_user_made, write_atomic
-from studio.settings import studio_home
+from studio.settings import public_mode, studio_home
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "tokenizer.model", "vocab.json", "merges.txt")
@@ -161,9 +161,14 @@ def export_quantized(run_dir: str | Path, bits: int, out: str | Path | None = No
 
 
 def push_to_hub(folder_or_zip: str | Path, repo_id: str, token: str | None = None, private: bool = True) -> str:
-    """Upload an export; offline or unauthorised says so in one line."""
+    """Upload an export; offline or unauthorised says so in one line. On a public deployment only the
+    visitor's own token pushes: the server's HF_TOKEN is never lent."""
     from huggingface_hub import HfApi
     from huggingface_hub import errors as hf
+
+    if public_mode() and not token:
+        raise ModelError("a push needs your own token (write scope), typed here or from your Hugging Face login: "
+                         "this deployment never lends its own")
 
     path = Path(folder_or_zip)
     work = path
@@ -171,7 +176,7 @@ def push_to_hub(folder_or_zip: str | Path, repo_id: str, token: str | None = Non
         work = Path(tempfile.mkdtemp(prefix="push-"))
         with zipfile.ZipFile(path) as z:
             z.extractall(work)
-    api = HfApi(token=token or os.environ.get("HF_TOKEN"))
+    api = HfApi(token=token or (None if public_mode() else os.environ.get("HF_TOKEN")))
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         info = api.upload_folder(folder_path=str(work), repo_id=repo_id, commit_message="Upload from the studio")

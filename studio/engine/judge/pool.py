@@ -58,12 +58,13 @@ def add_comparison(db: Ratings, run: Path, eval_name: str) -> int:
     return len(rows)
 
 
-def next_pair(db: Ratings, rater: str, rng: random.Random) -> Pair | None:
+def next_pair(db: Ratings, rater: str, rng: random.Random, keep=None) -> Pair | None:
+    """``keep(item)`` limits the pool (a public deployment shows each visitor only their own runs' items)."""
     votes = db.votes()
     mine = {(v["item_id"], v["system_a"], v["system_b"]) for v in votes if v["rater"] == rater}
     seen = Counter((v["system_a"], v["system_b"]) for v in votes)
     options = []
-    for it in db.items():
+    for it in filter(keep, db.items()) if keep else db.items():
         systems = sorted(s for s, t in it["outputs"].items() if t.strip())
         for i, a in enumerate(systems):
             for b in systems[i + 1:]:
@@ -76,11 +77,11 @@ def next_pair(db: Ratings, rater: str, rng: random.Random) -> Pair | None:
     return Pair(it["id"], it["prompt"], left, right, it["outputs"][left], it["outputs"][right], uuid.uuid4().hex)
 
 
-def next_answer(db: Ratings, rater: str, rng: random.Random) -> tuple[Answer | None, int, int]:
+def next_answer(db: Ratings, rater: str, rng: random.Random, keep=None) -> tuple[Answer | None, int, int]:
     """An output this rater has not rated (system hidden), and their progress (done, total)."""
     done = {(r["item_id"], r["system"]) for r in db.likert() if r["rater"] == rater}
     todo, total = [], 0
-    for it in db.items():
+    for it in filter(keep, db.items()) if keep else db.items():
         for system, text in it["outputs"].items():
             if text.strip():
                 total += 1
@@ -98,3 +99,15 @@ def human_vs_metrics(db: Ratings, votes: list[dict] | None = None) -> list[dict]
         mine = [it for it in items if it["source"] == source]
         out += human.human_vs_metric(votes, mine, tuned=run_name, base="base")
     return out
+
+
+def source_run(item: dict) -> str | None:
+    """The run whose comparison made this item (None for imported items)."""
+    return item["source"].split("/")[0] if "/" in item.get("source", "") else None
+
+
+def pseudonym(system: str) -> str:
+    """A stable stand-in for a run name a visitor must not see."""
+    import hashlib
+
+    return "base" if system == "base" else "run-" + hashlib.sha1(system.encode()).hexdigest()[:6]

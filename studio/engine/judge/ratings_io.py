@@ -142,9 +142,10 @@ def export_rows(db: Ratings) -> list[dict]:
     return rows
 
 
-def export_file(db: Ratings, path: str | Path) -> int:
+def export_file(db: Ratings, path: str | Path, rater: str | None = None) -> int:
+    """All ratings, or only ``rater``'s (what a visitor of a public deployment may take away)."""
     p = Path(path)
-    rows = export_rows(db)
+    rows = [r for r in export_rows(db) if rater is None or r["judge"] == rater]
     if p.suffix.lower() == ".jsonl":
         write_atomic(p, "".join(json.dumps({k: r[k] for k in COLUMNS if k in r}, ensure_ascii=False) + "\n"
                                 for r in rows))
@@ -159,12 +160,12 @@ def export_file(db: Ratings, path: str | Path) -> int:
     return len(rows)
 
 
-def preference_rows(db: Ratings) -> tuple[list[dict], dict]:
-    """Decided votes (not ties) as DPO records: the winner's output is chosen, the loser's rejected; and why
-    the other votes gave no pair (counts by reason)."""
+def preference_rows(db: Ratings, votes: list[dict] | None = None) -> tuple[list[dict], dict]:
+    """Decided votes (not ties; all of them, or ``votes``) as DPO records: the winner's output is chosen, the
+    loser's rejected; and why the other votes gave no pair (counts by reason)."""
     items = {it["id"]: it for it in db.items()}
     out, skipped = [], {"ties or both bad": 0, "an output is missing": 0, "no prompt": 0}
-    for v in db.votes():
+    for v in db.votes() if votes is None else votes:
         if v["winner"] not in ("a", "b"):
             skipped["ties or both bad"] += 1
             continue

@@ -20,6 +20,7 @@ from studio.engine import runs
 from studio.engine.errors import JobError
 from studio.engine.events import Event, Finding, JobSnapshot, Metrics, Notice, StateChanged, TrainingInfo
 from studio.engine.train import loop as train
+from studio.settings import public_mode
 
 
 class DeviceQueue:
@@ -35,6 +36,10 @@ class DeviceQueue:
         with self._cond:
             if len(self._waiting) >= self.max_waiting:
                 raise JobError(f"the training queue is full ({self.max_waiting} waiting); try again later")
+            owner = getattr(job, "owner", None)
+            if public_mode() and owner and any(getattr(j, "owner", None) == owner for j in [self._holder,
+                                                                                              *self._waiting]):
+                raise JobError("you already have a job training or waiting: one at a time on this deployment")
             self._waiting.append(job)
 
     def acquire(self, job: Job) -> bool:
@@ -95,9 +100,12 @@ def exclusive_on_gpu(queue: DeviceQueue = DEVICE):
 
 class Job:
     def __init__(self, config: StudioConfig, run_dir: str | Path | None = None, resume: bool = False,
-                 queue: DeviceQueue = DEVICE, owner: str | None = None, listener=None):
+                 queue: DeviceQueue = DEVICE, owner: str | None = None, listener=None, budget=None):
         self.config, self.resume, self.queue, self.owner = config, resume, queue, owner
         self.listener = listener  # also told every event (a sweep reports eval losses to Optuna)
+        self.budget = budget  # (step, seconds) -> a reason to stop, or None: the deployment's limits
+        self._budget_note: str | None = None
+        self._last_step, self._started_at = 0, 0.0
         self.result: train.RunResult | None = None
         self._snap = JobSnapshot("created", run_dir=str(run_dir) if run_dir else None)
         self._stop = threading.Event()
@@ -145,13 +153,23 @@ class Job:
             self._set(state="stopped")
             return
         try:
-            self.result = train.run(self.config, self._snap.run_dir, self._on_event, self._stop.is_set,
+            self.result = train.run(self.config, self._snap.run_dir, self._on_event, self._should_stop,
                                     self.resume, owner=self.owner)
-            self._set(state=self.result.state, error=self.result.error)
+            self._set(state=self.result.state, error=self._budget_note or self.result.error)
         except Exception as e:  # noqa: BLE001 - bad input or no checkpoint: the job fails, the app lives
             self._set(state="failed", error=train.failure_message(e, self.config))
         finally:
             self.queue.release(self)
+
+    def _should_stop(self) -> bool:
+        if self._stop.is_set():
+            return True
+        if self.budget is not None and self._started_at:
+            note = self.budget(self._last_step + 1, time.time() - self._started_at)  # the step now ending
+            if note:
+                self._budget_note = note
+                return True
+        return False
 
     def _set(self, **fields) -> None:
         with self._lock:
@@ -166,6 +184,7 @@ class Job:
             match event:
                 case Metrics(record):
                     s.metrics.append(record)
+                    self._last_step = max(self._last_step, record.get("step", 0))
                 case Notice(message):
                     s.notices.append(message)
                 case TrainingInfo():
@@ -174,6 +193,7 @@ class Job:
                     s.findings.append(event)
                 case StateChanged(state="running", run_dir=run_dir):
                     s.state, s.run_dir = "running", run_dir or s.run_dir
+                    self._started_at = time.time()
                     if self.resume:  # the chart keeps the points before the checkpoint it resumes from
                         s.metrics = runs.read_metrics(Path(s.run_dir))
 
@@ -182,10 +202,11 @@ class SweepJob:
     """A sweep in a background thread: each trial is a ``Job`` in the same device queue, so a sweep waits its
     turn like any run and Stop ends the trial in progress and the sweep."""
 
-    def __init__(self, config: StudioConfig, grid: dict, owner: str | None = None, queue: DeviceQueue = DEVICE):
+    def __init__(self, config: StudioConfig, grid: dict, owner: str | None = None, queue: DeviceQueue = DEVICE,
+                 budget=None):
         from studio.engine.train.sweep import Sweep
 
-        self.sweep, self.owner, self.queue = Sweep(config, grid), owner, queue
+        self.sweep, self.owner, self.queue, self.budget = Sweep(config, grid), owner, queue, budget
         self.error: str | None = None
         self.done = False
         self._stop = threading.Event()
@@ -219,7 +240,7 @@ class SweepJob:
             if isinstance(event, Metrics) and event.record.get("eval_loss") is not None:
                 report(event.record["step"], event.record["eval_loss"])
 
-        job = Job(config, queue=self.queue, owner=self.owner, listener=listener).start()
+        job = Job(config, queue=self.queue, owner=self.owner, listener=listener, budget=self.budget).start()
         while not job.wait(0.2):
             if should_stop():
                 job.stop()

@@ -47,7 +47,9 @@ def resolve_objective(config: StudioConfig, fmt: str) -> str:
     return objective
 
 
-def prepare(config: StudioConfig) -> Prepared:
+def preflight(config: StudioConfig):
+    """The quick part of ``prepare``, for a page to answer at once: the data read and checked against the
+    method, the objective, the base model found (its config only). Returns the loaded examples."""
     d = config.data
     if not d.path:
         raise ConfigError("data.path is not set")
@@ -58,6 +60,15 @@ def prepare(config: StudioConfig) -> Prepared:
         raise ConfigError(f"method.kind {config.method.kind} needs {wanted} data "
                           f"({'prompt, chosen, rejected' if wanted == 'preference' else 'a conversation and a label'})"
                           f"; {Path(d.path).name} is {loaded.format}")
+    resolve_objective(config, loaded.format)
+    resolve_model(config.model, config_only=True)
+    return loaded
+
+
+def prepare(config: StudioConfig) -> Prepared:
+    d = config.data
+    loaded = preflight(config)
+    wanted = PREFERENCE_METHODS.get(config.method.kind)
     objective = resolve_objective(config, loaded.format)
     resolved = resolve_model(config.model)
     tokenizer = load_tokenizer(resolved, config.model)

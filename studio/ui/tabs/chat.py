@@ -56,12 +56,12 @@ class Handlers:
         self.t, self.ctx = t, ctx
 
     def run_choices(self, k, current, request: gr.Request):
-        names = runs.trained_runs(self.ctx.session(k, request).key)
+        names = runs.trained_runs(self.ctx.session(k, request).owner)
         return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), None))
 
     def send(self, k, run_name, message, base, tuned, max_tokens, sample, temperature, system,
              request: gr.Request):
-        run = runs.find_run(run_name, self.ctx.session(k, request).key)
+        run = runs.find_run(run_name, self.ctx.session(k, request).owner)
         if run is None:
             raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
         if not (message or "").strip():

@@ -188,7 +188,7 @@ class Handlers:
         self.t, self.ctx = t, ctx
 
     def owner(self, k, request) -> str:
-        return self.ctx.session(k, request).key
+        return self.ctx.session(k, request).owner
 
     def run_choices(self, k, current, request: gr.Request):
         names = runs.trained_runs(self.owner(k, request))
@@ -204,7 +204,7 @@ class Handlers:
 
     def run_compare(self, values: dict, request: gr.Request, progress=gr.Progress()):
         t, s = self.t, self.ctx.session(values[self.ctx.key], request)
-        run = runs.find_run(values[t.run], s.key)
+        run = runs.find_run(values[t.run], s.owner)
         if run is None:
             raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
         settings = self.ctx.form.to_config(values).eval

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import gradio as gr
 
 from studio.config import ConfigError
+from studio.engine import budget
 from studio.engine.data.check import inspect_data, report_lines
 from studio.engine.data.readers import SUFFIXES
 from studio.engine.errors import StudioError
 from studio.settings import SAMPLES
 from studio.ui.charts import length_histogram
 from studio.ui.forms import Form, from_widget
+from studio.ui.handlers import guard, scrub
 from studio.ui.state import Context
 
 FILE_TYPES = sorted(SUFFIXES)
@@ -81,8 +83,8 @@ def check(path: str, fmt: str, columns: str, max_length, model: str, objective: 
         ins = inspect_data(path, fmt, from_widget("data.columns", columns), model or "studio-tiny",
                            int(max_length), objective, preview=PREVIEW)
     except (StudioError, ConfigError, ValueError) as e:
-        gr.Warning(str(e))
-        return f"❌ {e}", None, None
+        gr.Warning(scrub(str(e)))
+        return f"❌ {scrub(str(e))}", None, None
     shown: list[tuple[str, str | None]] = []
     for i, segs in enumerate(ins.preview):
         shown.append((f"── example {i + 1} ──\n", None))
@@ -98,24 +100,27 @@ class Handlers:
     def uploaded(self, k, path, request: gr.Request):
         if not path:
             return gr.skip()
-        return str(self.ctx.session(k, request).keep_upload(path))
+        budget.clean_uploads()
+        s = self.ctx.session(k, request)
+        return s.shown(str(s.keep_upload(path)))
 
     def sampled(self, k, name, request: gr.Request):
         if not name:
             return gr.skip()
         s = self.ctx.session(k, request)
         s.data_path = str(SAMPLES / name)
-        return s.data_path
+        return s.shown(s.data_path)
 
     def check(self, k, path, fmt, columns, max_length, model, objective, request: gr.Request):
-        if path and not self.ctx.session(k, request).allows(path):
+        s = self.ctx.session(k, request)
+        if path and not s.allows(path):
             return "❌ Only your own uploads and the bundled samples can be read here.", None, None
-        return check(path, fmt, columns, max_length, model, objective)
+        return check(s.resolve(path), fmt, columns, max_length, model, objective)
 
 
 def wire(t: DataTab, ctx: Context) -> None:
     h, w = Handlers(t, ctx), ctx.form.widgets
-    t.upload.upload(h.uploaded, [ctx.key, t.upload], [w["data.path"]], api_name="upload")
+    t.upload.upload(guard(h.uploaded), [ctx.key, t.upload], [w["data.path"]], api_name="upload")
     t.sample.change(h.sampled, [ctx.key, t.sample], [w["data.path"]], api_name="use_sample")
     gr.on([w["data.path"].change, w["data.format"].input, w["data.columns"].submit, w["data.max_length"].release,
            w["model.name"].change, w["method.objective"].input],

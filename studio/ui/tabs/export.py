@@ -13,7 +13,9 @@ from studio.engine.export import exporters as E
 from studio.engine.judge import human
 from studio.engine.judge.ratings import default_db
 from studio.engine.train.jobs import exclusive
+from studio.settings import public_mode
 from studio.ui.handlers import guard
+from studio.ui.identity import oauth_token
 from studio.ui.state import Context
 
 
@@ -64,24 +66,28 @@ class Handlers:
         self.t, self.ctx = t, ctx
 
     def run_of(self, k, name, request):
-        run = runs.find_run(name, self.ctx.session(k, request).key)
+        run = runs.find_run(name, self.ctx.session(k, request).owner)
         if run is None:
             raise gr.Error("Pick a trained run first.", print_exception=False)
         return run
 
     def run_choices(self, k, current, request: gr.Request):
-        names = runs.trained_runs(self.ctx.session(k, request).key)
+        names = runs.trained_runs(self.ctx.session(k, request).owner)
         return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), None))
 
     def prepare(self, k, name, request: gr.Request):
         """The zip is built as soon as a run is chosen (a second at most), so Download is one click that downloads."""
-        run = runs.find_run(name, self.ctx.session(k, request).key)
+        run = runs.find_run(name, self.ctx.session(k, request).owner)
         if run is None:
             return gr.DownloadButton(value=None, interactive=False), "Pick a trained run."
         if not (run / "adapter" / "adapter_model.safetensors").is_file():
             return (gr.DownloadButton(value=None, interactive=False),
                     "This run is a full fine-tune: it has no adapter; use **Merge into the base** for the model.")
-        path = E.export_adapter(run, leaderboard=human.leaderboard(default_db().votes()))
+        votes = default_db().votes()
+        if public_mode():  # the card carries only the ratings of this visitor's own runs
+            mine = {"base", *runs.trained_runs(self.ctx.session(k, request).owner)}
+            votes = [v for v in votes if {v["system_a"], v["system_b"]} <= mine]
+        path = E.export_adapter(run, leaderboard=human.leaderboard(votes))
         return (gr.DownloadButton(value=str(path), interactive=True),
                 f"`{path.name}` is ready ({path.stat().st_size / 2**20:.1f} MB): the adapter, its model card and "
                 "config. **Download** saves it.")
@@ -102,8 +108,11 @@ class Handlers:
     def push(self, k, name, repo, token, private, request: gr.Request):
         if not (repo or "").strip():
             raise gr.Error("Type a repo id first.", print_exception=False)
+        if public_mode() and not (token or oauth_token(request)):
+            raise gr.Error("A push needs your own token (write scope), typed here or from your Hugging Face login: "
+                           "this deployment never lends its own.", print_exception=False)
         zip_path = E.export_adapter(self.run_of(k, name, request))
-        return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or None, private)}"
+        return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or oauth_token(request), private)}"
 
 
 def wire(t: ExportTab, ctx: Context) -> None:

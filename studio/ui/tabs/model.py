@@ -23,7 +23,7 @@ from studio.engine.train.lr_find import lr_find
 from studio.settings import ASSETS, public_mode
 from studio.ui.charts import lr_figure
 from studio.ui.forms import PRESETS, SMALL_PRESET, Form, apply_preset
-from studio.ui.handlers import guard
+from studio.ui.handlers import guard, may_train, scrub
 from studio.ui.state import Context
 
 METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora", "quant_bits",
@@ -110,12 +110,13 @@ def describe(config: StudioConfig) -> tuple[str, str, str, str]:
     try:
         e = estimate(config)
         fits = "✅" if e.fits else ("❌" if e.fits is False else "❔")
-        md = (f"**Memory estimate** {fits} {e.verdict()}  \n{e.params:,} parameters, {e.trainable:,} trainable; "
+        verdict = f"needs about {e.total_mb / 1024:.2f} GiB" if public_mode() else e.verdict()  # no host facts
+        md = (f"**Memory estimate** {fits} {verdict}  \n{e.params:,} parameters, {e.trainable:,} trainable; "
               f"weights {e.weights_mb:,.1f} MB, gradients {e.gradients_mb:,.1f} MB, optimizer "
               f"{e.optimizer_mb:,.1f} MB, activations {e.activations_mb:,.1f} MB (batch {config.train.batch_size} "
               f"× length {config.data.max_length})")
     except (StudioError, ConfigError, OSError, ValueError) as err:
-        md = f"**Memory estimate** unavailable: {err}"
+        md = f"**Memory estimate** unavailable: {scrub(str(err))}"
     command = "python -m studio train studio-config.yaml\n# or from the bundled example:\n" + \
         "python -m studio train assets/configs/quickstart.yaml " + " ".join(
             f"--set {shlex.quote(f'{k}={v}')}" for k, v in overrides(config))
@@ -184,7 +185,9 @@ class Handlers:
 
     def find_lr(self, values: dict, request: gr.Request, progress=gr.Progress()):
         config = self.form.to_config(values)
-        if not self.ctx.session(values[self.ctx.key], request).allows_data(config):
+        s = self.ctx.session(values[self.ctx.key], request)
+        may_train(self.ctx, s)
+        if not s.allows_data(config):
             raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
         if not config.data.path:
             raise gr.Error("Choose a dataset in the Data tab first: the range test trains on it.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 import gradio as gr
@@ -19,6 +20,7 @@ from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
 from studio.settings import public_mode
 from studio.ui.handlers import guard
+from studio.ui.identity import username
 from studio.ui.state import Context
 
 KEYS_JS = """
@@ -134,15 +136,19 @@ def _shown(frame: pd.DataFrame):
     return gr.Dataframe(value=frame, visible=not frame.empty)
 
 
-def results(db: Ratings):
-    """(leaderboard, Likert means, agreement, human vs metric, a note): empty tables hide, the note says why."""
-    votes, likert = db.votes(), db.likert()
-    board = pd.DataFrame([[r["rank"], r["model"], round(r["rating"], 1), f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
+def results(db: Ratings, votes: list[dict] | None = None, shown=lambda name: name):
+    """(leaderboard, Likert means, agreement, human vs metric, a note): empty tables hide, the note says why.
+    ``votes`` limits what is counted; ``shown`` names a system as this visitor may see it."""
+    votes = db.votes() if votes is None else votes
+    systems = {s for v in votes for s in (v["system_a"], v["system_b"])}
+    likert = [r for r in db.likert() if r["system"] in systems or not public_mode()]
+    board = pd.DataFrame([[r["rank"], shown(r["model"]), round(r["rating"], 1),
+                           f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
                            f"{r['win_rate']:.3f} [{r['win_rate_ci_low']:.3f}, {r['win_rate_ci_high']:.3f}]", r["n"]]
                           for r in human.leaderboard(votes)],
                          columns=["rank", "model", "rating", "95% CI", "win rate [95% CI]", "votes"])
-    means = pd.DataFrame([[r["system"], r["dimension"], round(r["mean"], 3), f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
-                           r["n"]] for r in human.likert_summary(likert)],
+    means = pd.DataFrame([[shown(r["system"]), r["dimension"], round(r["mean"], 3),
+                           f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]", r["n"]] for r in human.likert_summary(likert)],
                          columns=["system", "dimension", "mean", "95% CI", "n"])
     rows = []
     for dim, d in human.agreement(likert).items():
@@ -163,6 +169,15 @@ def results(db: Ratings):
     return _shown(board), _shown(means), _shown(agree), _shown(versus), note
 
 
+VOTES_A_MINUTE = 30
+
+
+def safe_md(text: str) -> str:
+    """Text shown as markdown without loading anything: an image in a prompt or an answer would make every
+    rater's browser fetch a stranger's URL."""
+    return (text or "").replace("![", "!\\[").replace("<", "&lt;")
+
+
 SAID = {"a": "A is better", "b": "B is better", "tie": "a tie", "bothbad": "both bad"}
 
 
@@ -172,27 +187,44 @@ class Handlers:
 
     def __init__(self, t: RateTab, ctx: Context):
         self.t, self.ctx, self.db, self.rng = t, ctx, default_db(), random.Random()
+        self.recent: dict[str, list[float]] = defaultdict(list)
 
-    def who(self, typed: str, profile) -> str:
+    def who(self, typed: str, request) -> str:
         if public_mode():
-            if profile is None:
-                raise gr.Error("Log in with Hugging Face to rate.", print_exception=False)
-            return profile.username
+            name = username(request)
+            if not name:
+                raise gr.Error("Log in to rate (every rating records its rater).", print_exception=False)
+            return name
         if not (typed or "").strip():
             raise gr.Error("Type your name first: every rating records its rater.", print_exception=False)
         return typed.strip()
 
+    def scope(self, request):
+        """(which items, which votes) this visitor works with: everything locally; on a public deployment only
+        the comparisons of their own runs, so no one sees another visitor's prompts or run names."""
+        if not public_mode():
+            return None, self.db.votes()
+        mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
+        votes = [v for v in self.db.votes() if {v["system_a"], v["system_b"]} - {"base"} <= mine]
+        return (lambda it: pool.source_run(it) in mine), votes
+
+    def name(self, system: str, request) -> str:
+        return system if not public_mode() or system in self.scope_names(request) else pool.pseudonym(system)
+
+    def scope_names(self, request) -> set[str]:
+        return {"base", *runs.trained_runs(self.ctx.session(None, request).owner)}
+
     def runs_with_results(self, k, request: gr.Request):
-        owner = self.ctx.session(k, request).key
+        owner = self.ctx.session(k, request).owner
         return gr.Dropdown(choices=[n for n in runs.trained_runs(owner) if runs.evals(runs.find_run(n, owner))])
 
     def results_of(self, k, run_name, request: gr.Request):
-        run = runs.find_run(run_name, self.ctx.session(k, request).key)
+        run = runs.find_run(run_name, self.ctx.session(k, request).owner)
         found = runs.evals(run) if run else []
         return gr.Dropdown(choices=found, value=next(iter(found), None))
 
     def add(self, k, run_name, result, request: gr.Request):
-        run = runs.find_run(run_name, self.ctx.session(k, request).key)
+        run = runs.find_run(run_name, self.ctx.session(k, request).owner)
         if run is None or result not in runs.evals(run):
             raise gr.Error("Pick a run and one of its comparison results first.", print_exception=False)
         gr.Info(f"Added {pool.add_comparison(self.db, run, result)} items.")
@@ -201,69 +233,92 @@ class Handlers:
     def imported(self, path):
         if not path:
             return gr.skip()
+        if public_mode():
+            raise gr.Error("Importing ratings is for the operator on a public deployment (studio ratings import on "
+                           "the server).", print_exception=False)
         gr.Info(import_text(import_file(self.db, path)).capitalize() + ".")
         return pool_text(self.db)
 
-    def show_pair(self, k, typed, reveal, request, profile):
+    def show_pair(self, k, typed, reveal, request):
         s = self.ctx.session(k, request)
-        s.pair = pool.next_pair(self.db, self.who(typed, profile), self.rng)
+        s.pair = pool.next_pair(self.db, self.who(typed, request), self.rng, keep=self.scope(request)[0])
         if s.pair is None:
             return "Nothing left to judge: add items from a comparison, or wait for more.", "", "", reveal
-        return f"**Prompt:** {s.pair.prompt}", f"**A**\n\n{s.pair.left_text}", f"**B**\n\n{s.pair.right_text}", reveal
+        return (f"**Prompt:** {safe_md(s.pair.prompt)}", f"**A**\n\n{safe_md(s.pair.left_text)}",
+                f"**B**\n\n{safe_md(s.pair.right_text)}", reveal)
 
-    def next_pair(self, k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
-        return self.show_pair(k, typed, "", request, profile)
+    def next_pair(self, k, typed, request: gr.Request):
+        return self.show_pair(k, typed, "", request)
 
     def vote(self, choice: str):
-        def vote(k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
-            rater, pair = self.who(typed, profile), self.ctx.session(k, request).pair
+        def vote(k, typed, request: gr.Request):
+            rater, pair = self.who(typed, request), self.ctx.session(k, request).pair
             if not pair:
                 raise gr.Error("Show a pair first.", print_exception=False)
             if choice == "skip":
-                return self.refreshed(self.show_pair(k, typed, "Skipped.", request, profile))
+                return self.refreshed(self.show_pair(k, typed, "Skipped.", request), request)
+            self.limit(rater)
             self.db.vote(pair.item, pair.left, pair.right, choice, rater, left=pair.left, client_key=pair.key)
-            return self.refreshed(self.show_pair(k, typed, f"Recorded: {SAID[choice]}. A was **{pair.left}**, B "
-                                                           f"was **{pair.right}**.", request, profile))
+            shown = f"A was **{self.name(pair.left, request)}**, B was **{self.name(pair.right, request)}**"
+            return self.refreshed(self.show_pair(k, typed, f"Recorded: {SAID[choice]}. {shown}.", request), request)
         vote.__name__ = f"vote_{choice}"
         return vote
 
-    def show_one(self, k, typed, request, profile):
+    def limit(self, rater: str) -> None:
+        """On a public deployment a rater casts at most VOTES_A_MINUTE votes and ratings a minute."""
+        if not public_mode():
+            return
+        now = time.time()
+        recent = self.recent[rater] = [t for t in self.recent[rater] if now - t < 60] + [now]
+        if len(recent) > VOTES_A_MINUTE:
+            raise gr.Error(f"Slow down: at most {VOTES_A_MINUTE} ratings a minute.", print_exception=False)
+
+    def show_one(self, k, typed, request):
         s = self.ctx.session(k, request)
-        s.answer, done, total = pool.next_answer(self.db, self.who(typed, profile), self.rng)
+        s.answer, done, total = pool.next_answer(self.db, self.who(typed, request), self.rng,
+                                                 keep=self.scope(request)[0])
         progress = f"{done} of {total} rated"
         if s.answer is None:
             return ("Nothing left to rate.", "", *[None] * len(self.t.dims), "", progress)
-        return (f"**Prompt:** {s.answer.prompt}", s.answer.text, *[None] * len(self.t.dims), "", progress)
+        return (f"**Prompt:** {safe_md(s.answer.prompt)}", safe_md(s.answer.text), *[None] * len(self.t.dims), "",
+                progress)
 
-    def next_one(self, k, typed, request: gr.Request, profile: gr.OAuthProfile | None = None):
-        return self.show_one(k, typed, request, profile)
+    def next_one(self, k, typed, request: gr.Request):
+        return self.show_one(k, typed, request)
 
-    def submit(self, k, typed, quality, relevance, coherence, helpfulness, comment, request: gr.Request,
-               profile: gr.OAuthProfile | None = None):
+    def submit(self, k, typed, quality, relevance, coherence, helpfulness, comment, request: gr.Request):
         scores = [quality, relevance, coherence, helpfulness]
         one = self.ctx.session(k, request).answer
         if not one:
             raise gr.Error("Show an answer first.", print_exception=False)
         if any(x is None for x in scores):
             raise gr.Error("Rate all four dimensions (keys 1-5 work).", print_exception=False)
-        self.db.rate(one.item, one.system, self.who(typed, profile), dict(zip(DIMENSIONS, map(int, scores))),
-                     comment or "")
-        return self.refreshed(self.show_one(k, typed, request, profile))
+        rater = self.who(typed, request)
+        self.limit(rater)
+        self.db.rate(one.item, one.system, rater, dict(zip(DIMENSIONS, map(int, scores))), comment or "")
+        return self.refreshed(self.show_one(k, typed, request), request)
 
-    def results(self):
-        return results(self.db)
+    def results(self, request: gr.Request):
+        votes = self.scope(request)[1]
+        return results(self.db, votes, lambda name: self.name(name, request))
 
-    def refreshed(self, shown: tuple) -> tuple:
+    def refreshed(self, shown: tuple, request) -> tuple:
         """What a vote or a rating changes on the page: the item shown, the counts and every result."""
-        return (*shown, pool_text(self.db), *results(self.db))
+        return (*shown, pool_text(self.db), *self.results(request))
 
-    def export(self):
+    def export(self, request: gr.Request):
+        rater = None
+        if public_mode():
+            rater = username(request)
+            if not rater:
+                raise gr.Error("Log in to export your own ratings; the operator exports them all.",
+                               print_exception=False)
         path = export_root() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        export_file(self.db, path)
+        export_file(self.db, path, rater=rater)
         return str(path)
 
-    def to_dpo(self):
-        rows, skipped = preference_rows(self.db)
+    def to_dpo(self, request: gr.Request):
+        rows, skipped = preference_rows(self.db, self.scope(request)[1])
         if not rows:
             raise gr.Error("No votes give a preference pair yet" + (f": {skipped_text(skipped)}" if skipped else "")
                            + ".", print_exception=False)
@@ -276,8 +331,6 @@ class Handlers:
 def wire(t: RateTab, ctx: Context) -> None:
     h, key, w = Handlers(t, ctx), ctx.key, ctx.form.widgets
     ctx.demo.load(None, None, None, js=KEYS_JS)  # keys 1-5 fill the Likert dimensions
-    if public_mode():
-        gr.LoginButton()
     t.page.select(h.runs_with_results, key, t.run, api_visibility="private")
     t.page.select(lambda: pool_text(h.db), None, t.pool, api_visibility="private")
     t.run.change(h.results_of, [key, t.run], t.result, api_visibility="private")

@@ -10,12 +10,14 @@ from pathlib import Path
 import gradio as gr
 
 from studio.config import StudioConfig
-from studio.engine import runs
+from studio.engine import budget, runs
 from studio.engine.events import FINAL_STATES, JobSnapshot
 from studio.engine.train.jobs import Job
+from studio.engine.train.prepare import preflight
+from studio.settings import public_mode
 from studio.ui import operator, sweep
 from studio.ui.charts import loss_figure, overlay_figure, system_figure
-from studio.ui.handlers import guard
+from studio.ui.handlers import guard, may_train
 from studio.ui.state import Context
 
 POLL_S = 1.0  # a new point shows within two polls of being logged
@@ -109,7 +111,8 @@ def status_text(snap: JobSnapshot) -> str:
     if snap.error:
         text += f": {snap.error}"
     if snap.run_dir:
-        text += f"  \nRun directory: `{snap.run_dir}`"
+        where = f"Run `{Path(snap.run_dir).name}`" if public_mode() else f"Run directory: `{snap.run_dir}`"
+        text += f"  \n{where}"
     return text
 
 
@@ -197,18 +200,16 @@ class Handlers:
     def start(self, values: dict, request: gr.Request):
         ctx = self.ctx
         s = ctx.session(values[ctx.key], request)
-        if not ctx.sessions.training_allowed:
-            raise gr.Error("Training is switched off on this deployment.", print_exception=False)
-        if s.job is not None and not s.job.done:
-            raise gr.Error("Your run is still going: stop it first.", print_exception=False)
+        may_train(ctx, s)
         cfg = ctx.form.to_config(values)
-        cfg.data.path = cfg.data.path or s.data_path
-        if not cfg.data.path:
+        if not (cfg.data.path or s.data_path):
             raise gr.Error("Choose a dataset in the Data tab first.", print_exception=False)
         if not s.allows_data(cfg):
             raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
+        budget.check_disk(s.owner)
+        preflight(cfg)  # bad data or a model that cannot be had: said here, where it was chosen; no run starts
         cfg.run_name = (values[self.t.run_name] or "").strip()
-        s.job, s.drawn, s.announced = Job(cfg, owner=s.key).start(), -1, ""
+        s.job, s.drawn, s.announced = Job(cfg, owner=s.owner, budget=budget.over_budget).start(), -1, ""
         return status_text(s.job.snapshot())
 
     def stop(self, k, request: gr.Request):
@@ -220,13 +221,13 @@ class Handlers:
 
     def resume(self, k, picked, request: gr.Request):
         s = self.ctx.session(k, request)
-        if s.job is not None and not s.job.done:
-            raise gr.Error("Your run is still going.", print_exception=False)
-        run_dir = runs.find_run(picked[0], s.key) if picked else (Path(s.job.run_dir) if s.job else None)
+        may_train(self.ctx, s)
+        run_dir = runs.find_run(picked[0], s.owner) if picked else (Path(s.job.run_dir) if s.job else None)
         if run_dir is None or runs.last_complete_checkpoint(run_dir) is None:
             raise gr.Error("Nothing to resume: stop a run first, or pick one with a checkpoint in Run history.",
                            print_exception=False)
-        job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True, owner=s.key)
+        job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True, owner=s.owner,
+                  budget=budget.over_budget)
         s.job, s.drawn, s.announced = job.start(), -1, ""
         return status_text(s.job.snapshot())
 
@@ -252,12 +253,12 @@ class Handlers:
         return status_text(snap), doctor_text(snap), progress_html(snap), *figures, log_text(snap), *history, current
 
     def history(self, k, request: gr.Request):
-        rows, names = history_rows(self.ctx.session(k, request).key)
+        rows, names = history_rows(self.ctx.session(k, request).owner)
         return gr.Dataframe(value=rows, visible=bool(rows)), gr.CheckboxGroup(
             choices=names, label="Compare runs (overlay losses, diff configs)" if names else "No runs yet.")
 
     def compare(self, k, names, request: gr.Request):
-        return compare(names, self.ctx.session(k, request).key)
+        return compare(names, self.ctx.session(k, request).owner)
 
 
 def wire(t: TrainTab, ctx: Context) -> None:

@@ -1,0 +1,113 @@
+"""Training in a child process, supervised: what the app's job thread runs instead of training itself.
+
+Contract: ``supervise(config, run_dir, resume, owner, on_event, should_stop) -> RunResult`` starts a fresh
+interpreter (``spawn``) that runs ``loop.run`` and sends every event back through a pipe; the caller's
+``on_event`` receives them as they come. When ``should_stop()`` turns true the child is asked to stop (it
+saves a checkpoint and ends ``stopped``); if it has not ended ``GRACE_S`` later it is killed. A child that
+dies (a crash, a CUDA or bitsandbytes abort, an out-of-memory kill) ends the run ``failed`` with the reason,
+written into the run's status too, while the app keeps serving; the device's memory goes back with the
+process. The app's web server and its GIL are no longer shared with the training loop.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from studio.config import StudioConfig
+from studio.engine import runs
+from studio.engine.errors import JobError
+from studio.engine.events import Event, StateChanged
+
+GRACE_S = 60.0  # after Stop, how long the child may take to checkpoint before it is killed
+POLL_S = 0.2
+
+
+def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, conn, stop) -> None:
+    """The child's whole life: quiet libraries, one run, its result (or the readable reason it could not)."""
+    from studio.settings import quiet_libraries
+
+    quiet_libraries()
+    from studio.engine.train import loop
+
+    cfg = StudioConfig.from_dict(config)
+    try:
+        result = loop.run(cfg, run_dir, conn.send, stop.is_set, resume, owner=owner)
+        conn.send(("result", result))
+    except Exception as e:  # noqa: BLE001 - bad input (before any run directory) or no checkpoint: said in a line
+        conn.send(("error", loop.failure_message(e, cfg)))
+    finally:
+        conn.close()
+
+
+def _death(code: int | None) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        why = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"the training process was killed by {name}{why}; resume from the last complete checkpoint"
+    return f"the training process ended unexpectedly (exit code {code}); resume from the last complete checkpoint"
+
+
+class Supervisor:
+    def __init__(self, config: StudioConfig, run_dir, resume: bool, owner: str | None):
+        ctx = mp.get_context("spawn")
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._stop = ctx.Event()
+        self.proc = ctx.Process(target=_child, args=(config.to_dict(), str(run_dir) if run_dir else None, resume,
+                                                     owner, send, self._stop), name="studio-worker", daemon=True)
+        self.proc.start()
+        send.close()
+        self.run_dir: Path | None = Path(run_dir) if run_dir else None
+        self._asked: float | None = None
+
+    def pump(self, on_event: Callable[[Event], None]) -> tuple | None:
+        """Relay what the child said (a bounded batch); its last word, ("alive",), or None if it died mute."""
+        for _ in range(256):
+            if not self._recv.poll(POLL_S):
+                break
+            try:
+                message = self._recv.recv()
+            except EOFError:
+                return None
+            if isinstance(message, tuple):
+                return message
+            if isinstance(message, StateChanged) and message.run_dir:
+                self.run_dir = Path(message.run_dir)
+            on_event(message)
+        return ("alive",) if self.proc.is_alive() else None
+
+    def ask_to_stop(self) -> None:
+        if self._asked is None:
+            self._asked = time.time()
+            self._stop.set()
+        elif time.time() - self._asked > GRACE_S and self.proc.is_alive():
+            self.proc.kill()
+
+
+def supervise(config: StudioConfig, run_dir, resume: bool, owner: str | None, on_event: Callable[[Event], None],
+              should_stop: Callable[[], bool], started: Callable[[Supervisor], None] = lambda sup: None):
+    from studio.engine.train.loop import RunResult
+
+    sup = Supervisor(config, run_dir, resume, owner)
+    started(sup)
+    last = ("alive",)
+    while last == ("alive",):
+        if should_stop():
+            sup.ask_to_stop()
+        last = sup.pump(on_event)
+    sup.proc.join(GRACE_S)
+    if last and last[0] == "result":
+        return last[1]
+    if last and last[0] == "error":
+        raise JobError(last[1])
+    reason = _death(sup.proc.exitcode)
+    if sup.run_dir is not None and (sup.run_dir / "status.json").is_file():
+        status = runs.write_status(sup.run_dir, "failed", error=reason)
+        step = status.get("step", 0)
+    else:
+        step = 0
+    on_event(StateChanged("failed", run_dir=str(sup.run_dir) if sup.run_dir else None, error=reason, step=step))
+    return RunResult(sup.run_dir or Path("."), "failed", step, reason)

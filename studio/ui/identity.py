@@ -1,0 +1,47 @@
+"""Who is asking: on a public deployment, the logged-in user, never anything the client chooses.
+
+Contract: ``username(request)`` is the visitor's login or None (anonymous), from, in order: the Hugging
+Face login on a Space (Gradio's OAuth session), Gradio's own password auth (``STUDIO_AUTH``), or, only
+when the operator names it, a header set by a trusted reverse proxy (``STUDIO_TRUSTED_USER_HEADER``;
+also how the security tests log two users in on loopback). ``owner_id(name)`` is the id that runs,
+uploads, jobs and ratings are filed under. A session key or a Gradio session hash never grants access.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+
+def _oauth_info(request) -> dict | None:
+    """Gradio's OAuth session on a Space; None where no login middleware is installed."""
+    try:
+        session = request.session
+        return session.get("oauth_info") if session is not None else None
+    except (AssertionError, AttributeError, KeyError):  # no SessionMiddleware: nobody logged in that way
+        return None
+
+
+def username(request) -> str | None:
+    if request is None:
+        return None
+    info = _oauth_info(request)
+    if info and info.get("userinfo", {}).get("preferred_username"):
+        return info["userinfo"]["preferred_username"]
+    if getattr(request, "username", None):
+        return request.username
+    header = os.environ.get("STUDIO_TRUSTED_USER_HEADER", "").strip()
+    headers = getattr(request, "headers", None) or {}
+    if header and headers.get(header.lower()):
+        return headers.get(header.lower()).strip()[:64] or None
+    return None
+
+
+def owner_id(name: str) -> str:
+    """A user's id on disk and in the run store: their login, made safe for a folder name."""
+    return "user-" + (re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:60] or "unknown")
+
+
+def oauth_token(request) -> str | None:
+    """The visitor's own Hugging Face token from their login on a Space (write scope if the Space asks for it)."""
+    return (_oauth_info(request) or {}).get("access_token")
