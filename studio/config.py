@@ -131,6 +131,9 @@ class TrainConfig:
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).")
     precision: str = _f("auto", "auto: bf16 on GPUs that support it, else fp32 (fp16 on older GPUs).", PRECISIONS)
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
+    group_by_length: bool = _f(True, "Batch examples of similar length together: less padding, the same examples.")
+    packing: bool = _f(False, "Padding-free batches: examples side by side in one row, positions restarting at "
+                              "each, attention never crossing them; the same loss as padding.")
     seed: int = _f(42, "Seed for data order, splits and initialisation.")
     logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
     eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).")

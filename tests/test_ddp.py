@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full su
 CONFIG = {"data": {"path": str(SAMPLES / "instructions.json"), "val_size": 0, "max_length": 64},
           "model": {"name": "studio-tiny"}, "method": {"kind": "full"},
           "train": {"max_steps": 6, "batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "threads": 1,
-                    "warmup_ratio": 0}}
+                    "warmup_ratio": 0, "group_by_length": False}}  # length groups are drawn per process: a
+# different (equally valid) order under DDP, so the one-process twin would not see the same batches
 
 
 def losses(run) -> list[float]:

@@ -2,6 +2,7 @@
 
 import time
 
+import pytest
 from conftest import tiny_config
 
 from studio.config import StudioConfig
@@ -21,10 +22,10 @@ def test_second_job_queues_and_each_stop_is_its_own(alpaca_file, tmp_path):
     queue = DeviceQueue()
     long = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 500}))
     short = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 2}))
-    a = Job(long, tmp_path / "a", queue=queue).start()
+    a = Job(long, tmp_path / "a", queue=queue, isolate=False).start()
     assert wait_for(lambda: len(a.snapshot().metrics) >= 1)
-    b = Job(long, tmp_path / "b", queue=queue).start()
-    c = Job(short, tmp_path / "c", queue=queue).start()
+    b = Job(long, tmp_path / "b", queue=queue, isolate=False).start()
+    c = Job(short, tmp_path / "c", queue=queue, isolate=False).start()
     time.sleep(0.3)
     assert b.snapshot().state == "queued" and b.snapshot().queue_position == 1
     assert c.snapshot().queue_position == 2
@@ -54,11 +55,36 @@ def test_the_queue_has_a_maximum(alpaca_file, tmp_path):
 
     queue = DeviceQueue(max_waiting=1)
     long = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 500}))
-    a = Job(long, tmp_path / "a", queue=queue).start()
+    a = Job(long, tmp_path / "a", queue=queue, isolate=False).start()
     assert wait_for(lambda: a.snapshot().state == "running")
-    b = Job(long, tmp_path / "b", queue=queue).start()
+    b = Job(long, tmp_path / "b", queue=queue, isolate=False).start()
     with pytest.raises(JobError, match="queue is full"):
-        Job(long, tmp_path / "c", queue=queue).start()
+        Job(long, tmp_path / "c", queue=queue, isolate=False).start()
     b.stop()
     a.stop()
     assert a.wait(30) and b.wait(30)
+
+
+@pytest.mark.slow
+def test_the_worker_process_trains_and_a_kill_fails_the_run_which_resumes(alpaca_file, tmp_path):
+    import json
+    import os
+    import signal
+
+    from studio.engine import runs
+
+    queue = DeviceQueue()
+    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 5000, "save_steps": 2}))
+    job = Job(cfg, tmp_path / "r", queue=queue).start()  # isolate=True: a child process trains
+    assert wait_for(lambda: runs.last_complete_checkpoint(tmp_path / "r") is not None, timeout=120)
+    assert job.worker.proc.pid != os.getpid() and job.snapshot().metrics  # events cross the pipe
+    os.kill(job.worker.proc.pid, signal.SIGKILL)
+    assert job.wait(60) and job.state == "failed" and "SIGKILL" in job.snapshot().error
+    status = json.loads((tmp_path / "r" / "status.json").read_text())
+    assert status["state"] == "failed" and "SIGKILL" in status["error"] and not queue.busy
+    again = Job(cfg, tmp_path / "r", resume=True, queue=queue).start()
+    assert wait_for(lambda: len(again.snapshot().metrics) > 0, timeout=120)
+    again.stop()
+    assert again.wait(120) and again.state == "stopped"
+    first = again.snapshot().metrics[0]["step"]
+    assert first == 1  # the chart kept the points before the kill (the run resumed from its checkpoint)

@@ -264,3 +264,22 @@ def test_export_tab_gives_the_adapter_zip(url):
     assert "max |logit difference|" in c.predict(run.name, api_name="/export_merged")
     zipped, status = c.predict("../../etc", api_name="/export_adapter")
     assert not zipped["interactive"] and zipped["value"] is None and "Pick a trained run" in status
+
+
+def test_a_killed_worker_fails_the_run_and_the_app_keeps_answering(url):
+    import signal
+
+    import psutil
+
+    c = client(url)
+    c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    start(c, max_steps=100000)
+    poll(c, lambda s, lg: "Training" in s and "loss" in (lg or ""))
+    workers = [p for p in psutil.Process().children(recursive=True)
+               if "spawn_main" in " ".join(p.cmdline()) and p.is_running()]
+    assert len(workers) == 1, "the run should train in one child process"
+    os.kill(workers[0].pid, signal.SIGKILL)
+    status, _ = poll(c, lambda s, lg: "Failed" in s)
+    assert "killed by SIGKILL" in status and "resume" in status
+    table, _ = c.predict(api_name="/runs")  # the app still answers
+    assert rows(table)

@@ -35,6 +35,28 @@ def page(request):
         browser.close()
 
 
+def wait_done(page, selector: str, timeout: int) -> None:
+    """Wait for ``selector`` to say Done; on a timeout, fail with what the page and the server were doing."""
+    import faulthandler
+    import tempfile
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    from studio.engine.train.jobs import DEVICE
+
+    try:
+        page.wait_for_function(f"document.querySelector('{selector}').innerText.includes('Done')", timeout=timeout)
+    except PlaywrightTimeout:
+        with tempfile.TemporaryFile("w+") as f:  # every thread's stack: where the server is stuck
+            faulthandler.dump_traceback(f, all_threads=True)
+            f.seek(0)
+            stacks = f.read()
+        toasts = page.locator(".toast-body").all_inner_texts()
+        raise AssertionError(f"{selector} says {page.inner_text(selector)!r}; toasts {toasts}; device holder "
+                             f"{DEVICE._holder!r}, "
+                             f"waiting {DEVICE._waiting!r}\n{stacks}") from None
+
+
 def points(page) -> int:
     return page.evaluate("(() => { const el = document.querySelector('#loss-chart .js-plotly-plot');"
                          " return el && el.data ? el.data[0].x.length : 0; })()")
@@ -85,7 +107,7 @@ def test_upload_train_watch_stop(page, url):
     page.fill("#eval-limit input", "6")
     page.press("#eval-limit input", "Tab")
     page.click("#compare-go")
-    page.wait_for_function("document.querySelector('#compare-status').innerText.includes('Done')", timeout=120000)
+    wait_done(page, "#compare-status", 120000)
     page.wait_for_selector("#compare-bars .js-plotly-plot", timeout=30000)
     assert "perplexity" in page.inner_text("#compare-summary")
     page.screenshot(path=str(ARTIFACTS / "06-compare.png"), full_page=True)
@@ -138,7 +160,7 @@ def test_the_newcomer_path_takes_at_most_ten_clicks(page, url, tmp_path):
     click(role="tab", name="Compare")
     page.wait_for_function("document.querySelector('#compare-run input').value.includes('lora')", timeout=30000)
     click("#compare-go")
-    page.wait_for_function("document.querySelector('#compare-status').innerText.includes('Done')", timeout=180000)
+    wait_done(page, "#compare-status", 180000)
     page.wait_for_selector("#compare-bars .js-plotly-plot", timeout=30000)
     summary = page.inner_text("#compare-summary")
     assert "rougeL" in summary and "better" in summary
@@ -191,13 +213,35 @@ def test_chat_streams_base_and_tuned_side_by_side(page, url):
     page.evaluate(RECORD_CHAT)
     page.fill("#chat-message textarea", "Use the word garden in a sentence.")
     page.click("#chat-send")
-    page.wait_for_function("document.querySelectorAll('#chat-tuned .message.bot, #chat-tuned [data-testid=\"bot\"]')"
-                           ".length >= 1 && !document.querySelector('#chat-tuned .generating, #chat-send[disabled]')",
-                           timeout=120000)
+    answered = """(() => { const bots = '#chat-tuned .message.bot, #chat-tuned [data-testid="bot"]';
+      const said = [...document.querySelectorAll(bots)].map(e => e.innerText.trim()).filter(t => t);
+      return said.length && !document.querySelector('#chat-tuned .generating, #chat-send[disabled]')
+        ? said.sort((a, b) => b.length - a.length)[0] : ''; })()"""
+    page.wait_for_function(answered, timeout=120000)
     page.wait_for_timeout(1000)
     texts = [t for t in page.evaluate("window.chatTexts") if t.strip()]
-    final = page.locator("#chat-tuned .message.bot, #chat-tuned [data-testid='bot']").last.inner_text()
+    final = page.evaluate(answered)
     page.screenshot(path=str(ARTIFACTS / "13-chat.png"), full_page=True)
     assert final.strip() and page.locator("#chat-base .message.bot, #chat-base [data-testid='bot']").count() >= 1
     partial = [t for t in texts if t.strip() and t.strip() != final.strip() and final.startswith(t.strip()[:3])]
     assert partial, f"the answer appeared whole, not streamed: {texts[-5:]}"
+
+
+def test_the_doctor_speaks_while_the_run_is_going(page, url):
+    """A learning rate too small to learn: the doctor's finding shows in the Train tab before the run ends."""
+    page.goto(url)
+    page.wait_for_selector("#data-sample")
+    page.click("#data-sample input")
+    page.get_by_role("option", name="chat.jsonl").click()
+    page.wait_for_function("document.querySelector('#data-report').innerText.includes('detected')", timeout=60000)
+    page.get_by_role("tab", name="Model").click()
+    for field, value in (("learning_rate", "1e-8"), ("max_steps", "200")):  # judged from a quarter of the way
+        page.fill(f"#train-{field} input", value)
+        page.press(f"#train-{field} input", "Tab")
+    page.get_by_role("tab", name="Train").click()
+    page.click("#start")
+    page.wait_for_function("document.querySelector('#doctor').innerText.includes('not fallen')", timeout=120000)
+    assert "Training" in page.inner_text("#status"), "the finding should come while the run is still going"
+    page.screenshot(path=str(ARTIFACTS / "14-doctor.png"), full_page=True)
+    page.click("#stop")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')", timeout=60000)

@@ -186,6 +186,15 @@ class Context:
     def session(self, key: str | None, request=None) -> Session:
         return self.sessions.get(key, request)
 
+    def trained(self, key: str | None, current: str | None, just: str | None, request=None) -> tuple[list, str]:
+        """A run picker's choices and value: what it shows if still there, else the run just trained, else the
+        newest. Every picker agrees, whichever of its refreshes answers last."""
+        from studio.engine import runs
+
+        names = runs.trained_runs(self.session(key, request).owner)
+        value = next((n for n in (current, just) if n in names), next(iter(names), None))
+        return names, value
+
 
 def _safe(key: str) -> str:
     """A key fit for a folder name; any other string maps to its own hash (never to a shared folder)."""

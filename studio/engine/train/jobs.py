@@ -1,7 +1,8 @@
 """Training jobs in background threads, one on the device at a time.
 
 Contract: ``Job(config).start()`` returns at once; the job waits its turn in ``DEVICE`` (a real
-lock with a first-come queue), then runs ``train.run`` in its thread. ``snapshot()`` is a cheap
+lock with a first-come queue), then its thread supervises a child process that runs ``train.run``
+(``worker.py``; ``isolate=False`` trains in the thread itself). ``snapshot()`` is a cheap
 copy for pollers (the UI's timer), ``stop()`` takes effect within one optimizer step (or takes
 a queued job out of the queue). This module is the only place that owns threads and the device.
 """
@@ -20,6 +21,7 @@ from studio.engine import runs
 from studio.engine.errors import JobError
 from studio.engine.events import Event, Finding, JobSnapshot, Metrics, Notice, StateChanged, TrainingInfo
 from studio.engine.train import loop as train
+from studio.engine.train import worker
 from studio.settings import public_mode
 
 
@@ -100,11 +102,14 @@ def exclusive_on_gpu(queue: DeviceQueue = DEVICE):
 
 class Job:
     def __init__(self, config: StudioConfig, run_dir: str | Path | None = None, resume: bool = False,
-                 queue: DeviceQueue = DEVICE, owner: str | None = None, listener=None, budget=None):
+                 queue: DeviceQueue = DEVICE, owner: str | None = None, listener=None, budget=None,
+                 isolate: bool = True):
         self.config, self.resume, self.queue, self.owner = config, resume, queue, owner
         self.listener = listener  # also told every event (a sweep reports eval losses to Optuna)
         self.budget = budget  # (step, seconds) -> a reason to stop, or None: the deployment's limits
         self._budget_note: str | None = None
+        self.isolate = isolate  # train in a child process (the app); False: in this thread (embedders, tests)
+        self.worker = None  # the child's Supervisor while it lives
         self._last_step, self._started_at = 0, 0.0
         self.result: train.RunResult | None = None
         self._snap = JobSnapshot("created", run_dir=str(run_dir) if run_dir else None)
@@ -153,8 +158,15 @@ class Job:
             self._set(state="stopped")
             return
         try:
-            self.result = train.run(self.config, self._snap.run_dir, self._on_event, self._should_stop,
-                                    self.resume, owner=self.owner)
+            if self.isolate:
+                self.result = worker.supervise(self.config, self._snap.run_dir, self.resume, self.owner,
+                                               self._on_event, self._should_stop,
+                                               started=lambda sup: setattr(self, "worker", sup), budget=self.budget)
+            else:
+                self.result = train.run(self.config, self._snap.run_dir, self._on_event, self._should_stop,
+                                        self.resume, owner=self.owner)
+            if self.result.state == "stopped" and not self._stop.is_set() and self.budget and not self._budget_note:
+                self._budget_note = self.budget(self._last_step + 1, time.time() - self._started_at)  # the child's
             self._set(state=self.result.state, error=self._budget_note or self.result.error)
         except Exception as e:  # noqa: BLE001 - bad input or no checkpoint: the job fails, the app lives
             self._set(state="failed", error=train.failure_message(e, self.config))

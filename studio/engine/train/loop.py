@@ -99,7 +99,8 @@ def _train(prepared: Prepared, run: Path, checkpoint: Path | None, on_event: OnE
     try:
         trainer, model = _build_trainer(prepared, run, on_event, should_stop)
         doctor = trainer.studio_callback.doctor
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        runs.write_status(run, "running", train_runtime=round(output.metrics.get("train_runtime", 0.0), 3))
         state = _final_state(trainer)
         if state in ("completed", "stopped") and prepared.val_rows and config.train.eval_steps == 0:
             trainer.evaluate()
@@ -196,6 +197,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     if precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("train.precision fp16 needs a CUDA GPU; use auto, fp32 or bf16 on a CPU")
     model = load_model(p.resolved, cfg.model, cfg.method, precision, p.tokenizer)
+    model.config.use_cache = False  # training: no cache (packed batches are recognised only without one)
     model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing)
     trainable, total = parameter_counts(model)
     on_event(TrainingInfo(trainable, total, precision, threads, **p.stats))
@@ -213,7 +215,8 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
                                                             callbacks=callbacks, **datasets)
     else:
         trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
-                                data_collator=collator(p.tokenizer), callbacks=callbacks, **datasets)
+                                data_collator=collator(p.tokenizer, cfg.train.packing), callbacks=callbacks,
+                                **datasets)
     callback.trainer = trainer
     return trainer, model
 

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import psutil
 import torch
-from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    DataCollatorForSeq2Seq,
+    DataCollatorWithFlattening,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from studio.config import StudioConfig
 from studio.engine import runs
@@ -61,7 +68,15 @@ def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dic
         save_total_limit=t.save_total_limit or None, report_to="none", disable_tqdm=True,
         dataloader_num_workers=0, remove_unused_columns=cfg.method.kind in ("dpo", "kto"),
         use_cpu=not torch.cuda.is_available(),
-    )
+    ) | _sampling(cfg)
+
+
+def _sampling(cfg: StudioConfig) -> dict:
+    """Length-grouped batches where the sampler can measure an example; DPO and KTO keep TRL's own order (KTO
+    pairs each example with its neighbours for the KL term and needs a fixed one)."""
+    if cfg.method.kind in ("dpo", "kto"):
+        return {}
+    return {"train_sampling_strategy": "group_by_length" if cfg.train.group_by_length else "random"}
 
 
 def _early_stopping(t, evaluate: bool) -> dict:
@@ -72,9 +87,13 @@ def _early_stopping(t, evaluate: bool) -> dict:
     return {"load_best_model_at_end": True, "metric_for_best_model": "eval_loss", "greater_is_better": False}
 
 
-def collator(tokenizer) -> DataCollatorForSeq2Seq:
-    """Right-pads input_ids with the pad token and labels with -100, so a pad that equals EOS is
-    never trained while the real EOS (already in the labels) is."""
+def collator(tokenizer, packing: bool = False):
+    """Right-pads input_ids with the pad token and labels with -100, so a pad that equals EOS is never trained
+    while the real EOS (already in the labels) is. With ``packing``: no padding at all; the batch becomes one
+    row, position_ids restart at each example (transformers then masks attention per example, with any
+    attention kernel) and each example's first label is -100, so nothing is predicted across a boundary."""
+    if packing:
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
 
 
@@ -91,12 +110,14 @@ class StudioMixin:
         self.studio_callback = next(c for c in self.callback_handler.callbacks if isinstance(c, StudioCallback))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        tokens = inputs["attention_mask"].sum().detach()
+        mask = inputs.get("attention_mask")  # none when packed: every token is real
+        tokens = mask.sum().detach() if mask is not None else torch.tensor(inputs["input_ids"].numel())
+        slots = mask.numel() if mask is not None else inputs["input_ids"].numel()
         loss = super().training_step(model, inputs, num_items_in_batch)
         bad = ~torch.isfinite(loss.detach())
         self._nonfinite = bad if self._nonfinite is None else (self._nonfinite | bad)
         self._tokens = tokens if self._tokens is None else self._tokens + tokens
-        self._slots += inputs["attention_mask"].numel()
+        self._slots += slots
         return loss
 
     def take_tokens(self) -> tuple[int, int]:

@@ -20,22 +20,36 @@ from pathlib import Path
 from studio.config import StudioConfig
 from studio.engine import runs
 from studio.engine.errors import JobError
-from studio.engine.events import Event, StateChanged
+from studio.engine.events import Event, Metrics, StateChanged
 
 GRACE_S = 60.0  # after Stop, how long the child may take to checkpoint before it is killed
 POLL_S = 0.2
 
 
-def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, conn, stop) -> None:
-    """The child's whole life: quiet libraries, one run, its result (or the readable reason it could not)."""
+def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, conn, stop, budget) -> None:
+    """The child's whole life: quiet libraries, one run, its result (or the readable reason it could not).
+    The deployment's budget is kept here, at the step it names, not a few steps later when the parent hears."""
     from studio.settings import quiet_libraries
 
     quiet_libraries()
     from studio.engine.train import loop
 
     cfg = StudioConfig.from_dict(config)
+    seen = {"step": 0, "t0": None}
+
+    def send(event: Event) -> None:
+        if isinstance(event, Metrics):
+            seen["step"] = max(seen["step"], event.record.get("step", 0))
+        elif isinstance(event, StateChanged) and event.state == "running":
+            seen["t0"] = time.time()
+        conn.send(event)
+
+    def should_stop() -> bool:
+        over = budget is not None and seen["t0"] and budget(seen["step"] + 1, time.time() - seen["t0"])
+        return stop.is_set() or bool(over)
+
     try:
-        result = loop.run(cfg, run_dir, conn.send, stop.is_set, resume, owner=owner)
+        result = loop.run(cfg, run_dir, send, should_stop, resume, owner=owner)
         conn.send(("result", result))
     except Exception as e:  # noqa: BLE001 - bad input (before any run directory) or no checkpoint: said in a line
         conn.send(("error", loop.failure_message(e, cfg)))
@@ -52,12 +66,13 @@ def _death(code: int | None) -> str:
 
 
 class Supervisor:
-    def __init__(self, config: StudioConfig, run_dir, resume: bool, owner: str | None):
+    def __init__(self, config: StudioConfig, run_dir, resume: bool, owner: str | None, budget=None):
         ctx = mp.get_context("spawn")
         self._recv, send = ctx.Pipe(duplex=False)
         self._stop = ctx.Event()
         self.proc = ctx.Process(target=_child, args=(config.to_dict(), str(run_dir) if run_dir else None, resume,
-                                                     owner, send, self._stop), name="studio-worker", daemon=True)
+                                                     owner, send, self._stop, budget), name="studio-worker",
+                                daemon=True)
         self.proc.start()
         send.close()
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
@@ -88,10 +103,12 @@ class Supervisor:
 
 
 def supervise(config: StudioConfig, run_dir, resume: bool, owner: str | None, on_event: Callable[[Event], None],
-              should_stop: Callable[[], bool], started: Callable[[Supervisor], None] = lambda sup: None):
+              should_stop: Callable[[], bool], started: Callable[[Supervisor], None] = lambda sup: None,
+              budget=None):
+    """``budget``: a picklable (step, seconds) -> reason-or-None that the child itself keeps."""
     from studio.engine.train.loop import RunResult
 
-    sup = Supervisor(config, run_dir, resume, owner)
+    sup = Supervisor(config, run_dir, resume, owner, budget)
     started(sup)
     last = ("alive",)
     while last == ("alive",):

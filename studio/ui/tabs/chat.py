@@ -55,9 +55,9 @@ class Handlers:
     def __init__(self, t: ChatTab, ctx: Context):
         self.t, self.ctx = t, ctx
 
-    def run_choices(self, k, current, request: gr.Request):
-        names = runs.trained_runs(self.ctx.session(k, request).owner)
-        return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), None))
+    def run_choices(self, k, current, just, request: gr.Request):
+        names, value = self.ctx.trained(k, current, just, request)
+        return gr.Dropdown(choices=names, value=value)
 
     def send(self, k, run_name, message, base, tuned, max_tokens, sample, temperature, system,
              request: gr.Request):
@@ -82,7 +82,7 @@ class Handlers:
 
 def wire(t: ChatTab, ctx: Context) -> None:
     h = Handlers(t, ctx)
-    t.page.select(h.run_choices, [ctx.key, t.run], t.run, api_visibility="private")
+    t.page.select(h.run_choices, [ctx.key, t.run, ctx.current_run], t.run, api_visibility="private")
     inputs = [ctx.key, t.run, t.message, t.base, t.tuned, t.max_tokens, t.sample, t.temperature, t.system]
     outputs = [t.message, t.base, t.tuned]
     t.send.click(guard(h.send), inputs, outputs, api_name="chat", concurrency_limit=4, concurrency_id="chat")

@@ -190,9 +190,9 @@ class Handlers:
     def owner(self, k, request) -> str:
         return self.ctx.session(k, request).owner
 
-    def run_choices(self, k, current, request: gr.Request):
-        names = runs.trained_runs(self.owner(k, request))
-        return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), None))
+    def run_choices(self, k, current, just, request: gr.Request):
+        names, value = self.ctx.trained(k, current, just, request)
+        return gr.Dropdown(choices=names, value=value)
 
     def results_of(self, k, run_name, request: gr.Request):
         run = runs.find_run(run_name, self.owner(k, request))
@@ -248,8 +248,8 @@ class Handlers:
 
 def wire(t: CompareTab, ctx: Context) -> None:
     h, form = Handlers(t, ctx), ctx.form
-    t.refresh.click(h.run_choices, [ctx.key, t.run], t.run, api_visibility="private")
-    t.page.select(h.run_choices, [ctx.key, t.run], t.run, api_visibility="private")
+    t.refresh.click(h.run_choices, [ctx.key, t.run, ctx.current_run], t.run, api_visibility="private")
+    t.page.select(h.run_choices, [ctx.key, t.run, ctx.current_run], t.run, api_visibility="private")
     t.source.change(h.source, t.source, [t.file, t.prompts], api_visibility="private")
     t.run.change(h.results_of, [ctx.key, t.run], t.saved, api_visibility="private")
     t.go.click(guard(h.run_compare), form.inputs | {ctx.key, t.run, t.source, t.file, t.prompts},

@@ -71,9 +71,9 @@ class Handlers:
             raise gr.Error("Pick a trained run first.", print_exception=False)
         return run
 
-    def run_choices(self, k, current, request: gr.Request):
-        names = runs.trained_runs(self.ctx.session(k, request).owner)
-        return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), None))
+    def run_choices(self, k, current, just, request: gr.Request):
+        names, value = self.ctx.trained(k, current, just, request)
+        return gr.Dropdown(choices=names, value=value)
 
     def prepare(self, k, name, request: gr.Request):
         """The zip is built as soon as a run is chosen (a second at most), so Download is one click that downloads."""
@@ -117,7 +117,7 @@ class Handlers:
 
 def wire(t: ExportTab, ctx: Context) -> None:
     h, key = Handlers(t, ctx), ctx.key
-    t.page.select(h.run_choices, [key, t.run], t.run, api_visibility="private")
+    t.page.select(h.run_choices, [key, t.run, ctx.current_run], t.run, api_visibility="private")
     gr.on([t.run.change, t.page.select], guard(h.prepare), [key, t.run], [t.adapter, t.status],
           api_name="export_adapter")
     t.merged.click(guard(h.merged), [key, t.run], t.status, api_name="export_merged")

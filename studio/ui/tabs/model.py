@@ -29,8 +29,8 @@ from studio.ui.state import Context
 METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora", "quant_bits",
           "quant_type", "double_quant", "compute_dtype"]
 TRAIN = ["epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "scheduler", "warmup_ratio",
-         "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "seed", "logging_steps",
-         "eval_steps", "early_stopping_patience", "save_steps", "save_total_limit", "threads"]
+         "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "group_by_length", "packing",
+         "seed", "logging_steps", "eval_steps", "early_stopping_patience", "save_steps", "save_total_limit", "threads"]
 
 
 @dataclass

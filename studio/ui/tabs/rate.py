@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -188,6 +189,10 @@ class Handlers:
     def __init__(self, t: RateTab, ctx: Context):
         self.t, self.ctx, self.db, self.rng = t, ctx, default_db(), random.Random()
         self.recent: dict[str, list[float]] = defaultdict(list)
+        self.cache: dict = {}  # owner -> (database counts, result frames, finished at, seconds it took)
+        self.computing = threading.Lock()
+        self.asking: dict[str, float] = {}  # browser session -> when it last asked for the results
+        self.asking_lock = threading.Lock()
 
     def who(self, typed: str, request) -> str:
         if public_mode():
@@ -199,14 +204,20 @@ class Handlers:
             raise gr.Error("Type your name first: every rating records its rater.", print_exception=False)
         return typed.strip()
 
-    def scope(self, request):
-        """(which items, which votes) this visitor works with: everything locally; on a public deployment only
-        the comparisons of their own runs, so no one sees another visitor's prompts or run names."""
+    def keep(self, request):
+        """Which items this visitor works with: all locally (None); on a public deployment only the comparisons
+        of their own runs, so no one sees another visitor's prompts or run names."""
         if not public_mode():
-            return None, self.db.votes()
+            return None
         mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
-        votes = [v for v in self.db.votes() if {v["system_a"], v["system_b"]} - {"base"} <= mine]
-        return (lambda it: pool.source_run(it) in mine), votes
+        return lambda it: pool.source_run(it) in mine
+
+    def votes(self, request) -> list[dict]:
+        """The votes this visitor's results count: all locally; on a public deployment those between their runs."""
+        if not public_mode():
+            return self.db.votes()
+        mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
+        return [v for v in self.db.votes() if {v["system_a"], v["system_b"]} - {"base"} <= mine]
 
     def name(self, system: str, request) -> str:
         return system if not public_mode() or system in self.scope_names(request) else pool.pseudonym(system)
@@ -241,7 +252,7 @@ class Handlers:
 
     def show_pair(self, k, typed, reveal, request):
         s = self.ctx.session(k, request)
-        s.pair = pool.next_pair(self.db, self.who(typed, request), self.rng, keep=self.scope(request)[0])
+        s.pair = pool.next_pair(self.db, self.who(typed, request), self.rng, keep=self.keep(request))
         if s.pair is None:
             return "Nothing left to judge: add items from a comparison, or wait for more.", "", "", reveal
         return (f"**Prompt:** {safe_md(s.pair.prompt)}", f"**A**\n\n{safe_md(s.pair.left_text)}",
@@ -276,7 +287,7 @@ class Handlers:
     def show_one(self, k, typed, request):
         s = self.ctx.session(k, request)
         s.answer, done, total = pool.next_answer(self.db, self.who(typed, request), self.rng,
-                                                 keep=self.scope(request)[0])
+                                                 keep=self.keep(request))
         progress = f"{done} of {total} rated"
         if s.answer is None:
             return ("Nothing left to rate.", "", *[None] * len(self.t.dims), "", progress)
@@ -299,8 +310,31 @@ class Handlers:
         return self.refreshed(self.show_one(k, typed, request), request)
 
     def results(self, request: gr.Request):
-        votes = self.scope(request)[1]
-        return results(self.db, votes, lambda name: self.name(name, request))
+        """The results as they stand, recomputed when a vote or rating changed them. With several raters at once
+        they would keep a core busy while a job trains, so then they are recomputed at most a fifth of the time,
+        and while another request is computing them the last ones are shown (the counts above are always
+        current). A rater alone always sees their last vote counted."""
+        owner = self.ctx.session(None, request).owner if public_mode() else None
+        now = time.time()
+        with self.asking_lock:
+            self.asking = {k: t for k, t in self.asking.items() if now - t < 5}
+            self.asking[getattr(request, "session_hash", None) or ""] = now
+            busy = len(self.asking) >= 3
+        state = tuple(self.db.counts().values())
+        cached = self.cache.get(owner)
+        if cached and (cached[0] == state or busy and now - cached[2] < 4 * cached[3]):
+            return cached[1]
+        if cached and not self.computing.acquire(blocking=False):
+            return cached[1]
+        if not cached:
+            self.computing.acquire()
+        try:
+            t0 = time.time()
+            frames = results(self.db, self.votes(request), lambda name: self.name(name, request))
+            self.cache[owner] = (state, frames, time.time(), time.time() - t0)
+            return frames
+        finally:
+            self.computing.release()
 
     def refreshed(self, shown: tuple, request) -> tuple:
         """What a vote or a rating changes on the page: the item shown, the counts and every result."""
@@ -318,7 +352,7 @@ class Handlers:
         return str(path)
 
     def to_dpo(self, request: gr.Request):
-        rows, skipped = preference_rows(self.db, self.scope(request)[1])
+        rows, skipped = preference_rows(self.db, self.votes(request))
         if not rows:
             raise gr.Error("No votes give a preference pair yet" + (f": {skipped_text(skipped)}" if skipped else "")
                            + ".", print_exception=False)
