@@ -134,6 +134,10 @@ class TrainConfig:
     group_by_length: bool = _f(True, "Batch examples of similar length together: less padding, the same examples.")
     packing: bool = _f(False, "Padding-free batches: examples side by side in one row, positions restarting at "
                               "each, attention never crossing them; the same loss as padding.")
+    torch_compile: bool = _f(False, "Compile the model with torch.compile: the first steps wait for the compiler, "
+                                    "long GPU runs may gain; measure before keeping it.")
+    liger_kernel: bool = _f(False, "Liger's fused Triton kernels (CUDA GPU and the liger-kernel package): less "
+                                   "memory and more speed on long sequences.")
     seed: int = _f(42, "Seed for data order, splits and initialisation.")
     logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
     eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).")

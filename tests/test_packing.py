@@ -34,3 +34,18 @@ def test_grouping_is_the_default_and_packing_trains(tmp_path):
     assert cfg.train.group_by_length
     result = train.run(cfg, tmp_path / "r")
     assert result.state == "completed" and result.step == 3
+
+
+def test_gpu_speed_options_reach_the_trainer_and_say_what_they_need(tmp_path):
+    import pytest
+
+    from studio.config import ConfigError
+    from studio.engine.train.loop import _check_device
+    from studio.engine.train.trainer import training_args
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"torch_compile": True}))
+    assert training_args(cfg, tmp_path, "fp32", has_val=False).torch_compile
+    liger = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"liger_kernel": True}))
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="train.liger_kernel needs a CUDA GPU"):
+            _check_device(liger, "fp32")

@@ -275,8 +275,11 @@ def test_a_killed_worker_fails_the_run_and_the_app_keeps_answering(url):
     c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
     start(c, max_steps=100000)
     poll(c, lambda s, lg: "Training" in s and "loss" in (lg or ""))
-    workers = [p for p in psutil.Process().children(recursive=True)
-               if "spawn_main" in " ".join(p.cmdline()) and p.is_running()]
+    def worker(p) -> bool:  # a process forked by the fork server (not the fork server itself)
+        return p.is_running() and "forkserver" in " ".join(p.cmdline()) and "forkserver" in " ".join(
+            p.parent().cmdline())
+
+    workers = [p for p in psutil.Process().children(recursive=True) if worker(p)]
     assert len(workers) == 1, "the run should train in one child process"
     os.kill(workers[0].pid, signal.SIGKILL)
     status, _ = poll(c, lambda s, lg: "Failed" in s)

@@ -21,13 +21,21 @@ def users(spec: str | None) -> list[tuple[str, str]] | None:
     return pairs or None
 
 
-def launch(host: str | None = None, port: int | None = None, block: bool = True):
+def launch(host: str | None = None, port: int | None = None, block: bool = True, nice: int | None = None):
+    """``nice``: how far the web server lowers its own CPU priority below training's (default
+    ``STUDIO_SERVER_NICE``, 5, for the server that ``python app.py`` runs; 0 for an embedded one), so that a
+    crowd of visitors slows the pages, not the run. Training workers keep the normal priority."""
     from studio.engine import budget
     from studio.engine.export.exporters import export_root
+    from studio.engine.train import worker
     from studio.settings import public_mode, quiet_libraries
     from studio.ui.app import build_app
 
     quiet_libraries()
+    nice = int(os.environ.get("STUDIO_SERVER_NICE", "5")) if nice is None and block else (nice or 0)
+    if nice > 0 and hasattr(os, "nice"):
+        worker.prestart()
+        os.nice(nice)  # this thread and every thread it starts from now on: the web server's, not the workers'
     if public_mode():
         budget.clean_uploads()  # what an earlier run of the server left
         atexit.register(budget.clean_uploads, 0)  # and at shutdown, everything

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from studio.config import StudioConfig
 from studio.engine.events import Finding
 
-SPIKE, GRAD_SPIKE, WINDOW = 3.0, 10.0, 10
+SPIKE, GRAD_SPIKE, WINDOW = 4.0, 10.0, 10
 DEAD_STEPS, WEIGHT_LIMIT = 3, 1e4
 CONVERGE_SHARE, CONVERGE_MIN_STEPS, CONVERGE_DROP = 0.25, 12, 0.05
 PADDING_SHARE = 0.5

@@ -178,6 +178,20 @@ def failure_message(e: BaseException, config: StudioConfig) -> str:
     return f"{type(e).__name__}: {text}"
 
 
+
+def _check_device(cfg: StudioConfig, precision: str) -> None:
+    """Settings that need a CUDA GPU, said in one line on a machine without one."""
+    import importlib.util
+
+    import torch
+
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("train.precision fp16 needs a CUDA GPU; use auto, fp32 or bf16 on a CPU")
+    if cfg.train.liger_kernel and not torch.cuda.is_available():
+        raise ConfigError("train.liger_kernel needs a CUDA GPU (Liger's kernels are Triton kernels); turn it off here")
+    if cfg.train.liger_kernel and importlib.util.find_spec("liger_kernel") is None:
+        raise ConfigError("train.liger_kernel needs the liger-kernel package: pip install liger-kernel")
+
 def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Callable[[], bool]):
     from datasets import Dataset
 
@@ -192,10 +206,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     cfg = p.config
     threads = set_threads(cfg.train.threads)
     precision = resolve_precision(cfg.train.precision)
-    import torch
-
-    if precision == "fp16" and not torch.cuda.is_available():
-        raise ConfigError("train.precision fp16 needs a CUDA GPU; use auto, fp32 or bf16 on a CPU")
+    _check_device(cfg, precision)
     model = load_model(p.resolved, cfg.model, cfg.method, precision, p.tokenizer)
     model.config.use_cache = False  # training: no cache (packed batches are recognised only without one)
     model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing)

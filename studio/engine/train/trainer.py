@@ -67,7 +67,7 @@ def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dic
         save_steps=t.eval_steps if evaluate and t.early_stopping_patience else (t.save_steps or 500),
         save_total_limit=t.save_total_limit or None, report_to="none", disable_tqdm=True,
         dataloader_num_workers=0, remove_unused_columns=cfg.method.kind in ("dpo", "kto"),
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(), torch_compile=t.torch_compile, use_liger_kernel=t.liger_kernel,
     ) | _sampling(cfg)
 
 

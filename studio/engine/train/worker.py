@@ -1,12 +1,13 @@
 """Training in a child process, supervised: what the app's job thread runs instead of training itself.
 
-Contract: ``supervise(config, run_dir, resume, owner, on_event, should_stop) -> RunResult`` starts a fresh
-interpreter (``spawn``) that runs ``loop.run`` and sends every event back through a pipe; the caller's
-``on_event`` receives them as they come. When ``should_stop()`` turns true the child is asked to stop (it
-saves a checkpoint and ends ``stopped``); if it has not ended ``GRACE_S`` later it is killed. A child that
-dies (a crash, a CUDA or bitsandbytes abort, an out-of-memory kill) ends the run ``failed`` with the reason,
-written into the run's status too, while the app keeps serving; the device's memory goes back with the
-process. The app's web server and its GIL are no longer shared with the training loop.
+Contract: ``supervise(config, run_dir, resume, owner, on_event, should_stop) -> RunResult`` starts a clean
+process (forked from a fork server that imported nothing of the app, or spawned where there is none) that
+runs ``loop.run`` and sends every event back through a pipe; the caller's ``on_event`` receives them as they
+come. When ``should_stop()`` turns true the child is asked to stop (it saves a checkpoint and ends
+``stopped``); if it has not ended ``GRACE_S`` later it is killed. A child that dies (a crash, a CUDA or
+bitsandbytes abort, an out-of-memory kill) ends the run ``failed`` with the reason, written into the run's
+status too, while the app keeps serving; the device's memory goes back with the process. The app's web
+server and its GIL are no longer shared with the training loop.
 """
 
 from __future__ import annotations
@@ -24,6 +25,26 @@ from studio.engine.events import Event, Metrics, StateChanged
 
 GRACE_S = 60.0  # after Stop, how long the child may take to checkpoint before it is killed
 POLL_S = 0.2
+
+
+def _context():
+    """A fork server where the platform has one (Linux, macOS): a clean process, started once, that forks each
+    worker, so workers keep the priority it was started with; elsewhere a fresh interpreter per worker."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([])  # not the app's __main__: each worker imports only what it trains with
+        return ctx
+    return mp.get_context("spawn")
+
+
+def prestart() -> None:
+    """Start the fork server now, before the web server lowers its own priority (launch's ``nice``), so that
+    training keeps the normal one and outpaces the web traffic on a busy CPU."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, conn, stop, budget) -> None:
@@ -67,7 +88,7 @@ def _death(code: int | None) -> str:
 
 class Supervisor:
     def __init__(self, config: StudioConfig, run_dir, resume: bool, owner: str | None, budget=None):
-        ctx = mp.get_context("spawn")
+        ctx = _context()
         self._recv, send = ctx.Pipe(duplex=False)
         self._stop = ctx.Event()
         self.proc = ctx.Process(target=_child, args=(config.to_dict(), str(run_dir) if run_dir else None, resume,

@@ -30,7 +30,8 @@ METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora"
           "quant_type", "double_quant", "compute_dtype"]
 TRAIN = ["epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "scheduler", "warmup_ratio",
          "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "group_by_length", "packing",
-         "seed", "logging_steps", "eval_steps", "early_stopping_patience", "save_steps", "save_total_limit", "threads"]
+         "torch_compile", "liger_kernel", "seed", "logging_steps", "eval_steps", "early_stopping_patience",
+         "save_steps", "save_total_limit", "threads"]
 
 
 @dataclass

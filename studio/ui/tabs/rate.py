@@ -4,6 +4,7 @@ intervals, Likert means, rater agreement and which automatic metric agrees with 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -193,6 +194,8 @@ class Handlers:
         self.computing = threading.Lock()
         self.asking: dict[str, float] = {}  # browser session -> when it last asked for the results
         self.asking_lock = threading.Lock()
+        self.versions = itertools.count(1)
+        self.sent: dict[str, int] = {}  # browser session -> the version of the results it was last sent
 
     def who(self, typed: str, request) -> str:
         if public_mode():
@@ -310,10 +313,14 @@ class Handlers:
         return self.refreshed(self.show_one(k, typed, request), request)
 
     def results(self, request: gr.Request):
-        """The results as they stand, recomputed when a vote or rating changed them. With several raters at once
-        they would keep a core busy while a job trains, so then they are recomputed at most a fifth of the time,
-        and while another request is computing them the last ones are shown (the counts above are always
-        current). A rater alone always sees their last vote counted."""
+        """The results as they stand: the Refresh button and opening the tab always send them."""
+        return self.current(request)[1]
+
+    def current(self, request) -> tuple[int, tuple]:
+        """(version, result frames), recomputed when a vote or rating changed them. With several raters at once
+        they would keep a core busy while a job trains, so then they are recomputed at most a tenth of the time,
+        and while another request is computing them the last ones are used (the counts are always current). A
+        rater alone always sees their last vote counted."""
         owner = self.ctx.session(None, request).owner if public_mode() else None
         now = time.time()
         with self.asking_lock:
@@ -321,24 +328,30 @@ class Handlers:
             self.asking[getattr(request, "session_hash", None) or ""] = now
             busy = len(self.asking) >= 3
         state = tuple(self.db.counts().values())
-        cached = self.cache.get(owner)
-        if cached and (cached[0] == state or busy and now - cached[2] < 4 * cached[3]):
-            return cached[1]
+        cached = self.cache.get(owner)  # (state, frames, finished at, seconds it took, version)
+        if cached and (cached[0] == state or busy and now - cached[2] < 10 * cached[3]):
+            return cached[4], cached[1]
         if cached and not self.computing.acquire(blocking=False):
-            return cached[1]
+            return cached[4], cached[1]
         if not cached:
             self.computing.acquire()
         try:
             t0 = time.time()
             frames = results(self.db, self.votes(request), lambda name: self.name(name, request))
-            self.cache[owner] = (state, frames, time.time(), time.time() - t0)
-            return frames
+            self.cache[owner] = (state, frames, time.time(), time.time() - t0, next(self.versions))
+            return self.cache[owner][4], frames
         finally:
             self.computing.release()
 
     def refreshed(self, shown: tuple, request) -> tuple:
-        """What a vote or a rating changes on the page: the item shown, the counts and every result."""
-        return (*shown, pool_text(self.db), *self.results(request))
+        """What a vote or a rating changes on the page: the item shown, the counts and the results (not sent
+        again when this page already shows the same ones)."""
+        version, frames = self.current(request)
+        page = getattr(request, "session_hash", None) or ""
+        with self.asking_lock:
+            same = self.sent.get(page) == version
+            self.sent = {k: v for k, v in self.sent.items() if k in self.asking} | {page: version}
+        return (*shown, pool_text(self.db), *((gr.skip(),) * len(frames) if same else frames))
 
     def export(self, request: gr.Request):
         rater = None
