@@ -4,7 +4,8 @@ fine-tuning and QLoRA through the studio's own `train.run`. Prints tokens/s, MFU
 full 6·N FLOPs per token, against 989 TFLOP/s dense bf16 on H100/H200) and peak memory.
 
 Goals: LoRA MFU >= 30 %, QLoRA peak memory <= 0.55x LoRA's.
-Usage (on the GPU machine): python bench/gpu_train.py [--steps 30] [--batch 4] [--tiny for a CPU smoke run]
+Usage (on the GPU machine): python bench/gpu_train.py [--steps 30] [--batch 4] [--no-packing] [--compile]
+[--liger] [--tiny for a CPU smoke run: tests/test_bench_smoke.py runs it]
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["lora", "full", "qlora"])
     ap.add_argument("--tiny", action="store_true", help="a small shape, for a CPU smoke run")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--packing", action=argparse.BooleanOptionalAction, default=True,
+                    help="padding-free packing (train.packing; the issue-13 GPU run asks for it)")
+    ap.add_argument("--compile", action="store_true", help="train.torch_compile: measure it against a run without")
+    ap.add_argument("--liger", action="store_true", help="train.liger_kernel (CUDA and liger-kernel installed)")
     a = ap.parse_args()
     import os
 
@@ -69,7 +74,8 @@ def main() -> None:
             "model": {"name": str(model)}, "method": {"kind": kind, "objective": "causal_lm", "lora_r": 16,
                                                      "target_modules": "all-linear"},
             "train": {"max_steps": a.steps, "batch_size": a.batch, "precision": "auto" if a.tiny else "bf16",
-                      "logging_steps": 1, "learning_rate": 1e-4}})
+                      "logging_steps": 1, "learning_rate": 1e-4, "packing": a.packing,
+                      "torch_compile": a.compile, "liger_kernel": a.liger}})
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         info: dict = {}
@@ -81,7 +87,8 @@ def main() -> None:
         tps = statistics.median(m["tokens_per_s"] for m in lines) if lines else 0.0
         mfu = tps * FLOPS_PER_TOKEN[kind] * (n_params or 0) / PEAK_FLOPS
         peak = max((m["memory_mb"] for m in lines), default=0.0)
-        results.append({"method": kind, "state": result.state, "error": result.error, "params": n_params,
+        results.append({"method": kind, "packing": a.packing, "compile": a.compile, "liger": a.liger,
+                        "state": result.state, "error": result.error, "params": n_params,
                         "tokens_per_s": tps, "mfu": mfu, "peak_memory_mb": peak})
         print(json.dumps(results[-1]), flush=True)
     by = {r["method"]: r for r in results}

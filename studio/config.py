@@ -31,12 +31,14 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 
 
 FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference", "kto")
-METHODS = ("full", "lora", "qlora", "dpo", "kto")
+METHODS = ("full", "lora", "qlora", "dpo", "kto", "adalora", "ia3", "prefix", "ptuning", "prompt")
+PROMPT_METHODS = ("prefix", "ptuning", "prompt")  # virtual tokens in front of the input: no weights to merge
 OBJECTIVES = ("auto", "causal_lm", "instruction")
 SCHEDULERS = ("constant", "linear", "cosine")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # Packages a method needs beyond the core install, checked before anything loads.
-METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"), "dpo": ("peft", "trl"), "kto": ("peft", "trl")}
+METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"), "dpo": ("peft", "trl"), "kto": ("peft", "trl"),
+                   **{k: ("peft",) for k in ("adalora", "ia3", *PROMPT_METHODS)}}
 
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -88,7 +90,10 @@ class ModelConfig:
 @dataclass
 class MethodConfig:
     kind: str = _f("lora", "Training method: full, lora, qlora (4/8-bit base + LoRA), dpo (preference pairs), kto "
-                           "(answers labelled desirable or not).", METHODS)
+                           "(answers labelled desirable or not), adalora (LoRA whose ranks move to where they help), "
+                           "ia3 (learned scales on keys, values and MLP: the fewest parameters), prefix (trained "
+                           "key/value prefixes in every layer), ptuning (virtual tokens from a small encoder), "
+                           "prompt (trained virtual-token embeddings only).", METHODS)
     objective: str = _f("auto", "causal_lm: loss on every token; instruction: loss on responses only.", OBJECTIVES)
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
@@ -100,6 +105,10 @@ class MethodConfig:
     quant_type: str = _f("nf4", "4-bit data type.", ("nf4", "fp4"))
     double_quant: bool = _f(True, "Quantize the 4-bit quantization constants too (saves ~0.4 bit/param).")
     compute_dtype: str = _f("auto", "QLoRA compute dtype: auto follows train.precision.", PRECISIONS)
+    adalora_init_r: int = _f(12, "AdaLoRA: the rank each layer starts with (the budget is then reallocated).")
+    adalora_target_r: int = _f(8, "AdaLoRA: the average rank left at the end of the schedule.")
+    num_virtual_tokens: int = _f(20, "prefix / ptuning / prompt: how many virtual tokens are trained.")
+    encoder_hidden_size: int = _f(128, "ptuning: hidden size of the prompt encoder (an MLP).")
 
     def __post_init__(self) -> None:
         for name in ("kind", "objective", "quant_bits", "quant_type", "compute_dtype"):
@@ -113,6 +122,11 @@ class MethodConfig:
         ok = (isinstance(t, str) and t.strip() != "") or \
             (isinstance(t, list) and t and all(isinstance(x, str) for x in t))
         _check(ok, "method.target_modules", "must be auto, all-linear or a list of module names", t)
+        for name in ("adalora_init_r", "adalora_target_r", "num_virtual_tokens", "encoder_hidden_size"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, f"method.{name}", "must be >= 1", v)
+        _check(self.adalora_target_r <= self.adalora_init_r, "method.adalora_target_r",
+               f"must be <= method.adalora_init_r ({self.adalora_init_r})", self.adalora_target_r)
         for pkg in METHOD_PACKAGES.get(self.kind, ()):
             if importlib.util.find_spec(pkg) is None:
                 raise ConfigError(f"method.kind {self.kind} needs the '{pkg}' package: pip install {pkg}")
@@ -222,6 +236,16 @@ class StudioConfig:
     # -- dict / YAML -------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def __post_init__(self) -> None:
+        """Settings that cannot go together, said in one line."""
+        kind = self.method.kind
+        if kind in PROMPT_METHODS and self.train.packing:
+            raise ConfigError(f"train.packing cannot be used with method.kind {kind}: its virtual tokens go in front "
+                              "of each row, not of each example packed into it; turn packing off")
+        if kind == "prefix" and self.train.gradient_checkpointing:
+            raise ConfigError("method.kind prefix does not work with train.gradient_checkpointing (the prefix is a "
+                              "key/value cache the recomputed layers do not see); turn checkpointing off")
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> StudioConfig:

@@ -204,27 +204,46 @@ def lora_targets(model, target) -> object:
     return target
 
 
-def peft_config(model, method: MethodConfig):
-    """The method's PEFT config for this model (the estimate builds the same one on a meta model)."""
-    from peft import LoraConfig
+def peft_config(model, method: MethodConfig, total_steps: int | None = None):
+    """The method's PEFT config for this model (the estimate builds the same one on a meta model). AdaLoRA
+    needs the run's length: its rank budget falls from ``adalora_init_r`` to ``adalora_target_r`` between the
+    first tenth and the last fifth of ``total_steps``."""
+    import peft
 
-    return LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
-                      target_modules=lora_targets(model, method.target_modules), use_rslora=method.use_rslora,
-                      use_dora=method.use_dora, task_type="CAUSAL_LM")
+    targets = lambda: lora_targets(model, method.target_modules)  # noqa: E731 - only the LoRA family has them
+    if method.kind == "adalora":
+        total = max(2, total_steps or 100)
+        return peft.AdaLoraConfig(init_r=method.adalora_init_r, target_r=method.adalora_target_r,
+                                  lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
+                                  target_modules=targets(), total_step=total, tinit=total // 10, tfinal=total // 5,
+                                  deltaT=max(1, total // 50), task_type="CAUSAL_LM")
+    if method.kind == "ia3":
+        return peft.IA3Config(task_type="CAUSAL_LM")
+    if method.kind == "prefix":
+        return peft.PrefixTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM")
+    if method.kind == "ptuning":
+        return peft.PromptEncoderConfig(num_virtual_tokens=method.num_virtual_tokens,
+                                        encoder_hidden_size=method.encoder_hidden_size, task_type="CAUSAL_LM")
+    if method.kind == "prompt":
+        return peft.PromptTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM")
+    return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
+                           target_modules=targets(), use_rslora=method.use_rslora, use_dora=method.use_dora,
+                           task_type="CAUSAL_LM")
 
 
-def with_adapter(model, method: MethodConfig, low_cpu_mem_usage: bool = False):
+def with_adapter(model, method: MethodConfig, low_cpu_mem_usage: bool = False, total_steps: int | None = None):
     """PEFT's ``get_peft_model``, with a bad target list said in one line."""
     from peft import get_peft_model
 
     try:
-        return get_peft_model(model, peft_config(model, method), low_cpu_mem_usage=low_cpu_mem_usage)
+        return get_peft_model(model, peft_config(model, method, total_steps), low_cpu_mem_usage=low_cpu_mem_usage)
     except ValueError as e:
         raise ModelError(f"method.target_modules {method.target_modules!r}: {str(e).splitlines()[0][:200]}") from None
 
 
-def apply_method(model, method: MethodConfig, gradient_checkpointing: bool):
-    """Full: every weight trains. LoRA/QLoRA: the base is frozen and a PEFT adapter trains."""
+def apply_method(model, method: MethodConfig, gradient_checkpointing: bool, total_steps: int | None = None):
+    """Full: every weight trains. Every other method: the base is frozen and a PEFT adapter trains (QLoRA's
+    base quantized first)."""
     if method.kind == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -233,7 +252,7 @@ def apply_method(model, method: MethodConfig, gradient_checkpointing: bool):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    return with_adapter(model, method)
+    return with_adapter(model, method, total_steps=total_steps)
 
 
 def parameter_counts(model) -> tuple[int, int]:

@@ -50,8 +50,8 @@ def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None):
     results = [EvalResult(task_type="text-generation", dataset_type="json", dataset_name=path.name, metric_type=m,
                           metric_value=round(iv.value, 6), metric_name=f"{m} (tuned; base {summary.base[m].value:.4g})")
                for m, iv in summary.tuned.items()] if summary and summary.delta else None
-    tags = list(dict.fromkeys(["finetune-studio", cfg.method.kind,
-                               "lora" if cfg.method.kind != "full" else "full-finetune"]))
+    family = {"full": "full-finetune", "qlora": "lora", "dpo": "lora", "kto": "lora", "adalora": "lora"}
+    tags = list(dict.fromkeys(["finetune-studio", cfg.method.kind, family.get(cfg.method.kind, cfg.method.kind)]))
     return ModelCardData(base_model=base_reference(cfg), library_name=None if cfg.method.kind == "full" else "peft",
                          pipeline_tag="text-generation", tags=tags, model_name=run.name, eval_results=results,
                          studio_dataset=path.name,

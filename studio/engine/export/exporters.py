@@ -18,7 +18,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from studio.config import StudioConfig
+from studio.config import PROMPT_METHODS, StudioConfig
 from studio.engine.errors import ModelError, StudioError
 from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config
 from studio.engine.models import resolve_model
@@ -111,6 +111,9 @@ def export_merged(run_dir: str | Path, out: str | Path | None = None, max_shard_
     import torch
 
     run, cfg = _run(run_dir)
+    if cfg.method.kind in PROMPT_METHODS:  # quantized exports start from the merged one: refused here too
+        raise StudioError(f"a {cfg.method.kind} run has no weights to merge (it trains virtual tokens in front of "
+                          "the input): export the adapter, which PEFT loads onto the base")
     model, tok = _load_tuned(run, cfg)
     probe = tok(["The studio merges the adapter into the base."], return_tensors="pt")
     with torch.no_grad():

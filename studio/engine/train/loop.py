@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import gc
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -196,6 +197,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     from datasets import Dataset
 
     from studio.engine.train.trainer import (
+        AdaLoraCallback,
         StudioCallback,
         StudioTrainer,
         collator,
@@ -209,7 +211,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     _check_device(cfg, precision)
     model = load_model(p.resolved, cfg.model, cfg.method, precision, p.tokenizer)
     model.config.use_cache = False  # training: no cache (packed batches are recognised only without one)
-    model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing)
+    model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing, _total_steps(cfg, len(p.train_rows)))
     trainable, total = parameter_counts(model)
     on_event(TrainingInfo(trainable, total, precision, threads, **p.stats))
     args = training_args(cfg, run, precision, has_val=bool(p.val_rows))
@@ -219,6 +221,8 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
         from transformers import EarlyStoppingCallback
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+    if cfg.method.kind == "adalora":
+        callbacks.append(AdaLoraCallback())
     datasets = {"train_dataset": Dataset.from_list(p.train_rows),
                 "eval_dataset": Dataset.from_list(p.val_rows) if p.val_rows else None}
     if cfg.method.kind in ("dpo", "kto"):  # the reference model is the base: the adapter switched off
@@ -230,6 +234,14 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
                                 **datasets)
     callback.trainer = trainer
     return trainer, model
+
+
+def _total_steps(cfg: StudioConfig, rows: int) -> int:
+    """The run's optimizer steps as the Trainer will count them (one process)."""
+    t = cfg.train
+    if t.max_steps > 0:
+        return t.max_steps
+    return max(1, math.ceil(t.epochs * math.ceil(math.ceil(rows / t.batch_size) / t.grad_accum)))
 
 
 def _final_state(trainer) -> str:

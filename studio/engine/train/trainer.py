@@ -146,6 +146,15 @@ def preference_trainer_class(kind: str):
 WEIGHTS_EVERY = 10  # steps between looks at the trainable weights (one device sync each)
 
 
+class AdaLoraCallback(TrainerCallback):
+    """AdaLoRA reallocates its rank budget from the gradients after every optimizer step (PEFT's
+    ``update_and_allocate``): after the step, before the gradients are cleared."""
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        peft_model = getattr(model, "module", model)  # under DDP the model is wrapped
+        peft_model.base_model.update_and_allocate(state.global_step)
+
+
 class StudioCallback(TrainerCallback):
     def __init__(self, run: Path, on_event, should_stop, doctor: Doctor):
         self.run, self.on_event, self.should_stop, self.doctor = run, on_event, should_stop, doctor

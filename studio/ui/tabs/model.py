@@ -27,7 +27,8 @@ from studio.ui.handlers import guard, may_train, scrub
 from studio.ui.state import Context
 
 METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora", "quant_bits",
-          "quant_type", "double_quant", "compute_dtype"]
+          "quant_type", "double_quant", "compute_dtype", "adalora_init_r", "adalora_target_r", "num_virtual_tokens",
+          "encoder_hidden_size"]
 TRAIN = ["epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "scheduler", "warmup_ratio",
          "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "group_by_length", "packing",
          "torch_compile", "liger_kernel", "seed", "logging_steps", "eval_steps", "early_stopping_patience",
