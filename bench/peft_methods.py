@@ -4,7 +4,7 @@ kind (the few parameters of the prompt methods need a far larger one). Prints tr
 median tokens/s, peak RSS, the final eval loss and ROUGE-L of the tuned model (greedy, the validation split),
 in one process per method, one after the other.
 
-    python bench/peft_methods.py [--steps 60]
+    python bench/peft_methods.py [--steps 60] [--kinds lora adalora ...] [--lr adalora=1e-2]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LR = {"lora": 2e-3, "adalora": 2e-3, "ia3": 3e-2, "prefix": 3e-2, "ptuning": 1e-2, "prompt": 1e-1}
+LR = {"lora": 2e-3, "adalora": 1e-2, "ia3": 3e-2, "prefix": 3e-2, "ptuning": 1e-2, "prompt": 1e-1}
 
 ONE = r"""
 import json, sys
@@ -40,12 +40,16 @@ print(json.dumps({"state": result.state, "trainable": info.trainable_params, "ro
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--kinds", nargs="+", default=list(LR))
+    ap.add_argument("--lr", action="append", default=[], metavar="KIND=LR", help="another learning rate for a kind")
     a = ap.parse_args()
+    LR.update({k: float(v) for k, v in (x.split("=") for x in a.lr)})
     work = Path(tempfile.mkdtemp(prefix="peft-bench-"))
     env = {**os.environ, "STUDIO_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     print(f"{'method':8s} {'LR':>7s} {'trainable':>10s} {'tokens/s':>9s} {'peak MB':>8s} {'eval loss':>9s} "
           f"{'ROUGE-L':>8s}")
-    for kind, lr in LR.items():
+    for kind in a.kinds:
+        lr = LR[kind]
         cfg = {"data": {"path": str(ROOT / "assets/samples/chat.jsonl")}, "model": {"name": "studio-tiny"},
                "method": {"kind": kind}, "train": {"max_steps": a.steps, "batch_size": 8, "learning_rate": lr,
                                                    "eval_steps": a.steps, "threads": 2}}

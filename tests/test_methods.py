@@ -15,7 +15,7 @@ from studio.engine.train import loop as train
 from studio.engine.train.estimate import estimate
 
 KINDS = {  # learning rates where 8 steps show the loss falling; prompt methods train few parameters, fast
-    "adalora": {"learning_rate": 3e-3},
+    "adalora": {"learning_rate": 1e-2},
     "ia3": {"learning_rate": 3e-2},
     "prefix": {"learning_rate": 3e-2},
     "ptuning": {"learning_rate": 1e-2},
@@ -73,14 +73,15 @@ def test_combinations_that_cannot_work_are_refused_in_a_line(settings, says):
 
 
 @pytest.mark.slow
-def test_a_prompt_method_run_compares_streams_and_refuses_to_merge(alpaca_file, tmp_path):
+@pytest.mark.parametrize("kind", ["prefix", "prompt"])  # a key/value prefix; virtual tokens in the input
+def test_a_virtual_token_run_compares_streams_and_refuses_to_merge(kind, alpaca_file, tmp_path):
     from studio.config import EvalConfig
     from studio.engine.errors import StudioError
     from studio.engine.export.exporters import export_adapter, export_merged
     from studio.engine.judge.chat import reply
     from studio.engine.judge.evaluate import evaluate_run
 
-    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, method={"kind": "prefix"}, train={"max_steps": 3}))
+    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, method={"kind": kind}, train={"max_steps": 3}))
     run = train.run(cfg, tmp_path / "r").run_dir
     summary = evaluate_run(run, limit=3, settings=EvalConfig(max_new_tokens=8, bertscore=False), name="p")
     assert summary.examples >= 1 and summary.tuned  # the validation split: base and tuned both scored

@@ -184,7 +184,7 @@ def reference_nll(model, tokenizer, prompts: list[list[dict]], references: list[
         ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in chunk], device=_device())
         labels = torch.tensor([lab + [IGNORE] * (width - len(lab)) for _, lab in chunk], device=_device())
         mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=_device())
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, -width:-1].float()  # not virtual tokens
         target = labels[:, 1:]
         loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
         keep = target != IGNORE
