@@ -104,6 +104,8 @@ def test_upload_train_watch_stop(page, url):
     page.get_by_role("tab", name="Compare").click()  # a stopped run keeps its adapter: compare it
     page.click("#compare-run input")
     page.get_by_role("option", name=run_name).click()
+    page.wait_for_timeout(1000)  # a refresh that answers late must not undo the pick
+    assert page.input_value("#compare-run input") == run_name
     page.fill("#eval-limit input", "6")
     page.press("#eval-limit input", "Tab")
     page.click("#compare-go")

@@ -271,7 +271,7 @@ def has_weights(run: Path) -> bool:
 
 def trained_runs(owner: str | None = None) -> list[str]:
     """Runs with an adapter or a model to compare, chat with or export, newest first."""
-    return [r.name for r in list_runs(owner) if has_weights(r.path)]
+    return [run.name for run in all_run_dirs() if has_weights(run) and owns(run, owner)]  # no config parsed
 
 
 def delete_run(name: str, busy: set[str] = frozenset()) -> bool:

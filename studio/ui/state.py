@@ -186,14 +186,15 @@ class Context:
     def session(self, key: str | None, request=None) -> Session:
         return self.sessions.get(key, request)
 
-    def trained(self, key: str | None, current: str | None, just: str | None, request=None) -> tuple[list, str]:
-        """A run picker's choices and value: what it shows if still there, else the run just trained, else the
-        newest. Every picker agrees, whichever of its refreshes answers last."""
+    def trained(self, key: str | None, current: str | None, just: str | None, request=None) -> dict:
+        """A run picker's update: its choices, and a value only where it shows none that still exists (the run
+        just trained, else the newest); a refresh that answers late never undoes what the visitor picked."""
         from studio.engine import runs
 
         names = runs.trained_runs(self.session(key, request).owner)
-        value = next((n for n in (current, just) if n in names), next(iter(names), None))
-        return names, value
+        if current in names:
+            return {"choices": names}
+        return {"choices": names, "value": next((n for n in (just,) if n in names), next(iter(names), None))}
 
 
 def _safe(key: str) -> str:

@@ -56,8 +56,7 @@ class Handlers:
         self.t, self.ctx = t, ctx
 
     def run_choices(self, k, current, just, request: gr.Request):
-        names, value = self.ctx.trained(k, current, just, request)
-        return gr.Dropdown(choices=names, value=value)
+        return gr.Dropdown(**self.ctx.trained(k, current, just, request))
 
     def send(self, k, run_name, message, base, tuned, max_tokens, sample, temperature, system,
              request: gr.Request):

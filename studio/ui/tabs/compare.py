@@ -191,8 +191,7 @@ class Handlers:
         return self.ctx.session(k, request).owner
 
     def run_choices(self, k, current, just, request: gr.Request):
-        names, value = self.ctx.trained(k, current, just, request)
-        return gr.Dropdown(choices=names, value=value)
+        return gr.Dropdown(**self.ctx.trained(k, current, just, request))
 
     def results_of(self, k, run_name, request: gr.Request):
         run = runs.find_run(run_name, self.owner(k, request))

@@ -72,8 +72,7 @@ class Handlers:
         return run
 
     def run_choices(self, k, current, just, request: gr.Request):
-        names, value = self.ctx.trained(k, current, just, request)
-        return gr.Dropdown(choices=names, value=value)
+        return gr.Dropdown(**self.ctx.trained(k, current, just, request))
 
     def prepare(self, k, name, request: gr.Request):
         """The zip is built as soon as a run is chosen (a second at most), so Download is one click that downloads."""

@@ -80,7 +80,7 @@ def build(form: Form) -> ModelTab:
                 lr_use = gr.Button("Use the suggestion", size="sm", visible=False, elem_id="lr-use")
             lr_note = gr.Markdown(elem_id="lr-note")
             lr_plot = gr.Plot(visible=False, elem_id="lr-plot", label="Loss against learning rate")
-        with gr.Accordion("LoRA / QLoRA", open=False):
+        with gr.Accordion("Method settings: LoRA, QLoRA, AdaLoRA, virtual tokens", open=False):
             _rows(form, "method", METHOD, 5)
         with gr.Accordion("Model loading (advanced)", open=False):
             with gr.Row():
