@@ -171,16 +171,7 @@ class Ratings:
                 a, b, winner = b, a, {"a": "b", "b": "a"}.get(winner, winner)
             key = (ids[v["item"]], a, b, raters[v["rater"]])
             pending[key] = (*key[:3], v.get("left") or a, winner, key[3], v.get("created") or time.time())
-        retire = []
-        for key, row in list(pending.items()):
-            old = current.get(key)
-            if old and old[1] == row[4]:
-                counts["skipped"] += 1
-                del pending[key]
-                continue
-            counts["replaced" if old else "added"] += 1
-            if old:
-                retire.append((old[0],))
+        retire = _settle(pending, current, lambda row: row[4], counts)
         db.executemany("UPDATE votes SET current = 0 WHERE id = ?", retire)
         db.executemany("INSERT INTO votes (item_id, system_a, system_b, left_system, winner, rater_id, created) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)", list(pending.values()))
@@ -195,16 +186,7 @@ class Ratings:
             key = (ids[row["item"]], row["system"], raters[row["rater"]])
             pending[key] = (*[row["scores"].get(d) for d in DIMENSIONS], row.get("comment") or "",
                             row.get("created") or time.time())
-        retire = []
-        for key, values in list(pending.items()):
-            old = current.get(key)
-            if old and old[1] == values[:-1]:
-                counts["skipped"] += 1
-                del pending[key]
-                continue
-            counts["replaced" if old else "added"] += 1
-            if old:
-                retire.append((old[0],))
+        retire = _settle(pending, current, lambda values: values[:-1], counts)
         db.executemany("UPDATE likert SET current = 0 WHERE id = ?", retire)
         db.executemany(f"INSERT INTO likert (item_id, system, rater_id, {dims}, comment, created) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [(*k, *v) for k, v in pending.items()])
@@ -241,3 +223,19 @@ class Ratings:
                 "likert": q("SELECT COUNT(*) FROM likert WHERE current = 1").fetchone()[0],
                 "history": q("SELECT COUNT(*) FROM votes WHERE current = 0").fetchone()[0]
                 + q("SELECT COUNT(*) FROM likert WHERE current = 0").fetchone()[0]}
+
+
+def _settle(pending: dict, current: dict, judged, counts: dict) -> list[tuple]:
+    """Compare each incoming row with the current one of the same key: the same judgement is skipped (and
+    dropped from ``pending``), a different one replaces it; returns the ids to retire into the history."""
+    retire = []
+    for key, row in list(pending.items()):
+        old = current.get(key)
+        if old and old[1] == judged(row):
+            counts["skipped"] += 1
+            del pending[key]
+            continue
+        counts["replaced" if old else "added"] += 1
+        if old:
+            retire.append((old[0],))
+    return retire

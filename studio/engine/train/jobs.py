@@ -165,8 +165,6 @@ class Job:
             else:
                 self.result = train.run(self.config, self._snap.run_dir, self._on_event, self._should_stop,
                                         self.resume, owner=self.owner)
-            if self.result.state == "stopped" and not self._stop.is_set() and self.budget and not self._budget_note:
-                self._budget_note = self.budget(self._last_step + 1, time.time() - self._started_at)  # the child's
             self._set(state=self.result.state, error=self._budget_note or self.result.error)
         except Exception as e:  # noqa: BLE001 - bad input or no checkpoint: the job fails, the app lives
             self._set(state="failed", error=train.failure_message(e, self.config))

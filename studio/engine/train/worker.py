@@ -56,7 +56,7 @@ def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, c
     from studio.engine.train import loop
 
     cfg = StudioConfig.from_dict(config)
-    seen = {"step": 0, "t0": None}
+    seen = {"step": 0, "t0": None, "over": None}
 
     def send(event: Event) -> None:
         if isinstance(event, Metrics):
@@ -66,11 +66,14 @@ def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, c
         conn.send(event)
 
     def should_stop() -> bool:
-        over = budget is not None and seen["t0"] and budget(seen["step"] + 1, time.time() - seen["t0"])
-        return stop.is_set() or bool(over)
+        if budget is not None and seen["t0"] and not seen["over"]:
+            seen["over"] = budget(seen["step"] + 1, time.time() - seen["t0"])
+        return stop.is_set() or bool(seen["over"])
 
     try:
         result = loop.run(cfg, run_dir, send, should_stop, resume, owner=owner)
+        if result.state == "stopped" and seen["over"] and not stop.is_set():
+            result.error = seen["over"]  # why it stopped: the deployment's limit
         conn.send(("result", result))
     except Exception as e:  # noqa: BLE001 - bad input (before any run directory) or no checkpoint: said in a line
         conn.send(("error", loop.failure_message(e, cfg)))
