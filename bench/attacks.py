@@ -5,7 +5,8 @@
 - a ~1 KB YAML "billion laughs" config (anchors nested 9 deep): refused at the first alias;
 - a Parquet file of a few hundred bytes that unpacks to 80 MB of text: refused from its metadata in public
   mode (the 64 MB cap), read in under a second locally;
-- 30 uploads of 10 MB each by one visitor: stored once each (moved out of Gradio's cache), 500 MB quota.
+- 30 uploads of 10 MB each by one visitor: stored once each (moved out of Gradio's cache), 500 MB quota;
+- a 300,000-row file checked as the public Data tab checks it: in a child process with time and memory limits.
 Each case runs in a fresh process; peak memory is that process's VmHWM.
 """
 
@@ -58,6 +59,7 @@ def main() -> None:
                "parquet_bomb_local": probe(f"from studio.engine.data.readers import read_records; "
                                            f"read_records({str(parquet)!r})", {"STUDIO_PUBLIC": ""})}
     results["upload_flood"] = upload_flood(work)
+    results["data_check_apart"] = data_check_apart(work)
     print(json.dumps(results, indent=1))
 
 
@@ -81,6 +83,32 @@ def upload_flood(work: Path) -> dict:
             refused += 1
     return {"uploads": 60, "refused_by_quota": refused, "stored_mb": round(folder_mb(work / "home"), 1),
             "left_in_cache_mb": round(folder_mb(cache), 1), "seconds": round(time.perf_counter() - started, 2)}
+
+
+def data_check_apart(work: Path) -> dict:
+    """A 300,000-row file checked the way a public Data tab checks it (a child process with limits): what the
+    server's own memory does, with the default limits and with a 600 MB one."""
+    import psutil
+
+    from studio.engine.data.check import inspect_data
+    from studio.engine.isolate import isolated
+
+    big = work / "big.csv"
+    big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i} since {i} and {i} make {2 * i}.\n"
+                                                     for i in range(300_000)))
+    out = {"file_mb": round(big.stat().st_size / 2**20, 1)}
+    for label, limit in (("default_limits", None), ("limit_600_mb", 600)):
+        me, t = psutil.Process(), time.perf_counter()
+        before = me.memory_info().rss
+        try:
+            kw = {"memory_mb": limit} if limit else {}
+            ins = isolated(inspect_data, str(big), "auto", {}, "studio-tiny", 256, "auto", 0, **kw)
+            outcome = f"checked: {ins.report['examples']} examples"
+        except Exception as e:  # noqa: BLE001 - the outcome is the measurement
+            outcome = str(e)
+        out[label] = {"outcome": outcome, "seconds": round(time.perf_counter() - t, 2),
+                      "server_rss_growth_mb": round((me.memory_info().rss - before) / 2**20, 1)}
+    return out
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 
 import httpx
@@ -57,9 +58,9 @@ def call(c: Client, api: str, **by_label):
     return c.predict(**{names[k.replace("_", " ")]: v for k, v in by_label.items()}, api_name=api)
 
 
-def train_for(c: Client, steps: int = 3, ends: str = "Completed") -> str:
+def train_for(c: Client, steps: int = 3, ends: str = "Completed", **settings) -> str:
     c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
-    call(c, "/start", max_steps=steps)
+    call(c, "/start", max_steps=steps, **settings)
 
     def done():
         status = c.predict(api_name="/status")[0]
@@ -155,3 +156,36 @@ def test_an_exported_zip_names_no_visitor(public, tmp_path):
     text = "".join(zipfile.ZipFile(path).read(n).decode("utf-8", "replace") for n in ("README.md",
                                                                                       "studio-config.yaml"))
     assert "user-alice" not in text and "uploads" not in text and str(home) not in text
+
+
+def test_a_visitor_trains_on_their_own_runs_never_on_anothers(public):
+    url, home = public
+    alice, bob = visitor(url, "alice"), visitor(url, "bob")
+    first = run_name(train_for(alice))
+    second = run_name(train_for(alice, Base_model=f"run:{first}"))  # alice goes on from what her run learned
+    listed = json.loads(subprocess.run([sys.executable, "-m", "studio", "runs", "--json"], capture_output=True,
+                                       text=True, cwd=ROOT, env={**os.environ, "STUDIO_HOME": str(home)}).stdout)
+    assert next(r for r in listed if r["name"] == second)["model"] == f"run:{first}"
+    bob.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    answers = []
+    for name in (first, "no-such-run"):  # someone else's run and no run at all: the same answer
+        with pytest.raises(AppError) as err:
+            call(bob, "/start", Base_model=f"run:{name}", max_steps=2)
+        answers.append(str(err.value).replace(name, "<run>"))
+    assert "not a model you can use here" in answers[0] and answers[0] == answers[1]
+
+
+def test_a_visitors_data_check_runs_apart_and_their_stop_ends_it(public, tmp_path):
+    url, _ = public
+    bob = visitor(url, "bob")
+    big = tmp_path / "big.csv"
+    big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i} since {i} and {i} make {2 * i}.\n"
+                                                  for i in range(300_000)))
+    shown = bob.predict(handle_file(str(big)), api_name="/upload")
+    checking = bob.submit(shown, "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")
+    time.sleep(6)  # the child has started and is reading
+    asked = time.time()
+    stopped = bob.predict(api_name="/stop")
+    report = checking.result(timeout=60)[0]
+    assert "Stopped reading your data" in stopped, report
+    assert "was stopped" in report and time.time() - asked < 15

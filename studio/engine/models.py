@@ -1,7 +1,8 @@
 """Base model and tokenizer: find them, load them safely, apply the training method.
 
-Contract: ``resolve_model(cfg)`` -> a local folder (hub id, local path or studio-tiny), or a
-``ModelError`` whose one line says offline, gated, not found, pickle-only or remote code.
+Contract: ``resolve_model(cfg)`` -> a local folder (hub id, local path, studio-tiny, or ``run:<name>``: one of
+the acting visitor's runs), or a ``ModelError`` whose one line says offline, gated, not found, pickle-only or
+remote code.
 ``load_tokenizer`` guarantees a pad token and a chat template; ``load_model`` +
 ``apply_method`` give a model ready for the trainer (full, LoRA, QLoRA).
 Safetensors only and no remote code unless the config asks for them.
@@ -18,13 +19,14 @@ from studio.engine.errors import ModelError
 from studio.engine.tiny import DEFAULT_CHAT_TEMPLATE, TINY_NAME, ensure_studio_tiny
 from studio.settings import operator_allows, public_mode, studio_home
 
+RUN_PREFIX = "run:"  # model.name run:<run name>: one of the visitor's own runs as the base model
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*", "*.tiktoken"]
 
 
 @dataclass
 class ResolvedModel:
     path: Path
-    source: str  # studio-tiny | local | hub
+    source: str  # studio-tiny | local | hub | run
     revision: str = ""
     notices: list[str] = field(default_factory=list)
 
@@ -54,9 +56,10 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     name = cfg.name.strip()
     if name == TINY_NAME:
         return _checked(ResolvedModel(ensure_studio_tiny(studio_home()), "studio-tiny"), cfg)
+    if name.startswith(RUN_PREFIX):
+        return _checked(_run_as_base(name, cfg, config_only), cfg, weights=not config_only)
     if public_mode() and not _hub_id(name):  # no folder paths for visitors: the same answer, there or not
-        raise ModelError(f"model.name {Path(name).name or name!r} is not a model you can use here: give a hub id "
-                         f"(like HuggingFaceTB/SmolLM2-135M-Instruct) or {TINY_NAME}")
+        raise _not_usable(name)
     local = Path(name).expanduser()
     if local.is_dir() and not public_mode():  # visitors get hub ids only (above)
         if not (local / "config.json").is_file():
@@ -66,6 +69,73 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
         raise ModelError(f"model.name {name}: no such local folder")
     return _checked(_download(name, cfg.revision, ["config.json"] if config_only else HUB_PATTERNS), cfg,
                     weights=not config_only)
+
+
+def _not_usable(name: str) -> ModelError:
+    """One answer for a name that is not allowed and a name that is not there (nothing to probe with)."""
+    shown = name if name.startswith(RUN_PREFIX) else (Path(name).name or name)
+    return ModelError(f"model.name {shown!r} is not a model you can use here: give a hub id (like "
+                      f"HuggingFaceTB/SmolLM2-135M-Instruct), {TINY_NAME}, or one of your runs as {RUN_PREFIX}<run name>")
+
+
+def run_reference(run_name: str) -> str:
+    return f"{RUN_PREFIX}{run_name}"
+
+
+def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedModel:
+    """``run:<name>``: a finished run of the acting visitor's as a base model. A full fine-tune is its ``model``
+    folder; an adapter run is merged into its own base once (kept in the run's ``as-base`` folder)."""
+    from studio.config import PROMPT_METHODS, StudioConfig
+    from studio.engine import runs
+
+    run = runs.find_run(name[len(RUN_PREFIX):], runs.ACTING.get())
+    if run is None or not runs.has_weights(run):
+        raise _not_usable(name)
+    if (run / "model" / "config.json").is_file():
+        return ResolvedModel(run / "model", "run", notices=[f"base model: the full fine-tune of run {run.name}"])
+    run_cfg = StudioConfig.load(run / "config.yaml")
+    if run_cfg.method.kind in PROMPT_METHODS:
+        raise ModelError(f"model.name {name}: a {run_cfg.method.kind} run cannot be a base model (its virtual tokens "
+                         "are not weights to merge); continue from a LoRA-family or full run")
+    if run_cfg.model.name.strip() == name:
+        raise ModelError(f"model.name {name}: the run names itself as its base")
+    base = resolve_model(run_cfg.model, config_only)
+    merged = run / "as-base"
+    if not config_only and not (merged / "config.json").is_file():
+        _merge_into(base, run_cfg.model, run / "adapter", merged)
+    path = merged if (merged / "config.json").is_file() else base.path  # config only: the base's architecture
+    return ResolvedModel(path, "run", notices=[f"base model: run {run.name} (its adapter merged into its base)"])
+
+
+def _merge_into(base: ResolvedModel, base_cfg: ModelConfig, adapter: Path, target: Path) -> None:
+    """Base + adapter merged in fp32, saved (safetensors, in the base's own dtype) with the run's tokenizer,
+    written aside and renamed into place."""
+    import os
+    import shutil
+    import tempfile
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    arch = json.loads((base.path / "config.json").read_text())
+    dtype = arch.get("dtype") or arch.get("torch_dtype") or "float32"
+    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32,
+                                                 trust_remote_code=base_cfg.trust_remote_code)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload().to(getattr(torch, dtype, torch.float32))
+    tmp = Path(tempfile.mkdtemp(prefix=".as-base-", dir=target.parent))
+    try:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process merged it first: theirs is the same
+            if not (target / "config.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _hub_id(name: str) -> bool:

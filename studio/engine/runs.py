@@ -7,12 +7,14 @@ trainer has finished writing it and ``COMPLETE`` is inside; resume never picks a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
 import time
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,9 @@ STATES = ("queued", "running", "completed", "stopped", "failed", "diverged", "in
 COMPLETE = "COMPLETE"
 REGISTRY = "registry.txt"  # runs made outside STUDIO_HOME/runs, one path a line
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
+# Who is acting: set where a request's visitor is known (the page's session, the training worker), read where a
+# model name may name one of their runs (``run:<name>``). Unset, a public deployment lends no run to anyone.
+ACTING: ContextVar[str | None] = ContextVar("studio_acting_owner", default=None)
 
 
 def runs_root() -> Path:
@@ -240,6 +245,17 @@ def run_info(run: Path) -> RunInfo:
 def list_runs(owner: str | None = None) -> list[RunInfo]:
     """Every run, newest first; on a public deployment only ``owner``'s."""
     return [run_info(run) for run in all_run_dirs() if owns(run, owner)]
+
+
+@contextlib.contextmanager
+def acting_for(run: Path):
+    """Load what a run was made from as the visitor who made it: its base may be another of their runs (the
+    caller has already found ``run`` as theirs)."""
+    token = ACTING.set(read_status(run).get("owner") or ACTING.get())
+    try:
+        yield
+    finally:
+        ACTING.reset(token)
 
 
 def owns(run: Path, owner: str | None) -> bool:

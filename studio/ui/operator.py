@@ -45,7 +45,8 @@ class Handlers:
         jobs = [s.job for s in self.sessions.all() if s.job is not None and not s.job.done]
         for job in jobs:
             job.stop()
-        return f"Asked {len(jobs)} job(s) to stop."
+        checks = sum(s.stop_checks() for s in self.sessions.all())
+        return f"Asked {len(jobs)} job(s) to stop" + (f" and stopped {checks} data check(s)." if checks else ".")
 
     def delete(self, token, names, request: gr.Request):
         check_token(token, request)

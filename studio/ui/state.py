@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.engine import budget
+from studio.engine import budget, runs
 from studio.engine.judge.pool import Answer, Pair
 from studio.engine.train.jobs import Job, SweepJob
 from studio.settings import SAMPLES, public_mode, studio_home
@@ -38,6 +38,19 @@ class Session:
     sweep: SweepJob | None = None
     pages: set = field(default_factory=set)  # Gradio session hashes of the pages open on this session
     last_seen: float = field(default_factory=time.time)
+    checks: set = field(default_factory=set)  # stop events of this visitor's data checks in child processes
+
+    def checking(self) -> threading.Event:
+        """A stop event for one data check in a child process; Stop and the operator's "stop all" set it."""
+        event = threading.Event()
+        self.checks.add(event)
+        return event
+
+    def stop_checks(self) -> int:
+        going = [e for e in list(self.checks) if not e.is_set()]
+        for event in going:
+            event.set()
+        return len(going)
 
     @property
     def busy(self) -> bool:
@@ -129,6 +142,7 @@ class Sessions:
                 self._by_key[key] = Session(key, owner)
             session = self._by_key[key]
             session.last_seen = time.time()
+            runs.ACTING.set(session.owner)  # this request acts for this visitor (a model may be one of their runs)
             if getattr(request, "session_hash", None):
                 session.pages.add(request.session_hash)
             return session
@@ -189,7 +203,6 @@ class Context:
     def trained(self, key: str | None, current: str | None, just: str | None, request=None) -> dict:
         """A run picker's update: its choices, and a value only where it shows none that still exists (the run
         just trained, else the newest); a refresh that answers late never undoes what the visitor picked."""
-        from studio.engine import runs
 
         names = runs.trained_runs(self.session(key, request).owner)
         if current in names:

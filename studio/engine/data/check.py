@@ -16,7 +16,8 @@ from pathlib import Path
 from studio.config import ModelConfig
 from studio.engine.data.encode import encode, length_stats, segments
 from studio.engine.data.formats import default_objective, load_examples
-from studio.engine.models import load_tokenizer, resolve_model
+from studio.engine import runs
+from studio.engine.models import RUN_PREFIX, load_tokenizer, resolve_model
 
 
 @dataclass
@@ -26,9 +27,14 @@ class Inspection:
     preview: list[list[tuple[str, bool]]] = field(default_factory=list)
 
 
-@lru_cache(maxsize=4)
 def _tokenizer(model: str):
-    """Tokenizers are reused between checks (the Data tab re-checks on every change)."""
+    """Tokenizers are reused between checks (the Data tab re-checks on every change); one of a visitor's runs
+    is cached for that visitor only."""
+    return _cached_tokenizer(model, runs.ACTING.get() if model.strip().startswith(RUN_PREFIX) else None)
+
+
+@lru_cache(maxsize=4)
+def _cached_tokenizer(model: str, owner: str | None):
     cfg = ModelConfig(name=model)
     resolved = resolve_model(cfg)
     return load_tokenizer(resolved, cfg), tuple(resolved.notices)

@@ -17,6 +17,7 @@ from studio.config import StudioConfig
 from studio.engine import runs
 from studio.engine.data.split import file_sha256
 from studio.engine.judge.summary import EvalSummary
+from studio.engine.models import RUN_PREFIX
 from studio.engine.tiny import TINY_NAME
 
 REBUILD_TINY = ("studio-tiny is the fine-tuning studio's offline starter model. Write it next to this folder with "
@@ -29,6 +30,8 @@ def base_reference(cfg: StudioConfig) -> str:
     """What ``adapter_config.json`` names as the base: a hub id, ``studio-tiny``, or a local folder's name
     (never an absolute path: the export has to work on another machine)."""
     name = cfg.model.name.strip()
+    if name.startswith(RUN_PREFIX):  # one of the studio's runs: its merged export's folder name
+        return f"{name[len(RUN_PREFIX):]}-merged"
     local = Path(name).expanduser()
     return local.name if name != TINY_NAME and (local.is_absolute() or local.exists()) else name
 

@@ -22,7 +22,7 @@ from studio.config import PROMPT_METHODS, StudioConfig
 from studio.engine.errors import ModelError, StudioError
 from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config
 from studio.engine.models import resolve_model
-from studio.engine.runs import as_user_made, write_atomic
+from studio.engine.runs import acting_for, as_user_made, write_atomic
 from studio.settings import public_mode, studio_home
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
@@ -101,7 +101,8 @@ def _load_tuned(run: Path, cfg: StudioConfig):
             AutoTokenizer.from_pretrained(run / "model")
     from peft import PeftModel
 
-    base = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model).path, dtype=torch.float32)
+    with acting_for(run):
+        base = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model).path, dtype=torch.float32)
     return PeftModel.from_pretrained(base, run / "adapter"), AutoTokenizer.from_pretrained(run / "adapter")
 
 

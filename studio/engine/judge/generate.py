@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from studio.config import EvalConfig, StudioConfig
+from studio.engine import runs
 from studio.engine.data.encode import IGNORE, encode_example, render
 from studio.engine.models import load_model, load_tokenizer, resolve_model, resolve_precision
 
@@ -40,7 +41,8 @@ def load_pair(run_dir: str | Path) -> Pair:
 
     run = Path(run_dir)
     cfg = StudioConfig.load(run / "config.yaml")
-    resolved = resolve_model(cfg.model)
+    with runs.acting_for(run):
+        resolved = resolve_model(cfg.model)
     precision = resolve_precision(cfg.train.precision)
     if (run / "adapter" / "adapter_config.json").is_file():
         from peft import PeftModel

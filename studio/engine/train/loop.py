@@ -61,6 +61,8 @@ def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEve
     is made; once training has started, every failure is a result, never an exception."""
     on_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
+    if owner:
+        runs.ACTING.set(owner)  # the visitor whose runs ``model.name: run:<name>`` may name
     if world_size() > 1 and not run_dir:
         raise ConfigError("with several processes (torchrun / accelerate launch), pass --output-dir so that every "
                           "process writes to the same run directory")

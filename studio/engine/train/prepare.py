@@ -65,6 +65,11 @@ def preflight(config: StudioConfig):
     return loaded
 
 
+def preflight_only(config: StudioConfig) -> None:
+    """``preflight`` that answers nothing but its errors (what a child process sends back)."""
+    preflight(config)
+
+
 def prepare(config: StudioConfig) -> Prepared:
     d = config.data
     loaded = preflight(config)

@@ -12,7 +12,6 @@ server and its GIL are no longer shared with the training loop.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import signal
 import time
 from collections.abc import Callable
@@ -22,19 +21,10 @@ from studio.config import StudioConfig
 from studio.engine import runs
 from studio.engine.errors import JobError
 from studio.engine.events import Event, Metrics, StateChanged
+from studio.engine.isolate import context as _context
 
 GRACE_S = 60.0  # after Stop, how long the child may take to checkpoint before it is killed
 POLL_S = 0.2
-
-
-def _context():
-    """A fork server where the platform has one (Linux, macOS): a clean process, started once, that forks each
-    worker, so workers keep the priority it was started with; elsewhere a fresh interpreter per worker."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload([])  # not the app's __main__: each worker imports only what it trains with
-        return ctx
-    return mp.get_context("spawn")
 
 
 def prestart() -> None:

@@ -12,7 +12,8 @@ from studio.engine import budget
 from studio.engine.data.check import inspect_data, report_lines
 from studio.engine.data.readers import SUFFIXES
 from studio.engine.errors import StudioError
-from studio.settings import SAMPLES
+from studio.engine.isolate import isolated
+from studio.settings import SAMPLES, public_mode
 from studio.ui.charts import length_histogram
 from studio.ui.forms import Form, from_widget
 from studio.ui.handlers import guard, scrub
@@ -75,13 +76,22 @@ def render_report(r: dict) -> str:
     return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])
 
 
-def check(path: str, fmt: str, columns: str, max_length, model: str, objective: str):
-    """(report markdown, preview segments, histogram) for the current data settings."""
+def check(path: str, fmt: str, columns: str, max_length, model: str, objective: str, session=None):
+    """(report markdown, preview segments, histogram) for the current data settings. On a public deployment the
+    file is read in a child process with time and memory limits (a visitor's Stop ends it too)."""
     if not path:
         return "No dataset yet: upload a file or pick a sample.", None, None
+    args = (path, fmt, from_widget("data.columns", columns), model or "studio-tiny", int(max_length), objective,
+            PREVIEW)
     try:
-        ins = inspect_data(path, fmt, from_widget("data.columns", columns), model or "studio-tiny",
-                           int(max_length), objective, preview=PREVIEW)
+        if public_mode() and session is not None:
+            stop = session.checking()
+            try:
+                ins = isolated(inspect_data, *args, owner=session.owner, should_stop=stop.is_set)
+            finally:
+                session.checks.discard(stop)
+        else:
+            ins = inspect_data(*args)
     except (StudioError, ConfigError, ValueError) as e:
         gr.Warning(scrub(str(e)))
         return f"❌ {scrub(str(e))}", None, None
@@ -115,7 +125,7 @@ class Handlers:
         s = self.ctx.session(k, request)
         if path and not s.allows(path):
             return "❌ Only your own uploads and the bundled samples can be read here.", None, None
-        return check(s.resolve(path), fmt, columns, max_length, model, objective)
+        return check(s.resolve(path), fmt, columns, max_length, model, objective, s)
 
 
 def wire(t: DataTab, ctx: Context) -> None:

@@ -14,7 +14,8 @@ import gradio as gr
 
 from studio.config import ConfigError, StudioConfig
 from studio.engine.errors import StudioError
-from studio.engine.models import CURATED, cached_models
+from studio.engine import runs
+from studio.engine.models import CURATED, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
 from studio.engine.train.estimate import estimate
@@ -52,8 +53,9 @@ class ModelTab:
     lr_note: gr.Markdown
 
 
-def model_choices() -> list[str]:
-    return list(dict.fromkeys(["studio-tiny", *CURATED, *cached_models()]))
+def model_choices(own_runs: list[str] = ()) -> list[str]:
+    """The starter, curated hub models, the local cache, then the visitor's own trained runs (run:<name>)."""
+    return list(dict.fromkeys(["studio-tiny", *CURATED, *cached_models(), *map(run_reference, own_runs)]))
 
 
 def build(form: Form) -> ModelTab:
@@ -64,7 +66,8 @@ def build(form: Form) -> ModelTab:
             form.widgets["model.name"] = gr.Dropdown(
                 choices=model_choices(), value="studio-tiny", allow_custom_value=True, label="Base model",
                 elem_id="model-name", scale=2,
-                info="studio-tiny (offline), a hub id, a local folder, or a model from your Hugging Face cache")
+                info="studio-tiny (offline), a hub id, a local folder, a model from your Hugging Face cache, or one of "
+                     "your runs (run:<name>) to train further from what it learned")
             with gr.Column(scale=1):
                 preset = gr.Dropdown(choices=list(PRESETS), value=SMALL_PRESET, label="Preset", elem_id="preset")
                 apply_preset = gr.Button("Apply preset", size="sm")
@@ -167,13 +170,15 @@ class Handlers:
     def __init__(self, t: ModelTab, ctx: Context):
         self.t, self.form, self.ctx = t, ctx.form, ctx
 
-    def model_changed(self, name: str):
+    def model_changed(self, k, name: str, request: gr.Request):
         """A new base model brings its own defaults (the same rule as the CLI's)."""
+        self.ctx.session(k, request)  # the visitor acting: the model may be one of their runs
         found = defaults_for((name or "").strip() or TINY_NAME)
         return {**self.form.updates(found.values), self.t.defaults: defaults_line(found),
                 self.t.preset: SMALL_PRESET if found.small else "LoRA"}
 
-    def describe(self, values: dict):
+    def describe(self, values: dict, request: gr.Request):
+        self.ctx.session(values[self.ctx.key], request)  # the visitor acting: the model may be one of their runs
         try:
             return describe(self.form.to_config(values))
         except (ConfigError, ValueError) as e:
@@ -206,6 +211,10 @@ class Handlers:
         return (gr.Plot(lr_figure(curve.lrs, curve.losses, curve.smoothed, curve.suggestion), visible=True), note,
                 gr.Button(f"Use {curve.suggestion:.2e}", visible=True))
 
+    def model_runs(self, k, request: gr.Request):
+        """The model list gains the visitor's own trained runs (they may have trained one since)."""
+        return gr.Dropdown(choices=model_choices(runs.trained_runs(self.ctx.session(k, request).owner)))
+
     def use_lr(self, note: str):
         value = float(note.split("**")[1]) if "**" in (note or "") else None
         return gr.skip() if value is None else value
@@ -219,11 +228,13 @@ class Handlers:
 def wire(t: ModelTab, ctx: Context) -> None:
     h, form = Handlers(t, ctx), ctx.form
     triggers = [c.change for c in form.components if c is not form.widgets["data.path"]]
-    gr.on([ctx.demo.load, *triggers], h.describe, form.inputs, [t.estimate, t.yaml, t.cli, t.save],
+    t.page.select(h.model_runs, ctx.key, form.widgets["model.name"], api_visibility="private")
+    gr.on([ctx.demo.load, *triggers], h.describe, form.inputs | {ctx.key}, [t.estimate, t.yaml, t.cli, t.save],
           api_name="estimate", trigger_mode="always_last", show_progress="hidden")
     t.apply_preset.click(h.preset, form.inputs | {t.preset}, form.components, api_name="apply_preset")
     profile = list(form.updates(defaults_for(TINY_NAME).values))
-    form.widgets["model.name"].input(h.model_changed, form.widgets["model.name"], [*profile, t.defaults, t.preset],
+    form.widgets["model.name"].input(h.model_changed, [ctx.key, form.widgets["model.name"]],
+                                     [*profile, t.defaults, t.preset],
                                      api_name="model_defaults")
     t.load.upload(guard(h.load), t.load, form.components, api_name="load_config")
     t.lr_find.click(guard(h.find_lr), form.inputs | {ctx.key}, [t.lr_plot, t.lr_note, t.lr_use], api_name="lr_find")

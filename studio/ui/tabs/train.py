@@ -13,7 +13,8 @@ from studio.config import StudioConfig
 from studio.engine import budget, runs
 from studio.engine.events import FINAL_STATES, JobSnapshot
 from studio.engine.train.jobs import Job
-from studio.engine.train.prepare import preflight
+from studio.engine.isolate import isolated
+from studio.engine.train.prepare import preflight, preflight_only
 from studio.settings import public_mode
 from studio.ui import operator, sweep
 from studio.ui.charts import loss_figure, overlay_figure, system_figure
@@ -207,15 +208,23 @@ class Handlers:
         if not s.allows_data(cfg):
             raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
         budget.check_disk(s.owner)
-        preflight(cfg)  # bad data or a model that cannot be had: said here, where it was chosen; no run starts
+        if public_mode():  # a visitor's file is read in a child with limits, never in the web server
+            stop = s.checking()
+            try:
+                isolated(preflight_only, cfg, owner=s.owner, should_stop=stop.is_set, what="reading your data")
+            finally:
+                s.checks.discard(stop)
+        else:
+            preflight(cfg)  # bad data or a model that cannot be had: said here, where it was chosen; no run starts
         cfg.run_name = (values[self.t.run_name] or "").strip()
         s.job, s.drawn, s.announced = Job(cfg, owner=s.owner, budget=budget.over_budget).start(), -1, ""
         return status_text(s.job.snapshot())
 
     def stop(self, k, request: gr.Request):
         s = self.ctx.session(k, request)
+        checks = s.stop_checks()
         if s.job is None or s.job.done:
-            return gr.skip()
+            return "Stopped reading your data." if checks else gr.skip()
         s.job.stop()
         return "Stopping after the current step…"
 
