@@ -75,7 +75,8 @@ def _not_usable(name: str) -> ModelError:
     """One answer for a name that is not allowed and a name that is not there (nothing to probe with)."""
     shown = name if name.startswith(RUN_PREFIX) else (Path(name).name or name)
     return ModelError(f"model.name {shown!r} is not a model you can use here: give a hub id (like "
-                      f"HuggingFaceTB/SmolLM2-135M-Instruct), {TINY_NAME}, or one of your runs as {RUN_PREFIX}<run name>")
+                      f"HuggingFaceTB/SmolLM2-135M-Instruct), {TINY_NAME}, or one of your runs as "
+                      f"{RUN_PREFIX}<run name>")
 
 
 def run_reference(run_name: str) -> str:

@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from studio.config import ModelConfig
+from studio.engine import runs
 from studio.engine.data.encode import encode, length_stats, segments
 from studio.engine.data.formats import default_objective, load_examples
-from studio.engine import runs
 from studio.engine.models import RUN_PREFIX, load_tokenizer, resolve_model
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from studio.config import ConfigError, StudioConfig
-from studio.engine.errors import StudioError
 from studio.engine import runs
+from studio.engine.errors import StudioError
 from studio.engine.models import CURATED, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for

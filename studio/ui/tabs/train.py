@@ -12,8 +12,8 @@ import gradio as gr
 from studio.config import StudioConfig
 from studio.engine import budget, runs
 from studio.engine.events import FINAL_STATES, JobSnapshot
-from studio.engine.train.jobs import Job
 from studio.engine.isolate import isolated
+from studio.engine.train.jobs import Job
 from studio.engine.train.prepare import preflight, preflight_only
 from studio.settings import public_mode
 from studio.ui import operator, sweep
