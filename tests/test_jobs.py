@@ -88,3 +88,28 @@ def test_the_worker_process_trains_and_a_kill_fails_the_run_which_resumes(alpaca
     assert again.wait(120) and again.state == "stopped"
     first = again.snapshot().metrics[0]["step"]
     assert first == 1  # the chart kept the points before the kill (the run resumed from its checkpoint)
+
+
+LOOPING_TEMPLATE = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x"
+
+
+def test_stop_while_preparing_ends_the_worker_at_once(alpaca_file, tmp_path):
+    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, model={"chat_template": LOOPING_TEMPLATE}))
+    job = Job(cfg, tmp_path / "r", queue=DeviceQueue()).start()
+    assert wait_for(lambda: getattr(job, "worker", None) is not None and job.worker.proc.is_alive(), timeout=30)
+    time.sleep(4)  # the child is inside the template's loop, preparing the data
+    asked = time.time()
+    job.stop()
+    assert job.wait(30) and job.state == "stopped" and "nothing was trained" in job.snapshot().error
+    assert time.time() - asked < 10 and not job.worker.proc.is_alive()
+
+
+def test_preparing_a_visitors_data_has_the_checks_time_limit(alpaca_file, tmp_path, monkeypatch):
+    from studio.engine import isolate
+
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    monkeypatch.setattr(isolate, "CHECK_SECONDS", 6.0)
+    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, model={"chat_template": LOOPING_TEMPLATE}))
+    job = Job(cfg, tmp_path / "r", queue=DeviceQueue()).start()
+    assert job.wait(60) and job.state == "failed"
+    assert "longer than this deployment's 6 s" in job.snapshot().error

@@ -50,7 +50,7 @@ def _child(fn, args, owner, conn) -> None:
         conn.close()
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     import psutil
 
     try:
@@ -75,7 +75,7 @@ def isolated(fn: Callable, *args, owner: str | None = None, seconds: float = CHE
                 reason = f"{what} ended unexpectedly (exit code {proc.exitcode})"
             elif time.time() - started > seconds:
                 reason = f"{what} took longer than this deployment's {seconds:g} s and was stopped"
-            elif _rss_mb(proc.pid) > memory_mb:
+            elif rss_mb(proc.pid) > memory_mb:
                 reason = f"{what} needed more than this deployment's {memory_mb:,.0f} MB of memory and was stopped"
             elif should_stop():
                 reason = f"{what} was stopped"

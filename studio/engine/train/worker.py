@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from studio.config import StudioConfig
-from studio.engine import runs
+from studio.engine import isolate, runs
 from studio.engine.errors import JobError
 from studio.engine.events import Event, Metrics, StateChanged
 from studio.engine.isolate import context as _context
+from studio.settings import public_mode
 
 GRACE_S = 60.0  # after Stop, how long the child may take to checkpoint before it is killed
 POLL_S = 0.2
@@ -91,6 +92,7 @@ class Supervisor:
         send.close()
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
         self._asked: float | None = None
+        self.started, self.training = time.time(), False  # training: the child has finished preparing
 
     def pump(self, on_event: Callable[[Event], None]) -> tuple | None:
         """Relay what the child said (a bounded batch); its last word, ("alive",), or None if it died mute."""
@@ -105,8 +107,21 @@ class Supervisor:
                 return message
             if isinstance(message, StateChanged) and message.run_dir:
                 self.run_dir = Path(message.run_dir)
+            if isinstance(message, StateChanged) and message.state == "running":
+                self.training = True
             on_event(message)
         return ("alive",) if self.proc.is_alive() else None
+
+    def preparing_too_long(self) -> str | None:
+        """On a public deployment, preparation (reading and encoding the visitor's data) has the data check's
+        limits: time and memory."""
+        if self.training or not public_mode():
+            return None
+        if time.time() - self.started > isolate.CHECK_SECONDS:
+            return f"preparing your data took longer than this deployment's {isolate.CHECK_SECONDS:g} s"
+        if isolate.rss_mb(self.proc.pid) > isolate.CHECK_MEMORY_MB:
+            return f"preparing your data needed more than this deployment's {isolate.CHECK_MEMORY_MB:,.0f} MB of memory"
+        return None
 
     def ask_to_stop(self) -> None:
         if self._asked is None:
@@ -126,8 +141,17 @@ def supervise(config: StudioConfig, run_dir, resume: bool, owner: str | None, on
     started(sup)
     last = ("alive",)
     while last == ("alive",):
+        if should_stop() and not sup.training:  # nothing trained, nothing to save: the child goes at once
+            sup.proc.kill()
+            sup.proc.join(GRACE_S)
+            return RunResult(sup.run_dir or Path("."), "stopped", 0, "stopped while preparing: nothing was trained")
         if should_stop():
             sup.ask_to_stop()
+        limit = sup.preparing_too_long()
+        if limit:
+            sup.proc.kill()
+            sup.proc.join(GRACE_S)
+            raise JobError(f"{limit} and was stopped")
         last = sup.pump(on_event)
     sup.proc.join(GRACE_S)
     if last and last[0] == "result":
