@@ -1,6 +1,7 @@
 """Write the studio's own sample datasets and train studio-tiny's tokenizer (deterministic).
 
-Run from the repo root: ``python assets/make_assets.py``. Its outputs are committed; run it again
+Run from the repo root: ``python assets/make_assets.py`` (``... feedback`` writes only feedback.jsonl, the
+reward model's sample). Its outputs are committed; run it again
 only to change them. The samples are templated tasks a tiny model can learn in a minute on a CPU,
 so the quickstart shows the loss falling.
 """
@@ -100,6 +101,33 @@ def make_samples(rng: random.Random) -> dict[str, list]:
     return {"alpaca": alpaca, "chat": chat, "preference": preference, "qa": qa}
 
 
+REFUSALS = ["I cannot help with that.", "I don't know.", "Please ask someone else.",
+            "That is not something I can answer.", "No idea, sorry.", "Look it up yourself."]
+
+
+def make_feedback(rng: random.Random, n: int = 240) -> list[dict]:
+    """Preference pairs a reward model can learn and an RL stage can chase: the chosen answer does the task; the
+    rejected one refuses, or answers a different question."""
+    pairs = []
+    while len(pairs) < n:
+        todo = tasks(rng)
+        k = rng.randrange(len(todo))
+        q, i, answer = todo[k]
+        if rng.random() < 0.5:
+            rejected = rng.choice(REFUSALS)
+        else:
+            rejected = todo[rng.choice([j for j in range(len(todo)) if j != k])][2]
+        pairs.append({"prompt": f"{q}\n{i}".strip(), "chosen": answer, "rejected": rejected})
+    return pairs
+
+
+def write_feedback() -> None:
+    """Separate from ``main`` (its own seed, outside the tokenizer's corpus): adding it changed nothing else."""
+    with (HERE / "samples" / "feedback.jsonl").open("w") as f:
+        for rec in make_feedback(random.Random(20261129)):
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     rng = random.Random(20261128)
     samples = make_samples(rng)
@@ -125,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    write_feedback() if sys.argv[1:] == ["feedback"] else main()

@@ -31,14 +31,16 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 
 
 FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference", "kto")
-METHODS = ("full", "lora", "qlora", "dpo", "kto", "adalora", "ia3", "prefix", "ptuning", "prompt")
+METHODS = ("full", "lora", "qlora", "dpo", "kto", "adalora", "ia3", "prefix", "ptuning", "prompt", "reward", "rl")
 PROMPT_METHODS = ("prefix", "ptuning", "prompt")  # virtual tokens in front of the input: no weights to merge
 OBJECTIVES = ("auto", "causal_lm", "instruction")
 SCHEDULERS = ("constant", "linear", "cosine")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # Packages a method needs beyond the core install, checked before anything loads.
-METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"), "dpo": ("peft", "trl"), "kto": ("peft", "trl"),
+METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"),
+                   **{k: ("peft", "trl") for k in ("dpo", "kto", "reward", "rl")},
                    **{k: ("peft",) for k in ("adalora", "ia3", *PROMPT_METHODS)}}
+TRL_METHODS = ("dpo", "kto", "reward", "rl")  # TRL's trainers tokenize, batch and order these themselves
 
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -93,7 +95,9 @@ class MethodConfig:
                            "(answers labelled desirable or not), adalora (LoRA whose ranks move to where they help), "
                            "ia3 (learned scales on keys, values and MLP: the fewest parameters), prefix (trained "
                            "key/value prefixes in every layer), ptuning (virtual tokens from a small encoder), "
-                           "prompt (trained virtual-token embeddings only).", METHODS)
+                           "prompt (trained virtual-token embeddings only), reward (a reward model: LoRA and a score "
+                           "head learn to rank chosen above rejected), rl (online RL with GRPO: the model samples "
+                           "answers and learns from a reward model's scores).", METHODS)
     objective: str = _f("auto", "causal_lm: loss on every token; instruction: loss on responses only.", OBJECTIVES)
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
@@ -109,6 +113,9 @@ class MethodConfig:
     adalora_target_r: int = _f(8, "AdaLoRA: the average rank left at the end of the schedule.")
     num_virtual_tokens: int = _f(20, "prefix / ptuning / prompt: how many virtual tokens are trained.")
     encoder_hidden_size: int = _f(128, "ptuning: hidden size of the prompt encoder (an MLP).")
+    reward_model: str = _f("", "rl: the reward model, run:<name> of a method.kind reward run.")
+    num_generations: int = _f(4, "rl: answers sampled per prompt; GRPO scores each against the others.")
+    max_completion_length: int = _f(32, "rl: longest sampled answer, in tokens.")
 
     def __post_init__(self) -> None:
         for name in ("kind", "objective", "quant_bits", "quant_type", "compute_dtype"):
@@ -122,9 +129,14 @@ class MethodConfig:
         ok = (isinstance(t, str) and t.strip() != "") or \
             (isinstance(t, list) and t and all(isinstance(x, str) for x in t))
         _check(ok, "method.target_modules", "must be auto, all-linear or a list of module names", t)
-        for name in ("adalora_init_r", "adalora_target_r", "num_virtual_tokens", "encoder_hidden_size"):
+        for name in ("adalora_init_r", "adalora_target_r", "num_virtual_tokens", "encoder_hidden_size",
+                     "max_completion_length"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 1, f"method.{name}", "must be >= 1", v)
+        _check(isinstance(self.num_generations, int) and self.num_generations >= 2, "method.num_generations",
+               "must be >= 2 (GRPO compares the answers to one prompt)", self.num_generations)
+        _check(isinstance(self.reward_model, str), "method.reward_model", "must be run:<name> or empty",
+               self.reward_model)
         _check(self.adalora_target_r <= self.adalora_init_r, "method.adalora_target_r",
                f"must be <= method.adalora_init_r ({self.adalora_init_r})", self.adalora_target_r)
         for pkg in METHOD_PACKAGES.get(self.kind, ()):
@@ -243,6 +255,16 @@ class StudioConfig:
         if kind in PROMPT_METHODS and self.train.packing:
             raise ConfigError(f"train.packing cannot be used with method.kind {kind}: its virtual tokens go in front "
                               "of each row, not of each example packed into it; turn packing off")
+        if kind == "rl" and not self.method.reward_model.strip():
+            raise ConfigError("method.kind rl needs method.reward_model: train one first (method.kind reward on "
+                              "preference pairs), then give it as run:<its name>")
+        if kind == "rl" and self.train.batch_size % self.method.num_generations:
+            raise ConfigError(f"method.kind rl: train.batch_size {self.train.batch_size} must be a multiple of "
+                              f"method.num_generations {self.method.num_generations} (each prompt's answers are "
+                              "sampled together)")
+        if kind in TRL_METHODS and self.train.packing:
+            raise ConfigError(f"train.packing cannot be used with method.kind {kind}: TRL's trainer batches its "
+                              "pairs or samples itself; turn packing off")
         if kind == "prefix" and self.train.gradient_checkpointing:
             raise ConfigError("method.kind prefix does not work with train.gradient_checkpointing (the prefix is a "
                               "key/value cache the recomputed layers do not see); turn checkpointing off")

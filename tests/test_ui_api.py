@@ -247,6 +247,8 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     assert "base" in models and run.name in models
     path, fmt, kind = c.predict(api_name="/rate_to_dpo")
     assert kind == "dpo" and path.endswith(".jsonl")
+    path, fmt, kind = c.predict(api_name="/rate_to_reward")  # votes -> a reward model -> RL
+    assert kind == "reward" and path.endswith(".jsonl")
 
 
 def test_export_tab_gives_the_adapter_zip(url):

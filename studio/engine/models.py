@@ -95,6 +95,9 @@ def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedMode
     if (run / "model" / "config.json").is_file():
         return ResolvedModel(run / "model", "run", notices=[f"base model: the full fine-tune of run {run.name}"])
     run_cfg = StudioConfig.load(run / "config.yaml")
+    if run_cfg.method.kind == "reward":
+        raise ModelError(f"model.name {name}: a reward model scores answers, it does not write them; use it as "
+                         "method.reward_model of an rl run, or in Compare")
     if run_cfg.method.kind in PROMPT_METHODS:
         raise ModelError(f"model.name {name}: a {run_cfg.method.kind} run cannot be a base model (its virtual tokens "
                          "are not weights to merge); continue from a LoRA-family or full run")
@@ -106,6 +109,44 @@ def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedMode
         _merge_into(base, run_cfg.model, run / "adapter", merged)
     path = merged if (merged / "config.json").is_file() else base.path  # config only: the base's architecture
     return ResolvedModel(path, "run", notices=[f"base model: run {run.name} (its adapter merged into its base)"])
+
+
+def load_reward_model(reference: str):
+    """(reward model, its tokenizer) from ``run:<name>`` of a reward run of the acting visitor's: base + score head
+    + LoRA merged, in eval mode, on the CPU or the GPU the studio trains on."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from studio.engine import runs
+
+    run, run_cfg = reward_run(reference)
+    with runs.acting_for(run):
+        base = resolve_model(run_cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
+    model = AutoModelForSequenceClassification.from_pretrained(base.path, num_labels=1, dtype=torch.float32,
+                                                               trust_remote_code=run_cfg.model.trust_remote_code)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model = PeftModel.from_pretrained(model, run / "adapter").merge_and_unload().eval()
+    return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
+
+
+def reward_run(reference: str):
+    """(run folder, its config) for ``run:<name>`` naming a finished reward run of the acting visitor's, or a
+    ``ModelError`` in a line."""
+    from studio.config import StudioConfig
+    from studio.engine import runs
+
+    name = reference.strip()
+    run = runs.find_run(name[len(RUN_PREFIX):], runs.ACTING.get()) if name.startswith(RUN_PREFIX) else None
+    if run is None or not (run / "adapter" / "adapter_config.json").is_file():
+        raise ModelError(f"method.reward_model {name!r} is not a reward model you can use: give run:<name> of one of "
+                         "your finished method.kind reward runs")
+    run_cfg = StudioConfig.load(run / "config.yaml")
+    if run_cfg.method.kind != "reward":
+        raise ModelError(f"method.reward_model {name}: that run is a {run_cfg.method.kind} run, not a reward model "
+                         "(train one with method.kind reward on preference pairs)")
+    return run, run_cfg
 
 
 def _merge_into(base: ResolvedModel, base_cfg: ModelConfig, adapter: Path, target: Path) -> None:
@@ -233,9 +274,12 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, precision: str, tokenizer=None):
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None}
+    auto = AutoModelForCausalLM
+    if method.kind == "reward":  # a reward model: the base with one score head instead of the LM head
+        auto, kwargs["num_labels"] = AutoModelForSequenceClassification, 1
     # Full fine-tuning keeps fp32 master weights (autocast gives the speed); adapters train on a
     # base stored in the compute dtype, which halves its memory.
     kwargs["dtype"] = torch.float32 if method.kind == "full" else getattr(torch, DTYPES[precision])
@@ -243,12 +287,15 @@ def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, 
         kwargs["quantization_config"] = quantization_config(method, precision)
         kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
     try:
-        model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+        model = auto.from_pretrained(resolved.path, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError(f"model {cfg.name}: cannot load ({str(e).splitlines()[0][:200]})") from None
+    if method.kind == "reward" and tokenizer is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
-    if model.generation_config is not None and model.generation_config.pad_token_id is None and tokenizer:
+    if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None \
+            and tokenizer:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
 
@@ -297,9 +344,10 @@ def peft_config(model, method: MethodConfig, total_steps: int | None = None):
                                         encoder_hidden_size=method.encoder_hidden_size, task_type="CAUSAL_LM")
     if method.kind == "prompt":
         return peft.PromptTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM")
+    # A reward model's score head is new: SEQ_CLS trains it whole beside the LoRA (PEFT's modules_to_save).
     return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
                            target_modules=targets(), use_rslora=method.use_rslora, use_dora=method.use_dora,
-                           task_type="CAUSAL_LM")
+                           task_type="SEQ_CLS" if method.kind == "reward" else "CAUSAL_LM")
 
 
 def with_adapter(model, method: MethodConfig, low_cpu_mem_usage: bool = False, total_steps: int | None = None):

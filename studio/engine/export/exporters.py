@@ -112,6 +112,9 @@ def export_merged(run_dir: str | Path, out: str | Path | None = None, max_shard_
     import torch
 
     run, cfg = _run(run_dir)
+    if cfg.method.kind == "reward":
+        raise StudioError(f"{run.name} is a reward model (a score head, not a language model head): export its "
+                          "adapter, which PEFT loads onto AutoModelForSequenceClassification")
     if cfg.method.kind in PROMPT_METHODS:  # quantized exports start from the merged one: refused here too
         raise StudioError(f"a {cfg.method.kind} run has no weights to merge (it trains virtual tokens in front of "
                           "the input): export the adapter, which PEFT loads onto the base")

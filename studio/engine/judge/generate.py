@@ -41,6 +41,8 @@ def load_pair(run_dir: str | Path) -> Pair:
 
     run = Path(run_dir)
     cfg = StudioConfig.load(run / "config.yaml")
+    if cfg.method.kind == "reward":
+        raise ModelError(reward_run_note(run))
     with runs.acting_for(run):
         resolved = resolve_model(cfg.model)
     precision = resolve_precision(cfg.train.precision)
@@ -62,6 +64,15 @@ def load_pair(run_dir: str | Path) -> Pair:
         base = load_model(resolved, cfg.model, cfg.method, precision, tokenizer)
         return Pair(_ready(tuned_model), _ready(base), tokenizer, cfg)
     raise ModelError(f"{run}: no trained adapter/ or model/ to evaluate (did the run complete?)")
+
+
+def reward_run_note(run: Path) -> str:
+    """What a reward run is instead of an answer: it scores answers, and how well it ranks held-out pairs."""
+    acc = runs.read_status(run).get("reward_accuracy")
+    measured = (f" On {acc['n']} held-out pairs it ranks chosen above rejected {acc['accuracy']:.0%} of the time "
+                f"[{acc['low']:.0%}, {acc['high']:.0%}] (chance: 50%).") if acc else ""
+    return (f"{run.name} is a reward model: it scores answers instead of writing them.{measured} Use it as "
+            f"method.reward_model: run:{run.name} of an rl run, or export its adapter.")
 
 
 def _ready(model):

@@ -53,8 +53,13 @@ def meta_model(config: StudioConfig):
 
     resolved = resolve_model(config.model, config_only=True)
     arch = AutoConfig.from_pretrained(resolved.path, trust_remote_code=config.model.trust_remote_code)
+    auto = AutoModelForCausalLM
+    if config.method.kind == "reward":  # the base with a one-score head instead of the LM head
+        from transformers import AutoModelForSequenceClassification
+
+        arch.num_labels, auto = 1, AutoModelForSequenceClassification
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(arch, trust_remote_code=config.model.trust_remote_code)
+        model = auto.from_config(arch, trust_remote_code=config.model.trust_remote_code)
     return model, arch
 
 
@@ -110,6 +115,11 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
     grads = trainable * 4
     optimizer = trainable * ADAM_BYTES
     tokens = t.batch_size * config.data.max_length
+    if m.kind == "reward":  # each pair is two sequences, chosen and rejected
+        tokens *= 2
+    if m.kind == "rl":  # prompts plus sampled answers; the reward model (taken as the base's size) beside it
+        tokens = t.batch_size * (config.data.max_length + m.max_completion_length)
+        weights += params * BYTES[precision]
     h, inter = arch.hidden_size, getattr(arch, "intermediate_size", 4 * arch.hidden_size)
     kv = h // arch.num_attention_heads * getattr(arch, "num_key_value_heads", arch.num_attention_heads)
     layers = arch.num_hidden_layers
@@ -123,7 +133,8 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
         activations = tokens * (layers * h * act_b + per_layer)
     else:
         activations = tokens * layers * per_layer
-    activations += tokens * arch.vocab_size * 4 * 3  # logits, log-softmax, their gradient (fp32)
+    if m.kind != "reward":  # a reward model's head gives one score, not a distribution over the vocabulary
+        activations += tokens * arch.vocab_size * 4 * 3  # logits, log-softmax, their gradient (fp32)
     runtime = RUNTIME_MB["cuda" if on_gpu else "cpu"] * MB
     total = weights + grads + optimizer + activations + runtime
     device, device_mb = _device()

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.config import ConfigError, StudioConfig
+from studio.config import TRL_METHODS, ConfigError, StudioConfig
 from studio.engine import runs
 from studio.engine.errors import JobError, StudioError
 from studio.engine.events import Event, Metrics, Notice, StateChanged, TrainingInfo
-from studio.engine.models import apply_method, load_model, parameter_counts, resolve_precision
+from studio.engine.models import apply_method, load_model, load_reward_model, parameter_counts, resolve_precision
 from studio.engine.train.doctor import Doctor, Facts
 from studio.engine.train.prepare import Prepared, prepare
 
@@ -105,11 +105,13 @@ def _train(prepared: Prepared, run: Path, checkpoint: Path | None, on_event: OnE
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         runs.write_status(run, "running", train_runtime=round(output.metrics.get("train_runtime", 0.0), 3))
         state = _final_state(trainer)
-        if state in ("completed", "stopped") and prepared.val_rows and config.train.eval_steps == 0:
+        if state in ("completed", "stopped") and prepared.val_rows and config.train.eval_steps == 0 and \
+                config.method.kind != "rl":  # GRPO has no evaluation loop: the run measures its samples below
             trainer.evaluate()
         if state != "diverged":
             _save_artifacts(trainer, prepared, run)
             _record_best(trainer, run, on_event)
+            _measure_rewards(trainer, prepared, run, on_event)
         result = RunResult(run, state, trainer.state.global_step, None, _last_loss(run))
     except Exception as e:  # noqa: BLE001 - any failure ends the run with a readable reason
         result = RunResult(run, "failed", getattr(getattr(trainer, "state", None), "global_step", 0),
@@ -120,6 +122,32 @@ def _train(prepared: Prepared, run: Path, checkpoint: Path | None, on_event: OnE
     if result.state == "diverged" and doctor is not None and doctor.dead is not None:
         result.error = f"{doctor.dead.evidence}; {doctor.dead.advice}"
     return result
+
+
+MEASURE_PAIRS, MEASURE_PROMPTS = 200, 32  # held-out pairs a reward run is measured on; prompts an RL run samples
+
+
+def _measure_rewards(trainer, p: Prepared, run: Path, on_event: OnEvent) -> None:
+    """A reward run: how often it ranks chosen above rejected on held-out pairs. An RL run: the reward model's
+    mean score of greedy answers to held-out prompts, before (adapter off) and after."""
+    from studio.engine.judge import reward
+
+    kind = p.config.method.kind
+    if kind == "reward" and p.val_rows:
+        acc = reward.pair_accuracy(trainer.model, p.tokenizer, p.val_rows[:MEASURE_PAIRS], p.config.train.seed)
+        runs.write_status(run, "running", reward_accuracy=acc)
+        on_event(Notice(f"held-out pairs: the reward model ranks chosen above rejected in {acc['accuracy']:.0%} "
+                        f"[{acc['low']:.0%}, {acc['high']:.0%}] of {acc['n']} (chance: 50%)"))
+    elif kind == "rl":
+        prompts = [r["prompt"] for r in (p.val_rows or p.train_rows)][:MEASURE_PROMPTS]
+        got = reward.sample_rewards(trainer.model, p.tokenizer, trainer.reward_funcs[0],
+                                    trainer.reward_processing_classes[0], prompts,
+                                    p.config.method.max_completion_length, p.config.train.seed)
+        runs.write_status(run, "running", rl_reward=got)
+        d = got["difference"]
+        on_event(Notice(f"mean reward of greedy answers to {got['n']} held-out prompts: base {got['base']['mean']:.2f}"
+                        f" -> tuned {got['tuned']['mean']:.2f} (difference {d['value']:+.2f} "
+                        f"[{d['low']:+.2f}, {d['high']:+.2f}])"))
 
 
 def _record_best(trainer, run: Path, on_event: OnEvent) -> None:
@@ -139,7 +167,7 @@ def _record_best(trainer, run: Path, on_event: OnEvent) -> None:
 
 def _facts(p: Prepared) -> Facts:
     """What the doctor should know beyond the metrics: the data's size and its share of trained tokens."""
-    rows = p.train_rows if p.objective not in ("dpo", "kto") else []
+    rows = p.train_rows if p.objective not in TRL_METHODS else []
     labelled = sum(sum(1 for t in r["labels"] if t != -100) for r in rows)
     total = sum(len(r["input_ids"]) for r in rows)
     return Facts(train_examples=len(p.train_rows), trained_token_share=labelled / total if total else 1.0)
@@ -203,8 +231,8 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
         StudioCallback,
         StudioTrainer,
         collator,
-        preference_trainer_class,
         training_args,
+        trl_trainer_class,
     )
 
     cfg = p.config
@@ -227,9 +255,14 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
         callbacks.append(AdaLoraCallback())
     datasets = {"train_dataset": Dataset.from_list(p.train_rows),
                 "eval_dataset": Dataset.from_list(p.val_rows) if p.val_rows else None}
-    if cfg.method.kind in ("dpo", "kto"):  # the reference model is the base: the adapter switched off
-        trainer = preference_trainer_class(cfg.method.kind)(model=model, args=args, processing_class=p.tokenizer,
-                                                            callbacks=callbacks, **datasets)
+    if cfg.method.kind == "rl":  # GRPO samples answers and scores them with the reward model
+        reward, reward_tok = load_reward_model(cfg.method.reward_model)
+        trainer = trl_trainer_class("rl")(model=model, reward_funcs=reward, reward_processing_classes=reward_tok,
+                                          args=args, processing_class=p.tokenizer, callbacks=callbacks,
+                                          train_dataset=datasets["train_dataset"])
+    elif cfg.method.kind in TRL_METHODS:  # DPO/KTO: the reference model is the base, the adapter switched off
+        trainer = trl_trainer_class(cfg.method.kind)(model=model, args=args, processing_class=p.tokenizer,
+                                                     callbacks=callbacks, **datasets)
     else:
         trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
                                 data_collator=collator(p.tokenizer, cfg.train.packing), callbacks=callbacks,

@@ -18,9 +18,9 @@ from studio.engine.data.encode import encode, length_stats, render
 from studio.engine.data.formats import CHAT_FORMATS, default_objective, load_examples
 from studio.engine.data.split import Split, make_split
 from studio.engine.errors import JobError
-from studio.engine.models import load_tokenizer, resolve_model
+from studio.engine.models import load_tokenizer, resolve_model, reward_run
 
-PREFERENCE_METHODS = {"dpo": "preference", "kto": "kto"}  # method.kind -> the data format it trains on
+PREFERENCE_METHODS = {"dpo": "preference", "kto": "kto", "reward": "preference"}  # method.kind -> the format it needs
 
 
 @dataclass
@@ -60,6 +60,11 @@ def preflight(config: StudioConfig):
         raise ConfigError(f"method.kind {config.method.kind} needs {wanted} data "
                           f"({'prompt, chosen, rejected' if wanted == 'preference' else 'a conversation and a label'})"
                           f"; {Path(d.path).name} is {loaded.format}")
+    if config.method.kind == "rl":
+        if loaded.format not in CHAT_FORMATS:
+            raise ConfigError(f"method.kind rl samples answers to prompts; {Path(d.path).name} is {loaded.format} "
+                              "(plain text has no prompts): give prompts, chats or preference pairs")
+        reward_run(config.method.reward_model)
     resolve_objective(config, loaded.format)
     resolve_model(config.model, config_only=True)
     return loaded
@@ -89,6 +94,8 @@ def prepare(config: StudioConfig) -> Prepared:
     base = {"config": config, "tokenizer": tokenizer, "resolved": resolved, "split": split}
     if wanted:
         return _preferences(base, loaded.format, train_ex, val_ex, notices)
+    if config.method.kind == "rl":
+        return _prompts(base, loaded.format, train_ex, val_ex, notices)
     if loaded.format == "kto":
         train_ex, val_ex = _desirable(train_ex, val_ex, notices)
     return _supervised(base, loaded.format, objective, train_ex, val_ex, notices)
@@ -160,3 +167,25 @@ def _preferences(base: dict, fmt: str, train_ex, val_ex, notices: list[str]) -> 
     stats = {"format": fmt, "objective": kind, "train_examples": len(kept[0]), "val_examples": len(kept[1]),
              "truncated": dropped, "lengths": length_stats(lengths, d.max_length)}
     return Prepared(objective=kind, train_rows=kept[0], val_rows=kept[1], notices=notices, stats=stats, **base)
+
+
+def prompt_of(example: dict) -> list[dict] | None:
+    """The conversation up to the answer: a pair's or a KTO row's prompt, a chat's turns before its last answer."""
+    if "prompt" in example:
+        return example["prompt"]
+    messages = example.get("messages") or []
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
+    return messages[:last] if last else None
+
+
+def _prompts(base: dict, fmt: str, train_ex, val_ex, notices: list[str]) -> Prepared:
+    """RL samples its own answers: each example gives only its prompt (GRPO's conversational prompt column)."""
+    d = base["config"].data
+    rows = [[{"prompt": p} for p in map(prompt_of, part) if p] for part in (train_ex, val_ex)]
+    if not rows[0]:
+        raise JobError(f"{Path(d.path).name}: no example has a prompt to sample answers for")
+    notices.append("method.kind rl uses the prompts only: the model writes its own answers and the reward model "
+                   "scores them")
+    stats = {"format": fmt, "objective": "rl", "train_examples": len(rows[0]), "val_examples": len(rows[1]),
+             "truncated": 0, "lengths": length_stats([], d.max_length)}
+    return Prepared(objective="rl", train_rows=rows[0], val_rows=rows[1], notices=notices, stats=stats, **base)

@@ -5,11 +5,12 @@ complete checkpoints.
 Why not TRL's SFTTrainer: the studio tokenizes and masks itself (encode.py handles templates
 without generation markers, which TRL refuses), so SFTTrainer had nothing left to do but its
 per-step entropy/accuracy metrics; with them and its import, the same LoRA job took 1.10x the
-wall time of a plain Trainer + PEFT script (bench/train_overhead.py). TRL stays for DPO.
+wall time of a plain Trainer + PEFT script (bench/train_overhead.py). TRL stays for DPO, KTO, the reward model and RL.
 
 Records (one a line in metrics.jsonl, and sent to ``on_event``): ``step, epoch, loss,
 learning_rate, grad_norm, tokens_per_s`` (non-padding tokens), ``memory_mb`` (CUDA peak, else
-process RSS), ``elapsed_s, eta_s``; evaluation records carry ``eval_loss`` instead of ``loss``.
+process RSS), ``elapsed_s, eta_s``; evaluation records carry ``eval_loss`` instead of ``loss``; TRL's
+trainers add what they measure (``TRL_LOGS``: reward accuracy and margin, RL's mean reward).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ from transformers import (
     TrainingArguments,
 )
 
-from studio.config import StudioConfig
+from studio.config import TRL_METHODS, StudioConfig
 from studio.engine import runs
 from studio.engine.events import Metrics
 from studio.engine.train.doctor import Doctor
 
 STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while training
+# What TRL's trainers log beyond the loss, kept in the records: a reward model's pair accuracy and margin, an RL
+# stage's mean reward of its samples (and its spread).
+TRL_LOGS = ("accuracy", "margin", "eval_accuracy", "reward", "reward_std")
 
 
 def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -> TrainingArguments:
@@ -49,7 +53,23 @@ def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -
         from trl import KTOConfig
 
         return KTOConfig(**_common(cfg, run, precision, evaluate), beta=0.1, max_length=cfg.data.max_length)
+    if cfg.method.kind == "reward":
+        from trl import RewardConfig
+
+        return RewardConfig(**_common(cfg, run, precision, evaluate), max_length=cfg.data.max_length)
+    if cfg.method.kind == "rl":
+        return _grpo_args(cfg, run, precision)
     return TrainingArguments(**_common(cfg, run, precision, evaluate))
+
+
+def _grpo_args(cfg: StudioConfig, run: Path, precision: str):
+    """GRPO without a KL term (beta 0: no reference model to hold, as in DAPO and Dr GRPO); no evaluation loop
+    (the run ends with its own measure: the reward model's mean score of base and tuned answers)."""
+    from trl import GRPOConfig
+
+    m = cfg.method
+    return GRPOConfig(**_common(cfg, run, precision, False), num_generations=m.num_generations,
+                      max_completion_length=m.max_completion_length, beta=0.0, temperature=1.0)
 
 
 def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dict:
@@ -66,15 +86,15 @@ def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dic
         save_strategy="steps" if t.save_steps or (evaluate and t.early_stopping_patience) else "no",
         save_steps=t.eval_steps if evaluate and t.early_stopping_patience else (t.save_steps or 500),
         save_total_limit=t.save_total_limit or None, report_to="none", disable_tqdm=True,
-        dataloader_num_workers=0, remove_unused_columns=cfg.method.kind in ("dpo", "kto"),
+        dataloader_num_workers=0, remove_unused_columns=cfg.method.kind in ("dpo", "kto"),  # TRL's defaults
         use_cpu=not torch.cuda.is_available(), torch_compile=t.torch_compile, use_liger_kernel=t.liger_kernel,
     ) | _sampling(cfg)
 
 
 def _sampling(cfg: StudioConfig) -> dict:
-    """Length-grouped batches where the sampler can measure an example; DPO and KTO keep TRL's own order (KTO
-    pairs each example with its neighbours for the KL term and needs a fixed one)."""
-    if cfg.method.kind in ("dpo", "kto"):
+    """Length-grouped batches where the sampler can measure an example; TRL's trainers keep their own order (KTO
+    pairs each example with its neighbours for the KL term, GRPO repeats each prompt for its samples)."""
+    if cfg.method.kind in TRL_METHODS:
         return {}
     return {"train_sampling_strategy": "group_by_length" if cfg.train.group_by_length else "random"}
 
@@ -110,9 +130,12 @@ class StudioMixin:
         self.studio_callback = next(c for c in self.callback_handler.callbacks if isinstance(c, StudioCallback))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        mask = inputs.get("attention_mask")  # none when packed: every token is real
-        tokens = mask.sum().detach() if mask is not None else torch.tensor(inputs["input_ids"].numel())
-        slots = mask.numel() if mask is not None else inputs["input_ids"].numel()
+        # none when packed: every token is real; GRPO's inputs are its prompts (it samples and tokenizes inside)
+        batch = inputs if isinstance(inputs, dict) else {}
+        mask = batch.get("attention_mask")
+        ids = batch.get("input_ids")
+        tokens = mask.sum().detach() if mask is not None else torch.tensor(ids.numel() if ids is not None else 0)
+        slots = mask.numel() if mask is not None else (ids.numel() if ids is not None else 0)
         loss = super().training_step(model, inputs, num_items_in_batch)
         bad = ~torch.isfinite(loss.detach())
         self._nonfinite = bad if self._nonfinite is None else (self._nonfinite | bad)
@@ -135,11 +158,12 @@ class StudioTrainer(StudioMixin, Trainer):
     """The SFT trainer: a plain Hugging Face Trainer with the studio's checks."""
 
 
-def preference_trainer_class(kind: str):
-    """TRL's DPOTrainer or KTOTrainer with the studio's checks (imported only when such a run needs it)."""
-    from trl import DPOTrainer, KTOTrainer
+def trl_trainer_class(kind: str):
+    """TRL's DPOTrainer, KTOTrainer, RewardTrainer or GRPOTrainer with the studio's checks (imported only when such
+    a run needs it)."""
+    import trl
 
-    base = {"dpo": DPOTrainer, "kto": KTOTrainer}[kind]
+    base = {"dpo": trl.DPOTrainer, "kto": trl.KTOTrainer, "reward": trl.RewardTrainer, "rl": trl.GRPOTrainer}[kind]
     return type(f"Studio{base.__name__}", (StudioMixin, base), {})
 
 
@@ -221,6 +245,7 @@ class StudioCallback(TrainerCallback):
                           grad_norm=logs.get("grad_norm"), tokens_per_s=round(tokens / dt, 1),
                           padding_share=round(1 - tokens / slots, 4) if slots else None)
             self._last_t = now
+        record.update({k: logs[k] for k in TRL_LOGS if k in logs})
         done = state.global_step - self._first_step
         record.update(memory_mb=round(memory_mb(), 1), elapsed_s=round(now - self._t0, 3),
                       eta_s=round((now - self._t0) / done * (state.max_steps - state.global_step), 1) if done else None,

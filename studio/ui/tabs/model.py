@@ -29,7 +29,7 @@ from studio.ui.state import Context
 
 METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora", "quant_bits",
           "quant_type", "double_quant", "compute_dtype", "adalora_init_r", "adalora_target_r", "num_virtual_tokens",
-          "encoder_hidden_size"]
+          "encoder_hidden_size", "reward_model", "num_generations", "max_completion_length"]
 TRAIN = ["epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "scheduler", "warmup_ratio",
          "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "group_by_length", "packing",
          "torch_compile", "liger_kernel", "seed", "logging_steps", "eval_steps", "early_stopping_patience",
@@ -83,7 +83,7 @@ def build(form: Form) -> ModelTab:
                 lr_use = gr.Button("Use the suggestion", size="sm", visible=False, elem_id="lr-use")
             lr_note = gr.Markdown(elem_id="lr-note")
             lr_plot = gr.Plot(visible=False, elem_id="lr-plot", label="Loss against learning rate")
-        with gr.Accordion("Method settings: LoRA, QLoRA, AdaLoRA, virtual tokens", open=False):
+        with gr.Accordion("Method settings: LoRA, QLoRA, AdaLoRA, virtual tokens, RL", open=False):
             _rows(form, "method", METHOD, 5)
         with gr.Accordion("Model loading (advanced)", open=False):
             with gr.Row():

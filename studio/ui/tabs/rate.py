@@ -70,6 +70,7 @@ class RateTab:
     export: gr.Button
     export_file: gr.File
     to_dpo: gr.Button
+    to_reward: gr.Button
 
 
 def build() -> RateTab:
@@ -119,10 +120,11 @@ def build() -> RateTab:
             with gr.Row():
                 export = gr.Button("Export all ratings (CSV)")
                 to_dpo = gr.Button("Train on these votes (DPO)", variant="primary", elem_id="rate-dpo")
+                to_reward = gr.Button("Train a reward model on these votes (then RL)", elem_id="rate-reward")
             export_file = gr.File(label="Export", interactive=False)
     return RateTab(page, rater, run, result, add, upload, pool, next_pair, prompt, out_a, out_b, votes, reveal,
                    next_one, one_prompt, one_output, dims, comment, submit, progress, refresh, note, board, likert,
-                   agree, versus, export, export_file, to_dpo)
+                   agree, versus, export, export_file, to_dpo, to_reward)
 
 
 
@@ -364,15 +366,21 @@ class Handlers:
         export_file(self.db, path, rater=rater)
         return str(path)
 
-    def to_dpo(self, request: gr.Request):
-        rows, skipped = preference_rows(self.db, self.votes(request))
-        if not rows:
-            raise gr.Error("No votes give a preference pair yet" + (f": {skipped_text(skipped)}" if skipped else "")
-                           + ".", print_exception=False)
-        path = export_root() / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-        runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
-        gr.Info(f"{len(rows)} preference pairs set as the training data with method dpo: press Start in Train.")
-        return str(path), "auto", "dpo"
+    def to_training(self, kind: str):
+        """The votes as preference pairs, set as the training data for ``kind``: dpo trains the model on them
+        directly; reward trains a reward model, which an rl run (method.reward_model) then learns from."""
+        def handler(request: gr.Request):
+            rows, skipped = preference_rows(self.db, self.votes(request))
+            if not rows:
+                raise gr.Error("No votes give a preference pair yet" + (f": {skipped_text(skipped)}" if skipped
+                                                                        else "") + ".", print_exception=False)
+            path = export_root() / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+            runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+            then = "" if kind == "dpo" else " Once trained, choose method rl with method.reward_model run:<its name>."
+            gr.Info(f"{len(rows)} preference pairs set as the training data with method {kind}: press Start in "
+                    f"Train.{then}")
+            return str(path), "auto", kind
+        return handler
 
 
 def wire(t: RateTab, ctx: Context) -> None:
@@ -396,4 +404,6 @@ def wire(t: RateTab, ctx: Context) -> None:
                    trigger_mode="once", concurrency_limit=4, concurrency_id="ratings")
     gr.on([t.refresh.click, t.page.select], h.results, None, after[1:], api_name="rate_results")
     t.export.click(guard(h.export), None, t.export_file, api_name="rate_export")
-    t.to_dpo.click(guard(h.to_dpo), None, [w["data.path"], w["data.format"], w["method.kind"]], api_name="rate_to_dpo")
+    chosen = [w["data.path"], w["data.format"], w["method.kind"]]
+    t.to_dpo.click(guard(h.to_training("dpo")), None, chosen, api_name="rate_to_dpo")
+    t.to_reward.click(guard(h.to_training("reward")), None, chosen, api_name="rate_to_reward")
