@@ -216,6 +216,8 @@ class EvalConfig:
     batch_size: int = _f(8, "Prompts generated together (left-padded).")
     bertscore: bool = _f(True, "Compute BERTScore (offline: MiniLM from its pip package).")
     extra_metrics: list = _f([], "More metrics: evaluate ids or local metric script folders, scored per example.")
+    reward_model: str = _f("", "Score every answer with a reward model (run:<name> of a method.kind reward run): "
+                               "mean reward of base and tuned, with intervals and a paired test.")
 
     def __post_init__(self) -> None:
         for name in ("limit", "batch_size"):

@@ -121,3 +121,16 @@ def test_a_reward_run_says_what_it_is_where_answers_are_expected(reward_run):
         from studio.engine.models import resolve_model
 
         resolve_model(ModelConfig(name=run_reference(reward_run.name)))
+
+
+def test_compare_scores_every_answer_with_a_chosen_reward_model(rl_run, reward_run):
+    from studio.config import EvalConfig
+    from studio.engine.judge.evaluate import evaluate_run
+
+    settings = EvalConfig(limit=24, bertscore=False, max_new_tokens=24, reward_model=run_reference(reward_run.name))
+    summary = evaluate_run(rl_run, settings=settings)
+    assert summary.tuned["reward"].value > summary.base["reward"].value  # what the RL stage optimised
+    assert summary.delta["reward"].ci_low <= summary.delta["reward"].value <= summary.delta["reward"].ci_high
+    assert "rougeL" in summary.tuned  # the reference metrics stay
+    typed = evaluate_run(rl_run, prompts=["Add 3 and 4.", "What day comes after Monday?"], settings=settings)
+    assert set(typed.tuned) == {"reward"} and "reward model only" in typed.note  # no references needed

@@ -95,8 +95,12 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
             outputs[side] = generate(model, pair.tokenizer, qs, s)
             nll[side] = reference_nll(model, pair.tokenizer, qs, refs) if all(refs) else None
     gen_s = time.time() - started
+    added = {}
+    if s.reward_model.strip():
+        say("scoring the answers with the reward model")
+        added["reward"] = rewards(run, s.reward_model, qs, outputs)
     say("scoring")
-    summary, per = compare(outputs["base"], outputs["tuned"], refs, nll["base"], nll["tuned"], s)
+    summary, per = compare(outputs["base"], outputs["tuned"], refs, nll["base"], nll["tuned"], s, added)
     summary.run, summary.examples, summary.generation = run.name, len(pairs), asdict(s)
     summary.eval_set = data or ("typed prompts" if prompts else "validation split")
     summary.generation_s = round(gen_s, 2)
@@ -109,24 +113,43 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     return summary
 
 
+def rewards(run: Path, reference: str, prompts: list[list[dict]], outputs: dict) -> tuple:
+    """(base, tuned) reward-model scores of each answer, as per-example metrics (no reference needed)."""
+    from studio.engine.judge.reward import scores
+    from studio.engine.models import load_reward_model
+
+    with runs.acting_for(run):  # the reward model must be the run owner's too
+        model, tokenizer = load_reward_model(reference)
+    return tuple(M._mean_metric(scores(model, tokenizer, [q + [{"role": "assistant", "content": a}]
+                                                         for q, a in zip(prompts, outputs[side])]))
+                 for side in ("base", "tuned"))
+
+
 def compare(base_out: list[str], tuned_out: list[str], refs: list[str], base_nll, tuned_nll,
-            s: EvalConfig) -> tuple[EvalSummary, list[dict]]:
-    """Scores, intervals, paired tests, win/tie/loss and the got-worse list."""
-    if not all(refs):
+            s: EvalConfig, added: dict | None = None) -> tuple[EvalSummary, list[dict]]:
+    """Scores, intervals, paired tests, win/tie/loss and the got-worse list. ``added``: metric -> (base, tuned)
+    scored elsewhere (a reward model's), which need no reference."""
+    b, t, info = {}, {}, {}
+    if all(refs):
+        scored = {side: M.score_texts(out, refs, s.bertscore, s.extra_metrics)
+                  for side, out in (("base", base_out), ("tuned", tuned_out))}
+        for side, nll in (("base", base_nll), ("tuned", tuned_nll)):
+            scored[side].metrics["perplexity"] = M.perplexity_metric(*nll)
+        b, t, info = scored["base"].metrics, scored["tuned"].metrics, scored["tuned"].info
+    for m, (mb, mt) in (added or {}).items():
+        b[m], t[m] = mb, mt
+    if not b:
         return EvalSummary(note="no references: outputs only"), [{} for _ in refs]
-    scored = {side: M.score_texts(out, refs, s.bertscore, s.extra_metrics)
-              for side, out in (("base", base_out), ("tuned", tuned_out))}
-    for side, nll in (("base", base_nll), ("tuned", tuned_nll)):
-        scored[side].metrics["perplexity"] = M.perplexity_metric(*nll)
-    b, t = scored["base"].metrics, scored["tuned"].metrics
     names = [m for m in M.ORDER if m in b] + sorted(m for m in b if m not in M.ORDER and m in t)
     summary = EvalSummary(
         base={m: M.interval(b[m], s.seed) for m in names}, tuned={m: M.interval(t[m], s.seed) for m in names},
         delta={m: M.paired(b[m], t[m], s.seed) for m in names},
         win_tie_loss={m: M.win_tie_loss(b[m], t[m], m) for m in names},
-        info={**scored["tuned"].info, "bootstrap_resamples": M.BOOTSTRAP, "lower_is_better": sorted(LOWER_IS_BETTER)})
-    per = [{f"{side}_{m}": float(scored[side].metrics[m].per_example[i]) for side in scored for m in names}
-           for i in range(len(refs))]
-    drop = [(per[i][f"tuned_{PRIMARY}"] - per[i][f"base_{PRIMARY}"], i) for i in range(len(refs))]
-    summary.got_worse = [{"index": i, "metric": PRIMARY, "delta": round(d, 4)} for d, i in sorted(drop) if d < 0]
+        info={**info, "bootstrap_resamples": M.BOOTSTRAP, "lower_is_better": sorted(LOWER_IS_BETTER)},
+        note=None if all(refs) else "no references: scored by the reward model only")
+    per = [{f"{side}_{m}": float(metrics[m].per_example[i]) for side, metrics in (("base", b), ("tuned", t))
+            for m in names} for i in range(len(refs))]
+    primary = PRIMARY if PRIMARY in names else names[0]
+    drop = [(per[i][f"tuned_{primary}"] - per[i][f"base_{primary}"], i) for i in range(len(refs))]
+    summary.got_worse = [{"index": i, "metric": primary, "delta": round(d, 4)} for d, i in sorted(drop) if d < 0]
     return summary, per

@@ -61,6 +61,7 @@ def build(form: Form) -> CompareTab:
             refresh = gr.Button("↻", size="sm", scale=0, min_width=40)
             source = gr.Radio(SOURCES, value=SOURCES[0], label="Prompts from", scale=3)
             form.add("eval.limit", label="at most N examples")
+            form.add("eval.reward_model", label="Reward model (optional, run:<name>)", scale=2)
         file = gr.File(label="Evaluation file (with references)", file_types=[".csv", ".json", ".jsonl", ".parquet"],
                        type="filepath", visible=False)
         prompts = gr.Textbox("", label="Prompts, one per line (no references: outputs only)", lines=4, visible=False)
@@ -72,7 +73,7 @@ def build(form: Form) -> CompareTab:
         status = gr.Markdown(elem_id="compare-status")
         with gr.Row():
             saved = gr.Dropdown(label="Results of this run", choices=[], scale=2)
-            metric = gr.Dropdown(choices=list(ORDER), value="rougeL", label="Metric for the scatter and sorting",
+            metric = gr.Dropdown(choices=[*ORDER, "reward"], value="rougeL", label="Metric for the scatter and sorting",
                                  scale=1)
         summary = gr.Dataframe(label="Summary", interactive=False, elem_id="compare-summary", wrap=True, visible=False,
                                column_widths=["13%", "17%", "17%", "21%", "8%", "12%", "12%"])
