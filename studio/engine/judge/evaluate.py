@@ -26,6 +26,7 @@ from studio.engine.data.split import Split, split_indices
 from studio.engine.errors import DataError
 from studio.engine.judge import metrics as M
 from studio.engine.judge.generate import auto_max_new_tokens, base_of, generate, load_pair, reference_nll
+from studio.engine.judge.masked import evaluate_masked, is_masked_run
 from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary
 
 PRIMARY = "rougeL"  # the metric the "got worse" list is sorted by
@@ -82,6 +83,9 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     s = settings or cfg.eval
     say = progress or (lambda msg: None)
     pairs = eval_set(run, cfg, data, prompts, limit)
+    if is_masked_run(run):  # an encoder fills in hidden words: measured by how well, not by generated answers
+        texts = [" ".join(x for x in (p[-1]["content"], r) if x) for p, r in pairs]
+        return evaluate_masked(run, texts, s, name, say)
     say(f"loading models for {len(pairs)} prompts")
     pair = load_pair(run)
     started = time.time()

@@ -43,6 +43,11 @@ def load_pair(run_dir: str | Path) -> Pair:
     cfg = StudioConfig.load(run / "config.yaml")
     if cfg.method.kind == "reward":
         raise ModelError(reward_run_note(run))
+    from studio.engine.judge.masked import is_masked_run
+
+    if is_masked_run(run):
+        raise ModelError(f"{run.name} is a masked-LM (BERT-style) run: it fills in hidden words instead of writing "
+                         "answers; Compare measures it by masked-token accuracy and pseudo-perplexity")
     with runs.acting_for(run):
         resolved = resolve_model(cfg.model)
     precision = resolve_precision(cfg.train.precision)

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-LOWER_IS_BETTER = {"perplexity"}
+LOWER_IS_BETTER = {"perplexity", "pseudo_perplexity"}
 
 
 @dataclass

@@ -47,17 +47,15 @@ class Estimate:
 
 def meta_model(config: StudioConfig):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
-    from studio.engine.models import resolve_model
+    from studio.engine.models import auto_class, model_family, resolve_model
 
     resolved = resolve_model(config.model, config_only=True)
     arch = AutoConfig.from_pretrained(resolved.path, trust_remote_code=config.model.trust_remote_code)
-    auto = AutoModelForCausalLM
+    auto = auto_class(config.method, "masked_lm" if model_family(resolved.path) == "encoder" else None)
     if config.method.kind == "reward":  # the base with a one-score head instead of the LM head
-        from transformers import AutoModelForSequenceClassification
-
-        arch.num_labels, auto = 1, AutoModelForSequenceClassification
+        arch.num_labels = 1
     with torch.device("meta"):
         model = auto.from_config(arch, trust_remote_code=config.model.trust_remote_code)
     return model, arch

@@ -168,6 +168,10 @@ def _record_best(trainer, run: Path, on_event: OnEvent) -> None:
 def _facts(p: Prepared) -> Facts:
     """What the doctor should know beyond the metrics: the data's size and its share of trained tokens."""
     rows = p.train_rows if p.objective not in TRL_METHODS else []
+    if p.objective == "masked_lm":  # the collator picks the trained tokens: a fixed share of each row
+        from studio.engine.train.trainer import MASK_SHARE
+
+        return Facts(train_examples=len(p.train_rows), trained_token_share=MASK_SHARE)
     labelled = sum(sum(1 for t in r["labels"] if t != -100) for r in rows)
     total = sum(len(r["input_ids"]) for r in rows)
     return Facts(train_examples=len(p.train_rows), trained_token_share=labelled / total if total else 1.0)
@@ -239,7 +243,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     threads = set_threads(cfg.train.threads)
     precision = resolve_precision(cfg.train.precision)
     _check_device(cfg, precision)
-    model = load_model(p.resolved, cfg.model, cfg.method, precision, p.tokenizer)
+    model = load_model(p.resolved, cfg.model, cfg.method, precision, p.tokenizer, objective=p.objective)
     model.config.use_cache = False  # training: no cache (packed batches are recognised only without one)
     model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing, _total_steps(cfg, len(p.train_rows)))
     trainable, total = parameter_counts(model)
@@ -265,7 +269,8 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
                                                      callbacks=callbacks, **datasets)
     else:
         trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
-                                data_collator=collator(p.tokenizer, cfg.train.packing), callbacks=callbacks,
+                                data_collator=collator(p.tokenizer, cfg.train.packing, p.objective, cfg.train.seed),
+                                callbacks=callbacks,
                                 **datasets)
     callback.trainer = trainer
     return trainer, model

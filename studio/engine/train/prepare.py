@@ -18,7 +18,7 @@ from studio.engine.data.encode import encode, length_stats, render
 from studio.engine.data.formats import CHAT_FORMATS, default_objective, load_examples
 from studio.engine.data.split import Split, make_split
 from studio.engine.errors import JobError
-from studio.engine.models import load_tokenizer, resolve_model, reward_run
+from studio.engine.models import load_tokenizer, model_family, resolve_model, reward_run
 
 PREFERENCE_METHODS = {"dpo": "preference", "kto": "kto", "reward": "preference"}  # method.kind -> the format it needs
 
@@ -37,10 +37,22 @@ class Prepared:
     split: Split
 
 
-def resolve_objective(config: StudioConfig, fmt: str) -> str:
+def resolve_objective(config: StudioConfig, fmt: str, family: str = "decoder") -> str:
+    """The objective the data and the model allow: an encoder (BERT-style) trains masked_lm on plain text; a
+    decoder trains causal_lm or instruction."""
     objective = config.method.objective
+    name = config.model.name
     if objective == "auto":
-        return default_objective(fmt)
+        objective = "masked_lm" if family == "encoder" else default_objective(fmt)
+    if objective == "masked_lm" and family != "encoder":
+        raise ConfigError(f"method.objective masked_lm needs an encoder (BERT-style) model; {name} is a {family} "
+                          f"model: use studio-minilm or a BERT-style hub model, or objective causal_lm")
+    if objective != "masked_lm" and family == "encoder":
+        raise ConfigError(f"{name} is an encoder (BERT-style) model: it cannot generate text, so it trains with "
+                          "method.objective masked_lm (on plain text)")
+    if objective == "masked_lm" and fmt != "text":
+        raise ConfigError(f"method.objective masked_lm trains on plain text; {Path(config.data.path).name} is {fmt} "
+                          "(give a text file, or a JSON/CSV with a text column)")
     if objective == "instruction" and fmt not in CHAT_FORMATS:
         raise ConfigError(f"method.objective instruction needs prompt/response records; {config.data.path} "
                           f"is {fmt} (use causal_lm)")
@@ -65,8 +77,7 @@ def preflight(config: StudioConfig):
             raise ConfigError(f"method.kind rl samples answers to prompts; {Path(d.path).name} is {loaded.format} "
                               "(plain text has no prompts): give prompts, chats or preference pairs")
         reward_run(config.method.reward_model)
-    resolve_objective(config, loaded.format)
-    resolve_model(config.model, config_only=True)
+    resolve_objective(config, loaded.format, model_family(resolve_model(config.model, config_only=True).path))
     return loaded
 
 
@@ -79,8 +90,8 @@ def prepare(config: StudioConfig) -> Prepared:
     d = config.data
     loaded = preflight(config)
     wanted = PREFERENCE_METHODS.get(config.method.kind)
-    objective = resolve_objective(config, loaded.format)
     resolved = resolve_model(config.model)
+    objective = resolve_objective(config, loaded.format, model_family(resolved.path))
     tokenizer = load_tokenizer(resolved, config.model)
     val_loaded = _validation_file(config)
     split = make_split(d.path, len(loaded.examples), d.val_size, config.train.seed, d.val_path,
@@ -124,6 +135,9 @@ def _supervised(base: dict, fmt: str, objective: str, train_ex, val_ex, notices:
     d = base["config"].data
     pack = d.pack_documents and objective == "causal_lm" and fmt == "text"
     enc_train, enc_val = (encode(ex, base["tokenizer"], objective, d.max_length, pack) for ex in (train_ex, val_ex))
+    if objective == "masked_lm":  # the collator hides 15 % of the tokens and makes the labels itself
+        for row in enc_train.rows + enc_val.rows:
+            row.pop("labels", None)
     if not enc_train.rows:
         raise JobError(f"{Path(d.path).name}: no example has a token to train on after truncation to "
                        f"data.max_length {d.max_length}")

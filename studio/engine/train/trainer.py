@@ -107,11 +107,18 @@ def _early_stopping(t, evaluate: bool) -> dict:
     return {"load_best_model_at_end": True, "metric_for_best_model": "eval_loss", "greater_is_better": False}
 
 
-def collator(tokenizer, packing: bool = False):
+MASK_SHARE = 0.15  # BERT's: of the tokens, 15 % are chosen (80 % of them masked, 10 % random, 10 % kept)
+
+
+def collator(tokenizer, packing: bool = False, objective: str = "causal_lm", seed: int = 0):
     """Right-pads input_ids with the pad token and labels with -100, so a pad that equals EOS is never trained
     while the real EOS (already in the labels) is. With ``packing``: no padding at all; the batch becomes one
     row, position_ids restart at each example (transformers then masks attention per example, with any
     attention kernel) and each example's first label is -100, so nothing is predicted across a boundary."""
+    if objective == "masked_lm":
+        from transformers import DataCollatorForLanguageModeling
+
+        return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MASK_SHARE, seed=seed)
     if packing:
         return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")

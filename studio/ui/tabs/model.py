@@ -15,7 +15,7 @@ import gradio as gr
 from studio.config import ConfigError, StudioConfig
 from studio.engine import runs
 from studio.engine.errors import StudioError
-from studio.engine.models import CURATED, cached_models, run_reference
+from studio.engine.models import CURATED, MINILM_NAME, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
 from studio.engine.train.estimate import estimate
@@ -55,7 +55,7 @@ class ModelTab:
 
 def model_choices(own_runs: list[str] = ()) -> list[str]:
     """The starter, curated hub models, the local cache, then the visitor's own trained runs (run:<name>)."""
-    return list(dict.fromkeys(["studio-tiny", *CURATED, *cached_models(), *map(run_reference, own_runs)]))
+    return list(dict.fromkeys(["studio-tiny", MINILM_NAME, *CURATED, *cached_models(), *map(run_reference, own_runs)]))
 
 
 def build(form: Form) -> ModelTab:

@@ -1,0 +1,124 @@
+"""Base vs tuned for a masked-LM (BERT-style) run: the masked-token accuracy and the pseudo-perplexity on held-out
+texts, with the same intervals and paired tests as every other comparison.
+
+Contract: ``is_masked_run(run)`` says whether a run trained the masked-LM objective. ``evaluate_masked(run, ...)``
+-> ``EvalSummary`` with ``masked_accuracy`` (15 % of each text's tokens hidden, the same positions for both
+models, chosen by ``eval.seed``; the share predicted exactly) and ``pseudo_perplexity`` (Salazar et al. 2020: each
+token hidden in turn, exp of the mean negative log-likelihood; lower is better), and writes ``eval/NAME/`` like
+``evaluate_run``: each row shows the text with its hidden tokens and what each model put there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.config import EvalConfig, StudioConfig
+from studio.engine import runs
+from studio.engine.judge import metrics as M
+from studio.engine.judge.summary import EvalSummary
+from studio.engine.train.trainer import MASK_SHARE
+
+
+def is_masked_run(run: Path) -> bool:
+    from studio.engine.models import model_family, resolve_model
+
+    cfg = StudioConfig.load(Path(run) / "config.yaml")
+    if cfg.method.objective != "auto":
+        return cfg.method.objective == "masked_lm"
+    with runs.acting_for(run):
+        return model_family(resolve_model(cfg.model, config_only=True).path) == "encoder"
+
+
+def _models(run: Path, cfg: StudioConfig):
+    """(tuned model, tokenizer, base_of): an adapter run's base is the tuned model with its adapter off."""
+    import contextlib
+
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from studio.engine.models import resolve_model
+
+    with runs.acting_for(run):
+        base_path = resolve_model(cfg.model).path
+    if (run / "model" / "config.json").is_file():
+        tuned = AutoModelForMaskedLM.from_pretrained(run / "model").eval()
+        base = AutoModelForMaskedLM.from_pretrained(base_path).eval()
+        return tuned, AutoTokenizer.from_pretrained(run / "model"), lambda: contextlib.nullcontext(base)
+    from peft import PeftModel
+
+    tuned = PeftModel.from_pretrained(AutoModelForMaskedLM.from_pretrained(base_path), run / "adapter").eval()
+    return tuned, AutoTokenizer.from_pretrained(run / "adapter"), tuned.disable_adapter
+
+
+def _hidden(ids: list[int], special: list[int], seed: int) -> list[int]:
+    """The positions hidden for the accuracy: 15 % of the ordinary tokens (at least one), the same for both models."""
+    ordinary = [i for i, s in enumerate(special) if not s]
+    rng = np.random.default_rng(seed)
+    k = max(1, round(MASK_SHARE * len(ordinary)))
+    return sorted(rng.choice(ordinary, size=min(k, len(ordinary)), replace=False).tolist()) if ordinary else []
+
+
+@torch.inference_mode()
+def _score(model, tokenizer, ids: list[int], special: list[int], hidden: list[int]) -> tuple[float, list[int], float,
+                                                                                           int]:
+    """(accuracy at the hidden positions, the predicted ids there, summed NLL of every ordinary token with that
+    token hidden alone, the number of those tokens)."""
+    mask_id = tokenizer.mask_token_id
+    x = torch.tensor([ids])
+    masked = x.clone()
+    masked[0, hidden] = mask_id
+    predicted = model(input_ids=masked).logits[0, hidden].argmax(-1).tolist()
+    accuracy = float(np.mean([p == ids[h] for p, h in zip(predicted, hidden)])) if hidden else 0.0
+    ordinary = [i for i, s in enumerate(special) if not s]
+    copies = x.repeat(len(ordinary), 1)
+    copies[torch.arange(len(ordinary)), ordinary] = mask_id
+    logp = model(input_ids=copies).logits.float().log_softmax(-1)
+    nll = -float(sum(logp[row, pos, ids[pos]] for row, pos in enumerate(ordinary)))
+    return accuracy, predicted, nll, len(ordinary)
+
+
+def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig | None = None,
+                    name: str | None = None, progress=None) -> EvalSummary:
+    run = Path(run_dir)
+    cfg = StudioConfig.load(run / "config.yaml")
+    s = settings or cfg.eval
+    say = progress or (lambda msg: None)
+    say(f"loading the models for {len(texts)} texts")
+    tuned, tokenizer, base_of = _models(run, cfg)
+    started, sides, rows = time.time(), {"base": [], "tuned": []}, []
+    for i, text in enumerate(texts):
+        enc = tokenizer(text, truncation=True, max_length=cfg.data.max_length, return_special_tokens_mask=True)
+        ids, special = enc["input_ids"], enc["special_tokens_mask"]
+        hidden = _hidden(ids, special, s.seed + i)
+        with base_of():
+            base = _score(tuned, tokenizer, ids, special, hidden)
+        mine = _score(tuned, tokenizer, ids, special, hidden)
+        sides["base"].append(base)
+        sides["tuned"].append(mine)
+        shown = [tokenizer.mask_token_id if j in hidden else t for j, t in enumerate(ids)]
+        rows.append({"prompt": tokenizer.decode(shown, skip_special_tokens=False),
+                     "reference": tokenizer.decode([ids[h] for h in hidden]),
+                     "base": tokenizer.decode(base[1]), "tuned": tokenizer.decode(mine[1])})
+    say("scoring")
+    metrics = {side: {"masked_accuracy": M._mean_metric([r[0] for r in got]),
+                      "pseudo_perplexity": M.perplexity_metric([r[2] for r in got], [r[3] for r in got])}
+               for side, got in sides.items()}
+    b, t = metrics["base"], metrics["tuned"]
+    summary = EvalSummary(base={m: M.interval(b[m], s.seed) for m in b}, tuned={m: M.interval(t[m], s.seed) for m in t},
+                          delta={m: M.paired(b[m], t[m], s.seed) for m in b},
+                          win_tie_loss={m: M.win_tie_loss(b[m], t[m], m) for m in b},
+                          info={"objective": "masked_lm", "mask_share": MASK_SHARE,
+                                "bootstrap_resamples": M.BOOTSTRAP})
+    summary.run, summary.examples, summary.eval_set = run.name, len(texts), "validation split"
+    summary.generation_s = round(time.time() - started, 2)
+    for i, row in enumerate(rows):
+        row["scores"] = {f"{side}_{m}": float(metrics[side][m].per_example[i]) for side in metrics for m in b}
+    out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
+    runs.write_atomic(out / "predictions.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+    runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
+    summary.dir = str(out)
+    return summary
