@@ -33,7 +33,7 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference", "kto")
 METHODS = ("full", "lora", "qlora", "dpo", "kto", "adalora", "ia3", "prefix", "ptuning", "prompt", "reward", "rl")
 PROMPT_METHODS = ("prefix", "ptuning", "prompt")  # virtual tokens in front of the input: no weights to merge
-OBJECTIVES = ("auto", "causal_lm", "instruction", "masked_lm")
+OBJECTIVES = ("auto", "causal_lm", "instruction", "masked_lm", "seq2seq")
 SCHEDULERS = ("constant", "linear", "cosine")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # Packages a method needs beyond the core install, checked before anything loads.
@@ -99,8 +99,9 @@ class MethodConfig:
                            "head learn to rank chosen above rejected), rl (online RL with GRPO: the model samples "
                            "answers and learns from a reward model's scores).", METHODS)
     objective: str = _f("auto", "causal_lm: loss on every token; instruction: loss on responses only; masked_lm: "
-                                "BERT-style, 15 % of tokens hidden and predicted (encoders, plain text). auto: by data "
-                                "and model.", OBJECTIVES)
+                                "BERT-style, 15 % of tokens hidden and predicted (encoders, plain text); seq2seq: "
+                                "T5/BART-style, the encoder reads the prompt and the decoder writes the answer "
+                                "(encoder-decoders). auto: by data and model.", OBJECTIVES)
     lora_r: int = _f(16, "LoRA rank.")
     lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
     lora_dropout: float = _f(0.05, "Dropout on the LoRA input, in [0, 1).")
@@ -259,8 +260,9 @@ class StudioConfig:
         if kind in PROMPT_METHODS and self.train.packing:
             raise ConfigError(f"train.packing cannot be used with method.kind {kind}: its virtual tokens go in front "
                               "of each row, not of each example packed into it; turn packing off")
-        if self.method.objective == "masked_lm" and kind not in ("full", "lora"):
-            raise ConfigError(f"method.objective masked_lm trains with method.kind full or lora, not {kind}")
+        if self.method.objective in ("masked_lm", "seq2seq") and kind not in ("full", "lora"):
+            raise ConfigError(f"method.objective {self.method.objective} trains with method.kind full or lora, "
+                              f"not {kind}")
         if kind == "rl" and not self.method.reward_model.strip():
             raise ConfigError("method.kind rl needs method.reward_model: train one first (method.kind reward on "
                               "preference pairs), then give it as run:<its name>")

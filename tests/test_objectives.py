@@ -98,3 +98,68 @@ def test_impossible_objectives_are_one_line(texts, alpaca_file):
         preflight(StudioConfig.from_dict(mlm_config(alpaca_file)))
     with pytest.raises(ConfigError, match="masked_lm trains with method.kind full or lora"):
         StudioConfig.from_dict(mlm_config(texts, method={"kind": "ia3", "objective": "masked_lm"}))
+
+
+# -- sequence to sequence -----------------------------------------------------------------------
+
+def s2s_config(data, **sections) -> dict:
+    cfg = tiny_config(data, model={"name": "studio-tiny-t5"}, data={"max_length": 64, "val_size": 0.1},
+                      method={"kind": "full"},
+                      train={"max_steps": 150, "batch_size": 8, "learning_rate": 3e-3, "logging_steps": 10})
+    for key, value in sections.items():
+        cfg[key].update(value)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def s2s_run(tmp_path_factory):
+    result = train.run(StudioConfig.from_dict(s2s_config(SAMPLES / "qa.csv")), tmp_path_factory.mktemp("s2s") / "full")
+    assert result.state == "completed", result.error
+    return result.run_dir
+
+
+def test_seq2seq_learns_prompt_to_answer_and_compare_and_chat_use_the_decoder(s2s_run):
+    from studio.engine.judge.chat import reply
+
+    losses = [m["loss"] for m in runs.read_metrics(s2s_run) if m.get("loss") is not None]
+    assert losses[-1] < losses[0] / 2
+    summary = evaluate_run(s2s_run, settings=EvalConfig(limit=20, bertscore=False))
+    assert summary.delta["rougeL"].ci_low > 0 and summary.tuned["perplexity"].value < summary.base["perplexity"].value
+    answer = list(reply(s2s_run, "tuned", [{"role": "user", "content": "Add 3 and 4."}], EvalConfig(max_new_tokens=12)))
+    assert answer and answer[-1].strip()
+
+
+S2S_RELOAD = r"""
+import json, sys
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from peft import PeftModel
+folder, base = sys.argv[1], sys.argv[2]
+tok = AutoTokenizer.from_pretrained(folder)
+model = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(base), folder).eval()
+out = model.generate(**tok(["Add 2 and 3."], return_tensors="pt"), max_new_tokens=6, do_sample=False)
+print(json.dumps({"type": model.peft_config["default"].task_type, "tokens": out.shape[1]}))
+"""
+
+
+def test_seq2seq_lora_trains_and_reloads_with_plain_transformers_and_peft(tmp_path, studio_home):
+    from studio.engine.tiny import ensure_tiny_t5
+
+    cfg = s2s_config(SAMPLES / "qa.csv", method={"kind": "lora", "target_modules": "all-linear"},
+                     train={"max_steps": 20, "learning_rate": 3e-3})
+    result = train.run(StudioConfig.from_dict(cfg), tmp_path / "lora")
+    assert result.state == "completed", result.error
+    losses = [m["loss"] for m in runs.read_metrics(result.run_dir) if m.get("loss") is not None]
+    assert losses[-1] < losses[0]
+    out = subprocess.run([sys.executable, "-c", S2S_RELOAD, str(result.run_dir / "adapter"),
+                          str(ensure_tiny_t5(studio_home))], capture_output=True, text=True, timeout=300)
+    assert json.loads(out.stdout.strip().splitlines()[-1])["type"] == "SEQ_2_SEQ_LM", out.stderr[-2000:]
+    assert estimate(StudioConfig.from_dict(cfg)).trainable > 0
+
+
+def test_impossible_seq2seq_combinations_are_one_line(texts, alpaca_file):
+    with pytest.raises(ConfigError, match="seq2seq needs an encoder-decoder.*studio-tiny is a decoder"):
+        preflight(StudioConfig.from_dict(tiny_config(alpaca_file, method={"objective": "seq2seq"})))
+    with pytest.raises(ConfigError, match="encoder-decoder .* trains with method.objective seq2seq"):
+        preflight(StudioConfig.from_dict(s2s_config(alpaca_file, method={"objective": "instruction"})))
+    with pytest.raises(ConfigError, match="seq2seq maps prompts to answers"):
+        preflight(StudioConfig.from_dict(s2s_config(texts)))

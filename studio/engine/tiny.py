@@ -21,6 +21,8 @@ from pathlib import Path
 from studio.settings import ASSETS
 
 TINY_NAME = "studio-tiny"
+T5_NAME = "studio-tiny-t5"  # the offline encoder-decoder: T5-shaped, seeded random init, studio-tiny's tokenizer
+T5_SHAPE = {"d_model": 256, "d_kv": 64, "d_ff": 768, "num_layers": 3, "num_decoder_layers": 3, "num_heads": 4}
 TINY_VERSION = 2
 TOKENIZER_DIR = ASSETS / "studio-tiny"  # the pretrained studio-tiny: weights, tokenizer, template
 SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"]
@@ -144,3 +146,35 @@ def _tokenizer_hash() -> str:
         if path.is_file():
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def ensure_tiny_t5(home: Path, seed: int = 0) -> Path:
+    """studio-tiny-t5 under ``home/models``: a small T5 (encoder-decoder, 9 M parameters) with studio-tiny's
+    tokenizer, initialised from ``seed`` by T5's own rule (no download). Not pretrained: a seq2seq run teaches it
+    the task from scratch, which the templated samples allow in a few hundred steps."""
+    target = Path(home) / "models" / T5_NAME
+    marker = target / "studio_tiny.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("tokenizer") == _tokenizer_hash():
+        return target
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, T5Config, T5ForConditionalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    config = T5Config(vocab_size=-(-len(tokenizer) // 64) * 64, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+                      tie_word_embeddings=True, **T5_SHAPE)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = T5ForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(eos_token_id=[tokenizer.eos_token_id, end],
+                                               pad_token_id=tokenizer.pad_token_id,
+                                               decoder_start_token_id=tokenizer.pad_token_id)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "studio_tiny.json").write_text(json.dumps({"random": True, "seed": seed, "tokenizer": _tokenizer_hash(),
+                                                          **T5_SHAPE}))
+
+    return _publish(target, fill)

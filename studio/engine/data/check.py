@@ -17,7 +17,7 @@ from studio.config import ModelConfig
 from studio.engine import runs
 from studio.engine.data.encode import encode, length_stats, segments
 from studio.engine.data.formats import default_objective, load_examples
-from studio.engine.models import RUN_PREFIX, load_tokenizer, model_family, resolve_model
+from studio.engine.models import RUN_PREFIX, family_objective, load_tokenizer, resolve_model
 
 
 @dataclass
@@ -44,9 +44,9 @@ def inspect_data(path: str | Path, fmt: str = "auto", columns: dict | None = Non
                  max_length: int = 512, objective: str = "auto", preview: int = 0) -> Inspection:
     loaded = load_examples(path, fmt, columns or {})
     r = loaded.report
-    if objective == "auto":  # an encoder (BERT-style) trains masked_lm; a decoder by the data's format
-        family = model_family(resolve_model(ModelConfig(name=model), config_only=True).path)
-        objective = "masked_lm" if family == "encoder" else default_objective(loaded.format)
+    if objective == "auto":  # an encoder trains masked_lm, an encoder-decoder seq2seq; a decoder by the data
+        path = resolve_model(ModelConfig(name=model), config_only=True).path
+        objective = family_objective(path) or default_objective(loaded.format)
     tokenizer, model_notices = _tokenizer(model)
     pack = loaded.format == "text" and objective == "causal_lm"
     enc = encode(loaded.examples, tokenizer, objective, max_length, pack=pack)

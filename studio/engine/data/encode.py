@@ -100,6 +100,13 @@ def response_spans(tokenizer, messages: list[dict], tools: list | None = None) -
 def encode_example(example: dict, tokenizer, objective: str) -> tuple[list[int], list[int]]:
     messages = as_conversation(example)
     tools = example.get("tools")
+    if objective == "seq2seq" and messages:  # the prompt (masked) then the last answer: ``encode`` splits them
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        prompt = tokenizer(render(tokenizer, messages[:last], add_generation_prompt=True, tools=tools),
+                           add_special_tokens=False)["input_ids"]
+        answer = tokenizer(str(messages[last]["content"]), add_special_tokens=False)["input_ids"]
+        answer = [*answer, tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else answer
+        return [*prompt, *answer], [IGNORE] * len(prompt) + answer
     if messages is None:
         ids = tokenizer(example["text"], add_special_tokens=True)["input_ids"]
         if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
@@ -138,6 +145,9 @@ def encode(examples: list[dict], tokenizer, objective: str, max_length: int, pac
     out = Encoded(rows=[])
     for ex in examples:
         ids, labels = encode_example(ex, tokenizer, objective)
+        if objective == "seq2seq":
+            _seq2seq_row(out, ids, labels, max_length)
+            continue
         out.lengths.append(len(ids))
         out.tokens_total += len(ids)
         if len(ids) > max_length:
@@ -149,6 +159,22 @@ def encode(examples: list[dict], tokenizer, objective: str, max_length: int, pac
         out.tokens_used += len(ids)
         out.rows.append({"input_ids": ids, "labels": labels})
     return out
+
+
+def _seq2seq_row(out: Encoded, ids: list[int], labels: list[int], max_length: int) -> None:
+    """The encoder reads the prompt, the decoder is trained on the answer; each is cut at ``max_length``."""
+    cut = next((i for i, lab in enumerate(labels) if lab != IGNORE), len(ids))
+    source, target = ids[:cut], labels[cut:]
+    out.lengths.append(max(len(source), len(target)))
+    out.tokens_total += len(source) + len(target)
+    if len(source) > max_length or len(target) > max_length:
+        out.truncated += 1
+    if not target:
+        out.no_target += 1
+        return
+    source, target = source[:max_length], target[:max_length]
+    out.tokens_used += len(source) + len(target)
+    out.rows.append({"input_ids": source, "labels": target})
 
 
 def _packed(examples: list[dict], tokenizer, max_length: int) -> Encoded:

@@ -21,7 +21,7 @@ from pathlib import Path
 from studio.config import PROMPT_METHODS, StudioConfig
 from studio.engine.errors import ModelError, StudioError
 from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config
-from studio.engine.models import resolve_model
+from studio.engine.models import auto_class, family_objective, resolve_model
 from studio.engine.runs import acting_for, as_user_made, write_atomic
 from studio.settings import public_mode, studio_home
 
@@ -94,15 +94,17 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, leaderboa
 def _load_tuned(run: Path, cfg: StudioConfig):
     """(tuned model in fp32, tokenizer): base + adapter, or the full fine-tune."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     if (run / "model" / "config.json").is_file():
-        return AutoModelForCausalLM.from_pretrained(run / "model", dtype=torch.float32), \
-            AutoTokenizer.from_pretrained(run / "model")
+        auto = auto_class(cfg.method, family_objective(run / "model", cfg.method.objective))
+        return auto.from_pretrained(run / "model", dtype=torch.float32), AutoTokenizer.from_pretrained(run / "model")
     from peft import PeftModel
 
     with acting_for(run):
-        base = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model).path, dtype=torch.float32)
+        path = resolve_model(cfg.model).path
+    auto = auto_class(cfg.method, family_objective(path, cfg.method.objective))
+    base = auto.from_pretrained(path, dtype=torch.float32)
     return PeftModel.from_pretrained(base, run / "adapter"), AutoTokenizer.from_pretrained(run / "adapter")
 
 

@@ -162,7 +162,9 @@ def generate_one_by_one(model, tokenizer, prompts: list[list[dict]], s: EvalConf
 @torch.inference_mode()
 def _generate_batch(model, tokenizer, texts: list[str], kw: dict) -> list[str]:
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(_device())
-    ids = model.generate(**enc, **kw)[:, enc["input_ids"].shape[1]:]
+    ids = model.generate(**enc, **kw)
+    if not model.config.is_encoder_decoder:  # a decoder's output goes on from its prompt; a decoder of an
+        ids = ids[:, enc["input_ids"].shape[1]:]  # encoder-decoder writes the answer alone
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
@@ -192,6 +194,8 @@ def stream(model, tokenizer, messages: list[dict], s: EvalConfig) -> Iterator[st
 def reference_nll(model, tokenizer, prompts: list[list[dict]], references: list[str],
                   batch_size: int = 8) -> tuple[list[float], list[int]]:
     """Summed NLL and token count of each reference answer, given its prompt."""
+    if model.config.is_encoder_decoder:
+        return _seq2seq_nll(model, tokenizer, prompts, references)
     rows = [encode_example({"messages": [*p, {"role": "assistant", "content": r}]}, tokenizer, "instruction")
             for p, r in zip(prompts, references)]
     nll, counts = [], []
@@ -208,4 +212,17 @@ def reference_nll(model, tokenizer, prompts: list[list[dict]], references: list[
         keep = target != IGNORE
         nll += (loss * keep).sum(1).tolist()
         counts += keep.sum(1).tolist()
+    return nll, counts
+
+
+def _seq2seq_nll(model, tokenizer, prompts: list[list[dict]], references: list[str]) -> tuple[list[float], list[int]]:
+    """The same for an encoder-decoder: the encoder reads the prompt, the decoder is scored on the answer."""
+    nll, counts = [], []
+    for p, r in zip(prompts, references):
+        ids, labels = encode_example({"messages": [*p, {"role": "assistant", "content": r}]}, tokenizer, "seq2seq")
+        cut = next(i for i, lab in enumerate(labels) if lab != IGNORE)
+        target = torch.tensor([labels[cut:]], device=_device())
+        logits = model(input_ids=torch.tensor([ids[:cut]], device=_device()), labels=target).logits.float()
+        nll.append(float(torch.nn.functional.cross_entropy(logits[0], target[0], reduction="sum")))
+        counts.append(target.shape[1])
     return nll, counts

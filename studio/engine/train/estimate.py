@@ -49,11 +49,11 @@ def meta_model(config: StudioConfig):
     import torch
     from transformers import AutoConfig
 
-    from studio.engine.models import auto_class, model_family, resolve_model
+    from studio.engine.models import auto_class, family_objective, resolve_model
 
     resolved = resolve_model(config.model, config_only=True)
     arch = AutoConfig.from_pretrained(resolved.path, trust_remote_code=config.model.trust_remote_code)
-    auto = auto_class(config.method, "masked_lm" if model_family(resolved.path) == "encoder" else None)
+    auto = auto_class(config.method, family_objective(resolved.path, config.method.objective))
     if config.method.kind == "reward":  # the base with a one-score head instead of the LM head
         arch.num_labels = 1
     with torch.device("meta"):

@@ -233,8 +233,8 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     from studio.engine.train.trainer import (
         AdaLoraCallback,
         StudioCallback,
-        StudioTrainer,
         collator,
+        sft_trainer_class,
         training_args,
         trl_trainer_class,
     )
@@ -248,7 +248,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing, _total_steps(cfg, len(p.train_rows)))
     trainable, total = parameter_counts(model)
     on_event(TrainingInfo(trainable, total, precision, threads, **p.stats))
-    args = training_args(cfg, run, precision, has_val=bool(p.val_rows))
+    args = training_args(cfg, run, precision, has_val=bool(p.val_rows), objective=p.objective)
     callback = StudioCallback(run, on_event, should_stop, Doctor(cfg, _facts(p)))
     callbacks = [callback]
     if cfg.train.early_stopping_patience and p.val_rows:
@@ -268,7 +268,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
         trainer = trl_trainer_class(cfg.method.kind)(model=model, args=args, processing_class=p.tokenizer,
                                                      callbacks=callbacks, **datasets)
     else:
-        trainer = StudioTrainer(model=model, args=args, processing_class=p.tokenizer,
+        trainer = sft_trainer_class(p.objective)(model=model, args=args, processing_class=p.tokenizer,
                                 data_collator=collator(p.tokenizer, cfg.train.packing, p.objective, cfg.train.seed),
                                 callbacks=callbacks,
                                 **datasets)

@@ -43,7 +43,15 @@ def resolve_objective(config: StudioConfig, fmt: str, family: str = "decoder") -
     objective = config.method.objective
     name = config.model.name
     if objective == "auto":
-        objective = "masked_lm" if family == "encoder" else default_objective(fmt)
+        objective = {"encoder": "masked_lm", "encoder-decoder": "seq2seq"}.get(family) or default_objective(fmt)
+    if (objective == "seq2seq") != (family == "encoder-decoder"):
+        raise ConfigError(f"method.objective seq2seq needs an encoder-decoder (T5/BART-style) model; {name} is a "
+                          f"{family} model" if objective == "seq2seq" else
+                          f"{name} is an encoder-decoder (T5/BART-style) model: it trains with method.objective "
+                          "seq2seq (the encoder reads the prompt, the decoder writes the answer)")
+    if objective == "seq2seq" and fmt not in CHAT_FORMATS:
+        raise ConfigError(f"method.objective seq2seq maps prompts to answers; {Path(config.data.path).name} is {fmt} "
+                          "(give prompt/response records)")
     if objective == "masked_lm" and family != "encoder":
         raise ConfigError(f"method.objective masked_lm needs an encoder (BERT-style) model; {name} is a {family} "
                           f"model: use studio-minilm or a BERT-style hub model, or objective causal_lm")

@@ -41,7 +41,8 @@ STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while traini
 TRL_LOGS = ("accuracy", "margin", "eval_accuracy", "reward", "reward_std")
 
 
-def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -> TrainingArguments:
+def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool,
+                  objective: str = "causal_lm") -> TrainingArguments:
     """Trainer arguments; for DPO, TRL's DPOConfig with the same settings (LoRA, beta 0.1)."""
     t = cfg.train
     evaluate = has_val and t.eval_steps > 0
@@ -59,6 +60,10 @@ def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool) -
         return RewardConfig(**_common(cfg, run, precision, evaluate), max_length=cfg.data.max_length)
     if cfg.method.kind == "rl":
         return _grpo_args(cfg, run, precision)
+    if objective == "seq2seq":
+        from transformers import Seq2SeqTrainingArguments
+
+        return Seq2SeqTrainingArguments(**_common(cfg, run, precision, evaluate))
     return TrainingArguments(**_common(cfg, run, precision, evaluate))
 
 
@@ -163,6 +168,15 @@ class StudioMixin:
 
 class StudioTrainer(StudioMixin, Trainer):
     """The SFT trainer: a plain Hugging Face Trainer with the studio's checks."""
+
+
+def sft_trainer_class(objective: str):
+    """The plain Trainer, or Seq2SeqTrainer for an encoder-decoder (the same loss; it knows generation too)."""
+    if objective != "seq2seq":
+        return StudioTrainer
+    from transformers import Seq2SeqTrainer
+
+    return type("StudioSeq2SeqTrainer", (StudioMixin, Seq2SeqTrainer), {})
 
 
 def trl_trainer_class(kind: str):

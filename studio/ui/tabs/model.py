@@ -15,7 +15,7 @@ import gradio as gr
 from studio.config import ConfigError, StudioConfig
 from studio.engine import runs
 from studio.engine.errors import StudioError
-from studio.engine.models import CURATED, MINILM_NAME, cached_models, run_reference
+from studio.engine.models import CURATED, MINILM_NAME, T5_NAME, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
 from studio.engine.train.estimate import estimate
@@ -55,7 +55,8 @@ class ModelTab:
 
 def model_choices(own_runs: list[str] = ()) -> list[str]:
     """The starter, curated hub models, the local cache, then the visitor's own trained runs (run:<name>)."""
-    return list(dict.fromkeys(["studio-tiny", MINILM_NAME, *CURATED, *cached_models(), *map(run_reference, own_runs)]))
+    starters = ["studio-tiny", MINILM_NAME, T5_NAME]
+    return list(dict.fromkeys([*starters, *CURATED, *cached_models(), *map(run_reference, own_runs)]))
 
 
 def build(form: Form) -> ModelTab:
@@ -66,8 +67,9 @@ def build(form: Form) -> ModelTab:
             form.widgets["model.name"] = gr.Dropdown(
                 choices=model_choices(), value="studio-tiny", allow_custom_value=True, label="Base model",
                 elem_id="model-name", scale=2,
-                info="studio-tiny (offline), a hub id, a local folder, a model from your Hugging Face cache, or one of "
-                     "your runs (run:<name>) to train further from what it learned")
+                info="studio-tiny (offline), studio-minilm (an encoder: masked LM), studio-tiny-t5 (an "
+                     "encoder-decoder: seq2seq), a hub id, a local folder, a model from your Hugging Face cache, or "
+                     "one of your runs (run:<name>) to train further from what it learned")
             with gr.Column(scale=1):
                 preset = gr.Dropdown(choices=list(PRESETS), value=SMALL_PRESET, label="Preset", elem_id="preset")
                 apply_preset = gr.Button("Apply preset", size="sm")
