@@ -86,6 +86,8 @@ def test_a_full_masked_lm_fine_tune_of_a_small_encoder_built_from_a_config(texts
     losses = [m["loss"] for m in runs.read_metrics(result.run_dir) if m.get("loss") is not None]
     assert losses[-1] < losses[0]
     assert BertForMaskedLM.from_pretrained(result.run_dir / "model").config.hidden_size == 64
+    summary = evaluate_run(result.run_dir, settings=EvalConfig(limit=10))  # a full run's base is the folder's
+    assert summary.base["pseudo_perplexity"].value != summary.tuned["pseudo_perplexity"].value
     assert estimate(StudioConfig.from_dict(cfg)).trainable == sum(p.numel() for p in small.parameters())
 
 

@@ -94,8 +94,8 @@ def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig 
         enc = tokenizer(text, truncation=True, max_length=cfg.data.max_length, return_special_tokens_mask=True)
         ids, special = enc["input_ids"], enc["special_tokens_mask"]
         hidden = _hidden(ids, special, s.seed + i)
-        with base_of():
-            base = _score(tuned, tokenizer, ids, special, hidden)
+        with base_of() as other:  # a full run's own base model; an adapter run's tuned model, adapter off
+            base = _score(other if other is not None else tuned, tokenizer, ids, special, hidden)
         mine = _score(tuned, tokenizer, ids, special, hidden)
         sides["base"].append(base)
         sides["tuned"].append(mine)
