@@ -50,7 +50,7 @@ def _batches(prepared, batch_size: int, seed: int):
 
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(prepared.train_rows, batch_size=batch_size, shuffle=True, generator=gen,
-                        collate_fn=collator(prepared.tokenizer))
+                        collate_fn=collator(prepared.tokenizer, objective=prepared.objective, seed=seed))
     while True:
         yield from loader
 
@@ -59,10 +59,11 @@ def lr_find(config: StudioConfig, steps: int = 100, lr_min: float = 1e-7, lr_max
             should_stop=None) -> LRCurve:
     import torch
 
+    from studio.config import TRL_METHODS
     from studio.engine.models import apply_method, load_model, resolve_precision
     from studio.engine.train.loop import prepare, set_threads
 
-    if config.method.kind in ("dpo", "kto"):
+    if config.method.kind in TRL_METHODS:
         from studio.config import ConfigError
 
         raise ConfigError(f"the LR finder runs on supervised data; for method.kind {config.method.kind} use a short "
@@ -70,8 +71,8 @@ def lr_find(config: StudioConfig, steps: int = 100, lr_min: float = 1e-7, lr_max
     set_threads(config.train.threads)
     prepared = prepare(config)
     precision = resolve_precision(config.train.precision)
-    model = apply_method(load_model(prepared.resolved, config.model, config.method, precision, prepared.tokenizer),
-                         config.method, config.train.gradient_checkpointing)
+    model = apply_method(load_model(prepared.resolved, config.model, config.method, precision, prepared.tokenizer,
+                                    objective=prepared.objective), config.method, config.train.gradient_checkpointing)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr_min, weight_decay=config.train.weight_decay)

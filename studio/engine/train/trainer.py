@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
@@ -143,7 +144,7 @@ class StudioMixin:
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # none when packed: every token is real; GRPO's inputs are its prompts (it samples and tokenizes inside)
-        batch = inputs if isinstance(inputs, dict) else {}
+        batch = inputs if isinstance(inputs, Mapping) else {}  # a collator's BatchEncoding is a Mapping
         mask = batch.get("attention_mask")
         ids = batch.get("input_ids")
         tokens = mask.sum().detach() if mask is not None else torch.tensor(ids.numel() if ids is not None else 0)

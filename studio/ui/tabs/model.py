@@ -13,8 +13,9 @@ from pathlib import Path
 import gradio as gr
 
 from studio.config import ConfigError, StudioConfig
-from studio.engine import runs
+from studio.engine import budget, runs
 from studio.engine.errors import StudioError
+from studio.engine.isolate import isolated
 from studio.engine.models import CURATED, MINILM_NAME, T5_NAME, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
@@ -204,7 +205,15 @@ class Handlers:
         progress(0, desc="waiting for the device")
         with exclusive():
             progress(None, desc="ramping the learning rate over 100 steps")
-            curve = lr_find(config)
+            if public_mode():  # a visitor's data and model in a child: the deployment's minutes, and Stop, end it
+                stop = s.checking()
+                try:
+                    curve = isolated(lr_find, config, owner=s.owner, seconds=budget.MAX_MINUTES * 60,
+                                     memory_mb=float("inf"), should_stop=stop.is_set, what="the range test")
+                finally:
+                    s.checks.discard(stop)
+            else:
+                curve = lr_find(config)
         if curve.suggestion is None:
             return gr.Plot(visible=False), "The loss blew up too soon to suggest anything: lower the batch size?", \
                 gr.Button(visible=False)
