@@ -134,3 +134,12 @@ def test_compare_scores_every_answer_with_a_chosen_reward_model(rl_run, reward_r
     assert "rougeL" in summary.tuned  # the reference metrics stay
     typed = evaluate_run(rl_run, prompts=["Add 3 and 4.", "What day comes after Monday?"], settings=settings)
     assert set(typed.tuned) == {"reward"} and "reward model only" in typed.note  # no references needed
+
+
+def test_the_train_chart_shows_the_reward_beside_the_loss(rl_run, reward_run):
+    from studio.ui.charts import loss_figure
+
+    for run, name in ((rl_run, "mean reward of samples (RL)"), (reward_run, "pair accuracy (reward model)")):
+        fig = loss_figure(runs.read_metrics(run)).to_dict()
+        trace = next(t for t in fig["data"] if t["name"] == name)
+        assert trace["yaxis"] == "y2" and len(trace["y"]) >= 3 and fig["layout"]["yaxis2"]["side"] == "right"

@@ -54,8 +54,24 @@ def loss_figure(metrics: list[dict], title: str = "Loss") -> go.Figure:
                "line": {"color": "red", "dash": "dash"}} for s in bad]
     notes = [{"x": s, "yref": "paper", "y": 1, "text": "diverged (NaN)", "showarrow": False,
               "font": {"color": "red"}} for s in bad]
+    extra = _trl_axis(metrics, data)
     return _figure(data, title={"text": title}, xaxis={"title": {"text": "step"}, **GRID},
-                   yaxis={"title": {"text": "loss"}, **GRID}, shapes=shapes, annotations=notes)
+                   yaxis={"title": {"text": "loss"}, **GRID}, shapes=shapes, annotations=notes, **extra)
+
+
+TRL_SERIES = (("reward", "mean reward of samples (RL)"), ("accuracy", "pair accuracy (reward model)"))
+
+
+def _trl_axis(metrics: list[dict], data: list[dict]) -> dict:
+    """What an RL or reward-model run is really after, on its own axis at the right: GRPO's loss hovers near 0
+    while the mean reward of its samples is what should rise; a reward model's pair accuracy likewise."""
+    for key, label in TRL_SERIES:
+        x, y = _series(metrics, key)
+        if x:
+            data.append(_line(x, y, label, yaxis="y2", mode="lines+markers", marker={"size": 5},
+                              line={"color": "#2ca02c", "width": 2}))
+            return {"yaxis2": {"title": {"text": label}, "overlaying": "y", "side": "right", "showgrid": False}}
+    return {}
 
 
 PANELS = [("learning_rate", "learning rate"), ("grad_norm", "grad norm"), ("tokens_per_s", "tokens / s"),
