@@ -143,3 +143,9 @@ def test_the_train_chart_shows_the_reward_beside_the_loss(rl_run, reward_run):
         fig = loss_figure(runs.read_metrics(run)).to_dict()
         trace = next(t for t in fig["data"] if t["name"] == name)
         assert trace["yaxis"] == "y2" and len(trace["y"]) >= 3 and fig["layout"]["yaxis2"]["side"] == "right"
+
+
+def test_the_rl_run_reports_reward_not_loss_troubles(rl_run):
+    status = runs.read_status(rl_run)
+    assert not [f for f in status.get("findings", []) if f["kind"] in ("instability", "poor_convergence")]
+    assert all(m["tokens_per_s"] > 0 for m in runs.read_metrics(rl_run) if m.get("loss") is not None)

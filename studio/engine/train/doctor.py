@@ -61,12 +61,19 @@ class Doctor:
         elif m.get("diverged") or ("loss" in m and m["loss"] is None):
             self._nan(step)
         elif m.get("loss") is not None:
-            self._loss(step, m["loss"])
+            if self.loss_is_the_goal:
+                self._loss(step, m["loss"])
             self._grad(step, m.get("grad_norm"))
             self._slow(step, m)
-            if self.facts.max_steps and step >= CONVERGE_SHARE * self.facts.max_steps:
+            if self.loss_is_the_goal and self.facts.max_steps and step >= CONVERGE_SHARE * self.facts.max_steps:
                 self._convergence(step)
         return self.findings[before:]
+
+    @property
+    def loss_is_the_goal(self) -> bool:
+        """GRPO's loss is a policy-gradient surrogate around 0, often negative, that need not fall: an RL run is
+        judged by its mean reward (charted and measured at the end), so the loss detectors keep quiet for it."""
+        return self.config.method.kind != "rl"
 
     def weights(self, max_abs: float, finite: bool, step: int) -> list[Finding]:
         before = len(self.findings)
@@ -77,7 +84,8 @@ class Doctor:
 
     def at_end(self, step: int) -> list[Finding]:
         before = len(self.findings)
-        self._convergence(step, final=True)
+        if self.loss_is_the_goal:
+            self._convergence(step, final=True)
         return self.findings[before:]
 
     # -- detectors -------------------------------------------------------------------------

@@ -124,6 +124,7 @@ def _train(prepared: Prepared, run: Path, checkpoint: Path | None, on_event: OnE
     return result
 
 
+RESULT = "result: "  # a notice that reports what the run achieved (the Train tab shows it under the status)
 MEASURE_PAIRS, MEASURE_PROMPTS = 200, 32  # held-out pairs a reward run is measured on; prompts an RL run samples
 
 
@@ -136,8 +137,8 @@ def _measure_rewards(trainer, p: Prepared, run: Path, on_event: OnEvent) -> None
     if kind == "reward" and p.val_rows:
         acc = reward.pair_accuracy(trainer.model, p.tokenizer, p.val_rows[:MEASURE_PAIRS], p.config.train.seed)
         runs.write_status(run, "running", reward_accuracy=acc)
-        on_event(Notice(f"held-out pairs: the reward model ranks chosen above rejected in {acc['accuracy']:.0%} "
-                        f"[{acc['low']:.0%}, {acc['high']:.0%}] of {acc['n']} (chance: 50%)"))
+        on_event(Notice(f"{RESULT}held-out pairs: the reward model ranks chosen above rejected in "
+                        f"{acc['accuracy']:.0%} [{acc['low']:.0%}, {acc['high']:.0%}] of {acc['n']} (chance: 50%)"))
     elif kind == "rl":
         prompts = [r["prompt"] for r in (p.val_rows or p.train_rows)][:MEASURE_PROMPTS]
         got = reward.sample_rewards(trainer.model, p.tokenizer, trainer.reward_funcs[0],
@@ -145,8 +146,8 @@ def _measure_rewards(trainer, p: Prepared, run: Path, on_event: OnEvent) -> None
                                     p.config.method.max_completion_length, p.config.train.seed)
         runs.write_status(run, "running", rl_reward=got)
         d = got["difference"]
-        on_event(Notice(f"mean reward of greedy answers to {got['n']} held-out prompts: base {got['base']['mean']:.2f}"
-                        f" -> tuned {got['tuned']['mean']:.2f} (difference {d['value']:+.2f} "
+        on_event(Notice(f"{RESULT}mean reward of greedy answers to {got['n']} held-out prompts: base "
+                        f"{got['base']['mean']:.2f} -> tuned {got['tuned']['mean']:.2f} (difference {d['value']:+.2f} "
                         f"[{d['low']:+.2f}, {d['high']:+.2f}])"))
 
 

@@ -208,6 +208,7 @@ class StudioCallback(TrainerCallback):
         self.stopped = False
         self._t0 = self._last_t = self._last_status = time.time()
         self._first_step = 0
+        self._num_tokens = 0  # a TRL trainer's running token count at the last record
 
     @property
     def diverged(self) -> bool:
@@ -262,6 +263,8 @@ class StudioCallback(TrainerCallback):
             record["eval_loss"] = logs["eval_loss"]
         else:
             tokens, slots = self.trainer.take_tokens() if self.trainer is not None else (0, 0)
+            if not tokens and logs.get("num_tokens"):  # GRPO tokenizes inside: its own running count
+                tokens, self._num_tokens = int(logs["num_tokens"] - self._num_tokens), int(logs["num_tokens"])
             dt = max(now - self._last_t, 1e-9)
             record.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
                           grad_norm=logs.get("grad_norm"), tokens_per_s=round(tokens / dt, 1),

@@ -14,6 +14,7 @@ from studio.engine import budget, runs
 from studio.engine.events import FINAL_STATES, JobSnapshot
 from studio.engine.isolate import isolated
 from studio.engine.train.jobs import Job
+from studio.engine.train.loop import RESULT
 from studio.engine.train.prepare import preflight, preflight_only
 from studio.settings import public_mode
 from studio.ui import operator, sweep
@@ -114,6 +115,9 @@ def status_text(snap: JobSnapshot) -> str:
     if snap.run_dir:
         where = f"Run `{Path(snap.run_dir).name}`" if public_mode() else f"Run directory: `{snap.run_dir}`"
         text += f"  \n{where}"
+    for note in snap.notices:  # what a reward or RL run measured at its end
+        if note.startswith(RESULT):
+            text += f"  \n📏 {note.removeprefix(RESULT)}"
     return text
 
 
@@ -141,18 +145,23 @@ def progress_html(snap: JobSnapshot) -> str:
             f"<div>step {step} / {total}{html.escape(eta_text)}</div>")
 
 
+LOGGED = (("reward", "reward"), ("accuracy", "pair acc"))  # what RL and reward runs add to a log line
+
+
 def log_text(snap: JobSnapshot, tail: int = 10) -> str:
-    lines = [f"note: {n}" for n in snap.notices]
+    lines = [f"note: {n}" for n in snap.notices if not n.startswith(RESULT)]
     if snap.info is not None:
         lines.append(snap.info.line())
     for m in snap.metrics:
         if m.get("eval_loss") is not None:
             lines.append(f"step {m['step']}: eval_loss {m['eval_loss']:.4f}")
         elif m.get("loss") is not None:
+            extra = "".join(f"  {label} {m[key]:.3g}" for key, label in LOGGED if m.get(key) is not None)
             lines.append(f"step {m['step']}: loss {m['loss']:.4f}  lr {m.get('learning_rate') or 0:.2e}  "
-                         f"{m.get('tokens_per_s') or 0:.0f} tok/s")
+                         f"{m.get('tokens_per_s') or 0:.0f} tok/s{extra}")
         elif m.get("diverged"):
             lines.append(f"step {m['step']}: loss is NaN or infinite: diverged")
+    lines += [n for n in snap.notices if n.startswith(RESULT)]
     if snap.done:
         lines.append(f"{snap.state}" + (f": {snap.error}" if snap.error else ""))
     return "\n".join(lines[-tail:])
