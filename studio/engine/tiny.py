@@ -6,7 +6,9 @@ byte-level BPE tokenizer and ChatML template (with ``{% generation %}`` markers)
 ``assets/studio-tiny/``. ``ensure_studio_tiny(home)`` writes it once (a second) as an ordinary Hugging
 Face model folder in fp32 safetensors, so adapters trained on it load with plain transformers + peft.
 Widths are multiples of 64 (bitsandbytes' CPU 4-bit kernels need multiples of 32).
-``save_random_llama`` builds seeded random models of other shapes for tests and benchmarks.
+``save_random_llama`` builds seeded random models of other shapes for tests and benchmarks;
+``ensure_tiny_t5`` and ``ensure_tiny_bert`` build the seeded, not pretrained, starters for the seq2seq and
+masked-LM objectives.
 """
 
 from __future__ import annotations
@@ -176,5 +178,34 @@ def ensure_tiny_t5(home: Path, seed: int = 0) -> Path:
         tokenizer.save_pretrained(tmp)
         (tmp / "studio_tiny.json").write_text(json.dumps({"random": True, "seed": seed, "tokenizer": _tokenizer_hash(),
                                                           **T5_SHAPE}))
+
+    return _publish(target, fill)
+
+
+BERT_NAME = "studio-tiny-bert"  # the small offline encoder: BERT-shaped, seeded random init, MiniLM's tokenizer
+BERT_SHAPE = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512,
+              "max_position_embeddings": 512}
+
+
+def ensure_tiny_bert(home: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """studio-tiny-bert under ``home/models``: a small BERT (4 layers, 128 wide; 4.6 M parameters, most of them
+    the 30,522-token embedding) with all-MiniLM-L6-v2's uncased WordPiece tokenizer (it has a [MASK] token),
+    initialised from ``seed`` by BERT's own rule. Not pretrained: studio-minilm is the pretrained encoder."""
+    target = Path(home) / "models" / BERT_NAME
+    if (target / "studio_tiny.json").is_file():
+        return target
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, **BERT_SHAPE)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = BertForMaskedLM(config)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "studio_tiny.json").write_text(json.dumps({"random": True, "seed": seed, **BERT_SHAPE}))
 
     return _publish(target, fill)

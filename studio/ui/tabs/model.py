@@ -16,7 +16,7 @@ from studio.config import ConfigError, StudioConfig
 from studio.engine import budget, runs
 from studio.engine.errors import StudioError
 from studio.engine.isolate import isolated
-from studio.engine.models import CURATED, MINILM_NAME, T5_NAME, cached_models, run_reference
+from studio.engine.models import BERT_NAME, CURATED, MINILM_NAME, T5_NAME, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
 from studio.engine.train.estimate import estimate
@@ -56,7 +56,7 @@ class ModelTab:
 
 def model_choices(own_runs: list[str] = ()) -> list[str]:
     """The starter, curated hub models, the local cache, then the visitor's own trained runs (run:<name>)."""
-    starters = ["studio-tiny", MINILM_NAME, T5_NAME]
+    starters = ["studio-tiny", MINILM_NAME, BERT_NAME, T5_NAME]
     return list(dict.fromkeys([*starters, *CURATED, *cached_models(), *map(run_reference, own_runs)]))
 
 
@@ -68,9 +68,9 @@ def build(form: Form) -> ModelTab:
             form.widgets["model.name"] = gr.Dropdown(
                 choices=model_choices(), value="studio-tiny", allow_custom_value=True, label="Base model",
                 elem_id="model-name", scale=2,
-                info="studio-tiny (offline), studio-minilm (an encoder: masked LM), studio-tiny-t5 (an "
-                     "encoder-decoder: seq2seq), a hub id, a local folder, a model from your Hugging Face cache, or "
-                     "one of your runs (run:<name>) to train further from what it learned")
+                info="studio-tiny (offline), studio-minilm / studio-tiny-bert (encoders: masked LM), "
+                     "studio-tiny-t5 (an encoder-decoder: seq2seq), a hub id, a local folder, a model from your "
+                     "Hugging Face cache, or one of your runs (run:<name>) to train further from what it learned")
             with gr.Column(scale=1):
                 preset = gr.Dropdown(choices=list(PRESETS), value=SMALL_PRESET, label="Preset", elem_id="preset")
                 apply_preset = gr.Button("Apply preset", size="sm")
