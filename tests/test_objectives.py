@@ -18,6 +18,8 @@ from studio.engine.train import loop as train
 from studio.engine.train.estimate import estimate
 from studio.engine.train.prepare import preflight
 
+pytestmark = pytest.mark.slow  # trains several small models
+
 
 @pytest.fixture(scope="module")
 def texts(tmp_path_factory):

@@ -18,6 +18,8 @@ from studio.engine.train.prepare import preflight
 
 FEEDBACK = SAMPLES / "feedback.jsonl"
 
+pytestmark = pytest.mark.slow  # trains several small models
+
 
 @pytest.fixture(scope="module")
 def reward_run(tmp_path_factory):

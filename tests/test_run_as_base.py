@@ -16,6 +16,8 @@ from studio.engine.export.exporters import export_adapter
 from studio.engine.models import resolve_model, run_reference
 from studio.engine.train import loop as train
 
+pytestmark = pytest.mark.slow  # trains several small models
+
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory):
