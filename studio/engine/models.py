@@ -63,19 +63,9 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
             raise ModelError(f"model.{setting} is switched off on this public deployment "
                              f"(the operator can allow it with STUDIO_ALLOW_{setting.upper()}=1)")
     name = cfg.name.strip()
-    if name == TINY_NAME:
-        return _checked(ResolvedModel(ensure_studio_tiny(studio_home()), "studio-tiny"), cfg)
-    if name == T5_NAME:
-        return _checked(ResolvedModel(ensure_tiny_t5(studio_home()), T5_NAME, notices=[
-            f"{T5_NAME} starts from random weights (it is not pretrained): a seq2seq run teaches it the task"]), cfg)
-    if name == BERT_NAME:
-        return _checked(ResolvedModel(ensure_tiny_bert(studio_home(), minilm_path()), BERT_NAME, notices=[
-            f"{BERT_NAME} starts from random weights (it is not pretrained; {MINILM_NAME} is): masked-LM training "
-            "teaches it the words of your texts"]), cfg)
-    if name == MINILM_NAME:
-        return _checked(ResolvedModel(minilm_path(), "studio-minilm", notices=[
-            f"{MINILM_NAME} is all-MiniLM-L6-v2, a sentence encoder shipped without its masked-LM head: the head "
-            "starts untrained, so the base fills in hidden words at chance"]), cfg)
+    if name in STARTERS:
+        build, notice = STARTERS[name]
+        return _checked(ResolvedModel(build(), name, notices=[notice] if notice else []), cfg)
     if name.startswith(RUN_PREFIX):
         return _checked(_run_as_base(name, cfg, config_only), cfg, weights=not config_only)
     if public_mode() and not _hub_id(name):  # no folder paths for visitors: the same answer, there or not
@@ -89,6 +79,18 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
         raise ModelError(f"model.name {name}: no such local folder")
     return _checked(_download(name, cfg.revision, ["config.json"] if config_only else HUB_PATTERNS), cfg,
                     weights=not config_only)
+
+
+# The offline starters: name -> (its folder, built or found on first use; what a user should know about it).
+STARTERS = {
+    TINY_NAME: (lambda: ensure_studio_tiny(studio_home()), None),
+    MINILM_NAME: (lambda: minilm_path(), f"{MINILM_NAME} is all-MiniLM-L6-v2, a sentence encoder shipped without "
+                  "its masked-LM head: the head starts untrained, so the base fills in hidden words at chance"),
+    BERT_NAME: (lambda: ensure_tiny_bert(studio_home(), minilm_path()), f"{BERT_NAME} starts from random weights "
+                f"(it is not pretrained; {MINILM_NAME} is): masked-LM training teaches it the words of your texts"),
+    T5_NAME: (lambda: ensure_tiny_t5(studio_home()), f"{T5_NAME} starts from random weights (it is not "
+              "pretrained): a seq2seq run teaches it the task"),
+}
 
 
 def minilm_path() -> Path:
