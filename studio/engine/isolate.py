@@ -72,6 +72,8 @@ def isolated(fn: Callable, *args, owner: str | None = None, seconds: float = CHE
     try:
         while not recv.poll(POLL_S):
             if not proc.is_alive():
+                if recv.poll(0):  # it answered and ended between the two looks
+                    break
                 reason = f"{what} ended unexpectedly (exit code {proc.exitcode})"
             elif time.time() - started > seconds:
                 reason = f"{what} took longer than this deployment's {seconds:g} s and was stopped"

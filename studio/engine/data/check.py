@@ -35,19 +35,19 @@ def _tokenizer(model: str):
 
 @lru_cache(maxsize=4)
 def _cached_tokenizer(model: str, owner: str | None):
+    """(tokenizer, the model's notices, the objective its family decides or None), resolved once per model."""
     cfg = ModelConfig(name=model)
     resolved = resolve_model(cfg)
-    return load_tokenizer(resolved, cfg), tuple(resolved.notices)
+    return load_tokenizer(resolved, cfg), tuple(resolved.notices), family_objective(resolved.path)
 
 
 def inspect_data(path: str | Path, fmt: str = "auto", columns: dict | None = None, model: str = "studio-tiny",
                  max_length: int = 512, objective: str = "auto", preview: int = 0) -> Inspection:
     loaded = load_examples(path, fmt, columns or {})
     r = loaded.report
+    tokenizer, model_notices, by_family = _tokenizer(model)
     if objective == "auto":  # an encoder trains masked_lm, an encoder-decoder seq2seq; a decoder by the data
-        path = resolve_model(ModelConfig(name=model), config_only=True).path
-        objective = family_objective(path) or default_objective(loaded.format)
-    tokenizer, model_notices = _tokenizer(model)
+        objective = by_family or default_objective(loaded.format)
     pack = loaded.format == "text" and objective == "causal_lm"
     enc = encode(loaded.examples, tokenizer, objective, max_length, pack=pack)
     notices = r.notices + list(model_notices) + enc.notices + _kto_note(loaded)
