@@ -8,6 +8,18 @@
 - 30 uploads of 10 MB each by one visitor: stored once each (moved out of Gradio's cache), 500 MB quota;
 - a 300,000-row file checked as the public Data tab checks it: in a child process with time and memory limits.
 Each case runs in a fresh process; peak memory is that process's VmHWM.
+
+    python bench/attacks.py --server
+
+runs the public app (STUDIO_PUBLIC=1, two logged-in visitors by a trusted header, as the security tests do) and
+measures what one visitor can do to the web server and to another visitor:
+
+- H4: an 814-byte-class Parquet bomb (2 GB of text once decoded) given to Compare: the server's RSS before and
+  after, and the time to the refusal; a 12,000-word chat message: time to the refusal; alice's chat answer
+  alone and while bob sends five chat messages at once;
+- M1: a comparison asking for 10^6 examples and 2,500 new tokens: how many it measured and how long, and how
+  long after the visitor's Stop a long one ends;
+- M3: carol's check of a sample alone, and while bob's 300,000-row check runs.
 """
 
 from __future__ import annotations
@@ -111,5 +123,137 @@ def data_check_apart(work: Path) -> dict:
     return out
 
 
+# -- against the public app ---------------------------------------------------------------------------------------
+def server_attacks() -> dict:
+    import socket
+
+    import httpx
+    import psutil
+    from gradio_client import Client, handle_file
+
+    work = Path(tempfile.mkdtemp(prefix="attacks-server-"))
+    home = work / "home"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "STUDIO_PUBLIC": "1", "STUDIO_HOME": str(home), "STUDIO_HOST": "127.0.0.1",
+           "STUDIO_PORT": str(port), "STUDIO_TRUSTED_USER_HEADER": "X-Studio-User", "HF_HUB_OFFLINE": "1",
+           "HF_TOKEN": "hf_operator_secret"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        server = psutil.Process(proc.pid)
+        rss = lambda: round(server.memory_info().rss / 2**20, 1)  # noqa: E731
+        who = lambda name: Client(url, verbose=False, analytics_enabled=False, download_files=False,  # noqa: E731
+                                  headers={"X-Studio-User": name})
+        alice, bob, carol = who("alice"), who("bob"), who("carol")
+        qa = ROOT / "assets" / "samples" / "qa.csv"
+        runs_of = {}
+        for name, c in (("alice", alice), ("bob", bob)):
+            c.predict(handle_file(str(qa)), api_name="/upload")
+            _call(c, "/start", {"max steps": 3})
+            while not any(w in (status := c.predict(api_name="/status")[0]) for w in ("Completed", "Failed")):
+                time.sleep(0.5)
+            runs_of[name] = status.split("Run `")[1].split("`")[0]
+        out = {"server_rss_after_two_runs_mb": rss()}
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        column = pa.DictionaryArray.from_arrays(pa.array([0] * 20_000, pa.int32()), pa.array(["x" * 100_000]))
+        bomb = work / "eval.parquet"
+        pq.write_table(pa.table({"instruction": column, "output": column}), bomb, compression="zstd")
+        before, t = rss(), time.perf_counter()
+        said = _try(lambda: _call(alice, "/compare", {"Run": runs_of["alice"], "Prompts from": "upload a file",
+                                                      "Evaluation file (with references)": handle_file(str(bomb)),
+                                                      "bertscore": False}))
+        out["h4_parquet_bomb_compare"] = {"file_bytes": bomb.stat().st_size, "answer": said[:160],
+                                          "seconds": round(time.perf_counter() - t, 2),
+                                          "server_rss_before_mb": before, "server_rss_after_mb": rss()}
+        t = time.perf_counter()
+        said = _try(lambda: _chat(alice, runs_of["alice"], " ".join(["word"] * 12_000)))
+        out["h4_12000_word_chat"] = {"answer": said[:120], "seconds": round(time.perf_counter() - t, 2),
+                                     "server_rss_after_mb": rss()}
+        alone = [_timed(lambda: _chat(alice, runs_of["alice"], "Add 2 and 3.")) for _ in range(3)]
+        flood = [bob.submit(*_chat_args(bob, runs_of["bob"], "Tell me a long story."), api_name="/chat")
+                 for _ in range(5)]
+        time.sleep(0.5)
+        crowded = [_timed(lambda: _chat(alice, runs_of["alice"], "Add 2 and 3.")) for _ in range(3)]
+        bob_answers = [_try(lambda j=j: str(j.result(timeout=300))) for j in flood]
+        out["h4_chat_latency"] = {"alice_alone_s": sorted(alone)[1], "alice_while_bob_sends_5_s": sorted(crowded)[1],
+                                  "bob_refused": sum("still going" in a for a in bob_answers)}
+        t = time.perf_counter()
+        said = _try(lambda: _call(alice, "/compare", {"Run": runs_of["alice"], "at most N examples": 10**6,
+                                                      "max new tokens": 2500, "bertscore": False}))
+        out["m1_compare_1e6_examples_2500_tokens"] = {"answer": said[:120],
+                                                      "seconds": round(time.perf_counter() - t, 2)}
+        job = bob.submit(**_args(bob, "/compare", {"Run": runs_of["bob"], "at most N examples": 10**6,
+                                                   "max new tokens": 2500, "bertscore": False}), api_name="/compare")
+        time.sleep(3)
+        t = time.perf_counter()
+        bob.predict(api_name="/stop")
+        said = _try(lambda: str(job.result(timeout=300)))
+        out["m1_stop_ends_a_comparison"] = {"answer": said[:120], "seconds_after_stop": round(time.perf_counter() - t,
+                                                                                              2)}
+        check = lambda: carol.predict("qa.csv", "auto", "", 256, "studio-tiny", "auto",  # noqa: E731
+                                      api_name="/check_data")
+        alone = _timed(check)
+        big = work / "big.csv"
+        big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i}.\n" for i in range(300_000)))
+        slow = bob.submit(bob.predict(handle_file(str(big)), api_name="/upload"), "auto", "", 256, "studio-tiny",
+                          "auto", api_name="/check_data")
+        time.sleep(2)
+        during = _timed(check)
+        out["m3_data_check_latency"] = {"carol_alone_s": alone, "carol_while_bob_checks_300k_rows_s": during,
+                                        "bob_still_checking": not slow.done()}
+        bob.predict(api_name="/stop")
+        out["server_rss_end_mb"] = rss()
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _args(c, api: str, by_label: dict) -> dict:
+    info = c.view_api(return_format="dict", print_info=False)["named_endpoints"][api]["parameters"]
+    return {p["parameter_name"]: by_label.get(p["label"], p.get("parameter_default")) for p in info}
+
+
+def _call(c, api: str, by_label: dict):
+    return c.predict(**_args(c, api, by_label), api_name=api)
+
+
+def _chat_args(c, run: str, message: str) -> list:
+    info = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]["parameters"]
+    return [run, message, *[p.get("parameter_default") for p in info[2:]]]
+
+
+def _chat(c, run: str, message: str):
+    return c.predict(*_chat_args(c, run, message), api_name="/chat")
+
+
+def _try(fn) -> str:
+    try:
+        return str(fn())
+    except Exception as e:  # noqa: BLE001 - a refusal is the measurement
+        return f"refused: {e}"
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return round(time.perf_counter() - t, 2)
+
+
 if __name__ == "__main__":
-    main()
+    if "--server" in sys.argv:
+        print(json.dumps(server_attacks(), indent=1))
+    else:
+        main()

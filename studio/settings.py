@@ -41,6 +41,12 @@ def public_mode() -> bool:
     return bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
 
 
+def hub_token() -> bool | None:
+    """The token argument of a hub call made for a visitor: False (send none) on a public deployment, so the
+    operator's ``HF_TOKEN`` is never lent; None (the hub client's own default) locally."""
+    return False if public_mode() else None
+
+
 def operator_allows(setting: str) -> bool:
     return not public_mode() or os.environ.get(f"STUDIO_ALLOW_{setting.upper()}", "") in ("1", "true", "yes")
 

@@ -1,5 +1,5 @@
 """Base vs tuned end to end: after a short full fine-tune on a templated task the tuned model
-beats the base on ROUGE-L; the eval folder follows DESIGN.md; the CLI prints it."""
+beats the base on ROUGE-L; the eval folder follows docs/architecture.md; the CLI prints it."""
 
 import json
 import subprocess

@@ -1,5 +1,6 @@
 """Background jobs: one on the device at a time, the others queued; stop stops only its own."""
 
+import shutil
 import time
 
 import pytest
@@ -7,6 +8,7 @@ from conftest import tiny_config
 
 from studio.config import StudioConfig
 from studio.engine.train.jobs import DeviceQueue, Job
+from studio.settings import studio_home
 
 
 def wait_for(predicate, timeout=60.0):
@@ -109,7 +111,10 @@ def test_preparing_a_visitors_data_has_the_checks_time_limit(alpaca_file, tmp_pa
 
     monkeypatch.setenv("STUDIO_PUBLIC", "1")
     monkeypatch.setattr(isolate, "CHECK_SECONDS", 6.0)
-    cfg = StudioConfig.from_dict(tiny_config(alpaca_file, model={"chat_template": LOOPING_TEMPLATE}))
-    job = Job(cfg, tmp_path / "r", queue=DeviceQueue()).start()
+    mine = studio_home() / "uploads" / "user-prep" / alpaca_file.name  # a visitor trains on their own upload only
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(alpaca_file, mine)
+    cfg = StudioConfig.from_dict(tiny_config(mine, model={"chat_template": LOOPING_TEMPLATE}))
+    job = Job(cfg, tmp_path / "r", queue=DeviceQueue(), owner="user-prep").start()
     assert job.wait(60) and job.state == "failed"
     assert "longer than this deployment's 6 s" in job.snapshot().error

@@ -1,4 +1,4 @@
-"""The shape DESIGN.md promises: imports run one way (ui/cli -> engine -> config/settings) with no cycle,
+"""The shape docs/architecture.md promises: imports run one way (ui/cli -> engine -> config/settings) with no cycle,
 tabs never import each other, no function is over 60 lines, and the engine and the CLI run headless."""
 
 import ast

@@ -33,11 +33,16 @@ def public(tmp_path_factory):
     log = (home / "server.log").open("w")  # read it when a test here fails
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
+    SERVER["pid"] = proc.pid
     eventually(lambda: _up(url), timeout=120, what="the public app to start")
     yield url, home
-    proc.terminate()
+    proc.terminate()  # SIGTERM: the server empties Gradio's upload cache and the visitors' uploads on its way out
     proc.wait(30)
     log.close()
+    assert not (home / "gradio").exists() and not any((home / "uploads").rglob("*.*"))
+
+
+SERVER: dict = {}
 
 
 def _up(url) -> bool:
@@ -52,10 +57,16 @@ def visitor(url, name=None) -> Client:
                   headers={"X-Studio-User": name} if name else None)
 
 
+def _norm(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", label.lower()).strip()
+
+
 def call(c: Client, api: str, **by_label):
+    """An endpoint called by its inputs' labels (``at_most_N_examples`` for "at most N examples")."""
     info = c.view_api(return_format="dict", print_info=False)["named_endpoints"][api]["parameters"]
-    names = {p["label"]: p["parameter_name"] for p in info}
-    return c.predict(**{names[k.replace("_", " ")]: v for k, v in by_label.items()}, api_name=api)
+    names = {_norm(p["label"]): p["parameter_name"] for p in info}
+    given = {p["parameter_name"]: None for p in info if not p.get("parameter_has_default")}  # e.g. an empty File
+    return c.predict(**(given | {names[_norm(k)]: v for k, v in by_label.items()}), api_name=api)
 
 
 def train_for(c: Client, steps: int = 3, ends: str = "Completed", **settings) -> str:
@@ -141,8 +152,11 @@ def test_operator_token_guesses_are_rate_limited(public):
             messages.append(str(e))
     assert all("Operator token required" in m for m in messages[:5])
     assert all("Too many wrong operator tokens" in m for m in messages[5:])
-    with pytest.raises(AppError, match="Too many"):
-        mallory.predict("op-secret", api_name="/operator_stop_all")  # even the right token waits its turn
+    spoofer = Client(url, verbose=False, analytics_enabled=False, download_files=False,
+                     headers={"X-Studio-User": "mallory", "X-Forwarded-For": "203.0.113.9"})
+    with pytest.raises(AppError, match="Too many"):  # a made-up address does not start a fresh count
+        spoofer.predict("guess-9", api_name="/operator_stop_all")
+    assert "stop" in mallory.predict("op-secret", api_name="/operator_stop_all")  # the operator is never locked out
 
 
 def test_an_exported_zip_names_no_visitor(public, tmp_path):
@@ -189,3 +203,288 @@ def test_a_visitors_data_check_runs_apart_and_their_stop_ends_it(public, tmp_pat
     report = checking.result(timeout=60)[0]
     assert "Stopped reading your data" in stopped, report
     assert "was stopped" in report and time.time() - asked < 15
+
+
+# -- the one door ------------------------------------------------------------------------------------------------
+SECRET = "zebra-quartz-7731"  # a row only alice's upload has
+
+
+@pytest.fixture(scope="module")
+def alice_run(public, tmp_path_factory):
+    """(run name, alice's upload on the server): alice uploads a file with a secret row, trains on it and
+    compares once."""
+    url, home = public
+    alice = visitor(url, "alice")
+    mine = tmp_path_factory.mktemp("alice") / "alice-secret.csv"
+    mine.write_text("instruction,output\n" + "".join(f"Say {i} twice.,{i} {i}\n" for i in range(24))
+                    + f"What is the code?,{SECRET}\n")
+    alice.predict(handle_file(str(mine)), api_name="/upload")
+    call(alice, "/start", max_steps=20)  # enough for answers of its own (blind pairs need two non-empty answers)
+    status = eventually(lambda: (lambda s: s if "Completed" in s else None)(alice.predict(api_name="/status")[0]),
+                        timeout=240, what="alice's run")
+    name = run_name(status)
+    call(alice, "/compare", Run=name, at_most_N_examples=4, max_new_tokens=12, bertscore=False)
+    return name, next((home / "uploads").rglob("alice-secret.csv"))
+
+
+def test_h1_a_sweep_grid_cannot_name_another_visitors_file(public, alice_run):
+    url, home = public
+    bob = visitor(url, "bob")
+    bob.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    for target in (str(alice_run[1]), "/etc/passwd", "../user-alice/alice-secret.csv"):
+        with pytest.raises(AppError) as err:
+            call(bob, "/sweep_start", Grid=f"data.path={target}\ntrain.learning_rate=1e-3", steps_per_run=4)
+        assert "only your own uploads" in str(err.value) and str(home) not in str(err.value)
+    with pytest.raises(AppError, match="only your own uploads"):  # a second file named by the grid, too
+        call(bob, "/sweep_start", Grid=f"data.val_path={alice_run[1]}", steps_per_run=4)
+
+
+def test_h2_exports_are_handed_to_their_owner_only(public, alice_run):
+    url, home = public
+    alice = visitor(url, "alice")
+    zipped, _ = alice.predict(alice_run[0], api_name="/export_adapter")
+    handed = zipped["value"]["path"] if isinstance(zipped, dict) else zipped
+    assert re.search(r"/dl-[0-9a-f]{32}/", handed)  # a random part no one can guess
+    on_disk = next((home / "exports").rglob("*.zip"))
+    assert "user-alice" in str(on_disk)  # alice's exports live in her own folder, which is not served
+    anon = httpx.Client(base_url=url, timeout=10)
+    answers = {anon.get(f"/gradio_api/file={p}").status_code
+               for p in (on_disk, on_disk.with_name("no-such-export.zip"), home / "exports" / "x.zip")}
+    assert answers == {403}  # the export folder is not served: one answer, there or not
+    assert anon.get(f"/gradio_api/file={handed.replace(handed.split('/dl-')[1][:32], '0' * 32)}").status_code == 403
+    assert anon.get(f"/gradio_api/file={handed}").status_code == 200  # the link alice was handed works
+
+
+def test_h3_no_hub_call_for_a_visitor_carries_the_operators_token(tmp_path):
+    """A stand-in hub on loopback logs every request's Authorization header; a public deployment's estimate and
+    data check of a private repo must send none."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            seen.append((self.path, self.headers.get("authorization")))
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(b'{"error": "Repository not found"}')
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = ("from studio.config import StudioConfig\n"
+              "from studio.engine.train.estimate import estimate\n"
+              "from studio.engine.data.check import inspect_data\n"
+              "for f in (lambda: estimate(StudioConfig.from_dict({'model': {'name': 'operator-org/private'}})),\n"
+              "          lambda: inspect_data('" + str(SAMPLES / "qa.csv") + "', model='operator-org/private')):\n"
+              "    try:\n        f()\n    except Exception as e:\n        print('refused:', e)\n")
+    env = {**os.environ, "STUDIO_PUBLIC": "1", "HF_TOKEN": "hf_operator_secret", "HF_HUB_OFFLINE": "0",
+           "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "STUDIO_HOME": str(tmp_path),
+           "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    server.shutdown()
+    assert out.stdout.count("refused:") == 2, out.stdout + out.stderr
+    assert seen and all(auth is None for _, auth in seen), seen  # the hub was asked, never with the token
+
+
+def test_h3_a_data_check_asks_the_hub_for_no_weights(monkeypatch):
+    import huggingface_hub
+
+    from studio.config import ModelConfig
+    from studio.engine import models
+
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, **kw: asked.append(kw) or (_ for _ in ()).throw(OSError("offline")))
+    for light in ({"tokenizer_only": True}, {"config_only": True}):
+        with pytest.raises(models.ModelError):
+            models.resolve_model(ModelConfig(name="someone/model"), **light)
+    assert asked and all(not any("safetensors" in p for p in kw["allow_patterns"]) for kw in asked)
+
+
+def _rss_mb(pid) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def test_h4_a_parquet_bomb_and_a_huge_message_never_reach_the_web_server(public, alice_run, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    url, _ = public
+    alice = visitor(url, "alice")
+    n = 20_000  # one 100 kB string, 20,000 times: 2 GB of text in a file of a few hundred bytes
+    column = pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["x" * 100_000]))
+    bomb = tmp_path / "eval.parquet"
+    pq.write_table(pa.table({"instruction": column, "output": column}), bomb, compression="zstd")
+    assert bomb.stat().st_size < 4096
+    before = _rss_mb(SERVER["pid"])
+    with pytest.raises(AppError) as err:
+        call(alice, "/compare", Run=alice_run[0], Prompts_from="upload a file",
+             Evaluation_file_with_references=handle_file(str(bomb)), bertscore=False)
+    assert "limit" in str(err.value)
+    assert _rss_mb(SERVER["pid"]) - before < 150  # it was read in a child with limits, not in the server
+    info = alice.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]["parameters"]
+    words = " ".join(["word"] * 12_000)
+    args = {p["parameter_name"]: p.get("parameter_default") for p in info}
+    args[info[0]["parameter_name"]], args[info[1]["parameter_name"]] = alice_run[0], words
+    asked = time.time()
+    with pytest.raises(AppError, match="at most"):
+        alice.predict(**args, api_name="/chat")
+    assert time.time() - asked < 10
+
+
+def test_m1_m2_device_work_is_capped_and_stopped_by_the_visitor(public, alice_run):
+    url, _ = public
+    alice = visitor(url, "alice")
+    job = alice.submit(api_name="/compare", **_compare_args(alice, alice_run[0], limit=10**6, new_tokens=2500))
+    time.sleep(3)
+    alice.predict(api_name="/stop")
+    with pytest.raises(AppError) as err:
+        job.result(timeout=60)
+    assert "was stopped" in str(err.value)
+    info = alice.view_api(return_format="dict", print_info=False)["named_endpoints"]["/lr_find"]["parameters"]
+    finding = alice.submit(api_name="/lr_find", **{p["parameter_name"]: p.get("parameter_default") for p in info})
+    time.sleep(3)  # the range test runs as a device job too: in a child with limits, and Stop ends it
+    alice.predict(api_name="/stop")
+    with pytest.raises(AppError, match="was stopped"):
+        finding.result(timeout=60)
+
+
+def _compare_args(c: Client, run: str, limit: int, new_tokens: int) -> dict:
+    info = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/compare"]["parameters"]
+    wanted = {"Run": run, "at most N examples": limit, "max new tokens": new_tokens, "bertscore": False}
+    return {p["parameter_name"]: wanted.get(p["label"], p.get("parameter_default")) for p in info}
+
+
+
+def test_m3_one_visitors_slow_check_does_not_hold_up_anothers(public, tmp_path):
+    url, _ = public
+    bob, carol = visitor(url, "bob"), visitor(url, "carol")
+    big = tmp_path / "big.csv"
+    big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i}.\n" for i in range(300_000)))
+    slow = bob.submit(bob.predict(handle_file(str(big)), api_name="/upload"), "auto", "", 256, "studio-tiny", "auto",
+                      api_name="/check_data")
+    time.sleep(2)
+    asked = time.time()
+    report = carol.predict("qa.csv", "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")[0]
+    assert "detected" in report and not slow.done()
+    assert time.time() - asked < 30
+    bob.predict(api_name="/stop")
+
+
+def test_m4_anonymous_visitors_cannot_upload_and_refused_uploads_are_gone(public):
+    url, home = public
+    anon = visitor(url)
+    with pytest.raises(AppError, match="Log in to upload"):
+        anon.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    assert not [p for p in (home / "gradio").rglob("qa.csv")]  # not left in Gradio's cache either
+
+
+def test_m5_a_huge_grid_is_refused_before_it_is_enumerated(public):
+    url, _ = public
+    bob = visitor(url, "bob")
+    bob.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    grid = "\n".join(f"train.{k}=" + ",".join(str(v) for v in range(30)) for k in ("seed", "logging_steps", "threads"))
+    asked = time.time()
+    with pytest.raises(AppError, match="at most 16"):
+        call(bob, "/sweep_start", Grid=grid, steps_per_run=4)
+    assert time.time() - asked < 10
+
+
+def test_l3_logins_map_to_folders_one_to_one():
+    from studio.ui.identity import owner_id
+
+    names = ["carol.x", "carol_x", "carol-x", "Carol.x", "carol x", "carol/x", "carol", "é", "../x"]
+    ids = {owner_id(n) for n in names}
+    assert len(ids) == len(names) and all("/" not in i and ".." not in i for i in ids)
+    assert owner_id("alice") == "user-alice"
+
+
+def test_l4_l5_l6_ratings_stay_with_their_owner_reports_load_nothing_and_the_operator_sees_all(public, alice_run,
+                                                                                               tmp_path):
+    url, home = public
+    alice, bob = visitor(url, "alice"), visitor(url, "bob")
+    name = alice_run[0]
+    evals = sorted((home / "runs" / name / "eval").iterdir())
+    alice.predict(name, evals[-1].name, api_name="/rate_add_comparison")
+    shown = alice.predict("", api_name="/rate_next_answer")
+    assert shown[0].startswith("**Prompt:**")
+    alice.predict("", 5, 5, 5, 5, "", api_name="/rate_submit")
+    likert = bob.predict(api_name="/rate_results")[1]
+    rows = (likert["value"] if isinstance(likert, dict) and "value" in likert else likert).get("data", [])
+    assert not [r for r in rows if r and r[0] == "base"]  # alice's rating of "base" is not in bob's results
+    odd = tmp_path / "odd.csv"
+    odd.write_text("instruction,![x](http://127.0.0.1:9/track.png)\nSay hi.,hi\n" * 3)
+    report = bob.predict(bob.predict(handle_file(str(odd)), api_name="/upload"), "alpaca",
+                         "output=![x](http://127.0.0.1:9/track.png)", 256, "studio-tiny", "auto",
+                         api_name="/check_data")[0]
+    assert "![" not in report and "<img" not in report
+    everyone = visitor(url, "op").predict("op-secret", api_name="/operator_runs")[1]
+    assert name in everyone and "user-alice" in everyone
+    # L1: alice trains on her own votes (the preference file is hers, named without a path) and no message of a
+    # merge names a server path
+    shown = alice.predict("", api_name="/rate_next_pair")
+    while shown[0].startswith("**Prompt:**"):  # a vote shows the next pair, until none is left
+        shown = alice.predict("", api_name="/rate_vote_a")
+    path, _, kind = alice.predict(api_name="/rate_to_dpo")
+    assert kind == "dpo" and "/" not in path and path.startswith("preferences-")
+    report = alice.predict(path, "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")[0]
+    assert "detected preference" in report, report
+    merged = alice.predict(name, api_name="/export_merged")
+    assert "Merged model in" in merged and str(home) not in merged
+
+
+def test_every_endpoint_passes_the_door_as_a_hostile_visitor(public, alice_run, tmp_path):
+    """mallory calls every API endpoint with alice's run, alice's file and server paths wherever a value can be
+    typed; every call is admitted by the gate first (the audit log names it), and nothing of alice's comes back."""
+    url, home = public
+    mallory = visitor(url, "mallory")
+    hostile = [alice_run[0], str(alice_run[1]), "/etc/passwd", f"run:{alice_run[0]}"]
+    endpoints = mallory.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    log = home / "audit" / "gate.jsonl"
+    before = log.read_text().count("\n") if log.is_file() else 0
+    evil_yaml = tmp_path / "evil.yaml"  # a config naming alice's file and run, for the endpoint that loads one
+    evil_yaml.write_text(f"data:\n  path: {alice_run[1]}\nmodel:\n  name: run:{alice_run[0]}\n")
+    answers = []
+    for api, info in endpoints.items():
+        if api == "/operator_stop_all":
+            continue  # would end the other tests' work; it is called in test_operator_token_guesses_are_rate_limited
+        # every endpoint once with its defaults (a value a dropdown refuses never reaches a handler), then, but for
+        # the operator's (their wrong tokens are slowed down), with something hostile in every typed value
+        for evil in [None, *([] if api.startswith("/operator_") else hostile)]:
+            args = []
+            for p in info["parameters"]:
+                kind = p.get("component")
+                if evil is not None and kind in ("Textbox", "Dropdown", "Code", "Markdown"):
+                    args.append(evil)
+                elif kind in ("File", "UploadButton"):
+                    args.append(handle_file(str(evil_yaml if api == "/load_config" else SAMPLES / "qa.csv")))
+                else:
+                    args.append(p.get("parameter_default", p.get("example_input")))
+            job = mallory.submit(*args, api_name=api)
+            try:
+                answers.append(str(job.result(timeout=60)))
+            except Exception as e:  # noqa: BLE001 - refusals are the point
+                answers.append(str(e))
+    mallory.predict(api_name="/stop")
+    admitted = [json.loads(line) for line in log.read_text().splitlines()[before:]]
+    seen = {a["action"] for a in admitted if a["owner"] == "user-mallory"}
+    missing = {api.lstrip("/") for api in endpoints} - seen - {"operator_stop_all"}
+    assert not missing, f"endpoints that skipped the door: {missing}"
+    text = "\n".join(answers)
+    for evil in hostile:  # Gradio's own refusal repeats a value mallory typed ("Value: ... is not in the list")
+        text = text.replace(evil, "<typed>")
+    text = re.sub(re.escape(str(home / "gradio")) + r"/[^'\"\s]+", "<a file handed to mallory>", text)
+    leaks = [line for line in text.splitlines() if SECRET in line or str(home) in line or "hf_operator_secret" in line]
+    assert not leaks, leaks[:5]

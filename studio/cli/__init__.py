@@ -1,4 +1,4 @@
-"""``python -m studio ...``: the command line over the engine (DESIGN.md section 3).
+"""``python -m studio ...``: the command line over the engine (docs/architecture.md).
 
 One module per command group (``data``, ``train``, ``judge``, ``export``), each with ``add_commands``.
 Bad input exits non-zero with one readable line on stderr (``error: file, row, field: ...``), never

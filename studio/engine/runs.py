@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md section 3): config, status, metrics, checkpoints, artifacts.
+"""The run directory (docs/architecture.md): config, status, metrics, checkpoints, artifacts.
 
 Contract: every file is written atomically (a temporary file, then ``os.replace``), so a reader
 or a killed process never sees half a status. A checkpoint counts as complete only once the
@@ -242,9 +242,9 @@ def run_info(run: Path) -> RunInfo:
                    status.get("findings", []))
 
 
-def list_runs(owner: str | None = None) -> list[RunInfo]:
-    """Every run, newest first; on a public deployment only ``owner``'s."""
-    return [run_info(run) for run in all_run_dirs() if owns(run, owner)]
+def list_runs(owner: str | None = None, everyone: bool = False) -> list[RunInfo]:
+    """Every run, newest first; on a public deployment only ``owner``'s (``everyone``: the operator's view)."""
+    return [run_info(run) for run in all_run_dirs() if everyone or owns(run, owner)]
 
 
 @contextlib.contextmanager

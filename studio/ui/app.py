@@ -14,6 +14,7 @@ import gradio as gr
 
 from studio.engine import runs
 from studio.settings import public_mode
+from studio.ui import door
 from studio.ui.forms import Form
 from studio.ui.state import Context, Sessions
 from studio.ui.tabs import chat, compare, data, export, model, rate, train
@@ -24,9 +25,9 @@ HEADER = ("# Fine-tuning studio\n**Data → Model → Train → Compare → Chat
           "metrics and by people.")
 
 
-def build_app() -> gr.Blocks:
+def build_app(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
     form = Form()
-    with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False) as demo:
+    with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False, delete_cache=delete_cache) as demo:
         gr.Markdown(HEADER)
         _login()
         ctx = Context(demo, form, Sessions(), gr.State(None), gr.State(None), gr.State(None))
@@ -38,6 +39,7 @@ def build_app() -> gr.Blocks:
         for module, tab in zip((data, model, train, compare, chat, rate, export), tabs):
             module.wire(tab, ctx)
         _wire_across(ctx, *tabs[3:])
+    door.install(demo)  # every handler, of every tab, behind the one door (engine/gate.py)
     return demo
 
 

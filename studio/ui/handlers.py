@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
+import secrets
+import shutil
+from pathlib import Path
 
 import gradio as gr
 
@@ -13,12 +17,43 @@ from studio.engine.errors import StudioError
 from studio.settings import public_mode
 
 FRIENDLY = (StudioError, ConfigError, ValueError)
+CHECK_POOL = int(os.environ.get("STUDIO_CHECK_POOL", "4"))  # visitors' data checks side by side, each in a child
 PATH = re.compile(r"(?:/[^\s'\"`:,;()]+){2,}")
 
 
 def scrub(message: str) -> str:
     """On a public deployment no server path reaches a visitor: a path becomes its last part."""
     return PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message) if public_mode() else message
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def safe_md(text: str, literal: bool = False) -> str:
+    """The one way user-supplied text (a prompt, an answer, a column name, a cell, a file name) goes into
+    markdown: nothing in it loads anything (no image, no HTML: a stranger's URL fetched by every viewer's
+    browser). ``literal`` also shows every markdown character as itself (report lines, names, cells); without
+    it a model's answer keeps its lists and code."""
+    text = str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text) if literal else text.replace("![", "!\\[")
+
+
+def deliver(path) -> str:
+    """A file for this visitor to download: linked (or copied) into Gradio's own upload cache under a random
+    128-bit folder, the only place the web server serves files from. No export folder is served, so no one can
+    fetch another visitor's export by guessing its name; an unknown name gets Gradio's one answer for every
+    file it does not serve."""
+    from gradio.utils import get_upload_folder
+
+    src = Path(path)
+    folder = Path(get_upload_folder()) / f"dl-{secrets.token_hex(16)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / src.name
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return str(dst)
 
 
 def may_train(ctx, s) -> None:

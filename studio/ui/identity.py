@@ -10,7 +10,6 @@ uploads, jobs and ratings are filed under. A session key or a Gradio session has
 from __future__ import annotations
 
 import os
-import re
 
 
 def _oauth_info(request) -> dict | None:
@@ -38,8 +37,23 @@ def username(request) -> str | None:
 
 
 def owner_id(name: str) -> str:
-    """A user's id on disk and in the run store: their login, made safe for a folder name."""
-    return "user-" + (re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:60] or "unknown")
+    """A user's id on disk and in the run store: their login, made safe for a folder name, one to one (letters,
+    digits and ``-`` stay; any other character becomes ``_`` and its code point in hex, so ``carol.x`` and
+    ``carol_x`` never share a folder)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):x}_" for c in name[:64])
+    return "user-" + (safe or "unknown")
+
+
+def visitor_of(request) -> tuple[str | None, str]:
+    """(owner, session key) of a request on a public deployment: the login's id for both, or, anonymous, no owner
+    and a key of the page's own (which owns nothing)."""
+    import hashlib
+
+    name = username(request)
+    if name:
+        return owner_id(name), owner_id(name)
+    page = getattr(request, "session_hash", None) or "none"
+    return None, "anon-" + hashlib.sha256(page.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def oauth_token(request) -> str | None:

@@ -1,18 +1,25 @@
-"""Launch the app with the studio's secure defaults (DESIGN.md, RELIABILITY.md): analytics off, SSR off,
-upload size capped, errors shown as friendly messages only, bound to 127.0.0.1 unless STUDIO_HOST says
-otherwise (0.0.0.0 on a Space), password auth when STUDIO_AUTH=user:password[,user:password] is set, file
-routes limited to Gradio's cache and the export folder (wherever STUDIO_HOME is, /data/studio included);
-in public mode uploads older than their lifetime are removed at start and all of them at shutdown."""
+"""Launch the app with the studio's secure defaults: analytics off, SSR off, upload size capped, errors shown as
+friendly messages only, bound to 127.0.0.1 unless STUDIO_HOST says otherwise (0.0.0.0 on a Space), password
+auth when STUDIO_AUTH=user:password[,user:password] is set. Files are served from Gradio's own upload cache only
+(no export folder: a download is handed to the visitor who asked for it, under a random name); that cache lives
+in the studio's home (``GRADIO_TEMP_DIR``) and is emptied at start, aged out while the server runs and emptied
+at shutdown, SIGTERM and SIGINT included. On a public deployment no hub call the library makes on its own
+carries the operator's ``HF_TOKEN`` (``HF_HUB_DISABLE_IMPLICIT_TOKEN``), and the studio's own pass
+``token=False`` (``engine/gate.py``)."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import shutil
+import signal
+import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "200mb")
+TEMP_AGE_S = float(os.environ.get("STUDIO_TEMP_AGE_S", "3600"))  # Gradio's temporary files older than this go
 
 
 def users(spec: str | None) -> list[tuple[str, str]] | None:
@@ -21,30 +28,70 @@ def users(spec: str | None) -> list[tuple[str, str]] | None:
     return pairs or None
 
 
+def gradio_temp() -> str:
+    """Gradio's upload cache, inside the studio's home unless the operator put it elsewhere."""
+    from studio.settings import studio_home
+
+    return os.environ.setdefault("GRADIO_TEMP_DIR", str(studio_home() / "gradio"))
+
+
+def clean_temp() -> None:
+    """Empty Gradio's upload cache when it is the studio's own (what a visitor uploaded, downloads handed out)."""
+    from studio.settings import studio_home
+
+    temp = os.environ.get("GRADIO_TEMP_DIR", "")
+    if temp and os.path.realpath(temp).startswith(os.path.realpath(studio_home()) + os.sep):
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _cleanup() -> None:
+    from studio.engine import budget
+    from studio.settings import public_mode
+
+    clean_temp()
+    if public_mode():
+        budget.clean_uploads(0)
+
+
+def _on_signal(signum, frame) -> None:
+    _cleanup()
+    raise SystemExit(128 + signum)
+
+
 def launch(host: str | None = None, port: int | None = None, block: bool = True, nice: int | None = None):
     """``nice``: how far the web server lowers its own CPU priority below training's (default
     ``STUDIO_SERVER_NICE``, 5, for the server that ``python app.py`` runs; 0 for an embedded one), so that a
     crowd of visitors slows the pages, not the run. Training workers keep the normal priority."""
     from studio.engine import budget
-    from studio.engine.export.exporters import export_root
     from studio.engine.train import worker
     from studio.settings import public_mode, quiet_libraries
     from studio.ui.app import build_app
 
     quiet_libraries()
+    gradio_temp()
+    if public_mode():
+        os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"  # children (workers, checks) read it at import
+        from huggingface_hub import constants
+
+        constants.HF_HUB_DISABLE_IMPLICIT_TOKEN = True  # this process already imported the hub client
     nice = int(os.environ.get("STUDIO_SERVER_NICE", "5")) if nice is None and block else (nice or 0)
     if nice > 0 and hasattr(os, "nice"):
         worker.prestart()
         os.nice(nice)  # this thread and every thread it starts from now on: the web server's, not the workers'
+    if block:
+        clean_temp()  # what an earlier run of the server left
     if public_mode():
-        budget.clean_uploads()  # what an earlier run of the server left
-        atexit.register(budget.clean_uploads, 0)  # and at shutdown, everything
-    demo = build_app().queue(default_concurrency_limit=1, max_size=64)
+        budget.clean_uploads()
+    atexit.register(_cleanup)
+    if block and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _on_signal)
+    demo = build_app(delete_cache=(min(900, int(TEMP_AGE_S)), int(TEMP_AGE_S)))
+    demo.queue(default_concurrency_limit=1, max_size=64)
     demo.launch(
         server_name=host or os.environ.get("STUDIO_HOST", "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"),
         server_port=port or int(os.environ.get("STUDIO_PORT", 7860)),
-        auth=users(os.environ.get("STUDIO_AUTH")), allowed_paths=[str(export_root())],
-        max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False, share=False, prevent_thread_lock=not block,
-        quiet=not block,
+        auth=users(os.environ.get("STUDIO_AUTH")), max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False,
+        share=False, prevent_thread_lock=not block, quiet=not block,
     )
     return demo

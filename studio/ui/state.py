@@ -14,14 +14,15 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from studio.engine import budget, runs
+from studio.engine import budget, gate, runs
+from studio.engine.errors import StudioError
 from studio.engine.judge.pool import Answer, Pair
 from studio.engine.train.jobs import Job, SweepJob
-from studio.settings import SAMPLES, public_mode, studio_home
-from studio.ui.identity import owner_id, username
+from studio.settings import public_mode, studio_home
+from studio.ui.identity import visitor_of
 
 
 @dataclass
@@ -38,19 +39,10 @@ class Session:
     sweep: SweepJob | None = None
     pages: set = field(default_factory=set)  # Gradio session hashes of the pages open on this session
     last_seen: float = field(default_factory=time.time)
-    checks: set = field(default_factory=set)  # stop events of this visitor's data checks in child processes
-
-    def checking(self) -> threading.Event:
-        """A stop event for one data check in a child process; Stop and the operator's "stop all" set it."""
-        event = threading.Event()
-        self.checks.add(event)
-        return event
 
     def stop_checks(self) -> int:
-        going = [e for e in list(self.checks) if not e.is_set()]
-        for event in going:
-            event.set()
-        return len(going)
+        """Stop this visitor's data checks and device jobs (Compare, merge, ...) in progress."""
+        return gate.stop(self.key)
 
     @property
     def busy(self) -> bool:
@@ -62,37 +54,24 @@ class Session:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def allows(self, path: str) -> bool:
-        """On a public deployment a session reads only its own uploads and the bundled samples."""
-        if not public_mode():
-            return True
-        p = Path(self.resolve(path)).resolve()
-        return p.is_relative_to(self.upload_dir.resolve()) or p.is_relative_to(SAMPLES.resolve())
-
-    def resolve(self, path: str) -> str:
-        """A data file as the page names it: on a public deployment just its name (no server path is shown),
-        found among this visitor's uploads, then the samples."""
-        if not path or not public_mode() or Path(path).is_absolute():
-            return path
-        mine = self.upload_dir / Path(path).name
-        return str(mine if mine.is_file() else SAMPLES / Path(path).name)
-
     def shown(self, path: str) -> str:
         return Path(path).name if public_mode() and path else path
 
-    def allows_data(self, config) -> bool:
-        """Both the dataset and a separate validation file, when there is one (the config gets the real paths)."""
-        config.data.path = self.resolve(config.data.path or self.data_path)
-        config.data.val_path = self.resolve(config.data.val_path)
-        return all(self.allows(p) for p in (config.data.path, config.data.val_path) if p)
+    def checked(self, config):
+        """The config as this visitor may run it (``gate.check_config``): the dataset defaults to their last one."""
+        if not config.data.path:
+            config = replace(config, data=replace(config.data, path=self.data_path))
+        return gate.check_config(config)
 
     def keep_upload(self, temp_path: str) -> Path:
         """Copy an upload out of Gradio's temporary cache into this session's folder."""
         src = Path(temp_path)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.name) or "upload"
-        dst = self.upload_dir / name
         try:
+            if public_mode() and self.owner is None:
+                raise StudioError("Log in to upload a file: visitors who are not logged in can try the samples.")
             budget.check_disk(self.owner, src.stat().st_size)
+            dst = self.upload_dir / name
         except Exception:
             src.unlink(missing_ok=True)  # a refused upload does not stay in Gradio's cache either
             raise
@@ -128,9 +107,7 @@ class Sessions:
         sends grants nothing); an anonymous visitor gets one per page, which owns nothing."""
         page = getattr(request, "session_hash", None)
         if public_mode():
-            name = username(request)
-            owner = owner_id(name) if name else None
-            key = owner or f"anon-{_safe(page or 'none')}"
+            owner, key = visitor_of(request)
         else:
             if not key and page:  # an event before the page's key arrived: the session this page already uses
                 key = next((k for k, s in self.all_items() if page in s.pages), page)

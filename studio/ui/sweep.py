@@ -81,8 +81,8 @@ class Handlers:
         ctx = self.ctx
         s = ctx.session(values[ctx.key], request)
         may_train(ctx, s)
-        cfg = ctx.form.to_config(values)
-        if not s.allows_data(cfg) or not cfg.data.path:
+        cfg = s.checked(ctx.form.to_config(values))  # the gate; each trial's own config passes it again
+        if not cfg.data.path:
             raise gr.Error("Choose a dataset in the Data tab first (your own upload or a sample).",
                            print_exception=False)
         cfg = replace(cfg, train=replace(cfg.train, max_steps=int(values[self.panel.steps] or 30)))
@@ -92,6 +92,7 @@ class Handlers:
 
     def stop(self, k, request: gr.Request):
         s = self.ctx.session(k, request)
+        s.stop_checks()
         if s.sweep is not None:
             s.sweep.stop()
         return "Stopping the sweep after the current step…"

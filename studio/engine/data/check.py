@@ -37,7 +37,7 @@ def _tokenizer(model: str):
 def _cached_tokenizer(model: str, owner: str | None):
     """(tokenizer, the model's notices, the objective its family decides or None), resolved once per model."""
     cfg = ModelConfig(name=model)
-    resolved = resolve_model(cfg)
+    resolved = resolve_model(cfg, tokenizer_only=True)  # a check needs no weights
     return load_tokenizer(resolved, cfg), tuple(resolved.notices), family_objective(resolved.path)
 
 

@@ -30,11 +30,12 @@ class Records:
     notices: list[str] = field(default_factory=list)
 
 
-MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(2**30)))  # a data file larger than this is refused
+_PUBLIC = bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
+# One budget for every reader, measured on the data as read: a text file's bytes, a Parquet file's decoded values
+# (a few hundred bytes of dictionary-encoded Parquet can decode to gigabytes, whatever its metadata says).
+MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(2**28 if _PUBLIC else 2**30)))
 MAX_DEPTH = 64  # JSON nested deeper than this is refused (a record is never that deep)
-# uncompressed: a few hundred bytes of Parquet can unpack to gigabytes; a public deployment allows less
-MAX_PARQUET_BYTES = int(os.environ.get("STUDIO_MAX_PARQUET_BYTES", str(2**26 if os.environ.get("SPACE_ID") or
-                                                                          os.environ.get("STUDIO_PUBLIC") else 2**30)))
+PARQUET_BATCH = 256  # rows decoded at a time
 HEAD, CHUNK = 1 << 16, 1 << 20
 
 
@@ -249,18 +250,42 @@ def _read_txt(p: Path, text: str) -> Records:
     return Records([{"text": "\n".join(b)} for _, b in docs], [f"line {n}" for n, _ in docs], "txt")
 
 
+def decoded_bytes(batch) -> int:
+    """What a batch of Parquet rows takes once decoded: a dictionary-encoded column counts each row's value in
+    full (the dictionary's value lengths taken by the row's index), any other column its Arrow buffers."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for col in batch.columns:
+        if pa.types.is_dictionary(col.type):
+            lengths = pc.binary_length(col.dictionary) if not pa.types.is_null(col.dictionary.type) else None
+            total += int(pc.sum(pc.take(lengths, col.indices)).as_py() or 0) if lengths is not None else 0
+            total += col.indices.nbytes
+        else:
+            total += col.nbytes
+    return total
+
+
 def _read_parquet(p: Path, head: bytes) -> Records:
+    """Read in batches of rows, each measured (its decoded values, dictionary-encoded strings counted as the text
+    they stand for) before it is turned into Python values; past ``MAX_BYTES`` the file is refused."""
     if head[:4] != b"PAR1":
         raise DataError(f"{p.name}: not a Parquet file (no PAR1 header){_hint(head[:64].decode('latin-1'))}")
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    rows, used = [], 0
     try:
-        meta = pq.ParquetFile(p).metadata
-        unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        if unpacked > MAX_PARQUET_BYTES:
-            raise DataError(f"{p.name}: unpacks to {unpacked / 2**20:,.0f} MB, more than the "
-                            f"{MAX_PARQUET_BYTES / 2**20:,.0f} MB limit (STUDIO_MAX_PARQUET_BYTES)")
-        rows = pq.read_table(p).to_pylist()
+        schema = pq.read_schema(p)
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                   or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+        for batch in pq.ParquetFile(p, read_dictionary=strings).iter_batches(batch_size=PARQUET_BATCH):
+            used += decoded_bytes(batch)
+            if used > MAX_BYTES:
+                raise DataError(f"{p.name}: its values come to more than the {MAX_BYTES / 2**20:,.0f} MB limit "
+                                "(STUDIO_MAX_DATA_BYTES) once decoded")
+            rows += batch.to_pylist()
     except DataError:
         raise
     except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a damaged file

@@ -30,7 +30,14 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jin
 
 
 def export_root() -> Path:
+    """Where exports are written: ``STUDIO_HOME/exports``; on a public deployment a folder of the acting
+    visitor's own under it. The web server never serves this folder: a download is handed out by the Export
+    and Rate tabs to the visitor who made it (``ui/handlers.py: deliver``)."""
+    from studio.engine import runs
+
     root = studio_home() / "exports"
+    if public_mode():
+        root = root / (runs.ACTING.get() or "_nobody")
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -8,6 +8,7 @@ and tuned are the same weights with the adapter switched off or on.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections import OrderedDict
@@ -57,3 +58,24 @@ def reply(run: Path, side: str, history: list[dict], settings: EvalConfig) -> It
         settings = replace(settings, max_new_tokens=CHAT_TOKENS)
     with lock, (base_of(pair) if side == "base" else contextlib.nullcontext(pair.tuned)) as model:
         yield from stream(model, pair.tokenizer, history, settings)
+
+
+def answers(run: Path, histories: dict[str, list[dict]], settings: EvalConfig) -> dict[str, str]:
+    """Each side's whole answer to its conversation (``{"base": [...], "tuned": [...]}``): what a public
+    deployment runs in a child process, one visitor's message at a time, instead of streaming in the server."""
+    out = {}
+    for side, history in histories.items():
+        out[side] = next(iter(collections.deque(reply(run, side, history, settings), maxlen=1)), "")
+    return out
+
+
+def text_of(content) -> str:
+    """A chat message's text: Gradio's Chatbot gives earlier messages back as a list of typed parts
+    (``[{"type": "text", "text": ...}]``) where the first came as a string."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(text_of(part) for part in content)
+    return "" if content is None else str(content)

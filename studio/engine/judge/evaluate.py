@@ -2,7 +2,7 @@
 
 Contract: ``evaluate_run(run_dir, ...) -> EvalSummary`` and writes
 ``eval/NAME/predictions.jsonl`` (prompt, reference, base, tuned, per-example scores) and
-``summary.json`` (DESIGN.md: ``base``/``tuned``: {metric: {value, ci_low, ci_high}}, ``delta``:
+``summary.json`` (docs/architecture.md: ``base``/``tuned``: {metric: {value, ci_low, ci_high}}, ``delta``:
 {metric: {value, ci_low, ci_high, p_value}}) plus win/tie/loss counts, the "got worse" list and
 how each metric was computed. The eval set is the run's validation split (as stored in its
 ``split.json``) unless a file or typed prompts are given.

@@ -173,7 +173,11 @@ def stream(model, tokenizer, messages: list[dict], s: EvalConfig) -> Iterator[st
     from transformers import TextIteratorStreamer
 
     enc = tokenizer([render(tokenizer, messages, add_generation_prompt=True)], return_tensors="pt",
-                    add_special_tokens=False).to(_device())
+                    add_special_tokens=False)
+    room = max(16, context_length(model, tokenizer) - (s.max_new_tokens or 0))
+    if enc["input_ids"].shape[1] > room:  # a long conversation keeps its latest tokens: the model's context holds
+        enc = {k: v[:, -room:] for k, v in enc.items()}  # no more, and a long prompt costs time and memory
+    enc = {k: v.to(_device()) for k, v in enc.items()}
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
     kw = generation_kwargs(model, tokenizer, s)
 
@@ -188,6 +192,13 @@ def stream(model, tokenizer, messages: list[dict], s: EvalConfig) -> Iterator[st
         text += piece
         yield text.strip()
     thread.join()
+
+
+def context_length(model, tokenizer) -> int:
+    """How many tokens the model reads at most (its position table; else the tokenizer's own limit)."""
+    n = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    limit = tokenizer.model_max_length if tokenizer.model_max_length < 10**7 else 2048
+    return int(min(n, limit) if n else limit)
 
 
 @torch.inference_mode()

@@ -1,6 +1,6 @@
 """An evaluation's summary as a value: the seam between ``evaluate`` and its readers (CLI, UI, model card).
 
-``summary.json`` keeps DESIGN.md's layout (``base`` / ``tuned``: {metric: {value, ci_low, ci_high}},
+``summary.json`` keeps the layout docs/architecture.md gives (``base`` / ``tuned``: {metric: {value, ci_low, ci_high}},
 ``delta``: {metric: {value, ci_low, ci_high, p_value}}, plus win/tie/loss, the got-worse list and how
 each metric was computed); ``EvalSummary.to_dict`` writes it and ``from_dict`` reads it back.
 """

@@ -9,95 +9,18 @@ a queued job out of the queue). This module is the only place that owns threads 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from studio.config import StudioConfig
-from studio.engine import runs
+from studio.engine import gate, runs
+from studio.engine.device import DEVICE, DeviceQueue, Ticket, exclusive, exclusive_on_gpu  # noqa: F401
 from studio.engine.errors import JobError
 from studio.engine.events import Event, Finding, JobSnapshot, Metrics, Notice, StateChanged, TrainingInfo
 from studio.engine.train import loop as train
 from studio.engine.train import worker
-from studio.settings import public_mode
-
-
-class DeviceQueue:
-    """One holder at a time, the rest wait first come, first served."""
-
-    def __init__(self, max_waiting: int = 16):
-        self._cond = threading.Condition(threading.Lock())
-        self._holder: Job | None = None
-        self._waiting: list[Job] = []
-        self.max_waiting = max_waiting
-
-    def enter(self, job: Job) -> None:
-        with self._cond:
-            if len(self._waiting) >= self.max_waiting:
-                raise JobError(f"the training queue is full ({self.max_waiting} waiting); try again later")
-            owner = getattr(job, "owner", None)
-            if public_mode() and owner and any(getattr(j, "owner", None) == owner for j in [self._holder,
-                                                                                              *self._waiting]):
-                raise JobError("you already have a job training or waiting: one at a time on this deployment")
-            self._waiting.append(job)
-
-    def acquire(self, job: Job) -> bool:
-        """Block until ``job`` holds the device; False if it was stopped while waiting."""
-        with self._cond:
-            while self._holder is not None or self._waiting[0] is not job:
-                if job.stop_requested:
-                    self._waiting.remove(job)
-                    self._cond.notify_all()
-                    return False
-                self._cond.wait(0.1)
-            self._waiting.pop(0)
-            self._holder = job
-            return True
-
-    def release(self, job: Job) -> None:
-        with self._cond:
-            if self._holder is job:
-                self._holder = None
-            self._cond.notify_all()
-
-    def position(self, job: Job) -> int:
-        """0 while running (or done), else 1 for the next in line."""
-        with self._cond:
-            return self._waiting.index(job) + 1 if job in self._waiting else 0
-
-    @property
-    def busy(self) -> bool:
-        return self._holder is not None
-
-
-DEVICE = DeviceQueue(int(os.environ.get("STUDIO_QUEUE_MAX", "16")))
-
-
-class Ticket:
-    """A holder of the device that is not a training job (an evaluation, say)."""
-    stop_requested = False
-
-
-@contextlib.contextmanager
-def exclusive(queue: DeviceQueue = DEVICE):
-    """Hold the device for the block, waiting in line behind training jobs."""
-    ticket = Ticket()
-    queue.enter(ticket)
-    queue.acquire(ticket)
-    try:
-        yield
-    finally:
-        queue.release(ticket)
-
-
-def exclusive_on_gpu(queue: DeviceQueue = DEVICE):
-    """Hold the device where memory is scarce (a GPU); on a CPU a short generation runs beside training."""
-    import torch
-
-    return exclusive(queue) if torch.cuda.is_available() else contextlib.nullcontext()
 
 
 class Job:
@@ -135,6 +58,10 @@ class Job:
         return self._snap.done
 
     def start(self) -> Job:
+        """Through the gate first (every training job: Start, Resume, each sweep trial's final config), then
+        into the device queue."""
+        gate.admit("train", self.owner, self.owner)
+        self.config = gate.check_config(self.config)
         self.queue.enter(self)
         self._snap.state = "queued"
         self._thread.start()
@@ -216,9 +143,13 @@ class SweepJob:
                  budget=None):
         from studio.engine.train.sweep import Sweep
 
+        gate.admit("sweep", owner, owner)
         self.sweep, self.owner, self.queue, self.budget = Sweep(config, grid), owner, queue, budget
+        for number, setting in enumerate(self.sweep.settings):  # every trial's own config, before any trains
+            gate.check_config(self.sweep.config_for(setting, number))
         self.error: str | None = None
         self.done = False
+        self.jobs: list[Job] = []  # its trials' jobs, so "stop every job" and "delete runs" see them
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="studio-sweep", daemon=True)
 
@@ -250,7 +181,9 @@ class SweepJob:
             if isinstance(event, Metrics) and event.record.get("eval_loss") is not None:
                 report(event.record["step"], event.record["eval_loss"])
 
-        job = Job(config, queue=self.queue, owner=self.owner, listener=listener, budget=self.budget).start()
+        job = Job(config, queue=self.queue, owner=self.owner, listener=listener, budget=self.budget)
+        self.jobs.append(job)
+        job.start()
         while not job.wait(0.2):
             if should_stop():
                 job.stop()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,12 +24,17 @@ import yaml
 
 from studio.config import ConfigError, StudioConfig
 from studio.engine import runs
-from studio.settings import studio_home
+from studio.settings import public_mode, studio_home
+
+MAX_TRIALS = int(os.environ.get("STUDIO_MAX_TRIALS", "16" if public_mode() else "256"))
+MAX_GRID_CHARS = 2000  # a grid's text
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
     """``section.key=v1,v2,...`` strings -> {key: [values]}: numbers stay numbers, the rest is read as YAML."""
     grid: dict[str, list] = {}
+    if sum(len(i) for i in items) > MAX_GRID_CHARS:
+        raise ConfigError(f"the grid is longer than {MAX_GRID_CHARS:,} characters")
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or "." not in key or not values.strip():
@@ -79,6 +86,10 @@ class Sweep:
     def __init__(self, config: StudioConfig, grid: dict[str, list], name: str | None = None):
         self.config, self.grid = config, grid
         self.name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+        trials = math.prod(len(v) for v in grid.values())  # counted before anything is enumerated
+        if trials > MAX_TRIALS:
+            raise ConfigError(f"the grid makes {trials:,} runs; a sweep runs at most {MAX_TRIALS} (STUDIO_MAX_TRIALS): "
+                              "try fewer values")
         self.settings = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
         for s in self.settings:  # every setting must make a valid config before anything trains
             self.config_for(s, 0)

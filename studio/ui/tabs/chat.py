@@ -3,16 +3,20 @@ token, with their own multi-turn histories and the generation settings at hand."
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import gradio as gr
 
 from studio.config import EvalConfig
-from studio.engine import runs
-from studio.engine.judge.chat import reply
+from studio.engine import gate, runs
+from studio.engine.judge.chat import answers, reply, text_of
 from studio.engine.train.jobs import exclusive_on_gpu
+from studio.settings import public_mode
 from studio.ui.handlers import guard
 from studio.ui.state import Context
+
+CHAT_SECONDS = float(os.environ.get("STUDIO_CHAT_SECONDS", "120"))  # one answer pair, public mode
 
 
 @dataclass
@@ -60,21 +64,33 @@ class Handlers:
 
     def send(self, k, run_name, message, base, tuned, max_tokens, sample, temperature, system,
              request: gr.Request):
-        run = runs.find_run(run_name, self.ctx.session(k, request).owner)
+        self.ctx.session(k, request)
+        run = gate.own_run(run_name)
         if run is None:
             raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
         if not (message or "").strip():
             raise gr.Error("Type a message first.", print_exception=False)
-        settings = EvalConfig(max_new_tokens=int(max_tokens), do_sample=bool(sample), temperature=float(temperature))
+        message = gate.capped_text(message)
+        settings = gate.capped(EvalConfig(max_new_tokens=int(max_tokens), do_sample=bool(sample),
+                                          temperature=float(temperature)))
         histories = {"base": list(base or []), "tuned": list(tuned or [])}
         for side in histories:
             histories[side] += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         yield "", histories["base"], histories["tuned"]
+        head = [{"role": "system", "content": system}] if (system or "").strip() else []
+        convos = {side: head + [{"role": m["role"], "content": text_of(m["content"])} for m in h[:-1]]
+                  for side, h in histories.items()}
+        if public_mode():  # the model runs in a child with the deployment's limits; one message a visitor at once
+            with gate.solo("chat", "Your previous message"):
+                said = gate.device_job(answers, run, convos, settings, device=False, seconds=CHAT_SECONDS,
+                                       what="the answer")
+            for side, text in said.items():
+                histories[side][-1] = {"role": "assistant", "content": text}
+            yield gr.skip(), histories["base"], histories["tuned"]
+            return
         with exclusive_on_gpu():
             for side in ("base", "tuned"):
-                convo = ([{"role": "system", "content": system}] if (system or "").strip() else []) + \
-                    [{"role": m["role"], "content": m["content"]} for m in histories[side][:-1]]
-                for text in reply(run, side, convo, settings):
+                for text in reply(run, side, convos[side], settings):
                     histories[side][-1] = {"role": "assistant", "content": text}
                     yield gr.skip(), histories["base"], histories["tuned"]
 

@@ -10,17 +10,18 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.engine import runs
+from studio.engine import gate, runs
 from studio.engine.judge.evaluate import evaluate_run
 from studio.engine.judge.metrics import ORDER
 from studio.engine.judge.prompts import DEFAULT_TEMPLATES, prompt_effectiveness
 from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary
-from studio.engine.train.jobs import exclusive
+from studio.settings import public_mode
 from studio.ui.charts import example_scatter, metric_bars
 from studio.ui.forms import Form
-from studio.ui.handlers import guard
+from studio.ui.handlers import guard, safe_md
 from studio.ui.state import Context
 
+MAX_PHRASINGS, MAX_SAMPLES = 8, 8  # prompt effectiveness: phrasings and samples of each
 SOURCES = ["validation split", "upload a file", "type prompts"]
 EVAL = ["max_new_tokens", "do_sample", "temperature", "top_p", "repetition_penalty", "seed", "batch_size",
         "bertscore", "extra_metrics"]
@@ -176,8 +177,8 @@ def worse_text(s: EvalSummary, rows: list[dict]) -> str:
         if worse else ["Nothing got worse on ROUGE-L."]
     for w in worse[:10]:
         r = rows[w["index"]]
-        lines.append(f"- #{w['index'] + 1} ({w['delta']:+.3f}): *{_text(r['prompt'])[:120]}* → tuned: "
-                     f"{r['tuned'][:120]!r}; base: {r['base'][:80]!r}")
+        lines.append(f"- #{w['index'] + 1} ({w['delta']:+.3f}): *{safe_md(_text(r['prompt'])[:120], True)}* → "
+                     f"tuned: {safe_md(repr(r['tuned'][:120]), True)}; base: {safe_md(repr(r['base'][:80]), True)}")
     info = s.info
     lines.append(f"\nBLEU signature `{info.get('bleu_signature')}`; {info.get('meteor')}; BERTScore: "
                  f"{info.get('bertscore_model', 'off')}; {info.get('bootstrap_resamples')} bootstrap resamples.")
@@ -204,42 +205,42 @@ class Handlers:
 
     def run_compare(self, values: dict, request: gr.Request, progress=gr.Progress()):
         t, s = self.t, self.ctx.session(values[self.ctx.key], request)
-        run = runs.find_run(values[t.run], s.owner)
+        run = gate.own_run(values[t.run])
         if run is None:
             raise gr.Error("Pick a trained run first (train one in the Train tab).", print_exception=False)
-        settings = self.ctx.form.to_config(values).eval
+        settings = gate.check_eval(self.ctx.form.to_config(values).eval)  # the gate: reward model, metrics, caps
         data = prompts = None
         if values[t.source] == SOURCES[1]:
-            data = values[t.file]
-            if not data:
+            if not values[t.file]:
                 raise gr.Error("Upload an evaluation file first.", print_exception=False)
-            if not s.allows(data):
-                data = str(s.keep_upload(data))
+            data = values[t.file] if not public_mode() else gate.data_file(s.keep_upload(values[t.file]).name,
+                                                                            "the evaluation file")
         elif values[t.source] == SOURCES[2]:
-            prompts = [p for p in (values[t.prompts] or "").splitlines() if p.strip()]
+            prompts = [gate.capped_text(p, "a prompt") for p in (values[t.prompts] or "").splitlines() if p.strip()]
             if not prompts:
                 raise gr.Error("Type at least one prompt.", print_exception=False)
         progress(0, desc="waiting for the device")
-        with exclusive():
-            summary = evaluate_run(run, data=data, prompts=prompts, limit=settings.limit, settings=settings,
-                                   progress=lambda msg: progress(None, desc=msg))
+        say = None if public_mode() else (lambda msg: progress(None, desc=msg))  # a child cannot call back
+        summary = gate.device_job(evaluate_run, run, data, prompts[:settings.limit] if prompts else None,
+                                  settings.limit, settings, None, say, what="the comparison")
         name = Path(summary.dir).name
         return (gr.Dropdown(choices=runs.evals(run), value=name),
                 f"Done: {summary.examples} examples in {summary.generation_s} s of generation.", [run.name, name])
 
     def measure(self, values: dict, request: gr.Request, progress=gr.Progress()):
         t = self.t
-        run = runs.find_run(values[t.run], self.owner(values[self.ctx.key], request))
+        self.ctx.session(values[self.ctx.key], request)
+        run = gate.own_run(values[t.run])
         if run is None:
             raise gr.Error("Pick a trained run first.", print_exception=False)
-        settings = self.ctx.form.to_config(values).eval
-        templates = [x.replace("\\n", "\n") for x in (values[t.pe_templates] or "").splitlines() if x.strip()]
-        k = int(values[t.pe_k] or 1)
+        settings = gate.check_eval(self.ctx.form.to_config(values).eval)
+        templates = [gate.capped_text(x.replace("\\n", "\n"), "a phrasing")
+                     for x in (values[t.pe_templates] or "").splitlines() if x.strip()][:MAX_PHRASINGS]
+        k = min(int(values[t.pe_k] or 1), MAX_SAMPLES)
         settings.do_sample = settings.do_sample or k > 1
         progress(0, desc="waiting for the device")
-        with exclusive():
-            result = prompt_effectiveness(run, templates, k=k, limit=settings.limit, settings=settings,
-                                          model=values[t.pe_model])
+        result = gate.device_job(prompt_effectiveness, run, templates, k, settings.limit, settings,
+                                 values[t.pe_model], what="the measurement")
         return effectiveness_view(result)
 
     def show(self, k, run_name, result, metric, request: gr.Request):

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 import gradio as gr
 
 from studio.config import ConfigError
-from studio.engine import budget
+from studio.engine import budget, gate
 from studio.engine.data.check import inspect_data, report_lines
 from studio.engine.data.readers import SUFFIXES
 from studio.engine.errors import StudioError
-from studio.engine.isolate import isolated
-from studio.settings import SAMPLES, public_mode
+from studio.engine.isolate import CHECK_MEMORY_MB, CHECK_SECONDS
+from studio.settings import SAMPLES
 from studio.ui.charts import length_histogram
 from studio.ui.forms import Form, from_widget
-from studio.ui.handlers import guard, scrub
+from studio.ui.handlers import CHECK_POOL, guard, safe_md, scrub
 from studio.ui.state import Context
 
 FILE_TYPES = sorted(SUFFIXES)
@@ -66,7 +66,7 @@ def build(form: Form) -> DataTab:
 
 
 def render_report(r: dict) -> str:
-    head, *rest = report_lines(r)
+    head, *rest = (safe_md(line, literal=True) for line in report_lines(r))  # names and cells are the user's
     lines = [f"**{head}**", *rest[:2], *(f"- {line}" for line in rest[2:])]
     if r["problems"]:
         lines.append(f"\n**{len(r['problems'])} problem(s)** (fix them before training).")
@@ -76,25 +76,21 @@ def render_report(r: dict) -> str:
     return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])
 
 
-def check(path: str, fmt: str, columns: str, max_length, model: str, objective: str, session=None):
-    """(report markdown, preview segments, histogram) for the current data settings. On a public deployment the
-    file is read in a child process with time and memory limits (a visitor's Stop ends it too)."""
+def check(path: str, fmt: str, columns: str, max_length, model: str, objective: str):
+    """(report markdown, preview segments, histogram) for the current data settings. The gate decides what the
+    visitor may read; on a public deployment the file is read in a child process with time and memory limits
+    (a visitor's Stop ends it too), several visitors' checks side by side."""
     if not path:
         return "No dataset yet: upload a file or pick a sample.", None, None
-    args = (path, fmt, from_widget("data.columns", columns), model or "studio-tiny", int(max_length), objective,
-            PREVIEW)
     try:
-        if public_mode() and session is not None:
-            stop = session.checking()
-            try:
-                ins = isolated(inspect_data, *args, owner=session.owner, should_stop=stop.is_set)
-            finally:
-                session.checks.discard(stop)
-        else:
-            ins = inspect_data(*args)
+        args = (gate.data_file(path), fmt, from_widget("data.columns", columns), model or "studio-tiny",
+                int(max_length), objective, PREVIEW)
+        gate.check_model_name(model or "studio-tiny")
+        ins = gate.device_job(inspect_data, *args, device=False, seconds=CHECK_SECONDS, memory_mb=CHECK_MEMORY_MB,
+                              what="the data check")
     except (StudioError, ConfigError, ValueError) as e:
         gr.Warning(scrub(str(e)))
-        return f"❌ {scrub(str(e))}", None, None
+        return f"❌ {safe_md(scrub(str(e)), literal=True)}", None, None
     shown: list[tuple[str, str | None]] = []
     for i, segs in enumerate(ins.preview):
         shown.append((f"── example {i + 1} ──\n", None))
@@ -122,10 +118,8 @@ class Handlers:
         return s.shown(s.data_path)
 
     def check(self, k, path, fmt, columns, max_length, model, objective, request: gr.Request):
-        s = self.ctx.session(k, request)
-        if path and not s.allows(path):
-            return "❌ Only your own uploads and the bundled samples can be read here.", None, None
-        return check(s.resolve(path), fmt, columns, max_length, model, objective, s)
+        self.ctx.session(k, request)
+        return check(path, fmt, columns, max_length, model, objective)
 
 
 def wire(t: DataTab, ctx: Context) -> None:
@@ -136,4 +130,5 @@ def wire(t: DataTab, ctx: Context) -> None:
            w["model.name"].change, w["method.objective"].input],
           h.check, [ctx.key, w["data.path"], w["data.format"], w["data.columns"], w["data.max_length"],
                     w["model.name"], w["method.objective"]],
-          [t.report, t.preview, t.histogram], api_name="check_data", trigger_mode="always_last")
+          [t.report, t.preview, t.histogram], api_name="check_data", trigger_mode="always_last",
+          concurrency_limit=CHECK_POOL, concurrency_id="data-checks")

@@ -4,17 +4,17 @@ models with their size / speed / perplexity table, and a push to the hub."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from studio.engine import runs
+from studio.engine import gate, runs
 from studio.engine.export import exporters as E
 from studio.engine.judge import human
 from studio.engine.judge.ratings import default_db
-from studio.engine.train.jobs import exclusive
 from studio.settings import public_mode
-from studio.ui.handlers import guard
+from studio.ui.handlers import deliver, guard
 from studio.ui.identity import oauth_token
 from studio.ui.state import Context
 
@@ -66,7 +66,8 @@ class Handlers:
         self.t, self.ctx = t, ctx
 
     def run_of(self, k, name, request):
-        run = runs.find_run(name, self.ctx.session(k, request).owner)
+        self.ctx.session(k, request)
+        run = gate.own_run(name)
         if run is None:
             raise gr.Error("Pick a trained run first.", print_exception=False)
         return run
@@ -75,8 +76,10 @@ class Handlers:
         return gr.Dropdown(**self.ctx.trained(k, current, just, request))
 
     def prepare(self, k, name, request: gr.Request):
-        """The zip is built as soon as a run is chosen (a second at most), so Download is one click that downloads."""
-        run = runs.find_run(name, self.ctx.session(k, request).owner)
+        """The zip is built as soon as a run is chosen (a second at most), so Download is one click that downloads;
+        it is handed to this visitor alone (``deliver``)."""
+        self.ctx.session(k, request)
+        run = gate.own_run(name)
         if run is None:
             return gr.DownloadButton(value=None, interactive=False), "Pick a trained run."
         if not (run / "adapter" / "adapter_model.safetensors").is_file():
@@ -84,24 +87,24 @@ class Handlers:
                     "This run is a full fine-tune: it has no adapter; use **Merge into the base** for the model.")
         votes = default_db().votes()
         if public_mode():  # the card carries only the ratings of this visitor's own runs
-            mine = {"base", *runs.trained_runs(self.ctx.session(k, request).owner)}
+            mine = {"base", *runs.trained_runs(gate.current().owner)}
             votes = [v for v in votes if {v["system_a"], v["system_b"]} <= mine]
         path = E.export_adapter(run, leaderboard=human.leaderboard(votes))
-        return (gr.DownloadButton(value=str(path), interactive=True),
+        return (gr.DownloadButton(value=deliver(path), interactive=True),
                 f"`{path.name}` is ready ({path.stat().st_size / 2**20:.1f} MB): the adapter, its model card and "
                 "config. **Download** saves it.")
 
     def merged(self, k, name, request: gr.Request):
-        with exclusive():
-            r = E.export_merged(self.run_of(k, name, request))
-        diff = r["max_abs_logit_diff"]
-        return f"Merged model in `{r['path']}`; max |logit difference| vs the adapter: {diff:.2e}."
+        run = self.run_of(k, name, request)
+        r = gate.device_job(E.export_merged, run, what="the merge")
+        return f"Merged model in `{shown(r['path'])}`; max |logit difference| vs the adapter: " \
+               f"{r['max_abs_logit_diff']:.2e}."
 
     def quantize(self, k, name, request: gr.Request, progress=gr.Progress()):
-        progress(0, desc="merging, quantizing and measuring")
-        with exclusive():
-            rows = E.quantization_table(self.run_of(k, name, request))
-        paths = ", ".join(f"`{r['path']}`" for r in rows[1:])
+        run = self.run_of(k, name, request)
+        progress(0, desc="waiting for the device, then merging, quantizing and measuring")
+        rows = gate.device_job(E.quantization_table, run, what="quantizing")
+        paths = ", ".join(f"`{shown(r['path'])}`" for r in rows[1:])
         return gr.Dataframe(quant_frame(rows), visible=True), f"Quantized exports: {paths}"
 
     def push(self, k, name, repo, token, private, request: gr.Request):
@@ -112,6 +115,11 @@ class Handlers:
                            "this deployment never lends its own.", print_exception=False)
         zip_path = E.export_adapter(self.run_of(k, name, request))
         return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or oauth_token(request), private)}"
+
+
+def shown(path) -> str:
+    """An export as a visitor sees it: its name on a public deployment (no server path), the path locally."""
+    return Path(path).name if public_mode() else str(path)
 
 
 def wire(t: ExportTab, ctx: Context) -> None:

@@ -13,14 +13,12 @@ from pathlib import Path
 import gradio as gr
 
 from studio.config import ConfigError, StudioConfig
-from studio.engine import budget, runs
+from studio.engine import budget, gate, runs
 from studio.engine.errors import StudioError
-from studio.engine.isolate import isolated
 from studio.engine.models import BERT_NAME, CURATED, MINILM_NAME, T5_NAME, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
 from studio.engine.train.estimate import estimate
-from studio.engine.train.jobs import exclusive
 from studio.engine.train.lr_find import lr_find
 from studio.settings import ASSETS, public_mode
 from studio.ui.charts import lr_figure
@@ -194,26 +192,16 @@ class Handlers:
         return self.form.values_of(apply_preset(self.form.to_config(values), name))
 
     def find_lr(self, values: dict, request: gr.Request, progress=gr.Progress()):
-        config = self.form.to_config(values)
         s = self.ctx.session(values[self.ctx.key], request)
         may_train(self.ctx, s)
-        if not s.allows_data(config):
-            raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
+        config = s.checked(self.form.to_config(values))  # the gate: only what this visitor may use
         if not config.data.path:
             raise gr.Error("Choose a dataset in the Data tab first: the range test trains on it.",
                            print_exception=False)
-        progress(0, desc="waiting for the device")
-        with exclusive():
-            progress(None, desc="ramping the learning rate over 100 steps")
-            if public_mode():  # a visitor's data and model in a child: the deployment's minutes, and Stop, end it
-                stop = s.checking()
-                try:
-                    curve = isolated(lr_find, config, owner=s.owner, seconds=budget.MAX_MINUTES * 60,
-                                     memory_mb=float("inf"), should_stop=stop.is_set, what="the range test")
-                finally:
-                    s.checks.discard(stop)
-            else:
-                curve = lr_find(config)
+        progress(0, desc="waiting for the device, then ramping the learning rate over 100 steps")
+        # a job on the device queue; on a public deployment in a child with the deployment's minutes and memory,
+        # ended by the visitor's Stop and the operator's "stop all"
+        curve = gate.device_job(lr_find, config, seconds=budget.MAX_MINUTES * 60, what="the range test")
         if curve.suggestion is None:
             return gr.Plot(visible=False), "The loss blew up too soon to suggest anything: lower the batch size?", \
                 gr.Button(visible=False)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -21,7 +22,7 @@ from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
 from studio.settings import public_mode
-from studio.ui.handlers import guard
+from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import username
 from studio.ui.state import Context
 
@@ -140,12 +141,11 @@ def _shown(frame: pd.DataFrame):
     return gr.Dataframe(value=frame, visible=not frame.empty)
 
 
-def results(db: Ratings, votes: list[dict] | None = None, shown=lambda name: name):
+def results(db: Ratings, votes: list[dict] | None = None, shown=lambda name: name, likert: list[dict] | None = None):
     """(leaderboard, Likert means, agreement, human vs metric, a note): empty tables hide, the note says why.
-    ``votes`` limits what is counted; ``shown`` names a system as this visitor may see it."""
+    ``votes`` and ``likert`` limit what is counted; ``shown`` names a system as this visitor may see it."""
     votes = db.votes() if votes is None else votes
-    systems = {s for v in votes for s in (v["system_a"], v["system_b"])}
-    likert = [r for r in db.likert() if r["system"] in systems or not public_mode()]
+    likert = db.likert() if likert is None else likert
     board = pd.DataFrame([[r["rank"], shown(r["model"]), round(r["rating"], 1),
                            f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
                            f"{r['win_rate']:.3f} [{r['win_rate_ci_low']:.3f}, {r['win_rate_ci_high']:.3f}]", r["n"]]
@@ -174,12 +174,6 @@ def results(db: Ratings, votes: list[dict] | None = None, shown=lambda name: nam
 
 
 VOTES_A_MINUTE = 30
-
-
-def safe_md(text: str) -> str:
-    """Text shown as markdown without loading anything: an image in a prompt or an answer would make every
-    rater's browser fetch a stranger's URL."""
-    return (text or "").replace("![", "!\\[").replace("<", "&lt;")
 
 
 SAID = {"a": "A is better", "b": "B is better", "tie": "a tie", "bothbad": "both bad"}
@@ -224,6 +218,16 @@ class Handlers:
         mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
         return [v for v in self.db.votes() if {v["system_a"], v["system_b"]} - {"base"} <= mine]
 
+    def likert(self, request) -> list[dict]:
+        """The Likert ratings this visitor's results count: all locally; on a public deployment those of items
+        from their own runs' comparisons (a rating of "base" belongs to the comparison it came from, never to
+        everyone's "base")."""
+        if not public_mode():
+            return self.db.likert()
+        keep = self.keep(request)
+        mine = {i["id"] for i in self.db.items() if keep(i)}
+        return [r for r in self.db.likert() if r["item_id"] in mine]
+
     def name(self, system: str, request) -> str:
         return system if not public_mode() or system in self.scope_names(request) else pool.pseudonym(system)
 
@@ -250,6 +254,7 @@ class Handlers:
         if not path:
             return gr.skip()
         if public_mode():
+            Path(path).unlink(missing_ok=True)  # a refused upload does not stay in Gradio's cache
             raise gr.Error("Importing ratings is for the operator on a public deployment (studio ratings import on "
                            "the server).", print_exception=False)
         gr.Info(import_text(import_file(self.db, path)).capitalize() + ".")
@@ -339,7 +344,7 @@ class Handlers:
             self.computing.acquire()
         try:
             t0 = time.time()
-            frames = results(self.db, self.votes(request), lambda name: self.name(name, request))
+            frames = results(self.db, self.votes(request), lambda name: self.name(name, request), self.likert(request))
             self.cache[owner] = (state, frames, time.time(), time.time() - t0, next(self.versions))
             return self.cache[owner][4], frames
         finally:
@@ -364,22 +369,28 @@ class Handlers:
                                print_exception=False)
         path = export_root() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         export_file(self.db, path, rater=rater)
-        return str(path)
+        return deliver(path)  # to this visitor alone
 
     def to_training(self, kind: str):
         """The votes as preference pairs, set as the training data for ``kind``: dpo trains the model on them
         directly; reward trains a reward model, which an rl run (method.reward_model) then learns from."""
         def handler(request: gr.Request):
+            s = self.ctx.session(None, request)
+            if public_mode() and s.owner is None:
+                raise gr.Error("Log in to train on your votes.", print_exception=False)
             rows, skipped = preference_rows(self.db, self.votes(request))
             if not rows:
                 raise gr.Error("No votes give a preference pair yet" + (f": {skipped_text(skipped)}" if skipped
                                                                         else "") + ".", print_exception=False)
-            path = export_root() / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+            # written where this visitor's training may read it: their own uploads on a public deployment
+            folder = s.upload_dir if public_mode() else export_root()
+            path = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
             runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+            s.data_path = str(path)
             then = "" if kind == "dpo" else " Once trained, choose method rl with method.reward_model run:<its name>."
             gr.Info(f"{len(rows)} preference pairs set as the training data with method {kind}: press Start in "
                     f"Train.{then}")
-            return str(path), "auto", kind
+            return s.shown(str(path)), "auto", kind
         return handler
 
 

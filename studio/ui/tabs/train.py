@@ -10,16 +10,16 @@ from pathlib import Path
 import gradio as gr
 
 from studio.config import StudioConfig
-from studio.engine import budget, runs
+from studio.engine import budget, gate, runs
 from studio.engine.events import FINAL_STATES, JobSnapshot
-from studio.engine.isolate import isolated
+from studio.engine.isolate import CHECK_MEMORY_MB, CHECK_SECONDS
 from studio.engine.train.jobs import Job
 from studio.engine.train.loop import RESULT
-from studio.engine.train.prepare import preflight, preflight_only
+from studio.engine.train.prepare import preflight_only
 from studio.settings import public_mode
 from studio.ui import operator, sweep
 from studio.ui.charts import loss_figure, overlay_figure, system_figure
-from studio.ui.handlers import guard, may_train
+from studio.ui.handlers import CHECK_POOL, guard, may_train
 from studio.ui.state import Context
 
 POLL_S = 1.0  # a new point shows within two polls of being logged
@@ -55,6 +55,7 @@ class TrainTab:
     op_training: gr.Checkbox
     op_status: gr.Markdown
     sweep: object  # the Sweep panel (studio/ui/sweep.py)
+    op_all: gr.Button
 
 
 def build() -> TrainTab:
@@ -92,10 +93,12 @@ def build() -> TrainTab:
                 op_token = gr.Textbox(label="Operator token", type="password")
                 op_training = gr.Checkbox(True, label="Training allowed")
                 op_stop = gr.Button("Stop every job", variant="stop")
+                op_all = gr.Button("List every visitor's runs")
                 op_delete = gr.Button("Delete the runs picked above")
             op_status = gr.Markdown()
     return TrainTab(page, run_name, start, stop, resume, status, doctor, progress, loss, system, log, timer, refresh,
-                    history, pick, overlay, diff, op_token, op_stop, op_delete, op_training, op_status, sweep_panel)
+                    history, pick, overlay, diff, op_token, op_stop, op_delete, op_training, op_status, sweep_panel,
+                    op_all)
 
 
 def plain(markdown: str) -> str:
@@ -211,20 +214,14 @@ class Handlers:
         ctx = self.ctx
         s = ctx.session(values[ctx.key], request)
         may_train(ctx, s)
-        cfg = ctx.form.to_config(values)
-        if not (cfg.data.path or s.data_path):
+        cfg = s.checked(ctx.form.to_config(values))  # the gate: only what this visitor may use
+        if not cfg.data.path:
             raise gr.Error("Choose a dataset in the Data tab first.", print_exception=False)
-        if not s.allows_data(cfg):
-            raise gr.Error("Only your own uploads and the bundled samples can be used here.", print_exception=False)
         budget.check_disk(s.owner)
-        if public_mode():  # a visitor's file is read in a child with limits, never in the web server
-            stop = s.checking()
-            try:
-                isolated(preflight_only, cfg, owner=s.owner, should_stop=stop.is_set, what="reading your data")
-            finally:
-                s.checks.discard(stop)
-        else:
-            preflight(cfg)  # bad data or a model that cannot be had: said here, where it was chosen; no run starts
+        # bad data or a model that cannot be had: said here, where it was chosen; no run starts. On a public
+        # deployment the visitor's file is read in a child with limits, never in the web server.
+        gate.device_job(preflight_only, cfg, device=False, seconds=CHECK_SECONDS, memory_mb=CHECK_MEMORY_MB,
+                        what="reading your data")
         cfg.run_name = (values[self.t.run_name] or "").strip()
         s.job, s.drawn, s.announced = Job(cfg, owner=s.owner, budget=budget.over_budget).start(), -1, ""
         return status_text(s.job.snapshot())
@@ -281,7 +278,8 @@ class Handlers:
 
 def wire(t: TrainTab, ctx: Context) -> None:
     h = Handlers(t, ctx)
-    t.start.click(guard(h.start), ctx.form.inputs | {ctx.key, t.run_name}, t.status, api_name="start")
+    t.start.click(guard(h.start), ctx.form.inputs | {ctx.key, t.run_name}, t.status, api_name="start",
+                  concurrency_limit=CHECK_POOL, concurrency_id="data-checks")
     t.stop.click(h.stop, [ctx.key], t.status, api_name="stop")
     t.resume.click(guard(h.resume), [ctx.key, t.pick], t.status, api_name="resume")
     outputs = [t.status, t.doctor, t.progress, t.loss, t.system, t.log, t.history, t.pick, ctx.current_run]

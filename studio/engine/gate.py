@@ -1,0 +1,248 @@
+"""The one door: what a visitor may name and spend, decided in one place before any work starts.
+
+Every visitor action passes ``admit(action, owner, key)`` first (the web app does it for every event in
+``ui/door.py``; a training job, a sweep trial and a device job do it again in their own threads). It sets who
+is acting for the rest of the action and, on a public deployment, appends one line to the audit log
+(``STUDIO_HOME/audit/gate.jsonl``: time, action, owner). The policy below is the only place that knows what a
+public deployment allows; locally every check passes (you own everything), though admissions are still
+counted.
+
+- files: ``data_file(path)`` -> the real path of one of the visitor's own uploads or a bundled sample;
+- configs: ``check_config(cfg)`` -> every file, model, run and reward model a config names, and the settings
+  that run code (remote code, pickle, metric scripts), as the visitor may have them: Start, Resume, each sweep
+  trial's final config, the LR finder and Compare all ask it;
+- runs: ``own_run(name)`` -> a run folder of the visitor's, or None (someone else's and a missing one look
+  alike);
+- the hub: ``hub_token()`` (from settings, which the model loader reads too) is False on a public deployment:
+  the operator's token is never lent;
+- device time: ``device_job(fn, *args)`` waits for the device, then, on a public deployment, runs ``fn`` in a
+  child process with the deployment's time and memory limits, ended by the visitor's Stop and the operator's
+  "stop all"; ``capped(settings)`` bounds examples and new tokens, ``capped_text`` a typed prompt; ``solo``
+  lets a visitor run one of a kind at a time (one chat generation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections import Counter
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from studio.engine.errors import StudioError
+from studio.settings import SAMPLES, hub_token, operator_allows, public_mode, studio_home  # noqa: F401
+
+MAX_EXAMPLES = int(os.environ.get("STUDIO_MAX_EXAMPLES", "200"))  # per comparison / measurement, public mode
+MAX_NEW_TOKENS = int(os.environ.get("STUDIO_MAX_NEW_TOKENS", "256"))  # per answer, public mode
+MAX_PROMPT_CHARS = int(os.environ.get("STUDIO_MAX_PROMPT_CHARS", "4000"))  # a typed message, public mode
+JOB_SECONDS = float(os.environ.get("STUDIO_JOB_SECONDS", "600"))  # one device job (Compare, merge, ...), public
+JOB_MEMORY_MB = float(os.environ.get("STUDIO_JOB_MEMORY_MB", "6144"))
+AUDIT_MAX_BYTES = 8 * 2**20  # the audit log is rotated once past this size
+
+
+@dataclass(frozen=True)
+class Visitor:
+    owner: str | None  # whose runs, uploads and jobs (the login's id on a public deployment; None: anonymous)
+    key: str  # the session's key: what Stop and "stop all" find this visitor's device jobs by
+
+    @property
+    def uploads(self) -> Path:
+        return studio_home() / "uploads" / self.key
+
+
+LOCAL = Visitor(None, "local")
+_visitor: ContextVar[Visitor | None] = ContextVar("studio_visitor", default=None)
+ADMITTED: Counter = Counter()  # (action, owner) -> how often the door was passed, in this process
+_lock = threading.Lock()
+_stops: dict[str, set[threading.Event]] = {}
+_solo: set[tuple[str, str]] = set()
+
+
+def admit(action: str, owner: str | None, key: str | None = None) -> Visitor:
+    """The door: who is acting from here on (this thread or context), recorded before any work."""
+    from studio.engine import runs
+
+    visitor = Visitor(owner, key or owner or "local")
+    _visitor.set(visitor)
+    runs.ACTING.set(owner)
+    with _lock:
+        ADMITTED[(action, owner)] += 1
+    if public_mode():
+        _audit({"t": round(time.time(), 3), "action": action, "owner": owner})
+    return visitor
+
+
+def enter(visitor: Visitor) -> None:
+    """Go on acting for a visitor already admitted (a generator resumed in another thread)."""
+    from studio.engine import runs
+
+    _visitor.set(visitor)
+    runs.ACTING.set(visitor.owner)
+
+
+def current() -> Visitor:
+    v = _visitor.get()
+    if v is not None:
+        return v
+    from studio.engine import runs
+
+    owner = runs.ACTING.get()
+    return Visitor(owner, owner) if owner else LOCAL
+
+
+def _audit(line: dict) -> None:
+    log = studio_home() / "audit" / "gate.jsonl"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if log.is_file() and log.stat().st_size > AUDIT_MAX_BYTES:
+            os.replace(log, log.with_suffix(".jsonl.1"))
+        with log.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+    except OSError:  # a full disk never stops a visitor's action; the counter above still has it
+        pass
+
+
+# -- files, runs, models ---------------------------------------------------------------------------------------
+NOT_YOURS = "only your own uploads and the bundled samples can be used here"
+
+
+def data_file(path: str, what: str = "data.path") -> str:
+    """The real path of a data file the visitor names: on a public deployment one of their own uploads (by its
+    name) or a bundled sample, else a ``StudioError`` that is the same whether the file exists or not."""
+    if not path or not public_mode():
+        return path
+    v = current()
+    name = Path(path).name
+    candidates = [v.uploads / name, SAMPLES / name] if not Path(path).is_absolute() else [Path(path)]
+    for p in candidates:
+        real = p.resolve()
+        if real.is_file() and (real.is_relative_to(v.uploads.resolve()) or real.is_relative_to(SAMPLES.resolve())):
+            return str(real)
+    raise StudioError(f"{what} {name!r}: {NOT_YOURS}")
+
+
+def own_run(name: str | None) -> Path | None:
+    """A run of the acting visitor's by its name, or None (another visitor's run and no run look alike)."""
+    from studio.engine import runs
+
+    return runs.find_run(name, current().owner)
+
+
+def check_model_name(name: str, what: str = "model.name") -> None:
+    """A model a visitor may name: a hub id, a starter, or run:<one of theirs> (never a folder)."""
+    from studio.engine import models
+
+    name = (name or "").strip()
+    if not public_mode() or name in models.STARTERS or models.hub_id(name):
+        return
+    if name.startswith(models.RUN_PREFIX) and own_run(name[len(models.RUN_PREFIX):]) is not None:
+        return
+    raise models.not_usable(name, what)
+
+
+def check_config(cfg):
+    """Every file, model, run and setting that runs code in ``cfg``, as the acting visitor may have them. Returns
+    the config with its data files made real paths (a public page shows only their names)."""
+    if not public_mode():
+        return cfg
+    data = replace(cfg.data, path=data_file(cfg.data.path, "data.path"),
+                   val_path=data_file(cfg.data.val_path, "data.val_path"))
+    check_model_name(cfg.model.name)
+    if cfg.method.reward_model:
+        check_model_name(cfg.method.reward_model, "method.reward_model")
+    for setting in ("trust_remote_code", "allow_pickle"):
+        if getattr(cfg.model, setting) and not operator_allows(setting):
+            raise StudioError(f"model.{setting} is switched off on this public deployment (the operator can allow "
+                              f"it with STUDIO_ALLOW_{setting.upper()}=1)")
+    return replace(cfg, data=data, eval=check_eval(cfg.eval))
+
+
+def check_eval(settings):
+    """Evaluation settings as the visitor may have them: their own reward model, no metric that runs code from
+    the hub or a folder, and the deployment's caps on examples and new tokens."""
+    if not public_mode():
+        return settings
+    if settings.reward_model:
+        check_model_name(settings.reward_model, "eval.reward_model")
+    if settings.extra_metrics and not operator_allows("extra_metrics"):
+        raise StudioError("eval.extra_metrics is switched off on this public deployment: a metric from the hub or a "
+                          "folder runs its own code (the operator can allow it with STUDIO_ALLOW_EXTRA_METRICS=1)")
+    return capped(settings)
+
+
+# -- device time -----------------------------------------------------------------------------------------------
+def capped(settings):
+    """Generation settings inside the deployment's caps (examples, new tokens); locally unchanged."""
+    if not public_mode():
+        return settings
+    return replace(settings, limit=min(settings.limit, MAX_EXAMPLES),
+                   max_new_tokens=min(settings.max_new_tokens or MAX_NEW_TOKENS, MAX_NEW_TOKENS))
+
+
+def capped_text(text: str, what: str = "the message") -> str:
+    if public_mode() and len(text) > MAX_PROMPT_CHARS:
+        raise StudioError(f"{what} is {len(text):,} characters; this deployment takes at most {MAX_PROMPT_CHARS:,}")
+    return text
+
+
+@contextlib.contextmanager
+def solo(kind: str, what: str):
+    """One ``kind`` of work a visitor at a time on a public deployment (a second one is refused in a line)."""
+    key = (current().key, kind)
+    with _lock:
+        if public_mode() and key in _solo:
+            raise StudioError(f"{what} is still going: wait for it to finish")
+        _solo.add(key)
+    try:
+        yield
+    finally:
+        with _lock:
+            _solo.discard(key)
+
+
+@contextlib.contextmanager
+def stoppable():
+    """A stop event for the acting visitor's work in progress: their Stop and the operator's "stop all" set it."""
+    key, event = current().key, threading.Event()
+    with _lock:
+        _stops.setdefault(key, set()).add(event)
+    try:
+        yield event
+    finally:
+        with _lock:
+            _stops.get(key, set()).discard(event)
+
+
+def stop(key: str) -> int:
+    """Stop a visitor's device jobs and data checks; how many were going."""
+    with _lock:
+        going = [e for e in _stops.get(key, ()) if not e.is_set()]
+    for e in going:
+        e.set()
+    return len(going)
+
+
+def stop_all() -> int:
+    with _lock:
+        keys = list(_stops)
+    return sum(stop(k) for k in keys)
+
+
+def device_job(fn, *args, what: str = "the job", seconds: float | None = None, memory_mb: float | None = None,
+               device: bool = True):
+    """``fn(*args)`` as a job: behind training on the device queue (``device``), and on a public deployment in a
+    child process with time and memory limits that Stop and "stop all" end (``fn`` and its arguments must then
+    be picklable). Locally it runs here."""
+    from studio.engine.device import exclusive
+    from studio.engine.isolate import isolated
+
+    with exclusive() if device else contextlib.nullcontext():
+        if not public_mode():
+            return fn(*args)
+        with stoppable() as halt:
+            return isolated(fn, *args, owner=current().owner, seconds=seconds or JOB_SECONDS,
+                            memory_mb=memory_mb or JOB_MEMORY_MB, should_stop=halt.is_set, what=what)

@@ -1,0 +1,65 @@
+"""The web app's side of the one door (``studio/engine/gate.py``): every event handler of the app, whatever tab
+wired it, runs behind ``gate.admit`` with the visitor its request proves (the login on a public deployment,
+never anything the client picks). ``install(demo)`` wraps every handler once the app is built, so a tab added
+tomorrow passes the door without knowing about it; ``tests/test_public_security.py`` walks every endpoint as a
+hostile visitor and checks the audit log names each one.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from studio.engine import gate
+from studio.settings import public_mode
+from studio.ui.identity import visitor_of
+
+
+def _request():
+    from gradio.context import LocalContext
+
+    return LocalContext.request.get(None)
+
+
+def _admit(action: str) -> gate.Visitor:
+    owner, key = visitor_of(_request()) if public_mode() else (None, "local")
+    return gate.admit(action, owner, key)
+
+
+def through(fn, action: str):
+    """``fn`` behind the door: admitted before it runs (generators: the visitor is re-entered at every step,
+    which Gradio may run in another thread)."""
+    if getattr(fn, "__studio_door__", False):
+        return fn
+    if inspect.isasyncgenfunction(fn) or inspect.iscoroutinefunction(fn):
+        raise TypeError(f"{action}: the studio's handlers are synchronous; an async one would pass the door unchecked")
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streamed(*args, **kwargs):
+            visitor = _admit(action)
+            steps = fn(*args, **kwargs)
+            while True:
+                gate.enter(visitor)
+                try:
+                    value = next(steps)
+                except StopIteration:
+                    return
+                yield value
+        wrapped = streamed
+    else:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            _admit(action)
+            return fn(*args, **kwargs)
+    wrapped.__studio_door__ = True
+    return wrapped
+
+
+def install(demo) -> int:
+    """Put every event handler of ``demo`` behind the door; returns how many."""
+    n = 0
+    for block_fn in demo.fns.values():
+        if block_fn.fn is not None:
+            block_fn.fn = through(block_fn.fn, block_fn.api_name or block_fn.name or "event")
+            n += 1
+    return n

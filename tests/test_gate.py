@@ -1,0 +1,140 @@
+"""The one door (studio/engine/gate.py, studio/ui/door.py) on its own: what a public deployment lets a visitor
+name and spend, decided in one place. Fast: no app, no training."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+from conftest import SAMPLES, tiny_config
+
+from studio.config import StudioConfig
+from studio.engine import gate
+from studio.engine.errors import StudioError
+from studio.settings import studio_home
+
+
+@pytest.fixture
+def public(monkeypatch):
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    alice = gate.admit("test", "user-alice", "user-alice")
+    upload = alice.uploads / "mine.csv"
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLES / "qa.csv", upload)
+    bob = studio_home() / "uploads" / "user-bob" / "theirs.csv"
+    bob.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLES / "qa.csv", bob)
+    yield upload, bob
+    gate.admit("test", None, "local")
+
+
+def test_a_visitor_names_their_own_uploads_and_the_samples_only(public):
+    mine, theirs = public
+    assert gate.data_file("mine.csv") == str(mine.resolve())
+    assert gate.data_file("qa.csv") == str((SAMPLES / "qa.csv").resolve())
+    answers = set()
+    for name in (str(theirs), "../user-bob/theirs.csv", "/etc/passwd", str(theirs.with_name("missing.csv"))):
+        with pytest.raises(StudioError) as err:
+            gate.data_file(name)
+        answers.add(str(err.value).replace(repr(name.rsplit("/", 1)[-1]), "<file>"))
+    assert len(answers) == 1 and "only your own uploads" in answers.pop()  # there or not: one answer
+
+
+def test_every_file_and_model_a_config_names_passes_the_gate(public):
+    mine, theirs = public
+    ok = gate.check_config(StudioConfig.from_dict(tiny_config(mine)))
+    assert ok.data.path == str(mine.resolve())
+    base = StudioConfig.from_dict(tiny_config(mine))
+    for bad in (f"data.path={theirs}", f"data.val_path={theirs}", "model.name=/etc", f"model.name={studio_home()}",
+                "model.name=run:someone-elses", "method.reward_model=run:nope", "eval.reward_model=run:nope",
+                "model.trust_remote_code=true", 'eval.extra_metrics=["./my_metric"]'):
+        with pytest.raises((StudioError, ValueError)):
+            gate.check_config(base.with_overrides([bad]))
+
+
+def test_a_sweep_checks_every_trials_final_config_before_anything_trains(public):
+    from studio.engine.train.jobs import SweepJob
+    from studio.engine.train.sweep import parse_grid
+
+    mine, theirs = public
+    cfg = StudioConfig.from_dict(tiny_config(mine))
+    with pytest.raises(StudioError, match="only your own uploads"):
+        SweepJob(cfg, parse_grid([f"data.path={mine},{theirs}"]), owner="user-alice")
+    with pytest.raises(ValueError, match="at most 16"):  # counted, not enumerated: 30^3 = 27,000
+        SweepJob(cfg, parse_grid([f"train.{k}=" + ",".join(map(str, range(30)))
+                                  for k in ("seed", "logging_steps", "threads")]), owner="user-alice")
+
+
+def test_device_work_is_capped_and_one_chat_at_a_time(public):
+    from studio.config import EvalConfig
+
+    s = gate.capped(EvalConfig(limit=10**6, max_new_tokens=2500))
+    assert s.limit == gate.MAX_EXAMPLES and s.max_new_tokens == gate.MAX_NEW_TOKENS
+    with pytest.raises(StudioError, match="at most"):
+        gate.capped_text("word " * 12_000)
+    with gate.solo("chat", "Your previous message"):
+        with pytest.raises(StudioError, match="still going"):
+            with gate.solo("chat", "Your previous message"):
+                pass
+    with gate.solo("chat", "again"):  # released after the first
+        pass
+
+
+def test_stop_ends_a_visitors_device_job_and_stop_all_everyones(public):
+    outcome = {}
+
+    def job():
+        gate.enter(gate.Visitor("user-alice", "user-alice"))
+        try:
+            gate.device_job(time.sleep, 60, device=False, what="the test job")
+        except StudioError as e:
+            outcome["error"] = str(e)
+
+    for stop in (lambda: gate.stop("user-alice"), gate.stop_all):
+        outcome.clear()
+        worker = threading.Thread(target=job)
+        worker.start()
+        time.sleep(3)
+        asked = time.time()
+        assert stop() == 1
+        worker.join(20)
+        assert "the test job was stopped" in outcome["error"] and time.time() - asked < 10
+
+
+def test_every_handler_of_the_app_is_behind_the_door():
+    from studio.ui import door
+    from studio.ui.app import build_app
+
+    demo = build_app()
+    handlers = [f for f in demo.fns.values() if f.fn is not None]
+    assert len(handlers) > 50 and all(getattr(f.fn, "__studio_door__", False) for f in handlers)
+
+    async def sneaky():
+        return None
+
+    with pytest.raises(TypeError, match="pass the door unchecked"):
+        door.through(sneaky, "sneaky")
+
+
+def test_a_parquet_bomb_is_measured_on_its_values_not_its_metadata(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from studio.engine.data import readers
+    from studio.engine.errors import DataError
+
+    column = pa.DictionaryArray.from_arrays(pa.array([0] * 20_000, pa.int32()), pa.array(["x" * 100_000]))
+    bomb = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"text": column}), bomb, compression="zstd")
+    assert bomb.stat().st_size < 2048 and pq.ParquetFile(bomb).metadata.row_group(0).total_byte_size < 2**20
+    monkeypatch.setattr(readers, "MAX_BYTES", 50 * 2**20)
+    started = time.time()
+    with pytest.raises(DataError, match="once decoded"):
+        readers.read_records(bomb)
+    assert time.time() - started < 10
+    small = tmp_path / "ok.parquet"
+    pq.write_table(pa.table({"instruction": ["a", "b"], "output": ["c", "d"]}), small)
+    rows = readers.read_records(small).rows
+    assert rows == [{"instruction": "a", "output": "c"}, {"instruction": "b", "output": "d"}]
