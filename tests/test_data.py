@@ -9,6 +9,7 @@ import pytest
 from conftest import PEER, SAMPLES, write_jsonl
 
 from studio.engine.data.formats import load_examples
+from studio.engine.errors import DataError
 
 ALPACA = {"instruction": "Name a colour.", "input": "", "output": "Blue.", "system": "Be brief.",
           "history": [["Hi", "Hello!"]]}
@@ -85,7 +86,23 @@ def test_explicit_format_and_column_mapping(tmp_path):
     assert loaded.format == "prompt_completion"
     assert loaded.examples[0]["messages"] == [{"role": "user", "content": "Q1"},
                                               {"role": "assistant", "content": "A1"}]
-    assert load_examples(path).format == "text"  # detection alone would pick the text column
+    guessed = load_examples(path)  # detection alone: a question/answer pair says more than a stray text column
+    assert guessed.format == "alpaca" and guessed.examples == loaded.examples
+    assert any("read column 'question' as the prompt" in n for n in guessed.report.notices)
+
+
+def test_common_column_names_need_no_mapping(tmp_path):
+    for header in ("question,answer", "Prompt,Response", "query,reply", "input,output"):
+        p = tmp_path / f"{header.split(',')[0]}.csv"
+        p.write_text(f"{header}\nWhat is 2 and 2?,4\nWhat is 3 and 3?,6\n")
+        loaded = load_examples(p)
+        assert loaded.format == "alpaca" and loaded.examples[0]["messages"][1]["content"] == "4", header
+    odd = tmp_path / "odd.csv"
+    odd.write_text("frage,antwort\nZwei und zwei?,vier\n")
+    with pytest.raises(DataError, match="cannot tell the format"):  # other names: mapped by the user
+        load_examples(odd)
+    mapped = load_examples(odd, "alpaca", {"instruction": "frage", "output": "antwort"})
+    assert mapped.examples[0]["messages"][1]["content"] == "vier"
 
 
 def test_single_column_is_text(tmp_path):

@@ -34,6 +34,31 @@ def test_a_spike_and_an_exploding_gradient_are_instability_with_evidence():
     assert "9" in found[0].evidence and "step 7" in found[0].evidence and d.dead is None
 
 
+def test_rl_and_reward_runs_raise_no_false_alarm():
+    """GRPO steps whose samples all score alike have no gradient, by design; a reward model's new score head
+    bursts early and its loss soon sits near 0, where it moves by multiples (both seen on default runs)."""
+    rl = Doctor(StudioConfig.from_dict({"method": {"kind": "rl", "reward_model": "run:r"}}), Facts(max_steps=540))
+    stream(rl, [0.01, -0.02, 0.0, 0.0, 0.0, 0.0, 0.0], [0.3, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert rl.dead is None and not rl.findings
+    assert stream(rl, [0.0], [float("nan")]) == [] and rl.dead is None  # one non-finite step is not yet death
+    stream(rl, [0.0, 0.0], [float("nan"), float("inf")])
+    assert rl.dead is not None  # three non-finite in a row still are
+    reward = Doctor(StudioConfig.from_dict({"method": {"kind": "reward"}}), Facts(max_steps=135))
+    found = stream(reward, [0.7, 0.5, 0.3, 0.1, 0.05, 0.04, 0.3, 0.06],
+                   [0.9, 1.1, 0.8, 1.0, 0.9, 1.0, 12.4, 1.0])  # 13x the median at step 7, as measured
+    assert not [f for f in found if f.kind == "instability"]
+    sft = Doctor(cfg(), Facts(max_steps=1000))
+    assert [f.kind for f in stream(sft, [0.7, 0.5, 0.3, 0.1, 0.05, 0.04, 0.3])] == []  # near 0: no "spike"
+
+
+def test_a_rising_loss_says_it_rose_and_the_advice_agrees_with_the_defaults():
+    d = Doctor(cfg(learning_rate=1e-8), Facts(max_steps=40, default_lr=2e-3))
+    found = stream(d, [2.0 + 0.08 * i for i in range(14)])
+    (f,) = [f for f in found if f.kind == "poor_convergence"]
+    assert "rose by" in f.evidence and "-" not in f.evidence.split("rose by")[1][:3]
+    assert "0.002, the studio's default for this model" in f.advice and "2e-4" not in f.advice
+
+
 def test_a_dead_gradient_ends_the_run_and_the_advice_fits_the_config():
     clipped = Doctor(cfg(learning_rate=1e9, max_grad_norm=1.0), Facts(max_steps=1000))
     stream(clipped, [7.2, 7.2, 7.2, 7.2], [1.2e9, 0.0, 0.0, 0.0])

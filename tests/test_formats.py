@@ -92,19 +92,25 @@ def test_v1_typed_parts_and_loss_weights(tok):
     assert "first" in trained and "trained answer" in trained and "kept out" not in trained
 
 
-def test_reasoning_goes_where_the_template_puts_it_or_is_refused(tmp_path, tok):
+def test_reasoning_goes_where_the_template_puts_it_else_inline_unless_a_chosen_template_forbids_it(tmp_path, tok):
+    from studio.engine.data.encode import encode
+
     row = {"messages": [{"role": "user", "content": [{"type": "text", "text": "2+2?"}]},
                         {"role": "assistant", "content": [{"type": "reasoning", "value": "two and two"},
                                                           {"type": "text", "value": "4"}]}]}
     ex = load_examples(write_jsonl(tmp_path / "r.jsonl", [row])).examples[0]
     assert ex["messages"][1] == {"role": "assistant", "content": "4", "reasoning_content": "two and two"}
-    with pytest.raises(DataError, match="reasoning parts.*no place"):
-        encode_example(ex, tok, "instruction")
+    # the model's own template has no slot: the reasoning is trained inline, as open reasoning models write it
+    assert "<think>\ntwo and two\n</think>\n\n4" in trained_text(ex, tok)
+    assert any("<think>" in n for n in encode([ex], tok, "instruction", 64).notices)
     tok.chat_template, saved = REASONING_TEMPLATE, tok.chat_template
     try:
-        assert "<think>two and two</think>4" in trained_text(ex, tok)
+        assert "<think>two and two</think>4" in trained_text(ex, tok)  # a template with a slot puts it there
+        tok.chat_template, tok.studio_template_chosen = saved, True  # a template the user chose, with no slot
+        with pytest.raises(DataError, match="reasoning parts.*you chose.*no"):
+            encode_example(ex, tok, "instruction")
     finally:
-        tok.chat_template = saved
+        tok.chat_template, tok.studio_template_chosen = saved, False
 
 
 def test_implicit_prompt_preferences_split_at_the_shared_prefix(tmp_path):

@@ -437,7 +437,8 @@ def test_l4_l5_l6_ratings_stay_with_their_owner_reports_load_nothing_and_the_ope
     shown = alice.predict("", api_name="/rate_next_pair")
     while shown[0].startswith("**Prompt:**"):  # a vote shows the next pair, until none is left
         shown = alice.predict("", api_name="/rate_vote_a")
-    path, _, kind = alice.predict(api_name="/rate_to_dpo")
+    alice.predict(api_name="/rate_to_dpo")
+    path, _, kind, _ = alice.predict(api_name="/rate_use_votes")
     assert kind == "dpo" and "/" not in path and path.startswith("preferences-")
     report = alice.predict(path, "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")[0]
     assert "detected preference" in report, report

@@ -245,9 +245,12 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     assert len(rows(likert)) >= 4 and "Likert" not in note
     models = [row[1] for row in rows(board)]
     assert "base" in models and run.name in models
-    path, fmt, kind = c.predict(api_name="/rate_to_dpo")
+    offer, _ = c.predict(api_name="/rate_to_dpo")  # offered, nothing changed yet
+    assert "preference pairs are ready" in offer and "nothing changes until you do" in offer
+    path, fmt, kind, _ = c.predict(api_name="/rate_use_votes")  # one click takes the offer
     assert kind == "dpo" and path.endswith(".jsonl")
-    path, fmt, kind = c.predict(api_name="/rate_to_reward")  # votes -> a reward model -> RL
+    c.predict(api_name="/rate_to_reward")  # votes -> a reward model -> RL
+    path, fmt, kind, _ = c.predict(api_name="/rate_use_votes")
     assert kind == "reward" and path.endswith(".jsonl")
 
 

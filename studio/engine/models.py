@@ -350,6 +350,7 @@ def load_tokenizer(resolved: ResolvedModel, cfg: ModelConfig):
         raise ModelError(f"model {cfg.name}: cannot load its tokenizer ({str(e).splitlines()[0][:200]})") from None
     if cfg.chat_template:
         tok.chat_template = cfg.chat_template
+        tok.studio_template_chosen = True  # the user's choice: reasoning it has no place for is refused, not inlined
     elif not tok.chat_template:
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
         resolved.notices.append(f"{cfg.name} has no chat template: using the studio's default (ChatML)")

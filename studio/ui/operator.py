@@ -64,7 +64,7 @@ class Handlers:
         for job in [*jobs, *sweeps]:
             job.stop()
         others = gate.stop_all()
-        return (f"Asked {len(jobs)} job(s) and {len(sweeps)} sweep(s) to stop" +
+        return (f"Asked {len(jobs)} job(s)" + (f" and {len(sweeps)} sweep(s)" if sweeps else "") + " to stop" +
                 (f" and stopped {others} data check(s) or device job(s)." if others else "."))
 
     def busy(self) -> set[str]:

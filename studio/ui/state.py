@@ -39,6 +39,7 @@ class Session:
     sweep: SweepJob | None = None
     pages: set = field(default_factory=set)  # Gradio session hashes of the pages open on this session
     last_seen: float = field(default_factory=time.time)
+    offer: tuple[str, str] | None = None  # preference pairs made from votes, offered as (data file, method)
 
     def stop_checks(self) -> int:
         """Stop this visitor's data checks and device jobs (Compare, merge, ...) in progress."""

@@ -13,7 +13,8 @@ characters fall inside a trained turn are trained; every other token is masked.
 Before rendering, a conversation is fitted to the template (``fit_to_template``): ``tools`` go to the
 template's ``tools`` argument, or into the system message when it has none; tool calls become the
 assistant's text (JSON) when the template cannot render ``tool_calls``; reasoning goes where the template
-puts ``reasoning_content``, and is refused in one sentence when it has no place for it.
+puts ``reasoning_content``; a template with no place for it gets it inline in the answer (``<think>...</think>``,
+with a notice), unless the user chose that template (``model.chat_template``): then it is refused in a sentence.
 
 Continued pretraining on plain text packs documents (``pack``): their tokens are concatenated with EOS
 between them and cut into ``max_length`` blocks, so a long document is trained whole, not truncated.
@@ -50,12 +51,15 @@ def _template(tokenizer) -> str:
 def fit_to_template(tokenizer, messages: list[dict], tools: list | None) -> tuple[list[dict], list | None]:
     """The conversation as this chat template can render it, and the tools to pass it (None: inlined)."""
     template = _template(tokenizer)
-    if any(m.get("reasoning_content") for m in messages) and "reasoning_content" not in template:
-        raise DataError("the data has reasoning parts, but this chat template has no place for them "
-                        "(no reasoning_content): set model.chat_template to one that has, or drop the reasoning")
+    inline = any(m.get("reasoning_content") for m in messages) and "reasoning_content" not in template
+    if inline and getattr(tokenizer, "studio_template_chosen", False):
+        raise DataError("the data has reasoning parts, but the chat template you chose (model.chat_template) has no "
+                        "place for them (no reasoning_content): choose one that has, or drop the reasoning")
     out = []
     for m in messages:
         m = {k: v for k, v in m.items() if k != "loss_weight"}
+        if inline and m.get("reasoning_content"):  # the open reasoning models' convention, in the answer itself
+            m["content"] = f"<think>\n{m.pop('reasoning_content')}\n</think>\n\n{m.get('content') or ''}"
         if m.get("tool_calls") and "tool_calls" not in template:
             calls = json.dumps([c["function"] for c in m.pop("tool_calls")], ensure_ascii=False)
             m["content"] = (m["content"] + "\n" if m["content"] else "") + calls
@@ -143,6 +147,11 @@ def encode(examples: list[dict], tokenizer, objective: str, max_length: int, pac
     if pack and examples and all("text" in ex for ex in examples):
         return _packed(examples, tokenizer, max_length)
     out = Encoded(rows=[])
+    thinking = sum(1 for ex in examples if any(m.get("reasoning_content") for m in ex.get("messages") or []))
+    if thinking and "reasoning_content" not in _template(tokenizer):
+        out.notices.append(f"{thinking} example(s) have reasoning parts and this chat template has no place for "
+                           "them: they are written inline in the answer as <think>...</think>, as open reasoning "
+                           "models do (choose model.chat_template with reasoning_content to keep them apart)")
     for ex in examples:
         ids, labels = encode_example(ex, tokenizer, objective)
         if objective == "seq2seq":

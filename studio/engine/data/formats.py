@@ -38,6 +38,13 @@ USED = {"text": {"text"}, "alpaca": {"instruction", "input", "output", "system",
                        "system", "tools"},
         "kto": {"messages", "conversations", "prompt", "completion", "label", "system", "tools"}}
 CHAT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "preference", "kto")
+# Column pairs people already use for a prompt and its answer (matched without regard to case), read as
+# alpaca's instruction -> output when no format's own columns are there; the first pair found wins.
+COMMON_PAIRS = (("question", "answer"), ("question", "response"), ("prompt", "response"), ("prompt", "answer"),
+                ("query", "reply"), ("query", "response"), ("query", "answer"), ("instruction", "response"),
+                ("instruction", "answer"), ("input", "output"), ("input", "target"), ("source", "target"),
+                ("src", "tgt"), ("human", "assistant"), ("user", "assistant"), ("context", "response"),
+                ("text", "label"), ("text", "summary"), ("document", "summary"), ("article", "highlights"))
 
 
 def default_objective(fmt: str) -> str:
@@ -83,6 +90,18 @@ def detect_format(columns: list[str]) -> str | None:
     return "text" if len(strings) == 1 else None
 
 
+def common_mapping(columns: list[str]) -> dict | None:
+    """``{"instruction": col, "output": col}`` for the first common prompt/answer pair among ``columns``, when the
+    columns make no format of their own; None otherwise."""
+    if detect_format(columns) not in (None, "text") or (detect_format(columns) == "text" and len(columns) == 1):
+        return None
+    lower = {c.lower().strip(): c for c in columns if isinstance(c, str)}
+    for prompt, answer in COMMON_PAIRS:
+        if prompt in lower and answer in lower:
+            return {"instruction": lower[prompt], "output": lower[answer]}
+    return None
+
+
 def _refuse_media(name: str, found: list[str]) -> None:
     media = [c for c in found if c.lower() in MEDIA]
     if media:
@@ -97,7 +116,8 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
     rows = recs.rows[:limit] if limit else recs.rows
     found = list(dict.fromkeys(k for r in rows for k in r))
     _refuse_media(p.name, found)
-    rows = _apply_mapping(p.name, rows, found, columns or {})
+    guessed = common_mapping(found) if fmt in ("auto", "alpaca") and not columns else None
+    rows = _apply_mapping(p.name, rows, found, columns or guessed or {})
     keys = list(dict.fromkeys(k for r in rows for k in r))
     if fmt == "auto":
         fmt = detect_format(keys)
@@ -117,6 +137,9 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
         rows = [{"text": next(iter(r.values()), None)} for r in rows]
         keys = ["text"]
     report = DataReport(file=p.name, format=fmt, records=len(rows), notices=list(recs.notices), columns=found)
+    if guessed:
+        report.notices.append(f"{p.name}: read column '{guessed['instruction']}' as the prompt and "
+                              f"'{guessed['output']}' as the answer (common names); map others with data.columns")
     ignored = [c for c in keys if c not in USED[fmt]]
     if ignored:
         report.notices.append(f"{p.name}: ignored column(s): {', '.join(ignored)} (not part of the {fmt} format)")

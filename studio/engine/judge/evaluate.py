@@ -156,4 +156,5 @@ def compare(base_out: list[str], tuned_out: list[str], refs: list[str], base_nll
     primary = PRIMARY if PRIMARY in names else names[0]
     drop = [(per[i][f"tuned_{primary}"] - per[i][f"base_{primary}"], i) for i in range(len(refs))]
     summary.got_worse = [{"index": i, "metric": primary, "delta": round(d, 4)} for d, i in sorted(drop) if d < 0]
+    summary.info["worse_metric"] = primary  # what "got worse" was measured on (the UI names it)
     return summary, per

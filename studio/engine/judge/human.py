@@ -4,8 +4,12 @@ Contract (all take the rows ``Ratings`` returns):
 - ``leaderboard(votes)``: Bradley-Terry by maximum likelihood as Chatbot Arena computes it (a tie,
   "both bad" included, counts half a win to each side; Elo scale: 400 per factor of 10, centred on
   1000), 100 bootstrap rounds over votes for 95 % intervals, win rates with intervals, and ranks
-  that respect the intervals (1 + the number of models surely better);
-- ``likert_summary(rows)``: mean per dimension and system with bootstrap intervals;
+  that respect the intervals (1 + the number of models surely better). Small samples get honest intervals:
+  a rating's interval is the wider of the bootstrap's and the fit's own (Laplace) interval under its weak
+  prior, so five votes one way never give a zero-width interval; a win rate's is Wilson's score interval;
+  ``small`` says when a model has fewer than ``SMALL`` votes or all of them one way;
+- ``likert_summary(rows)``: mean per dimension and system with bootstrap intervals (none from fewer than
+  two ratings; ``small`` below ``SMALL`` ratings or when all ratings agree);
 - ``agreement(rows)``: Cohen's kappa (unweighted and quadratic) per rater pair (scikit-learn) and
   Krippendorff's alpha, ordinal, across raters (the ``krippendorff`` package), per dimension;
 - ``human_vs_metric(votes, items)``: Kendall's tau (scipy) between the human outcome of each item
@@ -26,6 +30,8 @@ from studio.engine.judge.summary import LOWER_IS_BETTER
 
 SCALE, BASE, INIT = 400.0, 10.0, 1000.0
 ROUNDS = 100  # Chatbot Arena's bootstrap rounds
+SMALL = 10  # fewer votes or ratings than this: the numbers are shown, and said to rest on a small sample
+Z95 = 1.959964
 
 
 @dataclass
@@ -48,7 +54,7 @@ class Battles:
                    np.array([s for _, _, s in keys], float), np.array([rows[k] for k in keys], float))
 
 
-def bradley_terry(battles: Battles, count: np.ndarray | None = None) -> np.ndarray:
+def bradley_terry(battles: Battles, count: np.ndarray | None = None, spread: bool = False):
     """Elo-scale ratings by maximum likelihood: a logistic regression on (model a - model b), as Chatbot
     Arena fits it, a tie counting half a win to each side (scikit-learn).
 
@@ -68,7 +74,27 @@ def bradley_terry(battles: Battles, count: np.ndarray | None = None) -> np.ndarr
     fit = LogisticRegression(fit_intercept=False, C=np.inf, tol=1e-8, max_iter=1000)
     fit.fit(x * math.log(BASE), y, sample_weight=w)
     coef = fit.coef_[0]
-    return INIT + SCALE * (coef - coef.mean())  # centred on 1000, as the leaderboard always was
+    ratings = INIT + SCALE * (coef - coef.mean())  # centred on 1000, as the leaderboard always was
+    if not spread:
+        return ratings
+    # the fit's own standard errors (Laplace: the inverse of the weighted Hessian, virtual games included)
+    z = x * math.log(BASE)
+    p = 1 / (1 + np.exp(-z @ coef))
+    hessian = (z * (w * p * (1 - p))[:, None]).T @ z
+    centre = np.eye(n) - 1.0 / n
+    cov = centre @ np.linalg.pinv(hessian) @ centre.T
+    return ratings, SCALE * np.sqrt(np.clip(np.diag(cov), 0, None))
+
+
+def wilson(wins: float, games: float) -> tuple[float, float]:
+    """Wilson's score interval (95 %) for a win rate: honest at 5 of 5 ([0.57, 1]), where the bootstrap says
+    [1, 1]."""
+    if games <= 0:
+        return 0.0, 1.0
+    phat, z2 = wins / games, Z95 ** 2
+    centre = (phat + z2 / (2 * games)) / (1 + z2 / games)
+    half = Z95 * math.sqrt(phat * (1 - phat) / games + z2 / (4 * games ** 2)) / (1 + z2 / games)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def _win_rates(battles: Battles, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,17 +111,20 @@ def leaderboard(votes: list[dict], rounds: int = ROUNDS, seed: int = 0) -> list[
     if not votes:
         return []
     battles = Battles.of(votes)
-    point = bradley_terry(battles)
+    point, se = bradley_terry(battles, spread=True)
     rates, games = _win_rates(battles, battles.count)
     total = int(battles.count.sum())
     draws = np.random.default_rng(seed).multinomial(total, battles.count / total, size=rounds).astype(float)
     boot = np.array([bradley_terry(battles, c) for c in draws])
-    win_boot = np.array([_win_rates(battles, c)[0] for c in draws])
     lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
-    wlo, whi = np.percentile(win_boot, [2.5, 97.5], axis=0)
-    rows = [{"model": m, "rating": float(point[i]), "ci_low": float(lo[i]), "ci_high": float(hi[i]),
-             "win_rate": float(rates[i]), "win_rate_ci_low": float(wlo[i]), "win_rate_ci_high": float(whi[i]),
-             "n": int(games[i])} for i, m in enumerate(battles.models)]
+    lo, hi = np.minimum(lo, point - Z95 * se), np.maximum(hi, point + Z95 * se)
+    rows = []
+    for i, m in enumerate(battles.models):
+        wlo, whi = wilson(rates[i] * games[i], games[i])
+        one_way = rates[i] in (0.0, 1.0)
+        rows.append({"model": m, "rating": float(point[i]), "ci_low": float(lo[i]), "ci_high": float(hi[i]),
+                     "win_rate": float(rates[i]), "win_rate_ci_low": wlo, "win_rate_ci_high": whi,
+                     "n": int(games[i]), "small": bool(games[i] < SMALL or one_way)})
     for row in rows:
         row["rank"] = 1 + sum(1 for other in rows if other["ci_low"] > row["ci_high"])
     return sorted(rows, key=lambda r: -r["rating"])
@@ -111,13 +140,14 @@ def likert_summary(rows: list[dict], seed: int = 0, resamples: int = 1000) -> li
             values = np.array([r[dim] for r in rows if r["system"] == system and r[dim] is not None], float)
             if not len(values):
                 continue
-            lo = hi = float(values.mean())
+            lo = hi = None  # one rating, or ratings that all agree, give no interval worth the name
             if len(values) > 1 and values.min() != values.max():
                 ci = bootstrap((values,), np.mean, n_resamples=resamples, method="percentile",
                                rng=np.random.default_rng(seed)).confidence_interval
                 lo, hi = float(ci.low), float(ci.high)
             out.append({"system": system, "dimension": dim, "mean": float(values.mean()), "ci_low": lo,
-                        "ci_high": hi, "n": int(len(values))})
+                        "ci_high": hi, "n": int(len(values)),
+                        "small": bool(len(values) < SMALL or values.min() == values.max())})
     return out
 
 

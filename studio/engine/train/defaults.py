@@ -66,6 +66,15 @@ def defaults_for(model: str) -> Defaults:
     return Defaults(copy.deepcopy(values), (SMALL_REASON if small else HUB_REASON).format(params=_millions(n)), small)
 
 
+def default_learning_rate(model: str, parameters: int, kind: str) -> float:
+    """The learning rate the defaults give ``model`` (of ``parameters``) for a method of the LoRA family; the
+    practitioner default of the method otherwise (full fine-tuning: 2e-5)."""
+    if kind == "full":
+        return 2e-5
+    small = model.strip() == TINY_NAME or 0 < parameters < SMALL_PARAMS
+    return SMALL["train"]["learning_rate"] if small else StudioConfig().train.learning_rate
+
+
 def with_defaults(raw: dict | None) -> tuple[StudioConfig, Defaults]:
     """A config from a file's sections: the model's defaults wherever the file is silent."""
     raw = copy.deepcopy(raw or {})

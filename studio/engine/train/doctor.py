@@ -1,17 +1,20 @@
 """The training doctor: reads the metric stream as it arrives and says what is wrong, with evidence and a fix.
 
 Contract: ``Doctor(config, facts).observe(record) -> [Finding]`` for each metrics.jsonl record (new findings
-only); ``weights(max_abs, finite, step)`` for a look at the trainable weights; ``at_end(step, max_steps)``
-once training stops. ``doctor.dead`` is set by a finding that must end the run as ``diverged``. The
+only); ``weights(max_abs, finite, step)`` for a look at the trainable weights; ``at_end(step)`` once training
+stops. ``doctor.dead`` is set by a finding that must end the run as ``diverged``. The
 advice follows the troubleshooting table of the course the studio follows, and is right for the config
 (it never says "enable clipping" when clipping is on).
 
 Detectors and their thresholds (why: docs/doctor.md):
-- instability: a loss above 3x the median of the previous 10, a grad norm above 10x theirs (warnings);
-- dead: the grad norm 0 or not finite for 3 logged steps in a row, or trainable weights that are not finite
-  or above 1e4 in absolute value (errors: the run ends ``diverged``);
+- instability: a loss above 4x the median of the previous 10 and at least 1.0 above it, a grad norm above 10x
+  theirs (30x for a reward model, whose new score head bursts early) and above 1.0 (warnings; a loss near 0,
+  as a reward model's soon is, moves by multiples without being unstable);
+- dead: the grad norm not finite, or 0 (except in RL, where a step whose samples all score alike has no
+  gradient by design), for 3 logged steps in a row, or trainable weights that are not finite or above 1e4 in
+  absolute value (errors: the run ends ``diverged``);
 - poor convergence: after a quarter of the run (and at least 12 logged steps), the median of the last fifth
-  of losses is less than 5 % below the median of the first fifth;
+  of losses is less than 5 % below the median of the first fifth (a loss that rose says so);
 - overfitting: the eval loss rose at two evaluations in a row while the train loss fell;
 - slow training: more than half of the tokens are padding; the CPU run queue is longer than its cores.
 """
@@ -27,6 +30,8 @@ from studio.config import StudioConfig
 from studio.engine.events import Finding
 
 SPIKE, GRAD_SPIKE, WINDOW = 4.0, 10.0, 10
+REWARD_GRAD_SPIKE = 30.0  # a reward model's score head starts from random weights: its early gradients burst
+SPIKE_FLOOR = 1.0  # a spike must also rise this much above the median (nats; grad-norm units)
 DEAD_STEPS, WEIGHT_LIMIT = 3, 1e4
 CONVERGE_SHARE, CONVERGE_MIN_STEPS, CONVERGE_DROP = 0.25, 12, 0.05
 PADDING_SHARE = 0.5
@@ -38,6 +43,7 @@ class Facts:
     train_examples: int = 0
     trained_token_share: float = 1.0  # tokens with a label / all tokens
     max_steps: int = 0
+    default_lr: float | None = None  # what the studio's defaults give this model and method
 
 
 @dataclass
@@ -91,7 +97,8 @@ class Doctor:
     # -- detectors -------------------------------------------------------------------------
     def _loss(self, step: int, loss: float) -> None:
         recent = self._losses[-WINDOW:]
-        if len(recent) >= 5 and loss > SPIKE * statistics.median(recent):
+        median = statistics.median(recent) if len(recent) >= 5 else None
+        if median is not None and loss > SPIKE * median and loss > median + SPIKE_FLOOR:
             self._say("instability", "warning", step, f"loss spiked to {loss:.4g} at step {step}, "
                       f"{loss / statistics.median(recent):.1f}x the median of the previous {len(recent)}",
                       self._lr_advice("a loss spike"), key="spike")
@@ -100,7 +107,7 @@ class Doctor:
     def _grad(self, step: int, grad: float | None) -> None:
         if grad is None:
             return
-        if not math.isfinite(grad) or grad == 0.0:
+        if not math.isfinite(grad) or (grad == 0.0 and self.loss_is_the_goal):
             self._zero_grads += 1
             if self._zero_grads >= DEAD_STEPS:
                 self._die(step, "dead", f"the gradient norm was {grad} for {self._zero_grads} logged steps in a row "
@@ -108,7 +115,8 @@ class Doctor:
             return
         self._zero_grads = 0
         recent = self._grads[-WINDOW:]
-        if len(recent) >= 5 and grad > GRAD_SPIKE * statistics.median(recent):
+        limit = REWARD_GRAD_SPIKE if self.config.method.kind == "reward" else GRAD_SPIKE
+        if len(recent) >= 5 and grad > limit * statistics.median(recent) and grad > SPIKE_FLOOR:
             self._say("instability", "warning", step, f"gradient norm exploded to {grad:.3g} at step {step}, "
                       f"{grad / statistics.median(recent):.0f}x the median of the previous {len(recent)}",
                       self._lr_advice("exploding gradients"), key="grad")
@@ -125,9 +133,10 @@ class Doctor:
         first, last = statistics.median(self._losses[:k]), statistics.median(self._losses[-k:])
         drop = (first - last) / first if first > 0 else 0.0
         if drop < CONVERGE_DROP:
+            moved = f"rose by {-drop:.1%}" if drop < 0 else f"fell only {drop:.1%}"
             self._say("poor_convergence", "warning", step,
-                      f"the loss has not fallen meaningfully: median {first:.4g} over the first {k} logged steps, "
-                      f"{last:.4g} over the last {k} ({drop:+.1%}) by step {step}", self._convergence_advice(),
+                      f"the loss has not fallen meaningfully: it {moved}, from a median of {first:.4g} over the first "
+                      f"{k} logged steps to {last:.4g} over the last {k}, by step {step}", self._convergence_advice(),
                       key="convergence")
 
     def _overfitting(self, step: int, eval_loss: float) -> None:
@@ -173,8 +182,10 @@ class Doctor:
         t, f = self.config.train, self.facts
         causes = []
         if t.learning_rate < 1e-5:
+            usual = (f"{f.default_lr:g}, the studio's default for this model and method" if f.default_lr else
+                     "2e-4 (LoRA) / 2e-5 (full)")
             causes.append(f"train.learning_rate {t.learning_rate:g} is very low for {self.config.method.kind}: try "
-                          "the LR finder, or 2e-4 (LoRA) / 2e-5 (full)")
+                          f"the LR finder, or {usual}")
         elif self._grads and max(self._grads) > 100:
             causes.append("the gradient norms are huge: the learning rate may be too high")
         if f.trained_token_share < 0.05:

@@ -166,16 +166,21 @@ def _record_best(trainer, run: Path, on_event: OnEvent) -> None:
                     f"eval loss ({loss:.4f})"))
 
 
-def _facts(p: Prepared) -> Facts:
-    """What the doctor should know beyond the metrics: the data's size and its share of trained tokens."""
+def _facts(p: Prepared, parameters: int = 0) -> Facts:
+    """What the doctor should know beyond the metrics: the data's size, its share of trained tokens, and the
+    learning rate the studio's own defaults give this model (so its advice agrees with them)."""
+    from studio.engine.train.defaults import default_learning_rate
+
+    lr = default_learning_rate(p.config.model.name, parameters, p.config.method.kind)
     rows = p.train_rows if p.objective not in TRL_METHODS else []
     if p.objective == "masked_lm":  # the collator picks the trained tokens: a fixed share of each row
         from studio.engine.train.trainer import MASK_SHARE
 
-        return Facts(train_examples=len(p.train_rows), trained_token_share=MASK_SHARE)
+        return Facts(train_examples=len(p.train_rows), trained_token_share=MASK_SHARE, default_lr=lr)
     labelled = sum(sum(1 for t in r["labels"] if t != -100) for r in rows)
     total = sum(len(r["input_ids"]) for r in rows)
-    return Facts(train_examples=len(p.train_rows), trained_token_share=labelled / total if total else 1.0)
+    return Facts(train_examples=len(p.train_rows), trained_token_share=labelled / total if total else 1.0,
+                 default_lr=lr)
 
 
 def world_size() -> int:
@@ -250,7 +255,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     trainable, total = parameter_counts(model)
     on_event(TrainingInfo(trainable, total, precision, threads, **p.stats))
     args = training_args(cfg, run, precision, has_val=bool(p.val_rows), objective=p.objective)
-    callback = StudioCallback(run, on_event, should_stop, Doctor(cfg, _facts(p)))
+    callback = StudioCallback(run, on_event, should_stop, Doctor(cfg, _facts(p, total)))
     callbacks = [callback]
     if cfg.train.early_stopping_patience and p.val_rows:
         from transformers import EarlyStoppingCallback

@@ -171,10 +171,19 @@ def show(run: Path | None, result: str | None, metric: str):
             gr.Dataframe(side_by_side(rows, metric), visible=True), worse_text(s, rows))
 
 
+SMALL_EXAMPLES = 10  # fewer examples than this: the intervals are said to rest on a small sample
+
+
 def worse_text(s: EvalSummary, rows: list[dict]) -> str:
     worse = s.got_worse
-    lines = [f"**Got worse** on {worse[0]['metric']} ({len(worse)} of {len(rows)} examples), worst first:"] \
-        if worse else ["Nothing got worse on ROUGE-L."]
+    lines = []
+    if len(rows) < SMALL_EXAMPLES:
+        lines.append(f"**Small sample: only {len(rows)} examples.** The intervals above are computed from so few "
+                     "that they can look narrower than the truth (a zero-width one means every example scored "
+                     f"alike, not certainty); compare on {SMALL_EXAMPLES} or more before trusting a difference.\n")
+    metric = worse[0]["metric"] if worse else "rougeL"
+    lines += [f"**Got worse** on {metric} ({len(worse)} of {len(rows)} examples), worst first:"] \
+        if worse else [f"Nothing got worse on {s.info.get('worse_metric', 'rougeL')}."]
     for w in worse[:10]:
         r = rows[w["index"]]
         lines.append(f"- #{w['index'] + 1} ({w['delta']:+.3f}): *{safe_md(_text(r['prompt'])[:120], True)}* → "

@@ -72,6 +72,8 @@ class RateTab:
     export_file: gr.File
     to_dpo: gr.Button
     to_reward: gr.Button
+    offer: gr.Markdown
+    use_votes: gr.Button
 
 
 def build() -> RateTab:
@@ -122,10 +124,12 @@ def build() -> RateTab:
                 export = gr.Button("Export all ratings (CSV)")
                 to_dpo = gr.Button("Train on these votes (DPO)", variant="primary", elem_id="rate-dpo")
                 to_reward = gr.Button("Train a reward model on these votes (then RL)", elem_id="rate-reward")
+            offer = gr.Markdown(elem_id="rate-offer")
+            use_votes = gr.Button("Use them for training", visible=False, variant="primary", elem_id="rate-use-votes")
             export_file = gr.File(label="Export", interactive=False)
     return RateTab(page, rater, run, result, add, upload, pool, next_pair, prompt, out_a, out_b, votes, reveal,
                    next_one, one_prompt, one_output, dims, comment, submit, progress, refresh, note, board, likert,
-                   agree, versus, export, export_file, to_dpo, to_reward)
+                   agree, versus, export, export_file, to_dpo, to_reward, offer, use_votes)
 
 
 
@@ -137,6 +141,9 @@ def pool_text(db: Ratings) -> str:
 NO_RESULTS = "No ratings yet: judge a few blind pairs or rate some answers, and the results appear here."
 
 
+SMALL_MARK = " (small sample)"
+
+
 def _shown(frame: pd.DataFrame):
     return gr.Dataframe(value=frame, visible=not frame.empty)
 
@@ -146,13 +153,16 @@ def results(db: Ratings, votes: list[dict] | None = None, shown=lambda name: nam
     ``votes`` and ``likert`` limit what is counted; ``shown`` names a system as this visitor may see it."""
     votes = db.votes() if votes is None else votes
     likert = db.likert() if likert is None else likert
+    leaders = human.leaderboard(votes)
     board = pd.DataFrame([[r["rank"], shown(r["model"]), round(r["rating"], 1),
                            f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
-                           f"{r['win_rate']:.3f} [{r['win_rate_ci_low']:.3f}, {r['win_rate_ci_high']:.3f}]", r["n"]]
-                          for r in human.leaderboard(votes)],
+                           f"{r['win_rate']:.2f} [{r['win_rate_ci_low']:.2f}, {r['win_rate_ci_high']:.2f}]",
+                           f"{r['n']}" + (SMALL_MARK if r["small"] else "")] for r in leaders],
                          columns=["rank", "model", "rating", "95% CI", "win rate [95% CI]", "votes"])
-    means = pd.DataFrame([[shown(r["system"]), r["dimension"], round(r["mean"], 3),
-                           f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]", r["n"]] for r in human.likert_summary(likert)],
+    summary = human.likert_summary(likert)
+    means = pd.DataFrame([[shown(r["system"]), r["dimension"], round(r["mean"], 2),
+                           f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if r["ci_low"] is not None else "too few to say",
+                           f"{r['n']}" + (SMALL_MARK if r["small"] else "")] for r in summary],
                          columns=["system", "dimension", "mean", "95% CI", "n"])
     rows = []
     for dim, d in human.agreement(likert).items():
@@ -166,10 +176,15 @@ def results(db: Ratings, votes: list[dict] | None = None, shown=lambda name: nam
     missing = [text for frame, text in ((board, "no blind votes yet (the leaderboard needs them)"),
                                         (means, "no Likert ratings yet"),
                                         (agree, "agreement needs two raters who rated the same answers"),
-                                        (versus, "human vs metric needs votes on at least 3 items of a comparison"))
+                                        (versus, "human vs metric needs base-vs-tuned votes on at least 3 items "
+                                                 "of a comparison whose outcomes differ (not all one way)"))
                if frame.empty]
     note = NO_RESULTS if board.empty and means.empty else ("Not shown yet: " + "; ".join(missing) + "." if missing
                                                            else "")
+    if any(r["small"] for r in leaders) or any(r["small"] for r in summary):
+        note += (f"{' ' if note else ''}**{SMALL_MARK.strip()}: a small sample** (fewer than {human.SMALL} votes or "
+                 "ratings, or all of them one way): the intervals are wide on purpose; collect more before trusting "
+                 "an order.")
     return _shown(board), _shown(means), _shown(agree), _shown(versus), note
 
 
@@ -372,8 +387,9 @@ class Handlers:
         return deliver(path)  # to this visitor alone
 
     def to_training(self, kind: str):
-        """The votes as preference pairs, set as the training data for ``kind``: dpo trains the model on them
-        directly; reward trains a reward model, which an rl run (method.reward_model) then learns from."""
+        """The votes as preference pairs in a file, offered as the training data for ``kind`` (nothing in the
+        Data or Model tab changes until the visitor takes the offer): dpo trains the model on them directly;
+        reward trains a reward model, which an rl run (method.reward_model) then learns from."""
         def handler(request: gr.Request):
             s = self.ctx.session(None, request)
             if public_mode() and s.owner is None:
@@ -386,12 +402,23 @@ class Handlers:
             folder = s.upload_dir if public_mode() else export_root()
             path = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
             runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
-            s.data_path = str(path)
-            then = "" if kind == "dpo" else " Once trained, choose method rl with method.reward_model run:<its name>."
-            gr.Info(f"{len(rows)} preference pairs set as the training data with method {kind}: press Start in "
-                    f"Train.{then}")
-            return s.shown(str(path)), "auto", kind
+            s.offer = (str(path), kind)
+            then = "" if kind == "dpo" else " Once it is trained, an rl run can learn from it (method.reward_model)."
+            return (f"{len(rows)} preference pairs are ready in `{safe_md(path.name, True)}`. **Use them for training"
+                    f"** sets them as your dataset with method **{kind}**; nothing changes until you do.{then}",
+                    gr.Button(f"Use them for training ({kind})", visible=True))
+        handler.__name__ = f"to_{kind}"
         return handler
+
+    def use_votes(self, request: gr.Request):
+        """The offer taken: the preference file becomes the dataset and ``kind`` the method."""
+        s = self.ctx.session(None, request)
+        if not s.offer:
+            raise gr.Error("Make the preference pairs first (Train on these votes).", print_exception=False)
+        path, kind = s.offer
+        s.data_path = path
+        gr.Info(f"Dataset and method set ({kind}): press Start in Train.")
+        return s.shown(path), "auto", kind, gr.Button(visible=False)
 
 
 def wire(t: RateTab, ctx: Context) -> None:
@@ -415,6 +442,7 @@ def wire(t: RateTab, ctx: Context) -> None:
                    trigger_mode="once", concurrency_limit=4, concurrency_id="ratings")
     gr.on([t.refresh.click, t.page.select], h.results, None, after[1:], api_name="rate_results")
     t.export.click(guard(h.export), None, t.export_file, api_name="rate_export")
-    chosen = [w["data.path"], w["data.format"], w["method.kind"]]
-    t.to_dpo.click(guard(h.to_training("dpo")), None, chosen, api_name="rate_to_dpo")
-    t.to_reward.click(guard(h.to_training("reward")), None, chosen, api_name="rate_to_reward")
+    t.to_dpo.click(guard(h.to_training("dpo")), None, [t.offer, t.use_votes], api_name="rate_to_dpo")
+    t.to_reward.click(guard(h.to_training("reward")), None, [t.offer, t.use_votes], api_name="rate_to_reward")
+    t.use_votes.click(guard(h.use_votes), None, [w["data.path"], w["data.format"], w["method.kind"], t.use_votes],
+                      api_name="rate_use_votes")

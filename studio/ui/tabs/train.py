@@ -206,6 +206,22 @@ def compare(names: list[str], owner: str | None = None):
     return overlay_figure(curves), table
 
 
+def resumable_run(s, picked: list[str] | None) -> Path | None:
+    """Which run Resume continues: the run this session's last job stopped; else the one run ticked in Run
+    history; else this visitor's newest run that stopped with a checkpoint (a reloaded page has no job of its
+    own any more). A run is resumable when it did not complete and has a complete checkpoint."""
+    def ok(run: Path | None) -> bool:
+        return run is not None and runs.read_status(run).get("state") in ("stopped", "interrupted", "failed") \
+            and runs.last_complete_checkpoint(run) is not None
+
+    own = runs.find_run(Path(s.job.run_dir).name, s.owner) if s.job is not None and s.job.run_dir else None
+    if ok(own) and s.job.done:
+        return own
+    if picked and len(picked) == 1 and ok(runs.find_run(picked[0], s.owner)):
+        return runs.find_run(picked[0], s.owner)
+    return next((r.path for r in runs.list_runs(s.owner) if ok(r.path)), None)
+
+
 class Handlers:
     def __init__(self, t: TrainTab, ctx: Context):
         self.t, self.ctx = t, ctx
@@ -237,9 +253,9 @@ class Handlers:
     def resume(self, k, picked, request: gr.Request):
         s = self.ctx.session(k, request)
         may_train(self.ctx, s)
-        run_dir = runs.find_run(picked[0], s.owner) if picked else (Path(s.job.run_dir) if s.job else None)
-        if run_dir is None or runs.last_complete_checkpoint(run_dir) is None:
-            raise gr.Error("Nothing to resume: stop a run first, or pick one with a checkpoint in Run history.",
+        run_dir = resumable_run(s, picked)
+        if run_dir is None:
+            raise gr.Error("Nothing to resume: stop a run first, or tick one run with a checkpoint in Run history.",
                            print_exception=False)
         job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True, owner=s.owner,
                   budget=budget.over_budget)
