@@ -207,7 +207,7 @@ def server_attacks() -> dict:
         alone = _timed(check)
         big = work / "big.csv"
         big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i}.\n" for i in range(300_000)))
-        slow = bob.submit(bob.predict(handle_file(str(big)), api_name="/upload"), "auto", "", 256, "studio-tiny",
+        slow = bob.submit(bob.predict(handle_file(str(big)), api_name="/upload")[0], "auto", "", 256, "studio-tiny",
                           "auto", api_name="/check_data")
         time.sleep(2)
         during = _timed(check)

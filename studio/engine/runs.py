@@ -28,7 +28,7 @@ COMPLETE = "COMPLETE"
 REGISTRY = "registry.txt"  # runs made outside STUDIO_HOME/runs, one path a line
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 # Who is acting: set where a request's visitor is known (the page's session, the training worker), read where a
-# model name may name one of their runs (``run:<name>``). Unset, a public deployment lends no run to anyone.
+# model name may name one of their runs (``run:NAME``). Unset, a public deployment lends no run to anyone.
 ACTING: ContextVar[str | None] = ContextVar("studio_acting_owner", default=None)
 
 
@@ -288,6 +288,21 @@ def has_weights(run: Path) -> bool:
 def trained_runs(owner: str | None = None) -> list[str]:
     """Runs with an adapter or a model to compare, chat with or export, newest first."""
     return [run.name for run in all_run_dirs() if has_weights(run) and owns(run, owner)]  # no config parsed
+
+
+def chat_runs(owner: str | None = None) -> list[str]:
+    """Trained runs that write answers (Chat's list): not reward models, which score answers, nor a sweep's
+    short trials."""
+    out = []
+    for name in trained_runs(owner):
+        run = _confined(name)
+        try:
+            cfg = StudioConfig.load(run / "config.yaml")
+        except (OSError, ValueError):
+            continue
+        if cfg.method.kind != "reward" and not cfg.run_name.startswith("sweep-"):
+            out.append(name)
+    return out
 
 
 def delete_run(name: str, busy: set[str] = frozenset()) -> bool:

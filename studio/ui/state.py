@@ -178,11 +178,13 @@ class Context:
     def session(self, key: str | None, request=None) -> Session:
         return self.sessions.get(key, request)
 
-    def trained(self, key: str | None, current: str | None, just: str | None, request=None) -> dict:
+    def trained(self, key: str | None, current: str | None, just: str | None, request=None,
+                chat: bool = False) -> dict:
         """A run picker's update: its choices, and a value only where it shows none that still exists (the run
-        just trained, else the newest); a refresh that answers late never undoes what the visitor picked."""
-
-        names = runs.trained_runs(self.session(key, request).owner)
+        just trained, else the newest); a refresh that answers late never undoes what the visitor picked.
+        ``chat``: only runs that write answers (no reward models, no sweep trials)."""
+        owner = self.session(key, request).owner
+        names = runs.chat_runs(owner) if chat else runs.trained_runs(owner)
         if current in names:
             return {"choices": names}
         return {"choices": names, "value": next((n for n in (just,) if n in names), next(iter(names), None))}

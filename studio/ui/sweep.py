@@ -41,7 +41,7 @@ def build() -> SweepPanel:
             with gr.Column(scale=1):
                 steps = gr.Number(30, label="steps per run", minimum=4, precision=0, elem_id="sweep-steps")
                 start = gr.Button("Start sweep", variant="primary", elem_id="sweep-start")
-                stop = gr.Button("Stop sweep", variant="stop", elem_id="sweep-stop")
+                stop = gr.Button("Stop sweep", variant="secondary", elem_id="sweep-stop")
         status = gr.Markdown(elem_id="sweep-status")
         table = gr.Dataframe(interactive=False, visible=False, elem_id="sweep-table")
         overlay = gr.Plot(visible=False, label="Eval loss by run", elem_id="sweep-overlay")

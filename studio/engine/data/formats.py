@@ -19,7 +19,7 @@ from pathlib import Path
 
 from studio.engine.data.messages import MEDIA, RowProblem, text_of, tools_of, turns
 from studio.engine.data.readers import read_records
-from studio.engine.errors import DataError
+from studio.engine.errors import DataError, FormatUnknown
 
 # The columns that identify each format, in detection order (the first match wins).
 SIGNATURES = {
@@ -122,9 +122,10 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
     if fmt == "auto":
         fmt = detect_format(keys)
         if fmt is None:
-            raise DataError(f"{p.name}: cannot tell the format from columns {found}; expected text, "
-                            "instruction+output (alpaca), conversations (sharegpt), messages, prompt+completion "
-                            "or prompt+chosen+rejected (preference): set data.format and data.columns")
+            raise FormatUnknown(f"{p.name}: cannot tell the format from columns {found}; expected text, "
+                                "instruction+output (alpaca), conversations (sharegpt), messages, prompt+completion "
+                                "or prompt+chosen+rejected (preference): pick the prompt and answer columns, or set "
+                                "data.format and data.columns", [str(c) for c in found])
     elif not (fmt == "text" and len(keys) == 1):  # a single column is text, whatever its name
         shapes = SIGNATURES[fmt]
         if not any(set(keys).issuperset(needed) for needed in shapes):

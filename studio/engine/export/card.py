@@ -20,10 +20,42 @@ from studio.engine.judge.summary import EvalSummary
 from studio.engine.models import RUN_PREFIX
 from studio.engine.tiny import TINY_NAME
 
-REBUILD_TINY = ("studio-tiny is the fine-tuning studio's offline starter model. Write it next to this folder with "
-                "`pip install finetune-studio && python -m studio tiny --out studio-tiny` (or from a checkout: "
-                "`python -m studio tiny --out studio-tiny`), then load the adapter from the folder that holds "
+REBUILD_TINY = ("studio-tiny is the fine-tuning studio's offline starter model, shipped in the studio's repository. "
+                "Write it next to this folder from a checkout of the studio (`pip install -r requirements.txt`, "
+                "then `python -m studio tiny --out studio-tiny`), then load the adapter from the folder that holds "
                 "`studio-tiny/`.")
+
+
+def pipeline_tag(cfg: StudioConfig) -> str:
+    """What the model does, as the hub names it: a reward model classifies (one score), a masked-LM encoder
+    fills masks, a seq2seq model maps text to text, everything else generates text."""
+    if cfg.method.kind == "reward":
+        return "text-classification"
+    return {"masked_lm": "fill-mask", "seq2seq": "text2text-generation"}.get(cfg.method.objective, "text-generation")
+
+
+def usage(run: Path, cfg: StudioConfig) -> list[str]:
+    """How to load it: a Python snippet with plain transformers (+ peft for an adapter)."""
+    auto = {"text-classification": "AutoModelForSequenceClassification", "fill-mask": "AutoModelForMaskedLM",
+            "text2text-generation": "AutoModelForSeq2SeqLM"}.get(pipeline_tag(cfg), "AutoModelForCausalLM")
+    base = base_reference(cfg)
+    if cfg.method.kind == "full":
+        code = [f"from transformers import AutoTokenizer, {auto}", "",
+                f'model = {auto}.from_pretrained("path/to/this/folder")',
+                'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")']
+    else:
+        code = ["from peft import PeftModel", f"from transformers import AutoTokenizer, {auto}", "",
+                f'base = {auto}.from_pretrained("{base}"' + (", num_labels=1)" if auto.endswith("Classification")
+                                                            else ")"),
+                'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+                'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")']
+    if pipeline_tag(cfg) == "text-generation":
+        code += ["", 'messages = [{"role": "user", "content": "Hello!"}]',
+                 "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\",",
+                 "                                       return_dict=True)",
+                 "out = model.generate(**inputs, max_new_tokens=64)",
+                 "print(tokenizer.decode(out[0, inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))"]
+    return ["", "## Use it", "", "```python", *code, "```"]
 
 
 def base_reference(cfg: StudioConfig) -> str:
@@ -50,13 +82,13 @@ def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None):
     from huggingface_hub import EvalResult, ModelCardData
 
     path = Path(cfg.data.path)
-    results = [EvalResult(task_type="text-generation", dataset_type="json", dataset_name=path.name, metric_type=m,
+    results = [EvalResult(task_type=pipeline_tag(cfg), dataset_type="json", dataset_name=path.name, metric_type=m,
                           metric_value=round(iv.value, 6), metric_name=f"{m} (tuned; base {summary.base[m].value:.4g})")
                for m, iv in summary.tuned.items()] if summary and summary.delta else None
     family = {"full": "full-finetune", "qlora": "lora", "dpo": "lora", "kto": "lora", "adalora": "lora"}
     tags = list(dict.fromkeys(["finetune-studio", cfg.method.kind, family.get(cfg.method.kind, cfg.method.kind)]))
     return ModelCardData(base_model=base_reference(cfg), library_name=None if cfg.method.kind == "full" else "peft",
-                         pipeline_tag="text-generation", tags=tags, model_name=run.name, eval_results=results,
+                         pipeline_tag=pipeline_tag(cfg), tags=tags, model_name=run.name, eval_results=results,
                          studio_dataset=path.name,
                          studio_dataset_hash=f"sha256:{file_sha256(path)}" if path.is_file() else None)
 
@@ -83,6 +115,7 @@ def model_card(run: Path, cfg: StudioConfig, leaderboard: list[dict] | None = No
     summary = latest_eval(run)
     body = [f"# {run.name}", "", f"Fine-tuned from `{base_reference(cfg)}` with the fine-tuning studio "
             f"({cfg.method.kind}, {cfg.method.objective} objective) on `{Path(cfg.data.path).name}`."]
+    body += usage(run, cfg)
     if cfg.model.name.strip() == TINY_NAME:
         body += ["", REBUILD_TINY]
     findings = runs.read_status(run).get("findings") or []

@@ -62,7 +62,7 @@ def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEve
     on_event = on_event or (lambda e: None)
     should_stop = should_stop or (lambda: False)
     if owner:
-        runs.ACTING.set(owner)  # the visitor whose runs ``model.name: run:<name>`` may name
+        runs.ACTING.set(owner)  # the visitor whose runs ``model.name: run:NAME`` may name
     if world_size() > 1 and not run_dir:
         raise ConfigError("with several processes (torchrun / accelerate launch), pass --output-dir so that every "
                           "process writes to the same run directory")

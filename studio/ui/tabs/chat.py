@@ -37,7 +37,7 @@ class ChatTab:
 def build() -> ChatTab:
     with gr.Tab("Chat") as page:
         gr.Markdown("### 5. Chat with base and tuned\nThe same message goes to both; each keeps its own history.")
-        run = gr.Dropdown(choices=runs.trained_runs(), label="Run", allow_custom_value=True, elem_id="chat-run")
+        run = gr.Dropdown(choices=runs.chat_runs(), label="Run", allow_custom_value=True, elem_id="chat-run")
         with gr.Row():
             base = gr.Chatbot(label="Base", elem_id="chat-base", height=380)
             tuned = gr.Chatbot(label="Tuned", elem_id="chat-tuned", height=380)
@@ -60,7 +60,7 @@ class Handlers:
         self.t, self.ctx = t, ctx
 
     def run_choices(self, k, current, just, request: gr.Request):
-        return gr.Dropdown(**self.ctx.trained(k, current, just, request))
+        return gr.Dropdown(**self.ctx.trained(k, current, just, request, chat=True))
 
     def send(self, k, run_name, message, base, tuned, max_tokens, sample, temperature, system,
              request: gr.Request):

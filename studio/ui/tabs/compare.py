@@ -62,7 +62,7 @@ def build(form: Form) -> CompareTab:
             refresh = gr.Button("↻", size="sm", scale=0, min_width=40)
             source = gr.Radio(SOURCES, value=SOURCES[0], label="Prompts from", scale=3)
             form.add("eval.limit", label="at most N examples")
-            form.add("eval.reward_model", label="Reward model (optional, run:<name>)", scale=2)
+            form.add("eval.reward_model", label="Reward model (optional, run:NAME)", scale=2)
         file = gr.File(label="Evaluation file (with references)", file_types=[".csv", ".json", ".jsonl", ".parquet"],
                        type="filepath", visible=False)
         prompts = gr.Textbox("", label="Prompts, one per line (no references: outputs only)", lines=4, visible=False)
@@ -151,7 +151,8 @@ def side_by_side(rows: list[dict], metric: str):
             return ""
         return "background-color: #d8f0d8" if sign * v > 0 else "background-color: #f8d7d7"
 
-    return frame.style.map(colour, subset=["delta"])
+    scores = [f"base {metric}", f"tuned {metric}", "delta"]  # three decimals, not pandas' six that wrap
+    return frame.style.map(colour, subset=["delta"]).format(precision=3, na_rep="", subset=scores)
 
 
 def show(run: Path | None, result: str | None, metric: str):

@@ -53,7 +53,7 @@ class ModelTab:
 
 
 def model_choices(own_runs: list[str] = ()) -> list[str]:
-    """The starter, curated hub models, the local cache, then the visitor's own trained runs (run:<name>)."""
+    """The starter, curated hub models, the local cache, then the visitor's own trained runs (run:NAME)."""
     starters = ["studio-tiny", MINILM_NAME, BERT_NAME, T5_NAME]
     return list(dict.fromkeys([*starters, *CURATED, *cached_models(), *map(run_reference, own_runs)]))
 
@@ -68,7 +68,7 @@ def build(form: Form) -> ModelTab:
                 elem_id="model-name", scale=2,
                 info="studio-tiny (offline), studio-minilm / studio-tiny-bert (encoders: masked LM), "
                      "studio-tiny-t5 (an encoder-decoder: seq2seq), a hub id, a local folder, a model from your "
-                     "Hugging Face cache, or one of your runs (run:<name>) to train further from what it learned")
+                     "Hugging Face cache, or one of your runs (run:NAME) to train further from what it learned")
             with gr.Column(scale=1):
                 preset = gr.Dropdown(choices=list(PRESETS), value=SMALL_PRESET, label="Preset", elem_id="preset")
                 apply_preset = gr.Button("Apply preset", size="sm")

@@ -65,7 +65,7 @@ def build() -> TrainTab:
         with gr.Row():
             run_name = gr.Textbox("", label="Run name", placeholder="optional", scale=2, elem_id="run-name")
             start = gr.Button("Start training", variant="primary", elem_id="start", scale=1)
-            stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
+            stop = gr.Button("Stop", variant="secondary", elem_id="stop", scale=1)  # not red while nothing runs
             resume = gr.Button("Resume", elem_id="resume", scale=1)
         status = gr.Markdown("No run yet. Choose data and a model, then press **Start training**.", elem_id="status")
         doctor = gr.Markdown("", elem_id="doctor")
