@@ -265,7 +265,7 @@ class StudioConfig:
                               f"not {kind}")
         if kind == "rl" and not self.method.reward_model.strip():
             raise ConfigError("method.kind rl needs method.reward_model: train one first (method.kind reward on "
-                              "preference pairs), then give it as run:<its name>")
+                              "preference pairs), then give it as run:NAME (its run name)")
         if kind == "rl" and self.train.batch_size % self.method.num_generations:
             raise ConfigError(f"method.kind rl: train.batch_size {self.train.batch_size} must be a multiple of "
                               f"method.num_generations {self.method.num_generations} (each prompt's answers are "

@@ -91,6 +91,11 @@ def test_upload_train_watch_stop(page, url):
     assert points(page) > first, "the loss chart did not gain points while training"
     page.screenshot(path=str(ARTIFACTS / "04-training.png"), full_page=True)
     page.reload()  # the page forgets everything; the browser keeps the session key
+    page.wait_for_function("(() => { const el = document.querySelector('#data-path textarea, #data-path input');"
+                           " return el && el.value.includes('chat.jsonl'); })()", timeout=30000)  # Data shows it again
+    page.get_by_role("tab", name="Model").click()  # and so does Model
+    page.wait_for_function("(() => { const el = document.querySelector('#train-max_steps input');"
+                           " return el && el.value === '2000'; })()", timeout=30000)
     page.get_by_role("tab", name="Train").click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('Training')", timeout=30000)
     page.wait_for_function(f"(() => {{ const el = document.querySelector('#loss-chart .js-plotly-plot');"
@@ -100,6 +105,13 @@ def test_upload_train_watch_stop(page, url):
     assert "Traceback" not in page.content()
     page.screenshot(path=str(ARTIFACTS / "05-stopped.png"), full_page=True)
     run_name = page.inner_text("#status").split("Run directory:")[1].strip().rstrip("/").split("/")[-1]
+    page.reload()  # Resume after a reload continues the run this session stopped, whatever is ticked
+    page.get_by_role("tab", name="Train").click()
+    page.click("#resume")
+    page.wait_for_function(f"document.querySelector('#status').innerText.includes('{run_name}')", timeout=60000)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Training')", timeout=60000)
+    page.click("#stop")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')", timeout=60000)
 
     page.get_by_role("tab", name="Compare").click()  # a stopped run keeps its adapter: compare it
     page.click("#compare-run input")

@@ -90,5 +90,15 @@ def _wire_session(ctx: Context, stored_key) -> None:
     def closed(request: gr.Request):
         ctx.sessions.page_closed(request)
 
+    def restore(stored, request: gr.Request):
+        """A reloaded page shows the settings of the run it re-attaches to (Data and Model too, not only Train)."""
+        s = ctx.sessions.get(stored, request) if stored else None
+        if s is None or s.job is None:
+            return {c: gr.skip() for c in ctx.form.components}
+        values = ctx.form.values_of(s.job.config)
+        values[ctx.form.widgets["data.path"]] = s.shown(s.job.config.data.path)
+        return values
+
     ctx.demo.load(init, [stored_key], [ctx.key, stored_key], api_visibility="private")
+    ctx.demo.load(restore, [stored_key], ctx.form.components, api_visibility="private")
     ctx.demo.unload(closed)

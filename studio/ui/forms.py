@@ -56,6 +56,8 @@ def from_widget(key: str, value):
         return [t.strip() for t in (value or "").split(",") if t.strip()]
     if key == "method.quant_bits":
         return int(value)
+    if key in ("method.reward_model", "model.name") and value is None:  # an emptied dropdown
+        return ""
     kind = _field(key).type
     if kind == "int" and isinstance(value, float) and value.is_integer():
         return int(value)

@@ -62,14 +62,14 @@ def status_text(job: SweepJob) -> str:
     trials = job.result.trials
     done = sum(t.state not in ("queued", "running") for t in trials)
     if job.error:
-        return f"❌ The sweep failed: {job.error}"
+        return f"✗ The sweep failed: {job.error}"
     if not job.done:
-        return f"⏳ **Sweep {job.sweep.name}**: {done} of {len(trials)} runs done."
+        return f"**Sweep {job.sweep.name}**: {done} of {len(trials)} runs done."
     best = job.result.best
     if best is None:
         return f"The sweep ended with no completed run ({done} of {len(trials)})."
     pruned = sum(t.state == "pruned" for t in trials)
-    return (f"✅ **Best**: {', '.join(f'`{k}` = {v}' for k, v in best.settings.items())} (best eval loss "
+    return (f"✓ **Best**: {', '.join(f'`{k}` = {v}' for k, v in best.settings.items())} (best eval loss "
             f"{best.best_eval_loss:.4f}); {pruned} run(s) pruned. Its config is saved as `best.yaml`.")
 
 

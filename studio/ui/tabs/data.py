@@ -76,7 +76,7 @@ def render_report(r: dict) -> str:
     if r["problems"]:
         lines.append(f"\n**{len(r['problems'])} problem(s)** (fix them before training).")
     else:
-        lines.append("\n✅ Ready to train: next, pick a base model and method in the **Model** tab, or go straight to "
+        lines.append("\n✓ Ready to train: next, pick a base model and method in the **Model** tab, or go straight to "
                      "**Train** with the defaults.")
     return "\n\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])
 
@@ -99,12 +99,12 @@ def check(path: str, fmt: str, columns: str, max_length, model: str, objective: 
                               what="the data check")
     except FormatUnknown as e:
         choices = e.columns
-        return (f"❌ {safe_md(scrub(str(e)), literal=True)}", None, None,
+        return (f"✗ {safe_md(scrub(str(e)), literal=True)}", None, None,
                 gr.Dropdown(choices=choices, value=None, visible=True),
                 gr.Dropdown(choices=choices, value=None, visible=True))
     except (StudioError, ConfigError, ValueError) as e:
         gr.Warning(scrub(str(e)))
-        return f"❌ {safe_md(scrub(str(e)), literal=True)}", None, None, *NO_MAPPING
+        return f"✗ {safe_md(scrub(str(e)), literal=True)}", None, None, *NO_MAPPING
     shown: list[tuple[str, str | None]] = []
     for i, segs in enumerate(ins.preview):
         shown.append((f"── example {i + 1} ──\n", None))

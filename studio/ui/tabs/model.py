@@ -29,6 +29,14 @@ from studio.ui.state import Context
 METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora", "quant_bits",
           "quant_type", "double_quant", "compute_dtype", "adalora_init_r", "adalora_target_r", "num_virtual_tokens",
           "encoder_hidden_size", "reward_model", "num_generations", "max_completion_length"]
+LORA_KINDS = ("lora", "qlora", "dpo", "kto", "reward", "rl")  # the methods that train a LoRA adapter
+# Which method settings belong to which methods: the Model tab shows only the chosen method's (as LlamaBoard does).
+METHOD_OF = {"lora_r": LORA_KINDS, "lora_alpha": (*LORA_KINDS, "adalora"), "lora_dropout": (*LORA_KINDS, "adalora"),
+             "target_modules": (*LORA_KINDS, "adalora"), "use_rslora": LORA_KINDS, "use_dora": LORA_KINDS,
+             "quant_bits": ("qlora",), "quant_type": ("qlora",), "double_quant": ("qlora",),
+             "compute_dtype": ("qlora",), "adalora_init_r": ("adalora",), "adalora_target_r": ("adalora",),
+             "num_virtual_tokens": ("prefix", "ptuning", "prompt"), "encoder_hidden_size": ("ptuning",),
+             "reward_model": ("rl",), "num_generations": ("rl",), "max_completion_length": ("rl",)}
 TRAIN = ["epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "scheduler", "warmup_ratio",
          "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "group_by_length", "packing",
          "torch_compile", "liger_kernel", "seed", "logging_steps", "eval_steps", "early_stopping_patience",
@@ -50,6 +58,7 @@ class ModelTab:
     lr_use: gr.Button
     lr_plot: gr.Plot
     lr_note: gr.Markdown
+    method_note: gr.Markdown
 
 
 def model_choices(own_runs: list[str] = ()) -> list[str]:
@@ -84,8 +93,13 @@ def build(form: Form) -> ModelTab:
                 lr_use = gr.Button("Use the suggestion", size="sm", visible=False, elem_id="lr-use")
             lr_note = gr.Markdown(elem_id="lr-note")
             lr_plot = gr.Plot(visible=False, elem_id="lr-plot", label="Loss against learning rate")
-        with gr.Accordion("Method settings: LoRA, QLoRA, AdaLoRA, virtual tokens, RL", open=False):
-            _rows(form, "method", METHOD, 5)
+        with gr.Accordion("Method settings (the chosen method's)", open=False):
+            method_note = gr.Markdown(visible=False, elem_id="method-note")
+            with gr.Row():
+                form.widgets["method.reward_model"] = gr.Dropdown(
+                    choices=[], value="", allow_custom_value=True, label="reward model", visible=False,
+                    elem_id="method-reward_model", info="rl: one of your reward runs (method.kind reward), as run:NAME")
+            _rows(form, "method", [m for m in METHOD if m != "reward_model"], 5)
         with gr.Accordion("Model loading (advanced)", open=False):
             with gr.Row():
                 form.add("model.revision")
@@ -101,7 +115,7 @@ def build(form: Form) -> ModelTab:
                 load = gr.File(label="Load a config YAML", file_types=[".yaml", ".yml"], type="filepath", height=80)
     form.set_values(initial.values)  # the page opens on studio-tiny: its defaults
     return ModelTab(page, defaults, preset, apply_preset, estimate_md, yaml_code, cli_code, save, load, lr_find, lr_use,
-                    lr_plot, lr_note)
+                    lr_plot, lr_note, method_note)
 
 
 def _rows(form: Form, section: str, names: list[str], per_row: int) -> None:
@@ -115,7 +129,7 @@ def describe(config: StudioConfig) -> tuple[str, str, str, str]:
     """(estimate markdown, YAML, CLI command, a YAML file to download) for a config."""
     try:
         e = estimate(config)
-        fits = "✅" if e.fits else ("❌" if e.fits is False else "❔")
+        fits = "✓" if e.fits else ("✗" if e.fits is False else "?")
         verdict = f"needs about {e.total_mb / 1024:.2f} GiB" if public_mode() else e.verdict()  # no host facts
         md = (f"**Memory estimate** {fits} {verdict}  \n{e.params:,} parameters, {e.trainable:,} trainable; "
               f"weights {e.weights_mb:,.1f} MB, gradients {e.gradients_mb:,.1f} MB, optimizer "
@@ -214,6 +228,20 @@ class Handlers:
         """The model list gains the visitor's own trained runs (they may have trained one since)."""
         return gr.Dropdown(choices=model_choices(runs.trained_runs(self.ctx.session(k, request).owner)))
 
+    def method_fields(self, kind: str):
+        """Only the chosen method's settings are shown (full and ia3 have none of their own)."""
+        shown = [gr.update(visible=(kind in METHOD_OF[m])) for m in METHOD]
+        none = not any(kind in kinds for kinds in METHOD_OF.values())
+        return (*shown, gr.Markdown(f"Method **{kind}** has no settings of its own: the Training settings above are "
+                                    "all it needs.", visible=none))
+
+    def reward_runs(self, k, current, request: gr.Request):
+        """RL's reward model is picked from the visitor's own reward runs."""
+        owner = self.ctx.session(k, request).owner
+        names = [run_reference(r.name) for r in runs.list_runs(owner)
+                 if r.method == "reward" and runs.has_weights(r.path)]
+        return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), ""))
+
     def use_lr(self, note: str):
         value = float(note.split("**")[1]) if "**" in (note or "") else None
         return gr.skip() if value is None else value
@@ -238,3 +266,8 @@ def wire(t: ModelTab, ctx: Context) -> None:
     t.load.upload(guard(h.load), t.load, form.components, api_name="load_config")
     t.lr_find.click(guard(h.find_lr), form.inputs | {ctx.key}, [t.lr_plot, t.lr_note, t.lr_use], api_name="lr_find")
     t.lr_use.click(h.use_lr, t.lr_note, form.widgets["train.learning_rate"], api_name="lr_use")
+    kind = form.widgets["method.kind"]
+    gr.on([ctx.demo.load, kind.change], h.method_fields, kind, [*(form.widgets[f"method.{m}"] for m in METHOD),
+                                                              t.method_note], api_visibility="private")
+    gr.on([t.page.select, kind.change], h.reward_runs, [ctx.key, form.widgets["method.reward_model"]],
+          form.widgets["method.reward_model"], api_visibility="private")

@@ -109,9 +109,9 @@ def plain(markdown: str) -> str:
 def status_text(snap: JobSnapshot) -> str:
     state = snap.state
     if state == "queued" and snap.queue_position:
-        return f"⏳ **Queued**: position {snap.queue_position}: another training job is using the device."
-    words = {"running": "🏃 **Training**", "completed": "✅ **Completed**", "stopped": "⏹ **Stopped**",
-             "failed": "❌ **Failed**", "diverged": "💥 **Diverged**", "queued": "Starting…"}
+        return f"**Queued**: position {snap.queue_position}: another training job is using the device."
+    words = {"running": "**Training**", "completed": "✓ **Completed**", "stopped": "**Stopped**",
+             "failed": "✗ **Failed**", "diverged": "**Diverged**", "queued": "Starting…"}
     text = words.get(state, state)
     if snap.error:
         text += f": {snap.error}"
