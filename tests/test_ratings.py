@@ -170,3 +170,24 @@ def test_import_rejects_unknown_winner_with_its_row(tmp_path, db):
     with pytest.raises(DataError, match="line 2, field 'winner'"):
         import_file(db, bad)
     assert preference_rows(db) == ([], {}) and db.counts()["items"] == 0  # nothing half-imported
+
+
+def test_five_one_sided_votes_give_honest_intervals_and_say_the_sample_is_small(db):
+    from studio.engine.judge.ratings import DIMENSIONS
+    from studio.ui.tabs.rate import results
+
+    votes = [{"system_a": "tuned", "system_b": "base", "winner": "a", "item_id": i, "rater": "r"} for i in range(5)]
+    board = {r["model"]: r for r in human.leaderboard(votes)}
+    for r in board.values():
+        assert r["ci_high"] - r["ci_low"] > 100 and r["small"]  # not 1239.4 [1239.4, 1239.4]
+        assert r["win_rate_ci_high"] - r["win_rate_ci_low"] > 0.3  # Wilson: 5 of 5 is [0.57, 1], not [1, 1]
+    assert board["tuned"]["win_rate_ci_low"] == pytest.approx(0.566, abs=0.01) and board["tuned"]["rank"] == 1
+    assert board["base"]["rank"] == 1  # the intervals overlap: five votes cannot order them
+    many = [{**v, "winner": "a" if i % 3 else "b", "item_id": i} for i, v in enumerate(votes * 60)]
+    big = {r["model"]: r for r in human.leaderboard(many)}
+    assert not big["tuned"]["small"] and big["tuned"]["rank"] == 1 and big["base"]["rank"] == 2
+    one = [{"item_id": 1, "system": "tuned", "rater": "r", **{d: 4 for d in DIMENSIONS}}]
+    (row, *_) = human.likert_summary(one)
+    assert row["ci_low"] is None and row["small"]  # one rating: no interval at all
+    note = results(db, votes, likert=one)[-1]  # what the Rate tab says beside the numbers
+    assert "a small sample" in note

@@ -297,3 +297,18 @@ def test_the_doctor_speaks_while_the_run_is_going(page, url):
     page.screenshot(path=str(ARTIFACTS / "14-doctor.png"), full_page=True)
     page.click("#stop")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')", timeout=60000)
+
+
+def test_a_typed_hub_id_is_the_id_used(page, url):
+    """The model list completes to its first match on Enter (Qwen/Qwen2.5-0.5B became ...-Instruct); the box
+    beside it takes a hub id exactly as typed."""
+    page.goto(url)
+    page.get_by_role("tab", name="Model").click()
+    page.fill("#model-typed textarea, #model-typed input", "Qwen/Qwen2.5-0.5B")
+    page.press("#model-typed textarea, #model-typed input", "Enter")
+    page.wait_for_function("document.querySelector('#model-name input').value === 'Qwen/Qwen2.5-0.5B'",
+                           timeout=30000)
+    page.wait_for_function("document.querySelector('#defaults-note').innerText.includes('hub-sized')",
+                           timeout=30000)
+    page.wait_for_timeout(1000)
+    assert page.input_value("#model-name input") == "Qwen/Qwen2.5-0.5B"

@@ -59,6 +59,7 @@ class ModelTab:
     lr_plot: gr.Plot
     lr_note: gr.Markdown
     method_note: gr.Markdown
+    typed: gr.Textbox
 
 
 def model_choices(own_runs: list[str] = ()) -> list[str]:
@@ -78,6 +79,9 @@ def build(form: Form) -> ModelTab:
                 info="studio-tiny (offline), studio-minilm / studio-tiny-bert (encoders: masked LM), "
                      "studio-tiny-t5 (an encoder-decoder: seq2seq), a hub id, a local folder, a model from your "
                      "Hugging Face cache, or one of your runs (run:NAME) to train further from what it learned")
+            typed = gr.Textbox(label="…or type a hub id and press Enter", placeholder="org/model", scale=1,
+                               elem_id="model-typed", info="used exactly as typed (the list above completes to "
+                                                           "its first match)")
             with gr.Column(scale=1):
                 preset = gr.Dropdown(choices=list(PRESETS), value=SMALL_PRESET, label="Preset", elem_id="preset")
                 apply_preset = gr.Button("Apply preset", size="sm")
@@ -115,7 +119,7 @@ def build(form: Form) -> ModelTab:
                 load = gr.File(label="Load a config YAML", file_types=[".yaml", ".yml"], type="filepath", height=80)
     form.set_values(initial.values)  # the page opens on studio-tiny: its defaults
     return ModelTab(page, defaults, preset, apply_preset, estimate_md, yaml_code, cli_code, save, load, lr_find, lr_use,
-                    lr_plot, lr_note, method_note)
+                    lr_plot, lr_note, method_note, typed)
 
 
 def _rows(form: Form, section: str, names: list[str], per_row: int) -> None:
@@ -192,6 +196,16 @@ class Handlers:
         return {**self.form.updates(found.values), self.t.defaults: defaults_line(found),
                 self.t.preset: SMALL_PRESET if found.small else "LoRA"}
 
+    def typed_model(self, k, text: str, request: gr.Request):
+        """A hub id typed and confirmed with Enter is the model, exactly as typed, with its defaults."""
+        name = (text or "").strip()
+        if not name:
+            return {self.form.widgets["model.name"]: gr.skip()}
+        owner = self.ctx.session(k, request).owner
+        choices = list(dict.fromkeys([name, *model_choices(runs.trained_runs(owner))]))
+        return {**self.model_changed(k, name, request),
+                self.form.widgets["model.name"]: gr.Dropdown(choices=choices, value=name)}
+
     def describe(self, values: dict, request: gr.Request):
         self.ctx.session(values[self.ctx.key], request)  # the visitor acting: the model may be one of their runs
         try:
@@ -264,6 +278,8 @@ def wire(t: ModelTab, ctx: Context) -> None:
                                      [*profile, t.defaults, t.preset],
                                      api_name="model_defaults")
     t.load.upload(guard(h.load), t.load, form.components, api_name="load_config")
+    t.typed.submit(h.typed_model, [ctx.key, t.typed], [form.widgets["model.name"], *profile, t.defaults, t.preset],
+                   api_name="type_model")
     t.lr_find.click(guard(h.find_lr), form.inputs | {ctx.key}, [t.lr_plot, t.lr_note, t.lr_use], api_name="lr_find")
     t.lr_use.click(h.use_lr, t.lr_note, form.widgets["train.learning_rate"], api_name="lr_use")
     kind = form.widgets["method.kind"]
