@@ -46,11 +46,11 @@ def test_empty_or_header_only(tmp_path, content):
 
 
 def test_missing_columns_lists_found_and_expected(tmp_path):
-    p = write_jsonl(tmp_path / "d.jsonl", [{"question": "q", "answer": "a"}])
+    p = write_jsonl(tmp_path / "d.jsonl", [{"frage": "q", "antwort": "a"}])  # (question/answer are read as such)
     msg = error_of(p)
-    assert "question" in msg and "answer" in msg and "instruction+output" in msg
+    assert "frage" in msg and "antwort" in msg and "instruction+output" in msg
     msg = error_of(p, "alpaca")
-    assert "needs column(s) instruction, output" in msg and "found question, answer" in msg
+    assert "needs column(s) instruction, output" in msg and "found frage, antwort" in msg
 
 
 def test_latin1_is_converted_with_a_notice(tmp_path):

@@ -363,7 +363,8 @@ def test_m1_m2_device_work_is_capped_and_stopped_by_the_visitor(public, alice_ru
 
 def _compare_args(c: Client, run: str, limit: int, new_tokens: int) -> dict:
     info = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/compare"]["parameters"]
-    wanted = {"Run": run, "at most N examples": limit, "max new tokens": new_tokens, "bertscore": False}
+    wanted = {"Run": run, "at most N examples": limit, "max new tokens": new_tokens, "bertscore": False,
+              "Prompts from": "validation split", "Evaluation file (with references)": None}
     return {p["parameter_name"]: wanted.get(p["label"], p.get("parameter_default")) for p in info}
 
 
@@ -438,7 +439,7 @@ def test_l4_l5_l6_ratings_stay_with_their_owner_reports_load_nothing_and_the_ope
     while shown[0].startswith("**Prompt:**"):  # a vote shows the next pair, until none is left
         shown = alice.predict("", api_name="/rate_vote_a")
     alice.predict(api_name="/rate_to_dpo")
-    path, _, kind, _ = alice.predict(api_name="/rate_use_votes")
+    path, _, kind = alice.predict(api_name="/rate_use_votes")[:3]
     assert kind == "dpo" and "/" not in path and path.startswith("preferences-")
     report = alice.predict(path, "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")[0]
     assert "detected preference" in report, report

@@ -159,14 +159,15 @@ def test_public_mode_reads_only_own_uploads_and_samples(url, monkeypatch):
     monkeypatch.setenv("STUDIO_PUBLIC", "1")
     c = client(url)
     report, *_ = c.predict("/etc/passwd", "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
-    assert "Only your own uploads" in report and "root" not in report
+    assert "only your own uploads" in report and "root" not in report
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="Log in to train"):  # anonymous: may look, not train
         start(c, dataset_file="/etc/passwd")
-    own = c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")[0]
-    report, *_ = c.predict(own, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
-    assert "200 usable" in report
+    with pytest.raises(AppError, match="Log in to upload"):  # anonymous: no uploads at all
+        c.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
+    report, *_ = c.predict("qa.csv", "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
+    assert "200 usable" in report  # the samples are everyone's
 
 
 def test_compare_tab_scores_a_trained_run(url):
@@ -245,12 +246,13 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     assert len(rows(likert)) >= 4 and "Likert" not in note
     models = [row[1] for row in rows(board)]
     assert "base" in models and run.name in models
-    offer, _ = c.predict(api_name="/rate_to_dpo")  # offered, nothing changed yet
+    offer = c.predict(api_name="/rate_to_dpo")  # offered, nothing changed yet
+    offer = offer[0] if isinstance(offer, (list, tuple)) else offer
     assert "preference pairs are ready" in offer and "nothing changes until you do" in offer
-    path, fmt, kind, _ = c.predict(api_name="/rate_use_votes")  # one click takes the offer
+    path, fmt, kind = c.predict(api_name="/rate_use_votes")[:3]  # one click takes the offer
     assert kind == "dpo" and path.endswith(".jsonl")
     c.predict(api_name="/rate_to_reward")  # votes -> a reward model -> RL
-    path, fmt, kind, _ = c.predict(api_name="/rate_use_votes")
+    path, fmt, kind = c.predict(api_name="/rate_use_votes")[:3]
     assert kind == "reward" and path.endswith(".jsonl")
 
 

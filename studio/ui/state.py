@@ -77,7 +77,6 @@ class Session:
             src.unlink(missing_ok=True)  # a refused upload does not stay in Gradio's cache either
             raise
         shutil.move(src, dst)  # not a copy: the upload is stored once
-        self.data_path = str(dst)
         return dst
 
 

@@ -26,7 +26,13 @@ from studio.config import ConfigError, StudioConfig
 from studio.engine import runs
 from studio.settings import public_mode, studio_home
 
-MAX_TRIALS = int(os.environ.get("STUDIO_MAX_TRIALS", "16" if public_mode() else "256"))
+
+def max_trials() -> int:
+    """How many runs a sweep may make (``STUDIO_MAX_TRIALS``; 16 on a public deployment, 256 locally)."""
+    return int(os.environ.get("STUDIO_MAX_TRIALS", "16" if public_mode() else "256"))
+
+
+
 MAX_GRID_CHARS = 2000  # a grid's text
 
 
@@ -87,9 +93,9 @@ class Sweep:
         self.config, self.grid = config, grid
         self.name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
         trials = math.prod(len(v) for v in grid.values())  # counted before anything is enumerated
-        if trials > MAX_TRIALS:
-            raise ConfigError(f"the grid makes {trials:,} runs; a sweep runs at most {MAX_TRIALS} (STUDIO_MAX_TRIALS): "
-                              "try fewer values")
+        if trials > max_trials():
+            raise ConfigError(f"the grid makes {trials:,} runs; a sweep runs at most {max_trials()} "
+                              "(STUDIO_MAX_TRIALS): try fewer values")
         self.settings = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
         for s in self.settings:  # every setting must make a valid config before anything trains
             self.config_for(s, 0)

@@ -126,7 +126,8 @@ class Handlers:
             return (gr.skip(),) * 4
         budget.clean_uploads()
         s = self.ctx.session(k, request)
-        return s.shown(str(s.keep_upload(path))), "auto", "", None
+        s.data_path = str(s.keep_upload(path))  # the dataset (Compare's evaluation file is kept, not made one)
+        return s.shown(s.data_path), "auto", "", None
 
     def sampled(self, k, name, request: gr.Request):
         if not name:
