@@ -255,23 +255,25 @@ def test_h2_exports_are_handed_to_their_owner_only(public, alice_run):
     assert anon.get(f"/gradio_api/file={handed}").status_code == 200  # the link alice was handed works
 
 
-def test_h3_no_hub_call_for_a_visitor_carries_the_operators_token(tmp_path):
-    """A stand-in hub on loopback logs every request's Authorization header; a public deployment's estimate and
-    data check of a private repo must send none."""
+def as_visitor_against_a_stand_in_hub(tmp_path, script: str, status: int, body: dict) -> tuple[str, list]:
+    """Run ``script`` in a public-mode process whose hub is a stand-in on loopback answering every request with
+    ``status`` and ``body``; (its stdout, [(path, Authorization header)] of every request the hub saw)."""
     import http.server
     import threading
 
-    seen = []
+    seen, payload = [], json.dumps(body).encode()
 
     class Hub(http.server.BaseHTTPRequestHandler):
         def _answer(self):
             seen.append((self.path, self.headers.get("authorization")))
-            self.send_response(401)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("Content-Length", str(len(payload)))
+            if status == 401:
+                self.send_header("X-Error-Code", "RepoNotFound")
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(b'{"error": "Repository not found"}')
+                self.wfile.write(payload)
 
         do_GET = do_HEAD = _answer
 
@@ -280,19 +282,27 @@ def test_h3_no_hub_call_for_a_visitor_carries_the_operators_token(tmp_path):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**os.environ, "STUDIO_PUBLIC": "1", "HF_TOKEN": "hf_operator_secret", "HF_HUB_OFFLINE": "0",
+           "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "STUDIO_HOME": str(tmp_path),
+           "HF_HOME": str(tmp_path / "hf")}
+    try:
+        out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=120)
+    finally:
+        server.shutdown()
+    return out.stdout + out.stderr[-1500:], seen
+
+
+def test_h3_no_hub_call_for_a_visitor_carries_the_operators_token(tmp_path):
+    """A public deployment's estimate and data check of a private repo send no token to the hub."""
     script = ("from studio.config import StudioConfig\n"
               "from studio.engine.train.estimate import estimate\n"
               "from studio.engine.data.check import inspect_data\n"
               "for f in (lambda: estimate(StudioConfig.from_dict({'model': {'name': 'operator-org/private'}})),\n"
               "          lambda: inspect_data('" + str(SAMPLES / "qa.csv") + "', model='operator-org/private')):\n"
               "    try:\n        f()\n    except Exception as e:\n        print('refused:', e)\n")
-    env = {**os.environ, "STUDIO_PUBLIC": "1", "HF_TOKEN": "hf_operator_secret", "HF_HUB_OFFLINE": "0",
-           "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "STUDIO_HOME": str(tmp_path),
-           "HF_HOME": str(tmp_path / "hf")}
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120)
-    server.shutdown()
-    assert out.stdout.count("refused:") == 2, out.stdout + out.stderr
+    out, seen = as_visitor_against_a_stand_in_hub(tmp_path, script, 401, {"error": "Repository not found"})
+    assert out.count("refused:") == 2, out
     assert seen and all(auth is None for _, auth in seen), seen  # the hub was asked, never with the token
 
 
@@ -490,3 +500,20 @@ def test_every_endpoint_passes_the_door_as_a_hostile_visitor(public, alice_run, 
     text = re.sub(re.escape(str(home / "gradio")) + r"/[^'\"\s]+", "<a file handed to mallory>", text)
     leaks = [line for line in text.splitlines() if SECRET in line or str(home) in line or "hf_operator_secret" in line]
     assert not leaks, leaks[:5]
+
+
+def test_h3_weights_that_do_not_fit_the_visitors_quota_are_refused_before_the_download(tmp_path):
+    """The stand-in hub says the repo's weights take 10 GB: a visitor's training is refused before a byte comes
+    down (asked without the operator's token)."""
+    script = ("from studio.config import ModelConfig\n"
+              "from studio.engine import models, runs\n"
+              "runs.ACTING.set('user-alice')\n"
+              "try:\n    models.resolve_model(ModelConfig(name='someone/huge'))\n"
+              "except models.ModelError as e:\n    print('refused:', e)\n")
+    info = {"id": "someone/huge", "sha": "a" * 40, "siblings": [
+        {"rfilename": "config.json", "size": 600}, {"rfilename": "model-00001-of-00002.safetensors", "size": 5 * 10**9},
+        {"rfilename": "model-00002-of-00002.safetensors", "size": 5 * 10**9}]}
+    out, seen = as_visitor_against_a_stand_in_hub(tmp_path, script, 200, info)
+    assert "refused:" in out and "9,537 MB" in out, out
+    assert all("/resolve/" not in path for path, _ in seen)  # no file was asked for
+    assert seen and all(auth is None for _, auth in seen)

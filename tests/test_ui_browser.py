@@ -9,6 +9,7 @@ import time
 
 import pytest
 from conftest import ROOT, SAMPLES
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full suite runs it
 
@@ -209,21 +210,26 @@ RECORD_CHAT = """() => {
 }"""
 
 
-def test_chat_streams_base_and_tuned_side_by_side(page, url):
+def chat_with_a_new_run(page, url, name: str) -> None:
+    """Train a 2-step run called ``name`` and pick it in the Chat tab."""
     from conftest import tiny_config
 
     from studio.config import StudioConfig
     from studio.engine.train import loop as train
 
     cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 2}))
-    cfg.run_name = "chat-me"
+    cfg.run_name = name
     result = train.run(cfg)
     assert result.state == "completed", result.error
     page.goto(url)
     page.get_by_role("tab", name="Chat").click()
     page.click("#chat-run input")
     page.get_by_role("option", name=result.run_dir.name).click()
-    page.wait_for_function("document.querySelector('#chat-run input').value.includes('chat-me')", timeout=30000)
+    page.wait_for_function(f"document.querySelector('#chat-run input').value.includes('{name}')", timeout=30000)
+
+
+def test_chat_streams_base_and_tuned_side_by_side(page, url):
+    chat_with_a_new_run(page, url, "chat-me")
     page.evaluate(RECORD_CHAT)
     page.fill("#chat-message textarea", "Use the word garden in a sentence.")
     page.click("#chat-send")
@@ -241,6 +247,7 @@ def test_chat_streams_base_and_tuned_side_by_side(page, url):
     assert partial, f"the answer appeared whole, not streamed: {texts[-5:]}"
 
 
+SENT = """(n) => document.querySelectorAll('#chat-tuned [data-testid="user"]').length >= n"""
 ANSWERED_BOTH = """(n) => {
   const bots = (side) => [...document.querySelectorAll(`#chat-${side} [data-testid="bot"]`)];
   const done = (side) => bots(side).length >= n && bots(side)[n - 1].innerText.trim().length > 0;
@@ -251,25 +258,18 @@ ANSWERED_BOTH = """(n) => {
 def test_a_four_message_conversation_with_base_and_tuned(page, url):
     """The second message used to fail (Gradio hands earlier messages back as typed parts): four in a row, each
     answered on both sides, no error toast."""
-    from conftest import tiny_config
-
-    from studio.config import StudioConfig
-    from studio.engine.train import loop as train
-
-    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 2}))
-    cfg.run_name = "talk-more"
-    result = train.run(cfg)
-    assert result.state == "completed", result.error
-    page.goto(url)
-    page.get_by_role("tab", name="Chat").click()
-    page.click("#chat-run input")
-    page.get_by_role("option", name=result.run_dir.name).click()
-    page.wait_for_function("document.querySelector('#chat-run input').value.includes('talk-more')", timeout=30000)
+    chat_with_a_new_run(page, url, "talk-more")
     count = """(side) => document.querySelectorAll(`#chat-${side} [data-testid="bot"]`).length"""
     for n, message in enumerate(["Hello!", "Use the word garden in a sentence.", "And the word river?",
                                  "Thank you."], start=1):
         page.fill("#chat-message textarea", message)
-        page.press("#chat-message textarea", "Enter")
+        for _ in range(5):  # an Enter that lands while the last answer's event is still closing is not taken
+            page.press("#chat-message textarea", "Enter")
+            try:
+                page.wait_for_function(SENT, arg=n, timeout=5000)
+                break
+            except PlaywrightTimeout:
+                continue
         page.wait_for_function(ANSWERED_BOTH, arg=n, timeout=120000)
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "13b-chat-four-messages.png"), full_page=True)
