@@ -313,6 +313,7 @@ def test_your_own_csv_trains_without_typing_a_mapping(url, tmp_path):
     report, _, _, prompt, answer = c.predict(path, "auto", "", 128, "studio-tiny", "auto", api_name="/check_data")
     assert "cannot tell the format" in report
     assert prompt["visible"] and prompt["choices"] == [["frage", "frage"], ["antwort", "antwort"]]
+    c.predict(path, "frage", None, 128, "studio-tiny", "auto", api_name="/map_columns")  # one picked: waits
     fmt, columns, report, *_ = c.predict(path, "frage", "antwort", 128, "studio-tiny", "auto",
                                          api_name="/map_columns")
     assert fmt == "alpaca" and columns == "instruction=frage, output=antwort" and "detected alpaca" in report

@@ -312,3 +312,21 @@ def test_a_typed_hub_id_is_the_id_used(page, url):
                            timeout=30000)
     page.wait_for_timeout(1000)
     assert page.input_value("#model-name input") == "Qwen/Qwen2.5-0.5B"
+
+
+def test_a_csv_of_other_names_is_mapped_from_its_own_columns(page, url, tmp_path):
+    odd = tmp_path / "odd.csv"
+    odd.write_text("frage,antwort\n" + "".join(f"Was ist {i} und {i}?,{2 * i}\n" for i in range(30)))
+    page.goto(url)
+    page.set_input_files("#data-upload input[type=file]", str(odd))
+    page.wait_for_function("document.querySelector('#data-report').innerText.includes('cannot tell')", timeout=60000)
+    page.click("#data-map-prompt input")
+    page.get_by_role("option", name="frage").click()
+    page.wait_for_timeout(1000)  # one column picked: nothing happens yet, and nothing breaks
+    page.click("#data-map-answer input")
+    page.get_by_role("option", name="antwort").click()
+    page.wait_for_function("document.querySelector('#data-report').innerText.includes('detected alpaca')",
+                           timeout=60000)
+    page.screenshot(path=str(ARTIFACTS / "02b-data-mapped.png"), full_page=True)
+    assert page.input_value("#data-columns textarea, #data-columns input") == "instruction=frage, output=antwort"
+    assert "Was ist 0 und 0?" in page.inner_text("#data-preview")

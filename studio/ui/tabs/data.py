@@ -140,7 +140,7 @@ class Handlers:
         """Both columns chosen: the file reads as prompt -> answer (alpaca with that mapping), checked at once."""
         self.ctx.session(k, request)
         if not (prompt and answer):
-            return (gr.skip(),) * 7
+            return (gr.skip(),) * 5
         columns = f"instruction={prompt}, output={answer}"
         return ("alpaca", columns, *check(path, "alpaca", columns, max_length, model, objective)[:3])
 
