@@ -7,7 +7,8 @@ import pytest
 from conftest import tiny_config
 
 from studio.config import StudioConfig
-from studio.engine.train.jobs import DeviceQueue, Job
+from studio.engine.device import DeviceQueue
+from studio.engine.train.jobs import Job
 from studio.settings import studio_home
 
 

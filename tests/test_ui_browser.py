@@ -43,7 +43,7 @@ def wait_done(page, selector: str, timeout: int) -> None:
 
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from studio.engine.train.jobs import DEVICE
+    from studio.engine.device import DEVICE
 
     try:
         page.wait_for_function(f"document.querySelector('{selector}').innerText.includes('Done')", timeout=timeout)

@@ -69,12 +69,9 @@ class Handlers:
 
     def busy(self) -> set[str]:
         """Run folders a job or a sweep trial is writing now."""
-        busy = {str(s.job.run_dir) for s in self.sessions.all() if s.job is not None and not s.job.done}
-        for s in self.sessions.all():
-            if s.sweep is not None and not s.sweep.done:
-                busy |= {str(t.run_dir) for t in s.sweep.result.trials if t.run_dir}
-                busy |= {str(j.run_dir) for j in s.sweep.jobs if j.run_dir and not j.done}
-        return busy
+        jobs = [s.job for s in self.sessions.all() if s.job is not None]
+        jobs += [j for s in self.sessions.all() if s.sweep is not None for j in s.sweep.jobs]
+        return {str(j.run_dir) for j in jobs if j.run_dir and not j.done}
 
     def everyone(self, token, request: gr.Request):
         """Every visitor's runs in the picker (with their owner in the table), so the operator can delete any."""

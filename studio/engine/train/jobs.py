@@ -1,10 +1,10 @@
 """Training jobs in background threads, one on the device at a time.
 
-Contract: ``Job(config).start()`` returns at once; the job waits its turn in ``DEVICE`` (a real
-lock with a first-come queue), then its thread supervises a child process that runs ``train.run``
-(``worker.py``; ``isolate=False`` trains in the thread itself). ``snapshot()`` is a cheap
-copy for pollers (the UI's timer), ``stop()`` takes effect within one optimizer step (or takes
-a queued job out of the queue). This module is the only place that owns threads and the device.
+Contract: ``Job(config).start()`` passes the gate, then returns at once; the job waits its turn in
+``DEVICE`` (``studio/engine/device.py``: a real lock with a first-come queue), then its thread supervises a
+child process that runs ``train.run`` (``worker.py``; ``isolate=False`` trains in the thread itself).
+``snapshot()`` is a cheap copy for pollers (the UI's timer), ``stop()`` takes effect within one optimizer step
+(or takes a queued job out of the queue). This module owns the training threads; ``device.py`` owns the device.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.config import StudioConfig
 from studio.engine import gate, runs
-from studio.engine.device import DEVICE, DeviceQueue, Ticket, exclusive, exclusive_on_gpu  # noqa: F401
+from studio.engine.device import DEVICE, DeviceQueue
 from studio.engine.errors import JobError
 from studio.engine.events import Event, Finding, JobSnapshot, Metrics, Notice, StateChanged, TrainingInfo
 from studio.engine.train import loop as train

@@ -10,8 +10,8 @@ import gradio as gr
 
 from studio.config import EvalConfig
 from studio.engine import gate, runs
+from studio.engine.device import exclusive_on_gpu
 from studio.engine.judge.chat import answers, reply, text_of
-from studio.engine.train.jobs import exclusive_on_gpu
 from studio.settings import public_mode
 from studio.ui.handlers import guard
 from studio.ui.state import Context
