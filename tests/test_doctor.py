@@ -51,6 +51,36 @@ def test_rl_and_reward_runs_raise_no_false_alarm():
     assert [f.kind for f in stream(sft, [0.7, 0.5, 0.3, 0.1, 0.05, 0.04, 0.3])] == []  # near 0: no "spike"
 
 
+def test_heavy_tailed_losses_are_judged_against_chance_and_the_clip_and_real_blowups_still_show():
+    """Measured on default runs of studio-tiny: the reward model's pair loss 1.709 after a median of 0.2 (one
+    misranked pair in a batch of confident ones) and a grad norm 57x its median of 0.034; GRPO's grad norm 7.4
+    after a median of 0.07 once most groups score alike (clipped at 1.0 either way). At learning rate 0.05 the
+    reward model's loss jumped to 7.7 and its grad norm to 679: that is instability."""
+    reward = Doctor(StudioConfig.from_dict({"method": {"kind": "reward"}}), Facts(max_steps=135))
+    calm = stream(reward, [0.2, 0.16, 0.27, 0.24, 0.14, 0.01, 0.14, 1.709, 0.03, 0.03, 0.018],
+                  [0.03, 0.04, 0.03, 0.02, 0.04, 0.03, 0.05, 0.9, 0.03, 0.03, 1.955])
+    assert calm == []
+    rl = Doctor(StudioConfig.from_dict({"method": {"kind": "rl", "reward_model": "run:r"}}), Facts(max_steps=540))
+    assert stream(rl, [0.0] * 10, [0.07, 0.0, 0.09, 0.05, 0.0, 0.1, 0.08, 0.0, 0.06, 7.388]) == []
+    blown = Doctor(StudioConfig.from_dict({"method": {"kind": "reward"}}), Facts(max_steps=135))
+    found = stream(blown, [0.69, 0.68, 0.70, 0.69, 0.69, 0.69, 7.67], [0.5, 0.6, 0.8, 0.8, 0.9, 0.8, 679.0])
+    assert [f.kind for f in found] == ["instability", "instability"]
+    assert "the loss at chance" in found[0].evidence and "the clipping threshold" in found[1].evidence
+
+
+def test_a_dpo_loss_that_leaves_ln2_slowly_is_not_called_stuck_at_a_quarter():
+    """The default DPO run on preference.jsonl: exactly ln 2 for the first steps (policy = reference), 4.5 %
+    lower at step 18 of 70, 25 % lower at the end."""
+    dpo = Doctor(StudioConfig.from_dict({"method": {"kind": "dpo"}}), Facts(max_steps=70))
+    found = stream(dpo, [0.693, 0.693, 0.691, 0.685, 0.717, 0.675, 0.696, 0.672, 0.730, 0.719, 0.717, 0.752, 0.706,
+                         0.688, 0.666, 0.655, 0.679, 0.662])
+    assert found == []
+    sft = Doctor(cfg(), Facts(max_steps=70))
+    assert [f.kind for f in stream(sft, [0.693, 0.693, 0.691, 0.685, 0.717, 0.675, 0.696, 0.672, 0.730, 0.719,
+                                         0.717, 0.752, 0.706, 0.688, 0.666, 0.655, 0.679, 0.662])] == [
+        "poor_convergence"]  # the same numbers for a loss that should fall from the start
+
+
 def test_a_rising_loss_says_it_rose_and_the_advice_agrees_with_the_defaults():
     d = Doctor(cfg(learning_rate=1e-8), Facts(max_steps=40, default_lr=2e-3))
     found = stream(d, [2.0 + 0.08 * i for i in range(14)])
@@ -197,3 +227,19 @@ def test_a_sweep_asks_optuna_for_every_setting_and_prunes_the_hopeless():
     assert (result.folder / "best.yaml").is_file() and (result.folder / "results.json").is_file()
     assert StudioConfig.load(result.folder / "best.yaml").train.learning_rate == result.best.settings[
         "train.learning_rate"]
+
+
+def test_a_reward_that_rose_while_answers_left_the_preferred_ones_is_reward_hacking():
+    """The default RL run on feedback.jsonl: reward -1.47 -> 9.35 while the greedy answers became "2 2 2 at 2 2 2
+    early ..." (the small reward model over-rates digits); ROUGE-L against the chosen answers said so."""
+    rl = Doctor(StudioConfig.from_dict({"method": {"kind": "rl", "reward_model": "run:r"}}), Facts(max_steps=540))
+    gamed = {"base": {"mean": -1.47}, "tuned": {"mean": 9.35}, "difference": {"value": 10.8, "low": 9.3, "high": 12.6},
+             "preferred_rougeL": {"base": 0.31, "tuned": 0.04, "difference": {"value": -0.27, "low": -0.35,
+                                                                              "high": -0.2}}}
+    found = rl.rewarded(gamed, 540)
+    assert [f.kind for f in found] == ["reward_hacking"] and "0.31 to 0.04" in found[0].evidence
+    honest = dict(gamed, preferred_rougeL={"base": 0.31, "tuned": 0.35, "difference": {"value": 0.04, "low": -0.02,
+                                                                                       "high": 0.1}})
+    assert Doctor(rl.config, Facts(max_steps=540)).rewarded(honest, 540) == []
+    assert Doctor(rl.config, Facts(max_steps=540)).rewarded({k: v for k, v in gamed.items()
+                                                             if k != "preferred_rougeL"}, 540) == []

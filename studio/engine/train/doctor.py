@@ -8,14 +8,23 @@ advice follows the troubleshooting table of the course the studio follows, and i
 
 Detectors and their thresholds (why: docs/doctor.md):
 - instability: a loss above 4x the median of the previous 10 and at least 1.0 above it, a grad norm above 10x
-  theirs (30x for a reward model, whose new score head bursts early) and above 1.0 (warnings; a loss near 0,
-  as a reward model's soon is, moves by multiples without being unstable);
+  theirs (30x for a reward model, whose new score head bursts early) and above 1.0 (warnings; a loss near 0
+  moves by multiples without being unstable). A pairwise loss (reward model, DPO) is -log sigmoid of a margin:
+  once most pairs are ranked with room to spare, its batches are heavy-tailed (one misranked pair is the whole
+  loss), so its baseline is at least the loss at chance (ln 2); its gradient norm's baseline, like RL's, is at
+  least the clipping threshold (GRPO divides a group's rewards by their spread, so a group scored nearly alike
+  gets full-size advantages: a clipped burst, not an explosion); in RL the steps without gradient (all samples
+  scored alike) are not part of the gradient baseline;
 - dead: the grad norm not finite, or 0 (except in RL, where a step whose samples all score alike has no
   gradient by design), for 3 logged steps in a row, or trainable weights that are not finite or above 1e4 in
   absolute value (errors: the run ends ``diverged``);
-- poor convergence: after a quarter of the run (and at least 12 logged steps), the median of the last fifth
-  of losses is less than 5 % below the median of the first fifth (a loss that rose says so);
+- poor convergence: after a quarter of the run (half for a pairwise loss) and at least 12 logged steps, the
+  median of the last fifth of losses is less than 5 % below the median of the first fifth (a loss that rose
+  says so);
 - overfitting: the eval loss rose at two evaluations in a row while the train loss fell;
+- reward hacking (RL, at the end): the reward model's score of greedy answers rose (paired interval above 0)
+  while their ROUGE-L against the held-out preferred answers fell (interval below 0) to under half of the base
+  model's: the policy found what the reward model over-rates, not what people preferred;
 - slow training: more than half of the tokens are padding; the CPU run queue is longer than its cores.
 """
 
@@ -32,8 +41,12 @@ from studio.engine.events import Finding
 SPIKE, GRAD_SPIKE, WINDOW = 4.0, 10.0, 10
 REWARD_GRAD_SPIKE = 30.0  # a reward model's score head starts from random weights: its early gradients burst
 SPIKE_FLOOR = 1.0  # a spike must also rise this much above the median (nats; grad-norm units)
+PAIRWISE = ("reward", "dpo")  # -log sigmoid(margin) losses: ln 2 at chance, heavy-tailed near 0
+HEAVY_TAILED = (*PAIRWISE, "rl")  # gradient norms that burst by construction: judged against the clip too
+CHANCE_LOSS = math.log(2)
 DEAD_STEPS, WEIGHT_LIMIT = 3, 1e4
 CONVERGE_SHARE, CONVERGE_MIN_STEPS, CONVERGE_DROP = 0.25, 12, 0.05
+PAIRWISE_CONVERGE_SHARE = 0.5  # DPO starts at ln 2 exactly (policy = reference) and leaves it slowly
 PADDING_SHARE = 0.5
 
 
@@ -71,7 +84,8 @@ class Doctor:
                 self._loss(step, m["loss"])
             self._grad(step, m.get("grad_norm"))
             self._slow(step, m)
-            if self.loss_is_the_goal and self.facts.max_steps and step >= CONVERGE_SHARE * self.facts.max_steps:
+            share = PAIRWISE_CONVERGE_SHARE if self._pairwise else CONVERGE_SHARE
+            if self.loss_is_the_goal and self.facts.max_steps and step >= share * self.facts.max_steps:
                 self._convergence(step)
         return self.findings[before:]
 
@@ -80,6 +94,10 @@ class Doctor:
         """GRPO's loss is a policy-gradient surrogate around 0, often negative, that need not fall: an RL run is
         judged by its mean reward (charted and measured at the end), so the loss detectors keep quiet for it."""
         return self.config.method.kind != "rl"
+
+    @property
+    def _pairwise(self) -> bool:
+        return self.config.method.kind in PAIRWISE
 
     def weights(self, max_abs: float, finite: bool, step: int) -> list[Finding]:
         before = len(self.findings)
@@ -94,13 +112,30 @@ class Doctor:
             self._convergence(step, final=True)
         return self.findings[before:]
 
+    def rewarded(self, measured: dict, step: int) -> list[Finding]:
+        """An RL run's end measure (``reward.sample_rewards``): a reward that rose while the answers left what
+        people preferred is the policy gaming the reward model."""
+        before = len(self.findings)
+        near, d = measured.get("preferred_rougeL"), measured["difference"]
+        if near and d["low"] > 0 and near["difference"]["high"] < 0 and near["tuned"] < 0.5 * near["base"]:
+            self._say("reward_hacking", "warning", step,
+                      f"the reward model's score of greedy answers rose from {measured['base']['mean']:.2f} to "
+                      f"{measured['tuned']['mean']:.2f} while their ROUGE-L against the preferred answers fell from "
+                      f"{near['base']:.2f} to {near['tuned']:.2f}: the model learned what the reward model "
+                      f"over-rates, not what people preferred",
+                      "read a few answers (Chat, Compare); retrain the reward model with such answers as rejected "
+                      "examples, or train fewer steps (train.max_steps) and compare again", key="reward_hacking")
+        return self.findings[before:]
+
     # -- detectors -------------------------------------------------------------------------
     def _loss(self, step: int, loss: float) -> None:
         recent = self._losses[-WINDOW:]
         median = statistics.median(recent) if len(recent) >= 5 else None
-        if median is not None and loss > SPIKE * median and loss > median + SPIKE_FLOOR:
-            self._say("instability", "warning", step, f"loss spiked to {loss:.4g} at step {step}, "
-                      f"{loss / statistics.median(recent):.1f}x the median of the previous {len(recent)}",
+        base = None if median is None else max(median, CHANCE_LOSS) if self._pairwise else median
+        if base is not None and loss > SPIKE * base and loss > base + SPIKE_FLOOR:
+            against = (f"{loss / base:.1f}x the loss at chance (ln 2)" if base > median else
+                       f"{loss / base:.1f}x the median of the previous {len(recent)}")
+            self._say("instability", "warning", step, f"loss spiked to {loss:.4g} at step {step}, {against}",
                       self._lr_advice("a loss spike"), key="spike")
         self._losses.append(loss)
 
@@ -114,12 +149,19 @@ class Doctor:
                           f"(to step {step}): nothing is learning any more")
             return
         self._zero_grads = 0
+        if grad == 0.0:  # RL: a step whose samples all scored alike; no gradient, and no baseline either
+            return
         recent = self._grads[-WINDOW:]
         limit = REWARD_GRAD_SPIKE if self.config.method.kind == "reward" else GRAD_SPIKE
-        if len(recent) >= 5 and grad > limit * statistics.median(recent) and grad > SPIKE_FLOOR:
+        median = statistics.median(recent) if len(recent) >= 5 else None
+        clip = self.config.train.max_grad_norm
+        heavy = self.config.method.kind in HEAVY_TAILED and clip > 0
+        base = None if median is None else max(median, clip) if heavy else median
+        if base is not None and grad > limit * base and grad > SPIKE_FLOOR:
+            against = (f"{grad / base:.0f}x the clipping threshold" if base > median else
+                       f"{grad / base:.0f}x the median of the previous {len(recent)}")
             self._say("instability", "warning", step, f"gradient norm exploded to {grad:.3g} at step {step}, "
-                      f"{grad / statistics.median(recent):.0f}x the median of the previous {len(recent)}",
-                      self._lr_advice("exploding gradients"), key="grad")
+                      f"{against}", self._lr_advice("exploding gradients"), key="grad")
         self._grads.append(grad)
 
     def _nan(self, step: int) -> None:

@@ -135,20 +135,24 @@ def _measure_rewards(trainer, p: Prepared, run: Path, on_event: OnEvent) -> None
 
     kind = p.config.method.kind
     if kind == "reward" and p.val_rows:
-        acc = reward.pair_accuracy(trainer.model, p.tokenizer, p.val_rows[:MEASURE_PAIRS], p.config.train.seed)
+        acc = reward.pair_accuracy(trainer.model, p.tokenizer, p.val_rows[:MEASURE_PAIRS])
         runs.write_status(run, "running", reward_accuracy=acc)
         on_event(Notice(f"{RESULT}held-out pairs: the reward model ranks chosen above rejected in "
                         f"{acc['accuracy']:.0%} [{acc['low']:.0%}, {acc['high']:.0%}] of {acc['n']} (chance: 50%)"))
     elif kind == "rl":
-        prompts = [r["prompt"] for r in (p.val_rows or p.train_rows)][:MEASURE_PROMPTS]
+        rows = (p.val_rows or p.train_rows)[:MEASURE_PROMPTS]
+        preferred = [str(r["chosen"][-1]["content"]) for r in rows] if all(r.get("chosen") for r in rows) else None
         got = reward.sample_rewards(trainer.model, p.tokenizer, trainer.reward_funcs[0],
-                                    trainer.reward_processing_classes[0], prompts,
-                                    p.config.method.max_completion_length, p.config.train.seed)
+                                    trainer.reward_processing_classes[0], [r["prompt"] for r in rows],
+                                    p.config.method.max_completion_length, p.config.train.seed, preferred)
         runs.write_status(run, "running", rl_reward=got)
-        d = got["difference"]
+        d, near = got["difference"], got.get("preferred_rougeL")
+        closeness = (f"; ROUGE-L against the preferred answers {near['base']:.2f} -> {near['tuned']:.2f}"
+                     if near else "")
         on_event(Notice(f"{RESULT}mean reward of greedy answers to {got['n']} held-out prompts: base "
                         f"{got['base']['mean']:.2f} -> tuned {got['tuned']['mean']:.2f} (difference {d['value']:+.2f} "
-                        f"[{d['low']:+.2f}, {d['high']:+.2f}])"))
+                        f"[{d['low']:+.2f}, {d['high']:+.2f}]){closeness}"))
+        trainer.studio_callback.report(trainer.studio_callback.doctor.rewarded(got, trainer.state.global_step))
 
 
 def _record_best(trainer, run: Path, on_event: OnEvent) -> None:

@@ -236,15 +236,15 @@ class StudioCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero and not self.diverged:
             self._look_at_weights(state.global_step)
-            self._report(self.doctor.at_end(state.global_step))
+            self.report(self.doctor.at_end(state.global_step))
 
     def _look_at_weights(self, step: int) -> None:
         params = [p.detach() for p in self.trainer.model.parameters() if p.requires_grad] if self.trainer else []
         if params:
             biggest = float(torch.stack([p.abs().max().float() for p in params]).max())
-            self._report(self.doctor.weights(biggest, math.isfinite(biggest), step))
+            self.report(self.doctor.weights(biggest, math.isfinite(biggest), step))
 
-    def _report(self, findings: list) -> None:
+    def report(self, findings: list) -> None:
         if not findings:
             return
         runs.write_status(self.run, "running", findings=[f.to_dict() for f in self.doctor.findings])
@@ -295,7 +295,7 @@ class StudioCallback(TrainerCallback):
             runs.write_status(self.run, "running", step=record["step"])
             self._last_status = time.time()
         self.on_event(Metrics(record))
-        self._report(self.doctor.observe(record))
+        self.report(self.doctor.observe(record))
 
 
 def memory_mb() -> float:
