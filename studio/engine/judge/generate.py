@@ -11,6 +11,7 @@ as training (response tokens only).
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,30 +169,94 @@ def _generate_batch(model, tokenizer, texts: list[str], kw: dict) -> list[str]:
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
+def _chat_ids(model, tokenizer, messages: list[dict], s: EvalConfig) -> list[int]:
+    """A conversation's prompt ids, cut to its latest tokens where the model's context holds no more (a long
+    prompt costs time and memory too)."""
+    ids = tokenizer(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+    room = max(16, context_length(model, tokenizer) - (s.max_new_tokens or 0))
+    return ids[-room:]
+
+
+class RowStreamer:
+    """A streamer for a batch (``TextIteratorStreamer`` takes one row): each row's text so far, put on ``out``
+    as ``(row, text)`` whenever it grows; a row ends at its first stop token."""
+
+    def __init__(self, tokenizer, rows: int, stops: list[int], out: queue.Queue, names: list[str]):
+        self.tokenizer, self.stops, self.out, self.names = tokenizer, set(stops), out, names
+        self.ids: list[list[int]] = [[] for _ in range(rows)]
+        self.done, self.prompt_seen = [False] * rows, False
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:  # generate() hands over the prompt first
+            self.prompt_seen = True
+            return
+        column = value.reshape(len(self.ids), -1)[:, -1].tolist()
+        for row, token in enumerate(column):
+            if self.done[row]:
+                continue
+            if token in self.stops:
+                self.done[row] = True
+                continue
+            self.ids[row].append(token)
+            self.out.put((self.names[row], self.tokenizer.decode(self.ids[row], skip_special_tokens=True).strip()))
+
+    def end(self) -> None:
+        pass
+
+
+def stream_sides(sides: dict[str, tuple[object, list[dict]]], tokenizer, s: EvalConfig,
+                 together: dict | None = None) -> Iterator[dict[str, str]]:
+    """Several answers at once, yielded as they grow: ``{side: text so far}`` for ``sides`` = {name: (model,
+    messages)}. Separate models answer in parallel threads. ``together`` = {"model": m, "adapter_names": [...]}
+    answers every side in one batch of one model instead (PEFT's mixed-adapter batch: ``"__base__"`` is the
+    adapter switched off), so base and tuned of a LoRA run grow side by side from shared weights."""
+    out: queue.Queue = queue.Queue()
+    names = list(sides)
+    failed: list[BaseException] = []
+
+    def run(model, rows: list[list[int]], row_names: list[str], **extra):
+        try:
+            width = max(len(r) for r in rows)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=_device())
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=_device())
+            kw = generation_kwargs(model, tokenizer, s)
+            streamer = RowStreamer(tokenizer, len(rows), kw["eos_token_id"], out, row_names)
+            with torch.inference_mode():
+                model.generate(input_ids=ids, attention_mask=mask, **kw, **extra, streamer=streamer)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            failed.append(e)
+        finally:
+            out.put(None)
+
+    if together is not None:
+        model = together["model"]
+        rows = [_chat_ids(model, tokenizer, sides[n][1], s) for n in names]
+        jobs = [(model, rows, names, {"adapter_names": together["adapter_names"]})]
+    else:
+        jobs = [(m, [_chat_ids(m, tokenizer, msgs, s)], [n], {}) for n, (m, msgs) in sides.items()]
+    threads = [threading.Thread(target=run, args=job[:3], kwargs=job[3], name="studio-chat", daemon=True)
+               for job in jobs]
+    for t in threads:
+        t.start()
+    texts, running = dict.fromkeys(names, ""), len(threads)
+    while running:
+        item = out.get(timeout=600)
+        if item is None:
+            running -= 1
+            continue
+        texts[item[0]] = item[1]
+        yield dict(texts)
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+
+
 def stream(model, tokenizer, messages: list[dict], s: EvalConfig) -> Iterator[str]:
     """One chat answer, yielded as it grows (the text so far), with the same settings as ``generate``."""
-    from transformers import TextIteratorStreamer
-
-    enc = tokenizer([render(tokenizer, messages, add_generation_prompt=True)], return_tensors="pt",
-                    add_special_tokens=False)
-    room = max(16, context_length(model, tokenizer) - (s.max_new_tokens or 0))
-    if enc["input_ids"].shape[1] > room:  # a long conversation keeps its latest tokens: the model's context holds
-        enc = {k: v[:, -room:] for k, v in enc.items()}  # no more, and a long prompt costs time and memory
-    enc = {k: v.to(_device()) for k, v in enc.items()}
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-    kw = generation_kwargs(model, tokenizer, s)
-
-    def work():
-        with torch.inference_mode():
-            model.generate(**enc, **kw, streamer=streamer)
-
-    thread = threading.Thread(target=work, name="studio-chat", daemon=True)
-    thread.start()
-    text = ""
-    for piece in streamer:
-        text += piece
-        yield text.strip()
-    thread.join()
+    for texts in stream_sides({"answer": (model, messages)}, tokenizer, s):
+        yield texts["answer"]
 
 
 def context_length(model, tokenizer) -> int:

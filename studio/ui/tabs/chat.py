@@ -11,7 +11,7 @@ import gradio as gr
 from studio.config import EvalConfig
 from studio.engine import gate, runs
 from studio.engine.device import exclusive_on_gpu
-from studio.engine.judge.chat import answers, reply, text_of
+from studio.engine.judge.chat import answers, replies, text_of
 from studio.settings import public_mode
 from studio.ui.handlers import guard
 from studio.ui.state import Context
@@ -89,10 +89,10 @@ class Handlers:
             yield gr.skip(), histories["base"], histories["tuned"]
             return
         with exclusive_on_gpu():
-            for side in ("base", "tuned"):
-                for text in reply(run, side, convos[side], settings):
+            for texts in replies(run, convos, settings):
+                for side, text in texts.items():
                     histories[side][-1] = {"role": "assistant", "content": text}
-                    yield gr.skip(), histories["base"], histories["tuned"]
+                yield gr.skip(), histories["base"], histories["tuned"]
 
 
 def wire(t: ChatTab, ctx: Context) -> None:
