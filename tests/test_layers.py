@@ -107,3 +107,14 @@ def test_app_builds_with_the_tabs_in_order():
     labels = [b.label for b in demo.blocks.values() if type(b).__name__ == "Tab"]
     top = [label for label in labels if label in TABS]  # the Rate tab has tabs of its own
     assert top == list(TABS) == ["Data", "Model", "Train", "Compare", "Chat", "Rate", "Export"]
+
+
+def test_no_text_the_studio_shows_needs_an_emoji_font():
+    """Emoji (and the variation selector that asks for emoji presentation) render as empty boxes where no emoji
+    font is installed, as on a fresh Debian or a Space: status marks are text symbols (✓ ✗ ⚠ ℹ)."""
+    found = []
+    for path in [*STUDIO.rglob("*.py"), ROOT / "app.py"]:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if any(ord(c) >= 0x1F000 or c == "\ufe0f" for c in line):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -206,7 +206,13 @@ def test_idle_and_closed_sessions_are_dropped_unless_busy(monkeypatch):
     sessions.get("b", SimpleNamespace(session_hash="page-2")).job = SimpleNamespace(done=False)
     sessions.page_closed(SimpleNamespace(session_hash="page-1"))
     sessions.page_closed(SimpleNamespace(session_hash="page-2"))
-    assert [s.key for s in sessions.all()] == ["b"]  # a is gone; b still trains
+    sessions._swept = time.time() - 120
+    assert sessions.get("a", SimpleNamespace(session_hash="page-3")) is a  # a reload comes back to its session
+    sessions.page_closed(SimpleNamespace(session_hash="page-3"))
+    monkeypatch.setattr(state, "RELOAD_S", 0.0)
+    sessions._swept = time.time() - 120
+    sessions.get("b")
+    assert [s.key for s in sessions.all()] == ["b"]  # a's page did not come back: gone; b still trains
     monkeypatch.setattr(state, "IDLE_S", 0.0)
     sessions.get("b").job.done = True
     sessions._swept = time.time() - 120

@@ -330,3 +330,134 @@ def test_a_csv_of_other_names_is_mapped_from_its_own_columns(page, url, tmp_path
     page.screenshot(path=str(ARTIFACTS / "02b-data-mapped.png"), full_page=True)
     assert page.input_value("#data-columns textarea, #data-columns input") == "instruction=frage, output=antwort"
     assert "Was ist 0 und 0?" in page.inner_text("#data-preview")
+
+
+def pick(page, selector: str, option: str) -> None:
+    """Choose ``option`` in the Gradio dropdown at ``selector``."""
+    page.click(f"{selector} input")
+    page.get_by_role("option", name=option, exact=True).first.click()
+    page.wait_for_function(f"document.querySelector('{selector} input').value === {option!r}", timeout=30000)
+
+
+def set_number(page, key: str, value: str) -> None:
+    page.fill(f"#{key} input", value)
+    page.press(f"#{key} input", "Tab")
+
+
+def says(page, selector: str, text: str, timeout: int = 60000) -> None:
+    page.wait_for_function(f"(() => {{ const el = document.querySelector('{selector}');"
+                           f" return el && el.innerText.includes({text!r}); }})()", timeout=timeout)
+
+
+def train_to_the_end(page, timeout: int = 240000) -> str:
+    """Press Start and wait for the new run (not the one the status showed before) to complete; its name."""
+    run_of = "(t) => (t.split('Run directory:')[1] || '').trim().split('\\n')[0]"
+    before = page.evaluate(f"({run_of})(document.querySelector('#status').innerText)")
+    page.click("#start")
+    try:
+        page.wait_for_function(f"(b) => {{ const t = document.querySelector('#status').innerText;"
+                               f" const run = ({run_of})(t); return run && run !== b && t.includes('Completed'); }}",
+                               arg=before, timeout=timeout)
+    except PlaywrightTimeout:
+        raise AssertionError(f"status {page.inner_text('#status')!r}; toasts "
+                             f"{page.locator('.toast-body').all_inner_texts()}") from None
+    return page.inner_text("#status").split("Run directory:")[1].strip().splitlines()[0].rstrip("/").split("/")[-1]
+
+
+def test_the_second_day_walk_through_every_stage(page, url, tmp_path, capfd):
+    """Sample -> train -> compare -> chat (two messages) -> rate -> own CSV of question/answer -> model settings ->
+    the doctor on a silly learning rate -> reward model + RL -> sweep -> reload, as a newcomer goes, with no
+    traceback in the server's output."""
+    page.goto(url)
+    page.wait_for_selector("#data-sample")
+    pick(page, "#data-sample", "chat.jsonl")  # 1. the sample
+    says(page, "#data-report", "detected")
+    page.get_by_role("tab", name="Train").click()  # 2. train with every default
+    trained = train_to_the_end(page)
+
+    page.get_by_role("tab", name="Compare").click()  # 3. compare
+    page.wait_for_function(f"document.querySelector('#compare-run input').value === {trained!r}", timeout=30000)
+    set_number(page, "eval-limit", "6")
+    page.click("#compare-go")
+    wait_done(page, "#compare-status", 180000)
+
+    page.get_by_role("tab", name="Chat").click()  # 4. chat: a second message is where it used to break
+    page.wait_for_function(f"document.querySelector('#chat-run input').value === {trained!r}", timeout=30000)
+    for n, message in enumerate(["What day comes after Monday?", "And after Tuesday?"], start=1):
+        page.fill("#chat-message textarea", message)
+        page.click("#chat-send")
+        page.wait_for_function(SENT, arg=n, timeout=30000)
+        page.wait_for_function(ANSWERED_BOTH, arg=n, timeout=120000)
+        page.wait_for_timeout(500)
+
+    page.get_by_role("tab", name="Rate").click()  # 5. rate the comparison just made, blind
+    page.fill("#rater textarea, #rater input", "newcomer")
+    page.wait_for_timeout(1000)
+    page.click("#rate-add")
+    says(page, "#rate-pool", "item")
+    page.click("#pair-next")
+    says(page, "#pair-a", "A")
+    page.click("#vote-a")
+    says(page, "#pair-reveal", "Recorded")
+    page.get_by_role("tab", name="Results").click()
+    page.click("#rate-refresh")
+    says(page, "#rate-note", "small")  # one vote: the sample is called small, not certain
+    page.screenshot(path=str(ARTIFACTS / "20-walk-rated.png"), full_page=True)
+
+    own = tmp_path / "my_questions.csv"  # 6. the newcomer's own CSV, common column names, no mapping typed
+    own.write_text("question,answer\n" + "".join(f"What is {i} plus {i}?,{i} plus {i} is {2 * i}.\n"
+                                                 for i in range(40)))
+    page.get_by_role("tab", name="Data").click()
+    page.set_input_files("#data-upload input[type=file]", str(own))
+    says(page, "#data-preview", " plus ")  # the preview shows the new file, as the model will see it
+    assert "detected" in page.inner_text("#data-report")
+
+    page.get_by_role("tab", name="Model").click()  # 7. model settings: 8. a silly learning rate
+    set_number(page, "train-learning_rate", "1e-8")
+    set_number(page, "train-max_steps", "40")
+    page.get_by_role("tab", name="Train").click()
+    train_to_the_end(page)
+    says(page, "#doctor", "not fallen", 30000)
+    assert "2e-3" in page.inner_text("#doctor") or "0.002" in page.inner_text("#doctor")  # the studio's own default
+
+    page.get_by_role("tab", name="Data").click()  # 9. a reward model, then RL against it
+    pick(page, "#data-sample", "feedback.jsonl")
+    says(page, "#data-report", "preference")
+    page.get_by_role("tab", name="Model").click()
+    pick(page, "#method-kind", "reward")
+    set_number(page, "train-learning_rate", "2e-3")
+    set_number(page, "train-max_steps", "30")
+    page.get_by_role("tab", name="Train").click()
+    reward = train_to_the_end(page)
+    says(page, "#status", "held-out pairs", 30000)
+    page.get_by_role("tab", name="Model").click()
+    pick(page, "#method-kind", "rl")
+    pick(page, "#method-reward_model", f"run:{reward}")
+    set_number(page, "train-max_steps", "12")
+    page.get_by_role("tab", name="Train").click()
+    train_to_the_end(page)
+    says(page, "#status", "mean reward", 60000)
+    assert "instability" not in page.inner_text("#doctor").lower() and "dead" not in page.inner_text("#doctor")
+    page.screenshot(path=str(ARTIFACTS / "21-walk-rl.png"), full_page=True)
+
+    page.get_by_role("tab", name="Data").click()  # 10. a sweep over the first task's learning rate
+    pick(page, "#data-sample", "chat.jsonl")
+    says(page, "#data-report", "messages")
+    page.get_by_role("tab", name="Model").click()
+    pick(page, "#method-kind", "lora")
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_text("Sweep: try several settings").click()
+    page.fill("#sweep-grid textarea", "train.learning_rate=1e-3,2e-3")
+    set_number(page, "sweep-steps", "6")
+    page.click("#sweep-start")
+    says(page, "#sweep-status", "Best", 300000)
+    page.screenshot(path=str(ARTIFACTS / "22-walk-sweep.png"), full_page=True)
+
+    page.reload()  # 11. a reload keeps the session: the data, the method and the last run
+    page.wait_for_function("(() => { const el = document.querySelector('#data-path textarea, #data-path input');"
+                           " return el && el.value.includes('chat.jsonl'); })()", timeout=30000)
+    page.get_by_role("tab", name="Train").click()
+    says(page, "#status", "Run directory", 30000)
+    assert page.locator(".toast-body.error, [data-testid='toast-body'].error").count() == 0
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, (out + err)[-4000:]

@@ -76,7 +76,7 @@ def _login() -> None:
     if os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"):
         gr.LoginButton()
     elif not (os.environ.get("STUDIO_AUTH") or os.environ.get("STUDIO_TRUSTED_USER_HEADER")):
-        gr.Markdown("ℹ️ This public deployment has no login set up, so visitors can look around but not train or "
+        gr.Markdown("ℹ This public deployment has no login set up, so visitors can look around but not train or "
                     "rate (the operator can set `STUDIO_AUTH` or run it as a Space with `hf_oauth`).")
 
 
@@ -91,12 +91,14 @@ def _wire_session(ctx: Context, stored_key) -> None:
         ctx.sessions.page_closed(request)
 
     def restore(stored, request: gr.Request):
-        """A reloaded page shows the settings of the run it re-attaches to (Data and Model too, not only Train)."""
+        """A reloaded page shows the settings last put to work (Start, a sweep, the LR finder; else those of the
+        run it re-attaches to), in Data and Model too, not only Train."""
         s = ctx.sessions.get(stored, request) if stored else None
-        if s is None or s.job is None:
+        config = s and (s.settings or (s.job.config if s.job is not None else None))
+        if config is None:
             return {c: gr.skip() for c in ctx.form.components}
-        values = ctx.form.values_of(s.job.config)
-        values[ctx.form.widgets["data.path"]] = s.shown(s.job.config.data.path)
+        values = ctx.form.values_of(config)
+        values[ctx.form.widgets["data.path"]] = s.shown(config.data.path)
         return values
 
     ctx.demo.load(init, [stored_key], [ctx.key, stored_key], api_visibility="private")

@@ -30,6 +30,7 @@ class Session:
     key: str
     owner: str | None = None  # whose runs, uploads and jobs: the login in public mode (None: anonymous)
     job: Job | None = None
+    settings: object = None  # StudioConfig last submitted (Start, a sweep, the LR finder): a reload shows it
     drawn: int = -1  # metrics already drawn by this page (skip identical redraws)
     announced: str = ""  # the last state announced (a toast at the end, the run history at start and end)
     data_path: str = ""  # the last dataset uploaded or picked (API clients have no form to keep it)
@@ -62,7 +63,8 @@ class Session:
         """The config as this visitor may run it (``gate.check_config``): the dataset defaults to their last one."""
         if not config.data.path:
             config = replace(config, data=replace(config.data, path=self.data_path))
-        return gate.check_config(config)
+        self.settings = gate.check_config(config)  # what a reload shows: the settings last put to work
+        return self.settings
 
     def keep_upload(self, temp_path: str) -> Path:
         """Copy an upload out of Gradio's temporary cache into this session's folder."""
@@ -81,11 +83,13 @@ class Session:
 
 
 IDLE_S = float(os.environ.get("STUDIO_SESSION_IDLE_S", 3600))  # a session unseen this long is dropped (if idle)
+RELOAD_S = float(os.environ.get("STUDIO_SESSION_RELOAD_S", 600))  # a session whose pages all closed waits this long
 
 
 class Sessions:
-    """The registry of sessions. A session whose pages all closed, or that has not been seen for ``IDLE_S``,
-    is dropped unless a job or a sweep of it is still going (a reload then finds it again)."""
+    """The registry of sessions. A session whose pages all closed ``RELOAD_S`` ago (a reload comes back sooner and
+    finds its data, settings and runs), or that has not been seen for ``IDLE_S``, is dropped unless a job or a
+    sweep of it is still going."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -146,13 +150,14 @@ class Sessions:
             return session
 
     def page_closed(self, request) -> None:
-        """A page went away (Gradio's unload): its sessions forget it, and one with no page left goes."""
+        """A page went away (Gradio's unload, a reload too): its sessions forget it; one with no page left is
+        dropped ``RELOAD_S`` later unless a page comes back to it."""
         page = getattr(request, "session_hash", None)
         with self._lock:
-            for key, s in list(self._by_key.items()):
-                s.pages.discard(page)
-                if page and not s.pages and not s.busy:
-                    del self._by_key[key]
+            for s in self._by_key.values():
+                if page in s.pages:
+                    s.pages.discard(page)
+                    s.last_seen = time.time()
 
     def _drop_idle(self, keep: str) -> None:
         now = time.time()
@@ -160,7 +165,8 @@ class Sessions:
             return
         self._swept = now
         for key, s in list(self._by_key.items()):
-            if key != keep and now - s.last_seen > IDLE_S and not s.busy:
+            gone = now - s.last_seen > (IDLE_S if s.pages else min(IDLE_S, RELOAD_S))
+            if key != keep and gone and not s.busy:
                 del self._by_key[key]
 
 

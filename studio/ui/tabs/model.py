@@ -90,6 +90,9 @@ def build(form: Form) -> ModelTab:
         with gr.Row():
             form.add("method.kind")
             form.add("method.objective")
+            form.widgets["method.reward_model"] = gr.Dropdown(  # beside the method: RL cannot start without it
+                choices=[], value="", allow_custom_value=True, label="reward model", visible=False,
+                elem_id="method-reward_model", info="rl: one of your reward runs (method.kind reward), as run:NAME")
         with gr.Accordion("Training", open=True):
             _rows(form, "train", TRAIN, 6)
             with gr.Row():
@@ -99,10 +102,6 @@ def build(form: Form) -> ModelTab:
             lr_plot = gr.Plot(visible=False, elem_id="lr-plot", label="Loss against learning rate")
         with gr.Accordion("Method settings (the chosen method's)", open=False):
             method_note = gr.Markdown(visible=False, elem_id="method-note")
-            with gr.Row():
-                form.widgets["method.reward_model"] = gr.Dropdown(
-                    choices=[], value="", allow_custom_value=True, label="reward model", visible=False,
-                    elem_id="method-reward_model", info="rl: one of your reward runs (method.kind reward), as run:NAME")
             _rows(form, "method", [m for m in METHOD if m != "reward_model"], 5)
         with gr.Accordion("Model loading (advanced)", open=False):
             with gr.Row():
@@ -182,7 +181,7 @@ def _yaml_value(v) -> str:
 
 
 def defaults_line(found) -> str:
-    return f"ℹ️ **Defaults** fit {found.reason}. Change any of them below."
+    return f"ℹ **Defaults** fit {found.reason}. Change any of them below."
 
 
 class Handlers:

@@ -120,11 +120,11 @@ def status_text(snap: JobSnapshot) -> str:
         text += f"  \n{where}"
     for note in snap.notices:  # what a reward or RL run measured at its end
         if note.startswith(RESULT):
-            text += f"  \n📏 {note.removeprefix(RESULT)}"
+            text += f"  \n**Measured**: {note.removeprefix(RESULT)}"
     return text
 
 
-SEVERITY = {"error": "⛔", "warning": "⚠️", "info": "ℹ️"}
+SEVERITY = {"error": "✗", "warning": "⚠", "info": "ℹ"}  # text symbols every font has; emoji need an emoji font
 
 
 def doctor_text(snap: JobSnapshot) -> str:
