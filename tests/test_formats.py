@@ -184,3 +184,41 @@ def test_every_peer_file_trains_20_steps_with_the_loss_falling(name, fmt, record
     losses = [m["loss"] for m in runs.read_metrics(tmp_path / "r") if m.get("loss") is not None]
     assert result.state == "completed" and result.step == 20, result.error
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5, losses
+
+
+def reasoning_tool_rows(n: int = 24) -> list[dict]:
+    """The shape of LLaMA-Factory's reasoning + tool-use demo: v1 messages whose assistant turns hold typed parts
+    ``reasoning``, ``tool_call`` and ``text``, ``tool`` turns with the results, and a ``tools`` JSON string."""
+    tools = json.dumps([{"type": "function", "function": {"name": "circle_area", "description": "Area of a circle.",
+                         "parameters": {"type": "object", "properties": {"radius": {"type": "number"}},
+                                        "required": ["radius"]}}}])
+    part = lambda kind, value: {"type": kind, "value": value}  # noqa: E731
+    return [{"messages": [
+        {"role": "system", "content": [part("text", "You reason first, and use tools.")]},
+        {"role": "user", "content": [part("text", f"What is the area of a circle of radius {r}?")]},
+        {"role": "assistant", "content": [part("reasoning", f"Radius {r}: circle_area computes that."),
+                                          part("tool_call", json.dumps({"name": "circle_area",
+                                                                        "arguments": {"radius": r}}))]},
+        {"role": "tool", "content": [part("text", json.dumps([{"area": round(3.14159 * r * r, 2)}]))]},
+        {"role": "assistant", "content": [part("reasoning", "The tool answered."),
+                                          part("text", f"The area is {round(3.14159 * r * r, 2)}.")]}],
+        "tools": tools} for r in range(1, n + 1)]
+
+
+@pytest.mark.slow
+def test_a_reasoning_and_tool_call_file_trains_with_the_reasoning_inline_and_a_notice(tmp_path):
+    from studio.engine import runs
+    from studio.engine.train import loop
+
+    path = write_jsonl(tmp_path / "reason_tool_use.jsonl", reasoning_tool_rows())
+    report = inspect_data(path, max_length=512).report
+    assert report["format"] == "messages" and not report["problems"]
+    cfg = StudioConfig.from_dict(tiny_config(path, data={"max_length": 512},
+                                             train={"max_steps": 12, "batch_size": 8, "learning_rate": 2e-3}))
+    p = prepare(cfg)
+    assert any("inline" in n and "<think>" in n for n in p.notices), p.notices
+    shown = p.tokenizer.decode(p.train_rows[0]["input_ids"])
+    assert "<think>" in shown and '"name": "circle_area"' in shown and "<|im_start|>tool" in shown
+    result = loop.run(cfg, tmp_path / "r")
+    losses = [m["loss"] for m in runs.read_metrics(tmp_path / "r") if m.get("loss") is not None]
+    assert result.state == "completed" and losses[-1] < losses[0], (result.error, losses)

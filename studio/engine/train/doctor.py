@@ -11,10 +11,10 @@ Detectors and their thresholds (why: docs/doctor.md):
   theirs (30x for a reward model, whose new score head bursts early) and above 1.0 (warnings; a loss near 0
   moves by multiples without being unstable). A pairwise loss (reward model, DPO) is -log sigmoid of a margin:
   once most pairs are ranked with room to spare, its batches are heavy-tailed (one misranked pair is the whole
-  loss), so its baseline is at least the loss at chance (ln 2); its gradient norm's baseline, like RL's, is at
-  least the clipping threshold (GRPO divides a group's rewards by their spread, so a group scored nearly alike
-  gets full-size advantages: a clipped burst, not an explosion); in RL the steps without gradient (all samples
-  scored alike) are not part of the gradient baseline;
+  loss), so its baseline is at least the loss at chance (ln 2), and its gradient norm's at least the clipping
+  threshold. RL's gradient norm is not judged for spikes at all: GRPO divides a group's rewards by their spread,
+  so a group scored nearly alike gets full-size advantages, and default runs burst to 20 on clipped steps as a
+  run at 25x the learning rate did (the reward tells them apart, not the norm);
 - dead: the grad norm not finite, or 0 (except in RL, where a step whose samples all score alike has no
   gradient by design), for 3 logged steps in a row, or trainable weights that are not finite or above 1e4 in
   absolute value (errors: the run ends ``diverged``);
@@ -42,7 +42,6 @@ SPIKE, GRAD_SPIKE, WINDOW = 4.0, 10.0, 10
 REWARD_GRAD_SPIKE = 30.0  # a reward model's score head starts from random weights: its early gradients burst
 SPIKE_FLOOR = 1.0  # a spike must also rise this much above the median (nats; grad-norm units)
 PAIRWISE = ("reward", "dpo")  # -log sigmoid(margin) losses: ln 2 at chance, heavy-tailed near 0
-HEAVY_TAILED = (*PAIRWISE, "rl")  # gradient norms that burst by construction: judged against the clip too
 CHANCE_LOSS = math.log(2)
 DEAD_STEPS, WEIGHT_LIMIT = 3, 1e4
 CONVERGE_SHARE, CONVERGE_MIN_STEPS, CONVERGE_DROP = 0.25, 12, 0.05
@@ -149,14 +148,13 @@ class Doctor:
                           f"(to step {step}): nothing is learning any more")
             return
         self._zero_grads = 0
-        if grad == 0.0:  # RL: a step whose samples all scored alike; no gradient, and no baseline either
+        if not self.loss_is_the_goal:  # RL: judged by its reward; its gradient norms burst by construction
             return
         recent = self._grads[-WINDOW:]
         limit = REWARD_GRAD_SPIKE if self.config.method.kind == "reward" else GRAD_SPIKE
         median = statistics.median(recent) if len(recent) >= 5 else None
         clip = self.config.train.max_grad_norm
-        heavy = self.config.method.kind in HEAVY_TAILED and clip > 0
-        base = None if median is None else max(median, clip) if heavy else median
+        base = None if median is None else max(median, clip) if self._pairwise and clip > 0 else median
         if base is not None and grad > limit * base and grad > SPIKE_FLOOR:
             against = (f"{grad / base:.0f}x the clipping threshold" if base > median else
                        f"{grad / base:.0f}x the median of the previous {len(recent)}")
