@@ -35,6 +35,7 @@ METHODS = ("full", "lora", "qlora", "dpo", "kto", "adalora", "ia3", "prefix", "p
 PROMPT_METHODS = ("prefix", "ptuning", "prompt")  # virtual tokens in front of the input: no weights to merge
 OBJECTIVES = ("auto", "causal_lm", "instruction", "masked_lm", "seq2seq")
 SCHEDULERS = ("constant", "linear", "cosine")
+TRACKERS = ("tensorboard", "trackio", "mlflow", "wandb")  # the Trainer's own integrations, offline first
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # Packages a method needs beyond the core install, checked before anything loads.
 METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"),
@@ -175,8 +176,14 @@ class TrainConfig:
     early_stopping_patience: int = _f(0, "Stop after N evaluations without a lower eval loss and keep the best "
                                          "step's weights (0 = off; needs eval_steps).")
     threads: int = _f(0, "CPU threads for torch; 0 = one per usable core (measured: docs/benchmarks.md).")
+    report_to: list = _f([], "Trackers that also record the run (tensorboard, trackio, mlflow, wandb; none by "
+                             "default). Local and offline unless you configure a remote yourself.", TRACKERS)
 
     def __post_init__(self) -> None:
+        if isinstance(self.report_to, str):  # `--set train.report_to=tensorboard`, or "none"
+            self.report_to = [] if self.report_to.strip() in ("", "none") else [self.report_to.strip()]
+        _check(isinstance(self.report_to, list) and all(t in TRACKERS for t in self.report_to), "train.report_to",
+               f"must be a list of {', '.join(TRACKERS)}", self.report_to)
         lr = self.learning_rate
         ok = isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0
         _check(ok, "train.learning_rate", "must be > 0", lr)

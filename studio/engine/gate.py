@@ -158,7 +158,20 @@ def check_config(cfg):
         if getattr(cfg.model, setting) and not operator_allows(setting):
             raise StudioError(f"model.{setting} is switched off on this public deployment (the operator can allow "
                               f"it with STUDIO_ALLOW_{setting.upper()}=1)")
+    check_trackers(cfg.train.report_to)
     return replace(cfg, data=data, eval=check_eval(cfg.eval))
+
+
+LOCAL_TRACKERS = ("tensorboard", "trackio")
+
+
+def check_trackers(chosen: list[str]) -> None:
+    """A visitor's run is recorded on this machine only: a remote tracker (W&B, MLflow, a trackio Space) would
+    log with the operator's credentials from the environment."""
+    remote = [t for t in chosen if t not in LOCAL_TRACKERS or (t == "trackio" and os.environ.get("TRACKIO_SPACE_ID"))]
+    if remote:
+        raise StudioError(f"train.report_to {remote[0]} is not offered on this public deployment: it would record "
+                          f"with the operator's account (tensorboard and a local trackio are)")
 
 
 def check_eval(settings):

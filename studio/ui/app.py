@@ -33,7 +33,7 @@ def build_app(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
         ctx = Context(demo, form, Sessions(), gr.State(None), gr.State(None), gr.State(None))
         stored_key = gr.BrowserState(None, storage_key="studio-session")
         with gr.Tabs():
-            tabs = [data.build(form), model.build(form), train.build(), compare.build(form), chat.build(),
+            tabs = [data.build(form), model.build(form), train.build(form), compare.build(form), chat.build(),
                     rate.build(), export.build()]
         _wire_session(ctx, stored_key)
         for module, tab in zip((data, model, train, compare, chat, rate, export), tabs):

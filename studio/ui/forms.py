@@ -72,6 +72,8 @@ def make(key: str, **overrides) -> gr.components.Component:
           "value": to_widget(key, default), "elem_id": key.replace(".", "-")}
     kw.update(overrides)
     choices = f.metadata.get("choices")
+    if choices and f.type == "list":
+        return gr.CheckboxGroup(choices=list(choices), **kw)
     if choices:
         return gr.Dropdown(choices=list(choices), **kw)
     if f.type == "bool":

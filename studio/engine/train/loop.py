@@ -25,6 +25,7 @@ from studio.engine import runs
 from studio.engine.errors import JobError, StudioError
 from studio.engine.events import Event, Metrics, Notice, StateChanged, TrainingInfo
 from studio.engine.models import apply_method, load_model, load_reward_model, parameter_counts, resolve_precision
+from studio.engine.train import trackers
 from studio.engine.train.doctor import Doctor, Facts
 from studio.engine.train.prepare import Prepared, prepare
 
@@ -258,6 +259,7 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing, _total_steps(cfg, len(p.train_rows)))
     trainable, total = parameter_counts(model)
     on_event(TrainingInfo(trainable, total, precision, threads, **p.stats))
+    trackers.local_first(cfg)
     args = training_args(cfg, run, precision, has_val=bool(p.val_rows), objective=p.objective)
     callback = StudioCallback(run, on_event, should_stop, Doctor(cfg, _facts(p, total)))
     callbacks = [callback]
@@ -283,6 +285,9 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
                                 callbacks=callbacks,
                                 **datasets)
     callback.trainer = trainer
+    trackers.place(trainer, run)
+    if cfg.train.report_to:
+        on_event(Notice("recorded by " + "; ".join(trackers.where(cfg, run))))
     return trainer, model
 
 

@@ -19,6 +19,7 @@ from studio.engine.data.formats import CHAT_FORMATS, default_objective, load_exa
 from studio.engine.data.split import Split, make_split
 from studio.engine.errors import JobError
 from studio.engine.models import load_tokenizer, model_family, resolve_model, reward_run
+from studio.engine.train import trackers
 
 PREFERENCE_METHODS = {"dpo": "preference", "kto": "kto", "reward": "preference"}  # method.kind -> the format it needs
 
@@ -73,6 +74,7 @@ def preflight(config: StudioConfig):
     d = config.data
     if not d.path:
         raise ConfigError("data.path is not set")
+    trackers.check(config)
     loaded = load_examples(d.path, d.format, d.columns, d.limit, d.system_prompt)
     loaded.raise_for_problems()
     wanted = PREFERENCE_METHODS.get(config.method.kind)

@@ -35,6 +35,7 @@ from studio.config import TRL_METHODS, StudioConfig
 from studio.engine import runs
 from studio.engine.events import Metrics
 from studio.engine.train.doctor import Doctor
+from studio.engine.train.trackers import PROJECT
 
 STATUS_EVERY_S = 5.0  # status.json is rewritten at most this often while training
 # What TRL's trainers log beyond the loss, kept in the records: a reward model's pair accuracy and margin, an RL
@@ -91,7 +92,8 @@ def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dic
         eval_strategy="steps" if evaluate else "no", eval_steps=t.eval_steps if evaluate else None,
         save_strategy="steps" if t.save_steps or (evaluate and t.early_stopping_patience) else "no",
         save_steps=t.eval_steps if evaluate and t.early_stopping_patience else (t.save_steps or 500),
-        save_total_limit=t.save_total_limit or None, report_to="none", disable_tqdm=True,
+        save_total_limit=t.save_total_limit or None, report_to=list(t.report_to) or "none", disable_tqdm=True,
+        run_name=run.name, project=PROJECT,
         dataloader_num_workers=0, remove_unused_columns=cfg.method.kind in ("dpo", "kto"),  # TRL's defaults
         use_cpu=not torch.cuda.is_available(), torch_compile=t.torch_compile, use_liger_kernel=t.liger_kernel,
     ) | _sampling(cfg)

@@ -58,7 +58,7 @@ class TrainTab:
     op_all: gr.Button
 
 
-def build() -> TrainTab:
+def build(form) -> TrainTab:
     with gr.Tab("Train") as page:
         gr.Markdown("### 3. Train\nStart trains in the background; the charts update live. Stop saves a checkpoint "
                     "that Resume continues from.")
@@ -76,6 +76,12 @@ def build() -> TrainTab:
         log = gr.Textbox(label="Log (newest last)", lines=10, max_lines=10, interactive=False, elem_id="log",
                          autoscroll=True)
         timer = gr.Timer(POLL_S)
+        with gr.Accordion("Trackers: record runs in TensorBoard, trackio, MLflow or W&B", open=False):
+            form.add("train.report_to", elem_id="train-report_to")
+            gr.Markdown("Each run is recorded on this machine (W&B offline, MLflow in a local store) unless you "
+                        "configured a remote yourself; the log says how to open it, e.g. `tensorboard --logdir "
+                        "RUN/tensorboard` or `trackio show --project studio`. The loss they record is the loss "
+                        "charted above.")
         sweep_panel = sweep.build()
         with gr.Accordion("Several GPUs", open=False):
             gr.Code(MULTI_GPU, language="shell", interactive=False,
