@@ -39,7 +39,7 @@ def test_the_reward_model_learns_to_rank_chosen_above_rejected(reward_run):
     records = [m for m in runs.read_metrics(reward_run) if m.get("loss") is not None]
     assert records[-1]["loss"] < records[0]["loss"] and "accuracy" in records[-1]
     acc = runs.read_status(reward_run)["reward_accuracy"]
-    assert acc["n"] >= 40 and acc["low"] > 0.5, acc  # better than chance on pairs it never saw
+    assert acc["n"] >= 20 and acc["low"] > 0.5, acc  # better than chance on pairs it never saw
 
 
 RELOAD = r"""

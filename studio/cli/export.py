@@ -1,4 +1,4 @@
-"""``studio export`` (adapter zip, merged, quantized, push) and ``studio tiny`` (the starter model as a folder)."""
+"""``studio export`` (adapter zip, merged, quantized, GGUF, push) and ``studio tiny`` (the starter model as a folder)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ def cmd_export(a: argparse.Namespace) -> int:
     run = Path(a.run_dir)
     if a.format == "adapter":
         print(f"adapter zip: {E.export_adapter(run, a.out)}")
+    elif a.format == "gguf":
+        from studio.engine.export.gguf_export import export_gguf
+
+        r = export_gguf(run, a.quant, a.out)
+        print(f"gguf ({r['quant']}, {r['arch']}): {r['path']} ({r['size_mb']:.1f} MB)\nOllama Modelfile: "
+              f"{r['modelfile']}\nrun it: llama-cli -m {r['path']} -cnv   or   ollama create NAME -f {r['modelfile']}")
     elif a.format == "merged":
         r = E.export_merged(run, a.out)
         print(f"merged model: {r['path']} (max |logit difference| vs adapter: {r['max_abs_logit_diff']:.2e})")
@@ -43,9 +49,12 @@ def cmd_tiny(a: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    s = sub.add_parser("export", help="adapter zip, merged model or quantized model")
+    s = sub.add_parser("export", help="adapter zip, merged model, quantized model or GGUF (llama.cpp / Ollama)")
     s.add_argument("run_dir")
-    s.add_argument("--format", choices=["adapter", "merged", "quantized"], default="adapter")
+    s.add_argument("--format", choices=["adapter", "merged", "quantized", "gguf"], default="adapter")
+    s.add_argument("--quant", default="f16", choices=["f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"],
+                   help="gguf: f16 (default), bf16 and q8_0 are written by the studio; the k-quants need llama.cpp's "
+                        "llama-quantize on PATH")
     s.add_argument("--out", help="where to write it (default: STUDIO_HOME/exports/); with --table, a folder for the "
                                  "exports and table.json")
     s.add_argument("--bits", type=int, choices=[8, 4],

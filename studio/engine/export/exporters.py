@@ -115,18 +115,30 @@ def _load_tuned(run: Path, cfg: StudioConfig):
     return PeftModel.from_pretrained(base, run / "adapter"), AutoTokenizer.from_pretrained(run / "adapter")
 
 
-def export_merged(run_dir: str | Path, out: str | Path | None = None, max_shard_size: str = "2GB") -> dict:
-    """The adapter merged into the base (safetensors, sharded past ``max_shard_size``), checked: the
-    merged model's logits against the adapter model's on a probe input."""
-    import torch
-
-    run, cfg = _run(run_dir)
+def mergeable(run: Path, cfg: StudioConfig) -> None:
+    """Raises, in one line, for a run whose weights cannot be merged into a plain language model."""
     if cfg.method.kind == "reward":
         raise StudioError(f"{run.name} is a reward model (a score head, not a language model head): export its "
                           "adapter, which PEFT loads onto AutoModelForSequenceClassification")
     if cfg.method.kind in PROMPT_METHODS:  # quantized exports start from the merged one: refused here too
         raise StudioError(f"a {cfg.method.kind} run has no weights to merge (it trains virtual tokens in front of "
                           "the input): export the adapter, which PEFT loads onto the base")
+
+
+def merged_model(run: Path, cfg: StudioConfig):
+    """(the tuned model with its adapter merged in, fp32; its tokenizer), for a run whose weights can be merged."""
+    mergeable(run, cfg)
+    model, tok = _load_tuned(run, cfg)
+    return (model.merge_and_unload() if hasattr(model, "merge_and_unload") else model), tok
+
+
+def export_merged(run_dir: str | Path, out: str | Path | None = None, max_shard_size: str = "2GB") -> dict:
+    """The adapter merged into the base (safetensors, sharded past ``max_shard_size``), checked: the
+    merged model's logits against the adapter model's on a probe input."""
+    import torch
+
+    run, cfg = _run(run_dir)
+    mergeable(run, cfg)
     model, tok = _load_tuned(run, cfg)
     probe = tok(["The studio merges the adapter into the base."], return_tensors="pt")
     with torch.no_grad():
