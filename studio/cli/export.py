@@ -1,8 +1,10 @@
-"""``studio export`` (adapter zip, merged, quantized, GGUF, push) and ``studio tiny`` (the starter model as a folder)."""
+"""``studio export`` (adapter zip, merged, quantized, GGUF, push), ``studio serve`` (an OpenAI-compatible API) and
+``studio tiny`` (the starter model as a folder)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -48,6 +50,20 @@ def cmd_tiny(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    from studio.engine.export.serve import serve, snippets
+
+    key = a.api_key or os.environ.get("STUDIO_SERVE_API_KEY")
+
+    def ready(names: list[str]) -> None:
+        base = f"http://{a.host}:{a.port}/v1"
+        print(f"serving {', '.join(names)} at {base} (OpenAI-compatible; Ctrl+C stops)", flush=True)
+        print(snippets(base, names[0], key)["curl"], flush=True)
+
+    serve(a.runs, a.host, a.port, key, ready=ready)
+    return 0
+
+
 def add_commands(sub) -> None:
     s = sub.add_parser("export", help="adapter zip, merged model, quantized model or GGUF (llama.cpp / Ollama)")
     s.add_argument("run_dir")
@@ -63,6 +79,12 @@ def add_commands(sub) -> None:
     s.add_argument("--push", metavar="REPO_ID", help="also push to the hub (private unless --public)")
     s.add_argument("--public", action="store_true")
     s.set_defaults(fn=cmd_export)
+    s = sub.add_parser("serve", help="serve runs over an OpenAI-compatible API (transformers serve)")
+    s.add_argument("runs", nargs="+", metavar="RUN", help="run names (studio runs lists them); the API's model names")
+    s.add_argument("--host", default="127.0.0.1", help="loopback by default")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", help="require Authorization: Bearer KEY (or set STUDIO_SERVE_API_KEY)")
+    s.set_defaults(fn=cmd_serve)
     s = sub.add_parser("tiny", help="write studio-tiny (the offline starter model) as a model folder")
     s.add_argument("--out", default="studio-tiny")
     s.set_defaults(fn=cmd_tiny)

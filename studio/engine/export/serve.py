@@ -1,0 +1,145 @@
+"""A run behind an OpenAI-compatible API: ``transformers serve``'s own server (its FastAPI app, handlers and
+per-model processes), with the studio's runs as its models.
+
+Contract: ``serve(runs, host, port, api_key)`` blocks, serving each run under its run name: ``GET /v1/models`` lists
+them, ``POST /v1/chat/completions`` (``stream: true`` as server-sent events) and ``POST /v1/completions`` answer
+with the run's own chat template and stop tokens; a request's ``model`` picks the run, another name is a 400. Each
+run is served from a folder under ``STUDIO_HOME/serve/<run name>`` (``prepare``): the adapter merged into the base
+(or a full fine-tune's weights), with a generation config that makes a temperature-0 answer the one ``studio
+evaluate`` gives (the run's stop tokens, the same loop guard). With ``api_key``, a request without
+``Authorization: Bearer <key>`` gets 401. Loopback by default; a public deployment never offers it to visitors (the
+operator may serve from the CLI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+from studio.engine import runs
+from studio.engine.errors import StudioError
+from studio.settings import studio_home
+
+
+def serve_root() -> Path:
+    root = studio_home() / "serve"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def prepare(run_name: str) -> Path:
+    """The folder a run is served from, made once per run (again when the run's weights are newer)."""
+    from studio.config import EvalConfig
+    from studio.engine.export import exporters as E
+    from studio.engine.judge.generate import stop_ids
+
+    run = runs.find_run(run_name)
+    if run is None or not runs.has_weights(run):
+        raise StudioError(f"{run_name}: no trained run of that name to serve (studio runs lists them)")
+    folder = serve_root() / run.name
+    weights = max((p.stat().st_mtime for p in run.rglob("*.safetensors")), default=0)
+    if (folder / "generation_config.json").is_file() and (folder / "generation_config.json").stat().st_mtime > weights:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    _, cfg = E._run(run)
+    if cfg.method.kind == "reward":
+        raise StudioError(f"{run.name} is a reward model: it scores answers instead of writing them, so there is "
+                          "nothing to serve")
+    E.export_merged(run, folder)  # refuses, in one line, what cannot be merged (virtual-token methods)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model_config = AutoModelForCausalLM.from_pretrained(folder).config
+    settings = EvalConfig()
+    generation = GenerationConfig.from_model_config(model_config)
+    generation.eos_token_id = stop_ids(SimpleNamespace(generation_config=generation), tok)  # end of turn too
+    generation.pad_token_id = tok.pad_token_id
+    generation.no_repeat_ngram_size = settings.no_repeat_ngram_size  # the loop guard evaluate and Chat use
+    generation.repetition_penalty = settings.repetition_penalty
+    generation.save_pretrained(folder)
+    return folder
+
+
+def build_app(run_names: list[str], api_key: str | None = None):
+    """transformers serve's FastAPI app serving ``run_names`` (folders prepared; the process's working directory
+    is the serve root, so a run's name is the path its model loads from)."""
+    from transformers.cli.serve import Serve  # noqa: F401 - checks the serving extra is installed
+    from transformers.cli.serving.chat_completion import ChatCompletionHandler
+    from transformers.cli.serving.completion import CompletionHandler
+    from transformers.cli.serving.model_manager import ModelLoader, ModelManager
+    from transformers.cli.serving.response import ResponseHandler
+    from transformers.cli.serving.server import build_server
+    from transformers.cli.serving.systemone import SystemOneHandler
+    from transformers.cli.serving.transcription import TranscriptionHandler
+    from transformers.cli.serving.utils import GenerationState, ModelNotServedError
+
+    served = list(run_names)
+
+    class Runs(ModelManager):
+        def get_engine(self, model: str | None):
+            if model not in served:
+                raise ModelNotServedError(f"model {model!r} is not served here; ask for one of: {', '.join(served)}")
+            return super().get_engine(model)
+
+        def list_models(self, cache_dir: str | None = None) -> list[dict]:
+            loaded = {name for name, engine in self.engines.items() if engine.process_running}
+            return [{"id": name, "object": "model", "created": 0, "owned_by": "studio",
+                     "status": {"value": "loaded" if name in loaded else "unloaded"}} for name in served]
+
+    state = GenerationState()
+    manager = Runs(ModelLoader(device="auto", dtype="auto", trust_remote_code=False), state, model_timeout=-1)
+    app = build_server(manager, ChatCompletionHandler(model_manager=manager, generation_state=state),
+                       completion_handler=CompletionHandler(model_manager=manager, generation_state=state),
+                       response_handler=ResponseHandler(model_manager=manager, generation_state=state),
+                       transcription_handler=TranscriptionHandler(manager),
+                       systemone_handler=SystemOneHandler(model_manager=manager, generation_state=state))
+    if api_key:
+        _require_key(app, api_key)
+    return app
+
+
+def _require_key(app, api_key: str) -> None:
+    import hmac
+
+    from fastapi.responses import JSONResponse
+
+    @app.middleware("http")
+    async def key_check(request, call_next):
+        given = request.headers.get("authorization", "")
+        if request.url.path != "/health" and not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            return JSONResponse({"error": {"message": "a valid API key is needed (Authorization: Bearer <key>)",
+                                           "type": "invalid_request_error", "code": "invalid_api_key"}},
+                                status_code=401)
+        return await call_next(request)
+
+
+def snippets(base_url: str, run_name: str, api_key: str | None = None) -> dict[str, str]:
+    """What a user pastes to talk to a served run: a curl line and the openai client in Python."""
+    import json
+
+    body = json.dumps({"model": run_name, "messages": [{"role": "user", "content": "Hello!"}], "temperature": 0})
+    auth = f" -H 'Authorization: Bearer {api_key}'" if api_key else ""
+    curl = f"curl {base_url}/chat/completions -H 'Content-Type: application/json'{auth} -d '{body}'"
+    python = (f"from openai import OpenAI\n\nclient = OpenAI(base_url={base_url!r}, api_key={api_key or 'unused'!r})\n"
+              f"reply = client.chat.completions.create(model={run_name!r}, temperature=0,\n"
+              f"    messages=[{{'role': 'user', 'content': 'Hello!'}}])\nprint(reply.choices[0].message.content)")
+    return {"curl": curl, "python": python}
+
+
+def serve(run_names: list[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          ready=None) -> None:
+    """Prepare each run's folder, then serve them until stopped (Ctrl+C / SIGTERM)."""
+    import uvicorn
+
+    from studio.settings import public_mode
+
+    if public_mode() and host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        raise StudioError("on a public deployment a server beyond loopback needs --api-key")
+    names = [prepare(name).name for name in run_names]
+    os.chdir(serve_root())  # a run's name is now the local path its model loads from
+    app = build_app(names, api_key)
+    if ready is not None:
+        ready(names)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
