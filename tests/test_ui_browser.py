@@ -461,3 +461,35 @@ def test_the_second_day_walk_through_every_stage(page, url, tmp_path, capfd):
     assert page.locator(".toast-body.error, [data-testid='toast-body'].error").count() == 0
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err, (out + err)[-4000:]
+
+
+def test_a_run_served_from_the_export_tab_answers_through_the_snippet_it_shows(page, url, tmp_path):
+    """Export tab -> Serve this run -> the Python snippet on the page, run as it is, gets the run's answer."""
+    import subprocess
+    import sys
+
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine.train import loop as train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 20, "batch_size": 8,
+                                                                            "learning_rate": 2e-3}))
+    cfg.run_name = "serve-me"
+    result = train.run(cfg)
+    assert result.state == "completed", result.error
+    page.goto(url)
+    page.get_by_role("tab", name="Export").click()
+    pick(page, "#export-run", result.run_dir.name)
+    page.get_by_text("Serve: an OpenAI-compatible API").click()
+    page.click("#serve-start")
+    says(page, "#serve-status", "Serving", 240000)
+    snippet = page.evaluate("(() => { const el = document.querySelector('#serve-python .cm-content'); return el ?"
+                            " [...el.querySelectorAll('.cm-line')].map(l => l.innerText).join('\\n') : ''; })()")
+    assert "OpenAI(base_url=" in snippet and result.run_dir.name in snippet, snippet
+    page.screenshot(path=str(ARTIFACTS / "15-serve.png"), full_page=True)
+    (tmp_path / "snippet.py").write_text(snippet)
+    out = subprocess.run([sys.executable, str(tmp_path / "snippet.py")], capture_output=True, text=True, timeout=120)
+    page.click("#serve-stop")
+    says(page, "#serve-status", "Stopped", 60000)
+    assert out.returncode == 0 and out.stdout.strip(), out.stderr

@@ -46,8 +46,10 @@ def clean_temp() -> None:
 
 def _cleanup() -> None:
     from studio.engine import budget
+    from studio.engine.export.serve import SERVED
     from studio.settings import public_mode
 
+    SERVED.stop_all()  # a server started from the Export tab ends with the app
     clean_temp()
     if public_mode():
         budget.clean_uploads(0)

@@ -143,3 +143,77 @@ def serve(run_names: list[str], host: str = "127.0.0.1", port: int = 8000, api_k
     if ready is not None:
         ready(names)
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
+
+
+class Served:
+    """A ``studio serve`` process started from the app (the Export tab): one per owner, on a free loopback port,
+    stopped by ``stop`` or when the app exits."""
+
+    def __init__(self):
+        import threading
+
+        self._lock, self._by_owner = threading.Lock(), {}
+
+    def start(self, owner: str | None, run_name: str, timeout: float = 300.0) -> dict:
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        self.stop(owner)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        process = subprocess.Popen([sys.executable, "-m", "studio", "serve", run_name, "--port", str(port)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True, cwd=str(Path(__file__).resolve().parents[3]))
+        said, deadline = [], time.time() + timeout
+        for line in process.stdout:  # library warnings first, then "serving NAME at URL" once it is ready
+            said.append(line.strip())
+            if line.startswith("serving ") or time.time() > deadline or process.poll() is not None:
+                break
+        if not said or not said[-1].startswith("serving "):
+            process.kill()
+            reason = next((s for s in reversed(said) if s.startswith(("error:", "Error"))), said[-1] if said else "")
+            raise StudioError(f"the server did not start: {reason}")
+        _drain(process)
+        while time.time() < deadline:  # the app is built; wait for the port to answer
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}/v1"
+        with self._lock:
+            self._by_owner[owner] = (process, run_name, base)
+        return {"run": run_name, "url": base, **snippets(base, run_name)}
+
+    def stop(self, owner: str | None) -> bool:
+        import os
+        import signal
+
+        with self._lock:
+            entry = self._by_owner.pop(owner, None)
+        if entry is None:
+            return False
+        process = entry[0]
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except Exception:  # noqa: BLE001 - it would not stop: make it
+                os.killpg(process.pid, signal.SIGKILL)
+        return True
+
+    def stop_all(self) -> None:
+        for owner in list(self._by_owner):
+            self.stop(owner)
+
+
+def _drain(process) -> None:
+    """Keep reading the server's output so a full pipe never stalls it."""
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True, name="studio-serve-log").start()
+
+
+SERVED = Served()

@@ -1,5 +1,6 @@
 """Export tab: the adapter as a zip with its model card (one click), a merged model, quantized
-models with their size / speed / perplexity table, and a push to the hub."""
+models with their size / speed / perplexity table, a GGUF file for llama.cpp / Ollama with its Modelfile, the run
+behind an OpenAI-compatible server (local deployments), and a push to the hub."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ class ExportTab:
     token: gr.Textbox
     private: gr.Checkbox
     push: gr.Button
+    gguf_quant: gr.Dropdown
+    gguf: gr.Button
+    gguf_files: gr.File
+    serve: gr.Button
+    serve_stop: gr.Button
+    serve_status: gr.Markdown
+    serve_curl: gr.Code
+    serve_python: gr.Code
 
 
 def build() -> ExportTab:
@@ -47,13 +56,36 @@ def build() -> ExportTab:
         status = gr.Markdown(elem_id="export-status")
         table = gr.Dataframe(label="Quantization: size, speed, perplexity on the run's eval set", interactive=False,
                              visible=False)
+        with gr.Accordion("GGUF for llama.cpp and Ollama", open=False):
+            gr.Markdown("The run merged into one GGUF file with its tokenizer and chat template, and an Ollama "
+                        "`Modelfile` beside it. f16, bf16 and q8_0 are written here; the k-quants need llama.cpp's "
+                        "`llama-quantize`.")
+            with gr.Row():
+                gguf_quant = gr.Dropdown(["f16", "bf16", "q8_0", "q4_k_m"], value="q8_0", label="Quantization",
+                                         elem_id="gguf-quant", scale=1)
+                gguf = gr.Button("Export GGUF", elem_id="export-gguf", scale=1)
+            gguf_files = gr.File(label="GGUF and Modelfile", file_count="multiple", interactive=False, visible=False,
+                                 elem_id="gguf-files")
+        with gr.Accordion("Serve: an OpenAI-compatible API", open=False):
+            gr.Markdown("The run behind `transformers serve` on this machine (loopback): any OpenAI client talks to "
+                        "it, the model name is the run's name. The same from a terminal: `studio serve RUN`.")
+            with gr.Row():
+                serve = gr.Button("Serve this run", elem_id="serve-start", interactive=not public_mode())
+                serve_stop = gr.Button("Stop serving", elem_id="serve-stop", interactive=not public_mode())
+            serve_status = gr.Markdown("Not offered on a public deployment (the operator can run `studio serve`)."
+                                       if public_mode() else "", elem_id="serve-status")
+            serve_curl = gr.Code(language="shell", label="curl", interactive=False, visible=False,
+                                 elem_id="serve-curl")
+            serve_python = gr.Code(language="python", label="Python (openai)", interactive=False, visible=False,
+                                   elem_id="serve-python")
         with gr.Accordion("Push to the Hugging Face Hub", open=False):
             with gr.Row():
                 repo = gr.Textbox(label="Repo id", placeholder="you/my-adapter")
                 token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password")
                 private = gr.Checkbox(True, label="Private")
             push = gr.Button("Push the adapter zip's contents")
-    return ExportTab(page, run, adapter, merged, quantize, status, table, repo, token, private, push)
+    return ExportTab(page, run, adapter, merged, quantize, status, table, repo, token, private, push, gguf_quant, gguf,
+                     gguf_files, serve, serve_stop, serve_status, serve_curl, serve_python)
 
 
 def quant_frame(rows: list[dict]) -> pd.DataFrame:
@@ -107,6 +139,33 @@ class Handlers:
         paths = ", ".join(f"`{shown(r['path'])}`" for r in rows[1:])
         return gr.Dataframe(quant_frame(rows), visible=True), f"Quantized exports: {paths}"
 
+    def gguf(self, k, name, quant, request: gr.Request):
+        from studio.engine.export.gguf_export import export_gguf
+
+        run = self.run_of(k, name, request)
+        r = gate.device_job(export_gguf, run, quant, what="the GGUF export")
+        name = Path(r["path"]).name
+        return (gr.File(value=[deliver(r["path"]), deliver(r["modelfile"])], visible=True),
+                f"`{name}` ({r['size_mb']:.1f} MB, {quant}) and its Modelfile. Run it: `llama-cli -m {name} -cnv`, or "
+                f"`ollama create my-model -f {Path(r['modelfile']).name}` then `ollama run my-model`.")
+
+    def serve(self, k, name, request: gr.Request):
+        from studio.engine.export.serve import SERVED
+
+        if public_mode():
+            raise gr.Error("Serving is not offered on a public deployment.", print_exception=False)
+        run = self.run_of(k, name, request)
+        gr.Info("Preparing the run (merging it once) and starting the server…")
+        r = SERVED.start(self.ctx.session(k, request).owner, run.name)
+        return (f"✓ Serving **{r['run']}** at `{r['url']}` (OpenAI-compatible; model name `{r['run']}`).",
+                gr.Code(r["curl"], visible=True), gr.Code(r["python"], visible=True))
+
+    def serve_stop(self, k, request: gr.Request):
+        from studio.engine.export.serve import SERVED
+
+        stopped = SERVED.stop(self.ctx.session(k, request).owner)
+        return ("Stopped." if stopped else "Nothing is being served."), gr.Code(visible=False), gr.Code(visible=False)
+
     def push(self, k, name, repo, token, private, request: gr.Request):
         if not (repo or "").strip():
             raise gr.Error("Type a repo id first.", print_exception=False)
@@ -130,3 +189,7 @@ def wire(t: ExportTab, ctx: Context) -> None:
     t.merged.click(guard(h.merged), [key, t.run], t.status, api_name="export_merged")
     t.quantize.click(guard(h.quantize), [key, t.run], [t.table, t.status], api_name="export_quantized")
     t.push.click(guard(h.push), [key, t.run, t.repo, t.token, t.private], t.status, api_name="export_push")
+    t.gguf.click(guard(h.gguf), [key, t.run, t.gguf_quant], [t.gguf_files, t.status], api_name="export_gguf")
+    serving = [t.serve_status, t.serve_curl, t.serve_python]
+    t.serve.click(guard(h.serve), [key, t.run], serving, api_name="export_serve")
+    t.serve_stop.click(guard(h.serve_stop), key, serving, api_name="export_serve_stop")
