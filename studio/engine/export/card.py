@@ -55,7 +55,16 @@ def usage(run: Path, cfg: StudioConfig) -> list[str]:
                  "                                       return_dict=True)",
                  "out = model.generate(**inputs, max_new_tokens=64)",
                  "print(tokenizer.decode(out[0, inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))"]
-    return ["", "## Use it", "", "```python", *code, "```"]
+    out = ["", "## Use it", "", "```python", *code, "```"]
+    if pipeline_tag(cfg) == "text-generation" and cfg.method.kind not in ("prefix", "ptuning", "prompt"):
+        out += ["", "Elsewhere (with the fine-tuning studio installed where the run is):", "",
+                "```shell",
+                f"studio serve {run.name}            # an OpenAI-compatible API; the model name is {run.name}",
+                f"studio export {run.name} --format gguf --quant q8_0   # one GGUF file and an Ollama Modelfile",
+                f"llama-cli -m {run.name}-q8_0.gguf -cnv                # llama.cpp",
+                f"ollama create {run.name} -f {run.name}-q8_0.Modelfile && ollama run {run.name}",
+                "```"]
+    return out
 
 
 def base_reference(cfg: StudioConfig) -> str:
