@@ -52,6 +52,10 @@ def test_masked_lm_lora_learns_and_compare_measures_it(mlm_run):
     assert summary.tuned["pseudo_perplexity"].value < summary.base["pseudo_perplexity"].value
     rows = [json.loads(x) for x in (mlm_run / "eval").glob("*/predictions.jsonl").__next__().read_text().splitlines()]
     assert "[MASK]" in rows[0]["prompt"] and rows[0]["reference"]  # the hidden words and what each model put there
+    assert summary.eval_set == "validation split"
+    cfg = StudioConfig.load(mlm_run / "config.yaml")
+    other = evaluate_run(mlm_run, data=cfg.data.path, settings=EvalConfig(limit=4), name="on-a-file")
+    assert other.eval_set == cfg.data.path  # says which texts it measured, as the generative runs do
 
 
 RELOAD = r"""

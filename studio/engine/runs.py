@@ -38,15 +38,20 @@ def runs_root() -> Path:
     return root
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    """The process's umask, read once at import (reading it means setting it, which would race with the threads of
+    a server creating files; nothing in the studio changes it afterwards)."""
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
+UMASK = _read_umask()
+
+
 def as_user_made(path: Path) -> Path:
     """Temporary files are private (0600/0700); a finished file gets the mode the user's umask gives (0644)."""
-    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_umask())
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~UMASK)
     return path
 
 

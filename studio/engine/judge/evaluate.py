@@ -85,7 +85,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     pairs = eval_set(run, cfg, data, prompts, limit)
     if is_masked_run(run):  # an encoder fills in hidden words: measured by how well, not by generated answers
         texts = [" ".join(x for x in (p[-1]["content"], r) if x) for p, r in pairs]
-        return evaluate_masked(run, texts, s, name, say)
+        return evaluate_masked(run, texts, s, name, say,
+                               eval_set=data or ("typed prompts" if prompts else "validation split"))
     say(f"loading models for {len(pairs)} prompts")
     pair = load_pair(run)
     started = time.time()

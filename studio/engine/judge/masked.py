@@ -82,7 +82,7 @@ def _score(model, tokenizer, ids: list[int], special: list[int], hidden: list[in
 
 
 def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig | None = None,
-                    name: str | None = None, progress=None) -> EvalSummary:
+                    name: str | None = None, progress=None, eval_set: str = "validation split") -> EvalSummary:
     run = Path(run_dir)
     cfg = StudioConfig.load(run / "config.yaml")
     s = settings or cfg.eval
@@ -113,7 +113,7 @@ def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig 
                           win_tie_loss={m: M.win_tie_loss(b[m], t[m], m) for m in b},
                           info={"objective": "masked_lm", "mask_share": MASK_SHARE,
                                 "bootstrap_resamples": M.BOOTSTRAP})
-    summary.run, summary.examples, summary.eval_set = run.name, len(texts), "validation split"
+    summary.run, summary.examples, summary.eval_set = run.name, len(texts), eval_set
     summary.generation_s = round(time.time() - started, 2)
     for i, row in enumerate(rows):
         row["scores"] = {f"{side}_{m}": float(metrics[side][m].per_example[i]) for side in metrics for m in b}
