@@ -3,34 +3,43 @@ TensorBoard's event files hold the loss the studio charts; trackio writes its lo
 installed is one line; a public deployment offers only the local ones."""
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
-from conftest import SAMPLES, tiny_config
+from conftest import ROOT, SAMPLES, tiny_config
 
 from studio.config import ConfigError, StudioConfig
 from studio.engine import runs
-from studio.engine.train import loop, trackers
+from studio.engine.train import trackers
 from studio.engine.train.prepare import preflight
 
 
 @pytest.mark.slow
-def test_tensorboard_and_trackio_record_the_loss_the_studio_charts(tmp_path, monkeypatch):
+def test_tensorboard_and_trackio_record_the_loss_the_studio_charts(tmp_path):
+    """`studio train` with both trackers, in a fresh process with its own studio home: TensorBoard's events in the
+    run folder, trackio's store under the home (offline), each with the losses of metrics.jsonl."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 6,
-                                                                            "report_to": ["tensorboard", "trackio"]}))
-    result = loop.run(cfg, tmp_path / "run")
-    assert result.state == "completed", result.error
-    ours = {m["step"]: m["loss"] for m in runs.read_metrics(tmp_path / "run") if m.get("loss") is not None}
-    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    home, run = tmp_path / "home", tmp_path / "run"
+    config = tmp_path / "config.yaml"
+    config.write_text(StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={
+        "max_steps": 6, "report_to": ["tensorboard", "trackio"]})).to_yaml())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKIO_", "WANDB_", "MLFLOW_"))}
+    done = subprocess.run([sys.executable, "-m", "studio", "train", str(config), "--output-dir", str(run)],
+                          cwd=ROOT, env={**env, "STUDIO_HOME": str(home), "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tensorboard --logdir" in done.stdout and "trackio show" in done.stdout  # where to look, said once
+    ours = {m["step"]: m["loss"] for m in runs.read_metrics(run) if m.get("loss") is not None}
+    events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
     theirs = {e.step: e.value for e in events.Scalars("train/loss")}
     assert set(theirs) == set(ours) and all(abs(theirs[s] - ours[s]) < 1e-4 for s in ours), (theirs, ours)
-    stores = list((tmp_path / "trackio").rglob("*.db"))
-    assert stores, list((tmp_path / "trackio").rglob("*"))
+    stores = list((home / "trackers" / "trackio").rglob("*.db"))
+    assert stores, list(home.rglob("*"))[:20]
     logged = []
     for db in stores:
         with sqlite3.connect(db) as con:

@@ -10,6 +10,7 @@ from studio.ui.charts import ema, length_histogram, loss_figure
 from studio.ui.forms import PRESETS, Form, apply_preset, from_widget
 from studio.ui.tabs import data as data_tab
 from studio.ui.tabs import model as model_tab
+from studio.ui.tabs import train as train_tab
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,7 @@ def form():
     with gr.Blocks():
         data_tab.build(f)
         model_tab.build(f)
+        train_tab.build(f)  # the trackers sit beside Start
     return f
 
 
