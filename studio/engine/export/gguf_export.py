@@ -39,15 +39,10 @@ def export_gguf(run_dir: str | Path, quant: str = "f16", out: str | Path | None 
                           f"install llama.cpp`), or choose f16, bf16 or q8_0, which the studio writes itself")
     run, cfg = E._run(run_dir)
     model, tok = E.merged_model(run, cfg)
-    arch = ARCH.get((model.config.architectures or [type(model).__name__])[0]) or ARCH.get(type(model).__name__)
-    if arch is None:
-        raise StudioError(f"{run.name} is a {type(model).__name__}: GGUF export covers the Llama family (Llama, "
-                          "Mistral, Qwen2, studio-tiny); export it merged and use llama.cpp's convert_hf_to_gguf.py")
-    vocab = _vocabulary(tok, model.config.vocab_size)
     target = Path(out) if out else E.export_root() / f"{run.name}-{quant}.gguf"
     target.parent.mkdir(parents=True, exist_ok=True)
     first = target if quant in NATIVE else target.with_name(target.stem + "-f16.gguf")
-    _write(first, model, tok, vocab, arch, quant if quant in NATIVE else "f16", run.name)
+    arch = write_gguf(model, tok, first, quant if quant in NATIVE else "f16", run.name)
     if quant not in NATIVE:
         done = subprocess.run([shutil.which(LLAMA_QUANTIZE), str(first), str(target), quant.upper()],
                               capture_output=True, text=True)
@@ -58,6 +53,17 @@ def export_gguf(run_dir: str | Path, quant: str = "f16", out: str | Path | None 
     modelfile.write_text(ollama_modelfile(target.name, tok))
     return {"path": str(target), "modelfile": str(modelfile), "size_mb": target.stat().st_size / 2**20,
             "quant": quant, "arch": arch}
+
+
+def write_gguf(model, tok, path: Path, quant: str, name: str) -> str:
+    """One merged causal LM and its tokenizer as a GGUF file (``quant`` in f16 / bf16 / q8_0); its llama.cpp
+    architecture name."""
+    arch = ARCH.get((model.config.architectures or [type(model).__name__])[0]) or ARCH.get(type(model).__name__)
+    if arch is None:
+        raise StudioError(f"{name} is a {type(model).__name__}: GGUF export covers the Llama family (Llama, "
+                          "Mistral, Qwen2, studio-tiny); export it merged and use llama.cpp's convert_hf_to_gguf.py")
+    _write(path, model, tok, _vocabulary(tok, model.config.vocab_size), arch, quant, name)
+    return arch
 
 
 # -- tokenizer ---------------------------------------------------------------------------------------------------
