@@ -71,3 +71,18 @@ def test_operator_token_guards_the_switch_stop_all_and_delete(url, monkeypatch):
     run_name = status.split("Run directory:")[1].strip().strip("`").rstrip("/").split("/")[-1]
     op.predict(api_name="/runs")  # the run list, as the operator's page shows it
     assert "Deleted 1 run(s)." == op.predict("s3cret", [run_name], api_name="/operator_delete_runs")
+
+
+def test_the_readme_speaks_to_users():
+    """What it is, a picture, the two commands, a quick start, links: no development log (issue numbers, goals),
+    and every document it links to is in the repository."""
+    readme = (ROOT / "README.md").read_text()
+    body = readme.split("---", 2)[2]
+    assert not re.search(r"\bissues?\b|\bgoals?\b", body, re.I)
+    image = re.search(r"!\[[^\]]*\]\(([^)]+)\)", body)
+    assert image and (ROOT / image.group(1)).is_file() and body.index(image.group(0)) < 800
+    for heading in ("## Two commands", "## Quick start", "## Documentation"):
+        assert heading in body
+    for doc in re.findall(r"\bdocs/[\w.-]+\.md\b", body):
+        assert (ROOT / doc).is_file(), doc
+    assert "bash .ci/run" in body and "python app.py" in body

@@ -1,4 +1,4 @@
-"""Exit codes, one per kind of outcome, the same for every command (the README lists them).
+"""Exit codes, one per kind of outcome, the same for every command (docs/cli.md lists them).
 
 0 done; 1 an unexpected error (a bug: please report it); 2 bad input (a file, row, field, setting or run
 directory to fix); 3 the model or the hub cannot be had (not found, gated, offline, refused, a push

@@ -122,8 +122,9 @@ class Doctor:
                       f"{measured['tuned']['mean']:.2f} while their ROUGE-L against the preferred answers fell from "
                       f"{near['base']:.2f} to {near['tuned']:.2f}: the model learned what the reward model "
                       f"over-rates, not what people preferred",
-                      "read a few answers (Chat, Compare); retrain the reward model with such answers as rejected "
-                      "examples, or train fewer steps (train.max_steps) and compare again", key="reward_hacking")
+                      "read a few answers (Chat, Compare); add such answers as rejected examples (blind votes in the "
+                      "Rate tab become preference pairs), retrain the reward model, then run RL again",
+                      key="reward_hacking")
         return self.findings[before:]
 
     # -- detectors -------------------------------------------------------------------------
