@@ -48,10 +48,15 @@ def prepare(run_name: str) -> Path:
         raise StudioError(f"{run.name} is a reward model: it scores answers instead of writing them, so there is "
                           "nothing to serve")
     E.export_merged(run, folder)  # refuses, in one line, what cannot be merged (virtual-token methods)
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
+    model_config = AutoConfig.from_pretrained(folder)
+    if model_config.is_encoder_decoder or not any(a.endswith("ForCausalLM") for a in model_config.architectures or []):
+        shutil.rmtree(folder, ignore_errors=True)
+        raise StudioError(f"{run.name} is a {', '.join(model_config.architectures or ['model'])}: studio serve covers "
+                          "chat and text models (causal language models); encoders and encoder-decoders are not "
+                          "served")
     tok = AutoTokenizer.from_pretrained(folder)
-    model_config = AutoModelForCausalLM.from_pretrained(folder).config
     settings = EvalConfig()
     generation = GenerationConfig.from_model_config(model_config)
     generation.eos_token_id = stop_ids(SimpleNamespace(generation_config=generation), tok)  # end of turn too
