@@ -67,6 +67,15 @@ def test_a_sweep_checks_every_trials_final_config_before_anything_trains(public)
                                   for k in ("seed", "logging_steps", "threads")]), owner="user-alice")
 
 
+def test_a_visitor_may_neither_serve_a_run_nor_record_it_remotely(public, monkeypatch):
+    with pytest.raises(StudioError, match="serving a run is not offered"):
+        gate.check_serving()
+    with pytest.raises(StudioError, match="report_to wandb is not offered"):
+        gate.check_config(StudioConfig.from_dict(tiny_config(public[0], train={"report_to": ["wandb"]})))
+    monkeypatch.delenv("STUDIO_PUBLIC")
+    gate.check_serving()  # locally the Export tab serves
+
+
 def test_device_work_is_capped_and_one_chat_at_a_time(public):
     from studio.config import EvalConfig
 

@@ -162,6 +162,13 @@ def check_config(cfg):
     return replace(cfg, data=data, eval=check_eval(cfg.eval))
 
 
+def check_serving() -> None:
+    """A server for a run is the operator's to start (``studio serve`` from a shell), never a visitor's."""
+    if public_mode():
+        raise StudioError("serving a run is not offered on this public deployment (the operator can run "
+                          "`studio serve` from a shell)")
+
+
 LOCAL_TRACKERS = ("tensorboard", "trackio")
 
 

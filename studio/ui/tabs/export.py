@@ -152,8 +152,7 @@ class Handlers:
     def serve(self, k, name, request: gr.Request):
         from studio.engine.export.serve import SERVED
 
-        if public_mode():
-            raise gr.Error("Serving is not offered on a public deployment.", print_exception=False)
+        gate.check_serving()
         run = self.run_of(k, name, request)
         gr.Info("Preparing the run (merging it once) and starting the server…")
         r = SERVED.start(self.ctx.session(k, request).owner, run.name)
