@@ -84,7 +84,7 @@ def _vocabulary(tok, vocab_size: int) -> dict:
     for added in data.get("added_tokens", []):
         i = added["id"]
         if i < vocab_size:
-            tokens[i] = _spelled(added["content"]) if not added.get("special") else added["content"]
+            tokens[i] = added["content"]  # as written, as llama.cpp's converter stores added tokens
             types[i] = 3 if added.get("special") or added["content"] in special else 4  # CONTROL / USER_DEFINED
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     return {"tokens": tokens, "types": types, "merges": merges, "pre": _pre_tokenizer(data)}
@@ -93,14 +93,6 @@ def _vocabulary(tok, vocab_size: int) -> dict:
 def _byte_level(data: dict) -> bool:
     text = json.dumps(data.get("pre_tokenizer")) + json.dumps(data.get("decoder"))
     return '"ByteLevel"' in text
-
-
-def _spelled(text: str) -> str:
-    """A non-special added token in the byte alphabet, as llama.cpp's BPE vocabulary spells every token."""
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    table = bytes_to_unicode()
-    return "".join(table[b] for b in text.encode("utf-8"))
 
 
 def _pre_tokenizer(data: dict) -> str:
