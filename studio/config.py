@@ -3,6 +3,10 @@
 The UI, the CLI and YAML files all read defaults from here. A field's ``help`` metadata is
 its one-line docstring (and the UI's tooltip). ``__post_init__`` checks name the bad field,
 e.g. ``train.learning_rate must be > 0, got 0``. This module imports nothing from studio.
+
+The training methods are not listed here: each registers itself (``register_method``) from its module in
+``studio/engine/methods/``, which the ``studio`` package loads on import; ``method.kind`` must name one, and
+each method says which combinations of settings it refuses.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ class ConfigError(ValueError):
 
 def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
     meta = {"help": help}
-    if choices:
+    if choices is not None:
         meta["choices"] = choices
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
@@ -31,17 +35,30 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 
 
 FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference", "kto")
-METHODS = ("full", "lora", "qlora", "dpo", "kto", "adalora", "ia3", "prefix", "ptuning", "prompt", "reward", "rl")
-PROMPT_METHODS = ("prefix", "ptuning", "prompt")  # virtual tokens in front of the input: no weights to merge
 OBJECTIVES = ("auto", "causal_lm", "instruction", "masked_lm", "seq2seq")
 SCHEDULERS = ("constant", "linear", "cosine")
 TRACKERS = ("tensorboard", "trackio", "mlflow", "wandb")  # the Trainer's own integrations, offline first
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-# Packages a method needs beyond the core install, checked before anything loads.
-METHOD_PACKAGES = {"lora": ("peft",), "qlora": ("peft", "bitsandbytes"),
-                   **{k: ("peft", "trl") for k in ("dpo", "kto", "reward", "rl")},
-                   **{k: ("peft",) for k in ("adalora", "ia3", *PROMPT_METHODS)}}
-TRL_METHODS = ("dpo", "kto", "reward", "rl")  # TRL's trainers tokenize, batch and order these themselves
+# The training methods by name, each a frozen spec (studio.engine.methods.Method) with at least ``name``,
+# ``help``, ``packages`` and ``refusal(config)``; filled by ``register_method``.
+METHODS: dict[str, Any] = {}
+
+
+def register_method(method: Any) -> None:
+    METHODS[method.name] = method
+
+
+class _Registered:
+    """``method.kind``'s choices: the methods registered, at the moment they are asked for."""
+
+    def __iter__(self):
+        return iter(list(METHODS))
+
+    def __contains__(self, name: object) -> bool:
+        return name in METHODS
+
+    def __len__(self) -> int:
+        return len(METHODS)
 
 
 def _check(ok: bool, name: str, rule: str, value: Any) -> None:
@@ -92,13 +109,7 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
-    kind: str = _f("lora", "Training method: full, lora, qlora (4/8-bit base + LoRA), dpo (preference pairs), kto "
-                           "(answers labelled desirable or not), adalora (LoRA whose ranks move to where they help), "
-                           "ia3 (learned scales on keys, values and MLP: the fewest parameters), prefix (trained "
-                           "key/value prefixes in every layer), ptuning (virtual tokens from a small encoder), "
-                           "prompt (trained virtual-token embeddings only), reward (a reward model: LoRA and a score "
-                           "head learn to rank chosen above rejected), rl (online RL with GRPO: the model samples "
-                           "answers and learns from a reward model's scores).", METHODS)
+    kind: str = _f("lora", "Training method.", _Registered())
     objective: str = _f("auto", "causal_lm: loss on every token; instruction: loss on responses only; masked_lm: "
                                 "BERT-style, 15 % of tokens hidden and predicted (encoders, plain text); seq2seq: "
                                 "T5/BART-style, the encoder reads the prompt and the decoder writes the answer "
@@ -143,7 +154,7 @@ class MethodConfig:
                self.reward_model)
         _check(self.adalora_target_r <= self.adalora_init_r, "method.adalora_target_r",
                f"must be <= method.adalora_init_r ({self.adalora_init_r})", self.adalora_target_r)
-        for pkg in METHOD_PACKAGES.get(self.kind, ()):
+        for pkg in METHODS[self.kind].packages:
             if importlib.util.find_spec(pkg) is None:
                 raise ConfigError(f"method.kind {self.kind} needs the '{pkg}' package: pip install {pkg}")
 
@@ -262,27 +273,10 @@ class StudioConfig:
         return dataclasses.asdict(self)
 
     def __post_init__(self) -> None:
-        """Settings that cannot go together, said in one line."""
-        kind = self.method.kind
-        if kind in PROMPT_METHODS and self.train.packing:
-            raise ConfigError(f"train.packing cannot be used with method.kind {kind}: its virtual tokens go in front "
-                              "of each row, not of each example packed into it; turn packing off")
-        if self.method.objective in ("masked_lm", "seq2seq") and kind not in ("full", "lora"):
-            raise ConfigError(f"method.objective {self.method.objective} trains with method.kind full or lora, "
-                              f"not {kind}")
-        if kind == "rl" and not self.method.reward_model.strip():
-            raise ConfigError("method.kind rl needs method.reward_model: train one first (method.kind reward on "
-                              "preference pairs), then give it as run:NAME (its run name)")
-        if kind == "rl" and self.train.batch_size % self.method.num_generations:
-            raise ConfigError(f"method.kind rl: train.batch_size {self.train.batch_size} must be a multiple of "
-                              f"method.num_generations {self.method.num_generations} (each prompt's answers are "
-                              "sampled together)")
-        if kind in TRL_METHODS and self.train.packing:
-            raise ConfigError(f"train.packing cannot be used with method.kind {kind}: TRL's trainer batches its "
-                              "pairs or samples itself; turn packing off")
-        if kind == "prefix" and self.train.gradient_checkpointing:
-            raise ConfigError("method.kind prefix does not work with train.gradient_checkpointing (the prefix is a "
-                              "key/value cache the recomputed layers do not see); turn checkpointing off")
+        """Settings that cannot go together, said in one line: the method says which it refuses."""
+        problem = METHODS[self.method.kind].refusal(self)
+        if problem:
+            raise ConfigError(problem)
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> StudioConfig:
@@ -398,5 +392,8 @@ def _coerce(section_cls: type, name: str, value: Any) -> Any:
 
 
 def field_help(section: str, name: str) -> str:
-    """The help line of ``section.name`` (the UI's tooltip)."""
-    return next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name).metadata["help"]
+    """The help line of ``section.name`` (the UI's tooltip); method.kind's lists the methods registered."""
+    text = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name).metadata["help"]
+    if (section, name) == ("method", "kind"):
+        text += " " + "; ".join(f"{m.name}: {m.help}" for m in METHODS.values()) + "."
+    return text

@@ -41,7 +41,7 @@ def test_tuned_beats_base_and_the_eval_folder_follows_the_contract(tuned_run):
     assert set(summary["delta"]["meteor"]) == {"value", "ci_low", "ci_high", "p_value"}
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 24 and {"prompt", "reference", "base", "tuned", "scores"} <= set(rows[0])
-    assert "tuned_rougeL" in rows[0]["scores"] and "base_bleu" in rows[0]["scores"]
+    assert "rougeL" in rows[0]["scores"]["tuned"] and "bleu" in rows[0]["scores"]["base"]
 
 
 def test_evaluate_cli_on_a_file(tuned_run):

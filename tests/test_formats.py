@@ -51,7 +51,7 @@ def test_kto_labels_are_their_own_format_and_undesirable_answers_are_never_sft_t
     kto = prepare(StudioConfig.from_dict(tiny_config(PEER / "kto_en_demo.json", method={"kind": "kto"},
                                                      data={"max_length": 512})))
     labels = [r["label"] for r in kto.train_rows]
-    assert True in labels and False in labels and kto.objective == "kto"
+    assert True in labels and False in labels and kto.stats["objective"] == "kto"
 
 
 def test_glaive_tool_calls_schema_in_the_prompt_calls_trained_results_masked(tok):
@@ -165,6 +165,7 @@ PEER_FILES = [("alpaca_en_demo.json", "alpaca", 999), ("identity.json", "alpaca"
 
 
 @pytest.mark.parametrize("name, fmt, records", PEER_FILES)
+@pytest.mark.integration
 def test_every_peer_file_passes_check_data(name, fmt, records):
     report = inspect_data(PEER / name, max_length=256).report
     assert report["format"] == fmt and report["records"] == records and not report["problems"]

@@ -85,6 +85,8 @@ def test_a_virtual_token_run_compares_streams_and_refuses_to_merge(kind, alpaca_
     run = train.run(cfg, tmp_path / "r").run_dir
     summary = evaluate_run(run, limit=3, settings=EvalConfig(max_new_tokens=8, bertscore=False), name="p")
     assert summary.examples >= 1 and summary.tuned  # the validation split: base and tuned both scored
+    # the tuned side reads through its virtual tokens and the base side without them: they score differently
+    assert summary.tuned["perplexity"].value != pytest.approx(summary.base["perplexity"].value, rel=1e-6)
     chat = [{"role": "user", "content": "Add 2 and 3."}]
     streamed = [list(reply(run, side, chat, EvalConfig(max_new_tokens=6))) for side in ("base", "tuned")]
     assert all(pieces and "".join(pieces).strip() for pieces in streamed), streamed

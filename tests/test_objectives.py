@@ -186,3 +186,18 @@ def test_impossible_seq2seq_combinations_are_one_line(texts, alpaca_file):
         preflight(StudioConfig.from_dict(s2s_config(alpaca_file, method={"objective": "instruction"})))
     with pytest.raises(ConfigError, match="seq2seq maps prompts to answers"):
         preflight(StudioConfig.from_dict(s2s_config(texts)))
+
+
+@pytest.mark.parametrize("fixture, task, auto", [("mlm_run", "fill-mask", "AutoModelForMaskedLM"),
+                                                 ("s2s_run", "text2text-generation", "AutoModelForSeq2SeqLM")])
+def test_the_model_card_names_what_an_auto_objective_run_trained(fixture, task, auto, request):
+    """Both runs leave method.objective at auto (the model decides it): the card's task and its loading snippet
+    follow what was trained, not the word auto (it used to say text-generation for both)."""
+    from studio.engine.export.card import model_card
+
+    run = request.getfixturevalue(fixture)
+    cfg = StudioConfig.load(run / "config.yaml")
+    assert cfg.method.objective == "auto"
+    card = str(model_card(run, cfg))
+    assert f"pipeline_tag: {task}" in card and auto in card and "text-generation\n" not in card
+    assert runs.Run(run).status.objective == {"fill-mask": "masked_lm", "text2text-generation": "seq2seq"}[task]

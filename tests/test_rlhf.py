@@ -133,6 +133,11 @@ def test_a_reward_run_says_what_it_is_where_answers_are_expected(reward_run):
         from studio.engine.models import resolve_model
 
         resolve_model(ModelConfig(name=run_reference(reward_run.name)))
+    from studio.engine.export.card import model_card
+
+    card = str(model_card(reward_run, StudioConfig.load(reward_run / "config.yaml")))
+    assert "pipeline_tag: text-classification" in card and "AutoModelForSequenceClassification" in card
+    assert "text-generation" not in card and "studio serve" not in card  # nothing to generate with or serve
 
 
 def test_compare_scores_every_answer_with_a_chosen_reward_model(rl_run, reward_run):

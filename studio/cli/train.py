@@ -34,11 +34,13 @@ class Progress:
         self.losses: list[float] = []
 
     def __call__(self, e) -> None:
-        from studio.engine.events import Finding, Metrics, Notice, StateChanged, TrainingInfo
+        from studio.engine.events import Finding, Metrics, Notice, Result, StateChanged, TrainingInfo
 
         match e:
             case Notice(message):
                 self.tqdm.write(f"note: {message}")
+            case Result(message):
+                self.tqdm.write(f"measured: {message}")
             case TrainingInfo():
                 self.tqdm.write(e.line())
             case Finding():

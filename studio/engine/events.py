@@ -2,7 +2,8 @@
 
 A run reports through ``on_event(event)``, each event one of the dataclasses below:
 ``StateChanged`` (running, completed, stopped, failed, diverged), ``Notice`` (a sentence for the
-user), ``TrainingInfo`` (what is about to train) and ``Metrics`` (one ``metrics.jsonl`` record).
+user), ``Result`` (what the run achieved, measured at its end), ``TrainingInfo`` (what is about to
+train) and ``Metrics`` (one ``metrics.jsonl`` record).
 ``JobSnapshot`` is what a poller sees of a job. All are plain, picklable values, so they can cross
 a process boundary.
 """
@@ -25,6 +26,14 @@ class StateChanged:
 @dataclass(frozen=True)
 class Notice:
     message: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run achieved, measured at its end (a reward model's pair accuracy, an RL run's reward): the
+    sentence a person reads and the numbers it says."""
+    message: str
+    values: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class Finding:
                 "advice": self.advice}
 
 
-Event = StateChanged | Notice | TrainingInfo | Metrics | Finding
+Event = StateChanged | Notice | Result | TrainingInfo | Metrics | Finding
 
 
 @dataclass
@@ -79,6 +88,7 @@ class JobSnapshot:
     run_dir: str | None = None
     metrics: list[dict] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     info: TrainingInfo | None = None
     findings: list[Finding] = field(default_factory=list)
 

@@ -4,7 +4,7 @@ Contract: ``resolve_model(cfg)`` -> a local folder (hub id, local path, studio-t
 the acting visitor's runs), or a ``ModelError`` whose one line says offline, gated, not found, pickle-only or
 remote code.
 ``load_tokenizer`` guarantees a pad token and a chat template; ``load_model`` +
-``apply_method`` give a model ready for the trainer (full, LoRA, QLoRA).
+``apply_method`` give a model ready for the trainer, as the run's method (``engine/methods``) says.
 Safetensors only and no remote code unless the config asks for them.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import MethodConfig, ModelConfig
+from studio.engine import methods
 from studio.engine.errors import ModelError
 from studio.engine.tiny import (
     BERT_NAME,
@@ -126,7 +127,7 @@ def auto_class(method: MethodConfig, objective: str | None = None):
     a causal LM otherwise."""
     import transformers
 
-    if method.kind == "reward":
+    if methods.get(method.kind).scores:
         return transformers.AutoModelForSequenceClassification
     objective = objective or method.objective
     if objective == "masked_lm":
@@ -159,27 +160,27 @@ def run_reference(run_name: str) -> str:
 def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedModel:
     """``run:NAME``: a finished run of the acting visitor's as a base model. A full fine-tune is its ``model``
     folder; an adapter run is merged into its own base once (kept in the run's ``as-base`` folder)."""
-    from studio.config import PROMPT_METHODS, StudioConfig
     from studio.engine import runs
 
-    run = runs.find_run(name[len(RUN_PREFIX):], runs.ACTING.get())
-    if run is None or not runs.has_weights(run):
+    found = runs.find_run(name[len(RUN_PREFIX):], runs.ACTING.get())
+    run = runs.Run(found) if found is not None else None
+    if run is None or run.weights is None:
         raise not_usable(name)
-    if (run / "model" / "config.json").is_file():
-        return ResolvedModel(run / "model", "run", notices=[f"base model: the full fine-tune of run {run.name}"])
-    run_cfg = StudioConfig.load(run / "config.yaml")
-    if run_cfg.method.kind == "reward":
+    if run.full:
+        return ResolvedModel(run.model, "run", notices=[f"base model: the full fine-tune of run {run.name}"])
+    run_cfg, method = run.config, run.method
+    if method.scores:
         raise ModelError(f"model.name {name}: a reward model scores answers, it does not write them; use it as "
                          "method.reward_model of an rl run, or in Compare")
-    if run_cfg.method.kind in PROMPT_METHODS:
-        raise ModelError(f"model.name {name}: a {run_cfg.method.kind} run cannot be a base model (its virtual tokens "
+    if not method.merges:
+        raise ModelError(f"model.name {name}: a {method.name} run cannot be a base model (its virtual tokens "
                          "are not weights to merge); continue from a LoRA-family or full run")
     if run_cfg.model.name.strip() == name:
         raise ModelError(f"model.name {name}: the run names itself as its base")
     base = resolve_model(run_cfg.model, config_only)
-    merged = run / "as-base"
+    merged = run.as_base
     if not config_only and not (merged / "config.json").is_file():
-        _merge_into(base, run_cfg.model, run / "adapter", merged)
+        _merge_into(run, merged)
     path = merged if (merged / "config.json").is_file() else base.path  # config only: the base's architecture
     return ResolvedModel(path, "run", notices=[f"base model: run {run.name} (its adapter merged into its base)"])
 
@@ -188,20 +189,11 @@ def load_reward_model(reference: str):
     """(reward model, its tokenizer) from ``run:NAME`` of a reward run of the acting visitor's: base + score head
     + LoRA merged, in eval mode, on the CPU or the GPU the studio trains on."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from studio.engine import runs
-
-    run, run_cfg = reward_run(reference)
-    with runs.acting_for(run):
-        base = resolve_model(run_cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
-    model = AutoModelForSequenceClassification.from_pretrained(base.path, num_labels=1, dtype=torch.float32,
-                                                               trust_remote_code=run_cfg.model.trust_remote_code)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model = PeftModel.from_pretrained(model, run / "adapter").merge_and_unload().eval()
-    return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
+    run, _ = reward_run(reference)
+    tuned = load_tuned(run)
+    model = tuned.model.merge_and_unload().eval()
+    return model.to("cuda" if torch.cuda.is_available() else "cpu"), tuned.tokenizer
 
 
 def reward_run(reference: str):
@@ -216,13 +208,79 @@ def reward_run(reference: str):
         raise ModelError(f"method.reward_model {name!r} is not a reward model you can use: give run:NAME of one of "
                          "your finished method.kind reward runs")
     run_cfg = StudioConfig.load(run / "config.yaml")
-    if run_cfg.method.kind != "reward":
+    if not methods.of(run_cfg).scores:
         raise ModelError(f"method.reward_model {name}: that run is a {run_cfg.method.kind} run, not a reward model "
                          "(train one with method.kind reward on preference pairs)")
     return run, run_cfg
 
 
-def _merge_into(base: ResolvedModel, base_cfg: ModelConfig, adapter: Path, target: Path) -> None:
+def trained_objective(run) -> str:
+    """The objective a run trained: as its status records it, else its config's, with ``auto`` made definite by
+    its base model (an encoder: masked_lm; an encoder-decoder: seq2seq; a decoder: causal_lm)."""
+    from studio.engine import runs
+
+    run = run if isinstance(run, runs.Run) else runs.Run(run)
+    said = run.status.objective
+    if said:
+        return said
+    cfg = run.config
+    if cfg.method.objective != "auto":
+        return cfg.method.objective
+    with runs.acting_for(run.path):
+        return family_objective(resolve_model(cfg.model, config_only=True).path) or "causal_lm"
+
+
+@dataclass
+class Tuned:
+    """A run's tuned model as ``load_tuned`` gives it."""
+
+    model: object  # a PeftModel for an adapter run, the fine-tuned model for a full one
+    tokenizer: object  # the one the run trained with (saved beside its weights)
+    base: object | None  # a full run's base, loaded separately when asked for; None: the adapter switched off
+    objective: str  # what it trained: causal_lm, instruction, masked_lm or seq2seq
+    resolved: ResolvedModel  # its base model
+
+
+def load_tuned(run, precision: str = "fp32", plain: bool = True, with_base: bool = False) -> Tuned:
+    """The one loader of a run's tuned model, for Compare, Chat, export, serve, a run as a base and a reward
+    model: the base found as the run's owner would find it, loaded with the run's own safety settings
+    (``load_model``: safetensors only, remote code only where its config trusts it), then the run's adapter on
+    top, or the run's full model. ``plain``: fp32-style loading without the method's own (no quantized base).
+    ``with_base``: a full run's base too (an adapter run's base is its model with the adapter off)."""
+    from dataclasses import replace
+
+    from studio.engine import runs
+
+    run = run if isinstance(run, runs.Run) else runs.Run(run)
+    cfg = run.config
+    if run.weights is None:
+        raise ModelError(f"{run.name}: no trained adapter/ or model/ (did the run complete?)")
+    with runs.acting_for(run.path):
+        resolved = resolve_model(cfg.model)
+    objective = family_objective(resolved.path, cfg.method.objective) or "causal_lm"
+    tokenizer = _run_tokenizer(run.weights)
+    if run.full:
+        own = replace(cfg.model, name=str(run.model))
+        model = load_model(ResolvedModel(run.model, "local"), own, cfg.method, precision, tokenizer, objective, plain)
+        base = load_model(resolved, cfg.model, cfg.method, precision, tokenizer, objective, plain) \
+            if with_base else None
+        return Tuned(model, tokenizer, base, objective, resolved)
+    from peft import PeftModel
+
+    model = load_model(resolved, cfg.model, cfg.method, precision, tokenizer, objective, plain)
+    return Tuned(PeftModel.from_pretrained(model, run.adapter), tokenizer, None, objective, resolved)
+
+
+def _run_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)  # the studio wrote it: the trained template and pad token
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    return tok
+
+
+def _merge_into(run, target: Path) -> None:
     """Base + adapter merged in fp32, saved (safetensors, in the base's own dtype) with the run's tokenizer,
     written aside and renamed into place."""
     import os
@@ -230,18 +288,15 @@ def _merge_into(base: ResolvedModel, base_cfg: ModelConfig, adapter: Path, targe
     import tempfile
 
     import torch
-    from peft import PeftModel
-    from transformers import AutoTokenizer
 
-    arch = json.loads((base.path / "config.json").read_text())
+    tuned = load_tuned(run)
+    arch = json.loads((tuned.resolved.path / "config.json").read_text())
     dtype = arch.get("dtype") or arch.get("torch_dtype") or "float32"
-    model = auto_class(MethodConfig(), family_objective(base.path) or "causal_lm").from_pretrained(
-        base.path, dtype=torch.float32, trust_remote_code=base_cfg.trust_remote_code)
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload().to(getattr(torch, dtype, torch.float32))
+    merged = tuned.model.merge_and_unload().to(getattr(torch, dtype, torch.float32))
     tmp = Path(tempfile.mkdtemp(prefix=".as-base-", dir=target.parent))
     try:
         merged.save_pretrained(tmp, safe_serialization=True)
-        AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
+        tuned.tokenizer.save_pretrained(tmp)
         try:
             os.replace(tmp, target)
         except OSError:  # another process merged it first: theirs is the same
@@ -377,24 +432,26 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, precision: str, tokenizer=None,
-               objective: str | None = None):
+               objective: str | None = None, plain: bool = False):
+    """The base as the method trains it (``plain``: in ``precision``, without the method's own loading, such as
+    QLoRA's quantization: for merging and exporting). Safetensors only unless ``cfg.allow_pickle``; remote code
+    only if ``cfg.trust_remote_code``."""
     import torch
 
-    kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None}
+    spec = methods.get(method.kind)
+    # Adapters train on a base stored in the compute dtype, which halves its memory; a method may say otherwise
+    # (full fine-tuning: fp32 master weights; QLoRA: a quantized base).
+    kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None,
+                    "dtype": getattr(torch, DTYPES[precision])}
     auto = auto_class(method, objective or family_objective(resolved.path, method.objective))
-    if method.kind == "reward":  # a reward model: the base with one score head instead of the LM head
+    if spec.scores:  # the base with one score head instead of the LM head
         kwargs["num_labels"] = 1
-    # Full fine-tuning keeps fp32 master weights (autocast gives the speed); adapters train on a
-    # base stored in the compute dtype, which halves its memory.
-    kwargs["dtype"] = torch.float32 if method.kind == "full" else getattr(torch, DTYPES[precision])
-    if method.kind == "qlora":
-        kwargs["quantization_config"] = quantization_config(method, precision)
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    kwargs.update(spec.load(method, precision) if spec.load and not plain else {})
     try:
         model = auto.from_pretrained(resolved.path, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError(f"model {cfg.name}: cannot load ({str(e).splitlines()[0][:200]})") from None
-    if method.kind == "reward" and tokenizer is not None:
+    if spec.scores and tokenizer is not None:
         model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
@@ -402,19 +459,6 @@ def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, 
             and tokenizer:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
-
-
-def quantization_config(method: MethodConfig, precision: str):
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    compute = precision if method.compute_dtype == "auto" else method.compute_dtype
-    if method.quant_bits == 8:
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=method.quant_type,
-                              bnb_4bit_use_double_quant=method.double_quant,
-                              bnb_4bit_compute_dtype=getattr(torch, DTYPES[compute]),
-                              bnb_4bit_quant_storage=torch.uint8)
 
 
 def lora_targets(model, target) -> object:
@@ -427,36 +471,19 @@ def lora_targets(model, target) -> object:
 
 
 def peft_config(model, method: MethodConfig, total_steps: int | None = None):
-    """The method's PEFT config for this model (the estimate builds the same one on a meta model). AdaLoRA
-    needs the run's length: its rank budget falls from ``adalora_init_r`` to ``adalora_target_r`` between the
-    first tenth and the last fifth of ``total_steps``."""
+    """The method's PEFT config for this model (the estimate builds the same one on a meta model), for the task
+    the model's head does: a score head is SEQ_CLS (PEFT then trains the new head whole beside the adapter), an
+    encoder-decoder SEQ_2_SEQ_LM, a decoder CAUSAL_LM. PEFT has no masked-LM task: an encoder gets a plain LoRA
+    with the head's own layers trained whole."""
     import peft
 
-    targets = lambda: lora_targets(model, method.target_modules)  # noqa: E731 - only the LoRA family has them
-    if method.kind == "adalora":
-        total = max(2, total_steps or 100)
-        return peft.AdaLoraConfig(init_r=method.adalora_init_r, target_r=method.adalora_target_r,
-                                  lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
-                                  target_modules=targets(), total_step=total, tinit=total // 10, tfinal=total // 5,
-                                  deltaT=max(1, total // 50), task_type="CAUSAL_LM")
-    if type(model).__name__.endswith("ForMaskedLM"):  # PEFT has no masked-LM task: a plain PeftModel, the head's
-        return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha,  # transform trained whole
-                               lora_dropout=method.lora_dropout, target_modules=targets(),
+    spec = methods.get(method.kind)
+    if type(model).__name__.endswith("ForMaskedLM"):  # only lora trains masked_lm (the method says so)
+        return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
+                               target_modules=lora_targets(model, method.target_modules),
                                modules_to_save=_mlm_head(model), use_rslora=method.use_rslora)
-    if method.kind == "ia3":
-        return peft.IA3Config(task_type="CAUSAL_LM")
-    if method.kind == "prefix":
-        return peft.PrefixTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM")
-    if method.kind == "ptuning":
-        return peft.PromptEncoderConfig(num_virtual_tokens=method.num_virtual_tokens,
-                                        encoder_hidden_size=method.encoder_hidden_size, task_type="CAUSAL_LM")
-    if method.kind == "prompt":
-        return peft.PromptTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM")
-    # A reward model's score head is new: SEQ_CLS trains it whole beside the LoRA (PEFT's modules_to_save).
-    return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
-                           target_modules=targets(), use_rslora=method.use_rslora, use_dora=method.use_dora,
-                           task_type="SEQ_CLS" if method.kind == "reward" else
-                           "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM")
+    task = "SEQ_CLS" if spec.scores else "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
+    return spec.peft_config(model, method, total_steps, task)
 
 
 def _mlm_head(model) -> list[str]:
@@ -480,16 +507,15 @@ def with_adapter(model, method: MethodConfig, low_cpu_mem_usage: bool = False, t
 
 
 def apply_method(model, method: MethodConfig, gradient_checkpointing: bool, total_steps: int | None = None):
-    """Full: every weight trains. Every other method: the base is frozen and a PEFT adapter trains (QLoRA's
-    base quantized first)."""
-    if method.kind == "full":
+    """Full: every weight trains. Every other method: the base is frozen and a PEFT adapter trains (prepared
+    first where the method says, as QLoRA's quantized base is)."""
+    spec = methods.get(method.kind)
+    if not spec.adapter:
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    if method.kind == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    if spec.prepare_model:
+        model = spec.prepare_model(model, gradient_checkpointing)
     return with_adapter(model, method, total_steps=total_steps)
 
 

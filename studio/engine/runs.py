@@ -3,6 +3,8 @@
 Contract: every file is written atomically (a temporary file, then ``os.replace``), so a reader
 or a killed process never sees half a status. A checkpoint counts as complete only once the
 trainer has finished writing it and ``COMPLETE`` is inside; resume never picks another.
+``Run(path)`` is the typed view of one run: its files, its config (read once), its ``Status``,
+metrics, evaluations and checkpoints. ``status.json`` holds only ``Status``'s fields.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import shutil
 import tempfile
 import time
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 from studio.config import StudioConfig
+from studio.engine import methods
 from studio.engine.errors import StudioError
 from studio.engine.judge.summary import EvalSummary
 from studio.settings import public_mode, studio_home
@@ -107,10 +111,51 @@ def all_run_dirs() -> list[Path]:
     return sorted(found, key=lambda p: (p / "config.yaml").stat().st_mtime, reverse=True)
 
 
-def write_status(run: Path, state: str, **fields) -> dict:
+@dataclass
+class Status:
+    """``status.json``: where the run is and what it recorded along the way."""
+
+    state: str = "unknown"  # one of STATES
+    updated: float | None = None
+    step: int = 0
+    error: str | None = None  # one line, for a failed, diverged, interrupted or pruned run
+    owner: str | None = None  # the visitor who made it (a public deployment)
+    started: float | None = None
+    pid: int | None = None  # the training process, and when it started (a pid is reused)
+    pid_started: float | None = None
+    model_source: str | None = None  # studio-tiny | local | hub | run
+    model_revision: str | None = None
+    objective: str | None = None  # the objective it trained (auto made definite)
+    checkpoint: str | None = None  # the last complete checkpoint saved
+    resumable: str | None = None  # an interrupted run's checkpoint to resume from
+    final_loss: float | None = None
+    duration_s: float | None = None
+    train_runtime: float | None = None
+    findings: list = field(default_factory=list)  # the training doctor's, as dicts
+    best_step: int | None = None  # early stopping: the step whose weights were kept
+    best_eval_loss: float | None = None
+    stopped_early: bool | None = None
+    reward_accuracy: dict | None = None  # a reward run's held-out pair accuracy
+    rl_reward: dict | None = None  # an RL run's reward of base and tuned answers
+    pruned: bool | None = None  # a sweep trial stopped by the pruner
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Status:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+STATUS_FIELDS = frozenset(f.name for f in fields(Status))
+
+
+def write_status(run: Path, state: str, **values) -> dict:
+    """Update ``status.json``: ``state`` and any of ``Status``'s fields (another name is a bug, caught here)."""
     assert state in STATES, state
+    unknown = set(values) - STATUS_FIELDS
+    if unknown:
+        raise TypeError(f"status.json has no field {', '.join(sorted(unknown))}")
     old = read_status(run)
-    status = {**old, "state": state, "updated": time.time(), **fields}
+    status = {**old, "state": state, "updated": time.time(), **values}
     status.setdefault("error", None)
     write_atomic(run / "status.json", json.dumps(status, indent=1))
     return status
@@ -193,7 +238,7 @@ def last_complete_checkpoint(run: Path) -> Path | None:
 def flat_config(run: Path) -> dict:
     """``section.key -> value`` of a run's config, for diffs."""
     try:
-        raw = StudioConfig.load(Path(run) / "config.yaml").to_dict()
+        raw = Run(run).config.to_dict()
     except (ValueError, OSError):
         return {}
     out = {}
@@ -235,10 +280,65 @@ class RunInfo:
         return out + [f"{f['severity']}: {f['evidence']}" for f in self.findings]
 
 
+class Run:
+    """One run directory, typed: its files, its config (read once), status, metrics, evaluations, checkpoints
+    and what its training left (an adapter or a whole model)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = self.path.name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    config_file = property(lambda self: self.path / "config.yaml")
+    adapter = property(lambda self: self.path / "adapter")  # a PEFT adapter with its tokenizer
+    model = property(lambda self: self.path / "model")  # a full fine-tune with its tokenizer
+    as_base = property(lambda self: self.path / "as-base")  # an adapter merged into its base (run:NAME as a base)
+
+    @cached_property
+    def config(self) -> StudioConfig:
+        return StudioConfig.load(self.config_file)
+
+    @property
+    def method(self):
+        return methods.of(self.config)
+
+    @property
+    def status(self) -> Status:
+        return Status.from_dict(read_status(self.path))
+
+    @property
+    def full(self) -> bool:
+        """It saved a whole model (model/) rather than an adapter."""
+        return (self.model / "config.json").is_file()
+
+    @property
+    def weights(self) -> Path | None:
+        """The folder of what it trained: model/ or adapter/, or None before it has one."""
+        if self.full:
+            return self.model
+        return self.adapter if (self.adapter / "adapter_config.json").is_file() else None
+
+    def metrics(self) -> list[dict]:
+        return read_metrics(self.path)
+
+    def evals(self) -> list[str]:
+        return evals(self.path)
+
+    def checkpoints(self) -> list[tuple[int, Path, bool]]:
+        return checkpoints(self.path)
+
+    @property
+    def resumable(self) -> Path | None:
+        """The checkpoint a resume continues from (the last complete one), or None."""
+        return last_complete_checkpoint(self.path)
+
+
 def run_info(run: Path) -> RunInfo:
     status = read_status(run)
     try:
-        cfg = StudioConfig.load(run / "config.yaml")
+        cfg = Run(run).config
         method, model = cfg.method.kind, cfg.model.name
     except ValueError:
         method, model = "?", "?"
@@ -287,7 +387,7 @@ def _confined(name: str | None) -> Path | None:
 
 
 def has_weights(run: Path) -> bool:
-    return (run / "adapter" / "adapter_config.json").is_file() or (run / "model" / "config.json").is_file()
+    return Run(run).weights is not None
 
 
 def trained_runs(owner: str | None = None) -> list[str]:
@@ -300,12 +400,12 @@ def chat_runs(owner: str | None = None) -> list[str]:
     short trials."""
     out = []
     for name in trained_runs(owner):
-        run = _confined(name)
+        run = Run(_confined(name))
         try:
-            cfg = StudioConfig.load(run / "config.yaml")
+            method, sweep_trial = run.method, run.config.run_name.startswith("sweep-")
         except (OSError, ValueError):
             continue
-        if cfg.method.kind != "reward" and not cfg.run_name.startswith("sweep-"):
+        if not method.scores and not sweep_trial:
             out.append(name)
     return out
 
@@ -332,4 +432,16 @@ def read_eval(run: Path, name: str) -> tuple[EvalSummary, list[dict]]:
         raise StudioError(f"{Path(run).name}: no saved comparison named {name!r}")
     folder = Path(run) / "eval" / name
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines() if line.strip()]
-    return EvalSummary.load(folder), rows
+    return EvalSummary.load(folder), [_nested_scores(r) for r in rows]
+
+
+def _nested_scores(row: dict) -> dict:
+    """Per-example scores as {side: {metric: value}}; comparisons saved before that wrote "base_rougeL"."""
+    scores = row.get("scores") or {}
+    if scores and not all(isinstance(v, dict) for v in scores.values()):
+        nested: dict = {"base": {}, "tuned": {}}
+        for key, value in scores.items():
+            side, _, metric = key.partition("_")
+            nested.setdefault(side, {})[metric] = value
+        row = {**row, "scores": nested}
+    return row

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from studio.config import SECTIONS, ConfigError, StudioConfig
+from studio.config import SECTIONS, ConfigError, StudioConfig, field_help
 from studio.engine.train.defaults import SMALL
 
 # Sensible slider ranges; other numbers get a Number box with a lower bound.
@@ -68,7 +68,7 @@ def make(key: str, **overrides) -> gr.components.Component:
     """The widget for ``section.name``, with its default, help line, choices and range."""
     f = _field(key)
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    kw = {"label": LABELS.get(key, f.name.replace("_", " ")), "info": f.metadata["help"],
+    kw = {"label": LABELS.get(key, f.name.replace("_", " ")), "info": field_help(*key.split(".")),
           "value": to_widget(key, default), "elem_id": key.replace(".", "-")}
     kw.update(overrides)
     choices = f.metadata.get("choices")

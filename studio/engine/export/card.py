@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from studio.config import StudioConfig
-from studio.engine import runs
+from studio.engine import methods, runs
 from studio.engine.data.split import file_sha256
 from studio.engine.judge.summary import EvalSummary
-from studio.engine.models import RUN_PREFIX
+from studio.engine.models import RUN_PREFIX, trained_objective
 from studio.engine.tiny import TINY_NAME
 
 REBUILD_TINY = ("studio-tiny is the fine-tuning studio's offline starter model, shipped in the studio's repository. "
@@ -26,20 +26,21 @@ REBUILD_TINY = ("studio-tiny is the fine-tuning studio's offline starter model, 
                 "`studio-tiny/`.")
 
 
-def pipeline_tag(cfg: StudioConfig) -> str:
+def pipeline_tag(cfg: StudioConfig, objective: str) -> str:
     """What the model does, as the hub names it: a reward model classifies (one score), a masked-LM encoder
-    fills masks, a seq2seq model maps text to text, everything else generates text."""
-    if cfg.method.kind == "reward":
+    fills masks, a seq2seq model maps text to text, everything else generates text. ``objective``: the one the
+    run trained (``auto`` made definite)."""
+    if methods.of(cfg).scores:
         return "text-classification"
-    return {"masked_lm": "fill-mask", "seq2seq": "text2text-generation"}.get(cfg.method.objective, "text-generation")
+    return {"masked_lm": "fill-mask", "seq2seq": "text2text-generation"}.get(objective, "text-generation")
 
 
-def usage(run: Path, cfg: StudioConfig) -> list[str]:
+def usage(run: Path, cfg: StudioConfig, task: str) -> list[str]:
     """How to load it: a Python snippet with plain transformers (+ peft for an adapter)."""
     auto = {"text-classification": "AutoModelForSequenceClassification", "fill-mask": "AutoModelForMaskedLM",
-            "text2text-generation": "AutoModelForSeq2SeqLM"}.get(pipeline_tag(cfg), "AutoModelForCausalLM")
+            "text2text-generation": "AutoModelForSeq2SeqLM"}.get(task, "AutoModelForCausalLM")
     base = base_reference(cfg)
-    if cfg.method.kind == "full":
+    if not methods.of(cfg).adapter:
         code = [f"from transformers import AutoTokenizer, {auto}", "",
                 f'model = {auto}.from_pretrained("path/to/this/folder")',
                 'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")']
@@ -49,14 +50,14 @@ def usage(run: Path, cfg: StudioConfig) -> list[str]:
                                                             else ")"),
                 'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
                 'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")']
-    if pipeline_tag(cfg) == "text-generation":
+    if task == "text-generation":
         code += ["", 'messages = [{"role": "user", "content": "Hello!"}]',
                  "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\",",
                  "                                       return_dict=True)",
                  "out = model.generate(**inputs, max_new_tokens=64)",
                  "print(tokenizer.decode(out[0, inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))"]
     out = ["", "## Use it", "", "```python", *code, "```"]
-    if pipeline_tag(cfg) == "text-generation" and cfg.method.kind not in ("prefix", "ptuning", "prompt"):
+    if task == "text-generation" and methods.of(cfg).merges:
         out += ["", "Elsewhere (with the fine-tuning studio installed where the run is):", "",
                 "```shell",
                 f"studio serve {run.name}            # an OpenAI-compatible API; the model name is {run.name}",
@@ -87,17 +88,17 @@ def latest_eval(run: Path) -> EvalSummary | None:
     return runs.read_eval(run, names[0])[0] if names else None
 
 
-def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None):
+def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None, task: str):
     from huggingface_hub import EvalResult, ModelCardData
 
     path = Path(cfg.data.path)
-    results = [EvalResult(task_type=pipeline_tag(cfg), dataset_type="json", dataset_name=path.name, metric_type=m,
+    results = [EvalResult(task_type=task, dataset_type="json", dataset_name=path.name, metric_type=m,
                           metric_value=round(iv.value, 6), metric_name=f"{m} (tuned; base {summary.base[m].value:.4g})")
                for m, iv in summary.tuned.items()] if summary and summary.delta else None
-    family = {"full": "full-finetune", "qlora": "lora", "dpo": "lora", "kto": "lora", "adalora": "lora"}
-    tags = list(dict.fromkeys(["finetune-studio", cfg.method.kind, family.get(cfg.method.kind, cfg.method.kind)]))
-    return ModelCardData(base_model=base_reference(cfg), library_name=None if cfg.method.kind == "full" else "peft",
-                         pipeline_tag=pipeline_tag(cfg), tags=tags, model_name=run.name, eval_results=results,
+    method = methods.of(cfg)
+    tags = list(dict.fromkeys(["finetune-studio", method.name, *method.tags]))
+    return ModelCardData(base_model=base_reference(cfg), library_name="peft" if method.adapter else None,
+                         pipeline_tag=task, tags=tags, model_name=run.name, eval_results=results,
                          studio_dataset=path.name,
                          studio_dataset_hash=f"sha256:{file_sha256(path)}" if path.is_file() else None)
 
@@ -122,9 +123,11 @@ def model_card(run: Path, cfg: StudioConfig, leaderboard: list[dict] | None = No
     from huggingface_hub import ModelCard
 
     summary = latest_eval(run)
+    objective = trained_objective(run)
+    task = pipeline_tag(cfg, objective)
     body = [f"# {run.name}", "", f"Fine-tuned from `{base_reference(cfg)}` with the fine-tuning studio "
-            f"({cfg.method.kind}, {cfg.method.objective} objective) on `{Path(cfg.data.path).name}`."]
-    body += usage(run, cfg)
+            f"({cfg.method.kind}, {objective} objective) on `{Path(cfg.data.path).name}`."]
+    body += usage(run, cfg, task)
     if cfg.model.name.strip() == TINY_NAME:
         body += ["", REBUILD_TINY]
     findings = runs.read_status(run).get("findings") or []
@@ -137,4 +140,4 @@ def model_card(run: Path, cfg: StudioConfig, leaderboard: list[dict] | None = No
         body += _evaluation(summary)
     if leaderboard:
         body += _leaderboard(leaderboard)
-    return ModelCard(f"---\n{_card_data(run, cfg, summary).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+    return ModelCard(f"---\n{_card_data(run, cfg, summary, task).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")

@@ -18,11 +18,12 @@ import time
 import zipfile
 from pathlib import Path
 
-from studio.config import PROMPT_METHODS, StudioConfig
+from studio.config import StudioConfig
+from studio.engine import methods
 from studio.engine.errors import ModelError, StudioError
 from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config
-from studio.engine.models import auto_class, family_objective, resolve_model
-from studio.engine.runs import acting_for, as_user_made, write_atomic
+from studio.engine.models import load_tuned
+from studio.engine.runs import as_user_made, write_atomic
 from studio.settings import public_mode, studio_home
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
@@ -100,28 +101,18 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, leaderboa
 
 def _load_tuned(run: Path, cfg: StudioConfig):
     """(tuned model in fp32, tokenizer): base + adapter, or the full fine-tune."""
-    import torch
-    from transformers import AutoTokenizer
-
-    if (run / "model" / "config.json").is_file():
-        auto = auto_class(cfg.method, family_objective(run / "model", cfg.method.objective))
-        return auto.from_pretrained(run / "model", dtype=torch.float32), AutoTokenizer.from_pretrained(run / "model")
-    from peft import PeftModel
-
-    with acting_for(run):
-        path = resolve_model(cfg.model).path
-    auto = auto_class(cfg.method, family_objective(path, cfg.method.objective))
-    base = auto.from_pretrained(path, dtype=torch.float32)
-    return PeftModel.from_pretrained(base, run / "adapter"), AutoTokenizer.from_pretrained(run / "adapter")
+    tuned = load_tuned(run)
+    return tuned.model, tuned.tokenizer
 
 
 def mergeable(run: Path, cfg: StudioConfig) -> None:
     """Raises, in one line, for a run whose weights cannot be merged into a plain language model."""
-    if cfg.method.kind == "reward":
+    method = methods.of(cfg)
+    if method.scores:
         raise StudioError(f"{run.name} is a reward model (a score head, not a language model head): export its "
                           "adapter, which PEFT loads onto AutoModelForSequenceClassification")
-    if cfg.method.kind in PROMPT_METHODS:  # quantized exports start from the merged one: refused here too
-        raise StudioError(f"a {cfg.method.kind} run has no weights to merge (it trains virtual tokens in front of "
+    if not method.merges:  # quantized exports start from the merged one: refused here too
+        raise StudioError(f"a {method.name} run has no weights to merge (it trains virtual tokens in front of "
                           "the input): export the adapter, which PEFT loads onto the base")
 
 

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-from studio.engine import runs
+from studio.engine import methods, runs
 from studio.engine.errors import StudioError
 from studio.settings import studio_home
 
@@ -44,7 +44,7 @@ def prepare(run_name: str) -> Path:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     _, cfg = E._run(run)
-    if cfg.method.kind == "reward":
+    if methods.of(cfg).scores:
         raise StudioError(f"{run.name} is a reward model: it scores answers instead of writing them, so there is "
                           "nothing to serve")
     E.export_merged(run, folder)  # refuses, in one line, what cannot be merged (virtual-token methods)

@@ -152,10 +152,10 @@ def compare(base_out: list[str], tuned_out: list[str], refs: list[str], base_nll
         win_tie_loss={m: M.win_tie_loss(b[m], t[m], m) for m in names},
         info={**info, "bootstrap_resamples": M.BOOTSTRAP, "lower_is_better": sorted(LOWER_IS_BETTER)},
         note=None if all(refs) else "no references: scored by the reward model only")
-    per = [{f"{side}_{m}": float(metrics[m].per_example[i]) for side, metrics in (("base", b), ("tuned", t))
-            for m in names} for i in range(len(refs))]
+    per = [{side: {m: float(metrics[m].per_example[i]) for m in names} for side, metrics in (("base", b), ("tuned", t))}
+           for i in range(len(refs))]
     primary = PRIMARY if PRIMARY in names else names[0]
-    drop = [(per[i][f"tuned_{primary}"] - per[i][f"base_{primary}"], i) for i in range(len(refs))]
+    drop = [(per[i]["tuned"][primary] - per[i]["base"][primary], i) for i in range(len(refs))]
     summary.got_worse = [{"index": i, "metric": primary, "delta": round(d, 4)} for d, i in sorted(drop) if d < 0]
     summary.info["worse_metric"] = primary  # what "got worse" was measured on (the UI names it)
     return summary, per

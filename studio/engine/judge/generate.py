@@ -22,7 +22,7 @@ import torch
 from studio.config import EvalConfig, StudioConfig
 from studio.engine import runs
 from studio.engine.data.encode import IGNORE, encode_example, render
-from studio.engine.models import load_model, load_tokenizer, resolve_model, resolve_precision
+from studio.engine.models import load_tuned, resolve_precision
 
 
 @dataclass
@@ -40,36 +40,19 @@ def _device():
 def load_pair(run_dir: str | Path) -> Pair:
     from studio.engine.errors import ModelError
 
-    run = Path(run_dir)
-    cfg = StudioConfig.load(run / "config.yaml")
-    if cfg.method.kind == "reward":
-        raise ModelError(reward_run_note(run))
+    run = runs.Run(run_dir)
+    if run.method.scores:
+        raise ModelError(reward_run_note(run.path))
     from studio.engine.judge.masked import is_masked_run
 
-    if is_masked_run(run):
+    if is_masked_run(run.path):
         raise ModelError(f"{run.name} is a masked-LM (BERT-style) run: it fills in hidden words instead of writing "
                          "answers; Compare measures it by masked-token accuracy and pseudo-perplexity")
-    with runs.acting_for(run):
-        resolved = resolve_model(cfg.model)
-    precision = resolve_precision(cfg.train.precision)
-    if (run / "adapter" / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        tokenizer = load_tokenizer(resolved, cfg.model)
-        base = load_model(resolved, cfg.model, cfg.method, precision, tokenizer)
-        tuned = PeftModel.from_pretrained(base, run / "adapter")
-        return Pair(_ready(tuned), None, tokenizer, cfg)
-    if (run / "model" / "config.json").is_file():
-        from dataclasses import replace
-
-        from studio.engine.models import ResolvedModel
-
-        tokenizer = load_tokenizer(resolved, cfg.model)
-        tuned_model = load_model(ResolvedModel(run / "model", "local"), replace(cfg.model, name=str(run / "model")),
-                                 cfg.method, precision, tokenizer)
-        base = load_model(resolved, cfg.model, cfg.method, precision, tokenizer)
-        return Pair(_ready(tuned_model), _ready(base), tokenizer, cfg)
-    raise ModelError(f"{run}: no trained adapter/ or model/ to evaluate (did the run complete?)")
+    if run.weights is None:
+        raise ModelError(f"{run.path}: no trained adapter/ or model/ to evaluate (did the run complete?)")
+    tuned = load_tuned(run, resolve_precision(run.config.train.precision), plain=False, with_base=True)
+    return Pair(_ready(tuned.model), _ready(tuned.base) if tuned.base is not None else None, tuned.tokenizer,
+                run.config)
 
 
 def reward_run_note(run: Path) -> str:

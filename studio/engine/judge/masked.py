@@ -25,33 +25,22 @@ from studio.engine.train.trainer import MASK_SHARE
 
 
 def is_masked_run(run: Path) -> bool:
-    from studio.engine.models import model_family, resolve_model
+    from studio.engine.models import trained_objective
 
-    cfg = StudioConfig.load(Path(run) / "config.yaml")
-    if cfg.method.objective != "auto":
-        return cfg.method.objective == "masked_lm"
-    with runs.acting_for(run):
-        return model_family(resolve_model(cfg.model, config_only=True).path) == "encoder"
+    return trained_objective(run) == "masked_lm"
 
 
 def _models(run: Path, cfg: StudioConfig):
     """(tuned model, tokenizer, base_of): an adapter run's base is the tuned model with its adapter off."""
     import contextlib
 
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from studio.engine.models import load_tuned
 
-    from studio.engine.models import resolve_model
-
-    with runs.acting_for(run):
-        base_path = resolve_model(cfg.model).path
-    if (run / "model" / "config.json").is_file():
-        tuned = AutoModelForMaskedLM.from_pretrained(run / "model").eval()
-        base = AutoModelForMaskedLM.from_pretrained(base_path).eval()
-        return tuned, AutoTokenizer.from_pretrained(run / "model"), lambda: contextlib.nullcontext(base)
-    from peft import PeftModel
-
-    tuned = PeftModel.from_pretrained(AutoModelForMaskedLM.from_pretrained(base_path), run / "adapter").eval()
-    return tuned, AutoTokenizer.from_pretrained(run / "adapter"), tuned.disable_adapter
+    tuned = load_tuned(run, with_base=True)
+    if tuned.base is not None:
+        base = tuned.base.eval()
+        return tuned.model.eval(), tuned.tokenizer, lambda: contextlib.nullcontext(base)
+    return tuned.model.eval(), tuned.tokenizer, tuned.model.disable_adapter
 
 
 def _hidden(ids: list[int], special: list[int], seed: int) -> list[int]:
@@ -116,7 +105,7 @@ def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig 
     summary.run, summary.examples, summary.eval_set = run.name, len(texts), eval_set
     summary.generation_s = round(time.time() - started, 2)
     for i, row in enumerate(rows):
-        row["scores"] = {f"{side}_{m}": float(metrics[side][m].per_example[i]) for side in metrics for m in b}
+        row["scores"] = {side: {m: float(metrics[side][m].per_example[i]) for m in b} for side in metrics}
     out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
     runs.write_atomic(out / "predictions.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
     runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))

@@ -14,6 +14,7 @@ import copy
 from dataclasses import dataclass
 
 from studio.config import StudioConfig
+from studio.engine import methods
 from studio.engine.tiny import TINY_NAME
 
 SMALL_PARAMS = 50_000_000
@@ -68,9 +69,10 @@ def defaults_for(model: str) -> Defaults:
 
 def default_learning_rate(model: str, parameters: int, kind: str) -> float:
     """The learning rate the defaults give ``model`` (of ``parameters``) for a method of the LoRA family; the
-    practitioner default of the method otherwise (full fine-tuning: 2e-5)."""
-    if kind == "full":
-        return 2e-5
+    practitioner default of the method where it has its own (full fine-tuning: 2e-5)."""
+    own = methods.get(kind).default_lr
+    if own is not None:
+        return own
     small = model.strip() == TINY_NAME or 0 < parameters < SMALL_PARAMS
     return SMALL["train"]["learning_rate"] if small else StudioConfig().train.learning_rate
 

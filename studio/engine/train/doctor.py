@@ -36,12 +36,11 @@ import statistics
 from dataclasses import dataclass, field
 
 from studio.config import StudioConfig
+from studio.engine import methods
 from studio.engine.events import Finding
 
 SPIKE, GRAD_SPIKE, WINDOW = 4.0, 10.0, 10
-REWARD_GRAD_SPIKE = 30.0  # a reward model's score head starts from random weights: its early gradients burst
 SPIKE_FLOOR = 1.0  # a spike must also rise this much above the median (nats; grad-norm units)
-PAIRWISE = ("reward", "dpo")  # -log sigmoid(margin) losses: ln 2 at chance, heavy-tailed near 0
 CHANCE_LOSS = math.log(2)
 DEAD_STEPS, WEIGHT_LIMIT = 3, 1e4
 CONVERGE_SHARE, CONVERGE_MIN_STEPS, CONVERGE_DROP = 0.25, 12, 0.05
@@ -92,11 +91,11 @@ class Doctor:
     def loss_is_the_goal(self) -> bool:
         """GRPO's loss is a policy-gradient surrogate around 0, often negative, that need not fall: an RL run is
         judged by its mean reward (charted and measured at the end), so the loss detectors keep quiet for it."""
-        return self.config.method.kind != "rl"
+        return methods.of(self.config).judging.loss_is_the_goal
 
     @property
     def _pairwise(self) -> bool:
-        return self.config.method.kind in PAIRWISE
+        return methods.of(self.config).judging.pairwise  # -log sigmoid(margin): ln 2 at chance, heavy-tailed
 
     def weights(self, max_abs: float, finite: bool, step: int) -> list[Finding]:
         before = len(self.findings)
@@ -152,7 +151,7 @@ class Doctor:
         if not self.loss_is_the_goal:  # RL: judged by its reward; its gradient norms burst by construction
             return
         recent = self._grads[-WINDOW:]
-        limit = REWARD_GRAD_SPIKE if self.config.method.kind == "reward" else GRAD_SPIKE
+        limit = methods.of(self.config).judging.grad_spike or GRAD_SPIKE
         median = statistics.median(recent) if len(recent) >= 5 else None
         clip = self.config.train.max_grad_norm
         base = None if median is None else max(median, clip) if self._pairwise and clip > 0 else median

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from studio.config import StudioConfig
+from studio.engine import methods
+from studio.engine.methods import Sizes
 
 MB = 2**20
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -54,7 +56,7 @@ def meta_model(config: StudioConfig):
     resolved = resolve_model(config.model, config_only=True)
     arch = AutoConfig.from_pretrained(resolved.path, trust_remote_code=config.model.trust_remote_code)
     auto = auto_class(config.method, family_objective(resolved.path, config.method.objective))
-    if config.method.kind == "reward":  # the base with a one-score head instead of the LM head
+    if methods.of(config).scores:  # the base with a one-score head instead of the LM head
         arch.num_labels = 1
     with torch.device("meta"):
         model = auto.from_config(arch, trust_remote_code=config.model.trust_remote_code)
@@ -93,36 +95,22 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
 
     model, arch = meta_model(config)
     precision = precision or resolve_precision(config.train.precision)
-    m, t = config.method, config.train
+    m, t, method = config.method, config.train, methods.of(config)
     params = sum(p.numel() for p in model.parameters())
     on_gpu = torch.cuda.is_available()
     act_b = BYTES[precision] if precision != "fp32" else 4
-    targets = []
-    if m.kind == "full":
-        trainable = params
-        weights = params * 4  # fp32 master weights; autocast makes half-precision copies per op
-    else:
-        quantized = sum(lin.weight.numel() for n, lin in model.named_modules()
-                        if isinstance(lin, torch.nn.Linear) and not n.endswith("lm_head"))
-        trainable, targets = _adapter(model, m)
-        if m.kind == "qlora":
-            per = 0.5 + (0.127 / 8 if m.double_quant else 0.5 / 8) if m.quant_bits == 4 else 1.0 + 4 / 64
-            weights = quantized * per + (params - quantized) * BYTES[precision] + trainable * 4
-        else:
-            weights = params * BYTES[precision] + trainable * 4
+    trainable, targets = _adapter(model, m) if method.adapter else (params, [])
+    linear = sum(lin.weight.numel() for n, lin in model.named_modules()
+                 if isinstance(lin, torch.nn.Linear) and not n.endswith("lm_head"))
+    weights = method.weights(Sizes(params, linear, trainable, BYTES[precision], m))
     grads = trainable * 4
     optimizer = trainable * ADAM_BYTES
-    tokens = t.batch_size * config.data.max_length
-    if m.kind == "reward":  # each pair is two sequences, chosen and rejected
-        tokens *= 2
-    if m.kind == "rl":  # prompts plus sampled answers; the reward model (taken as the base's size) beside it
-        tokens = t.batch_size * (config.data.max_length + m.max_completion_length)
-        weights += params * BYTES[precision]
+    tokens = method.tokens(config)
     h, inter = arch.hidden_size, getattr(arch, "intermediate_size", 4 * arch.hidden_size)
     kv = h // arch.num_attention_heads * getattr(arch, "num_key_value_heads", arch.num_attention_heads)
     layers = arch.num_hidden_layers
     per_layer = (10 * h + 2 * kv + 4 * inter) * act_b
-    if m.kind != "full":
+    if method.adapter:
         # LoRA keeps its dropped-out input, the dropout mask and more per wrapped layer: fitted at
         # 2.4x the wrapped layers' input width with dropout, about nothing without.
         lora_in = sum(lin.in_features for lin in targets) / layers
@@ -131,7 +119,7 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
         activations = tokens * (layers * h * act_b + per_layer)
     else:
         activations = tokens * layers * per_layer
-    if m.kind != "reward":  # a reward model's head gives one score, not a distribution over the vocabulary
+    if not method.scores:  # a score head gives one score, not a distribution over the vocabulary
         activations += tokens * arch.vocab_size * 4 * 3  # logits, log-softmax, their gradient (fp32)
     runtime = RUNTIME_MB["cuda" if on_gpu else "cpu"] * MB
     total = weights + grads + optimizer + activations + runtime

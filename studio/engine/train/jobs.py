@@ -18,7 +18,7 @@ from studio.config import StudioConfig
 from studio.engine import gate, runs
 from studio.engine.device import DEVICE, DeviceQueue
 from studio.engine.errors import JobError
-from studio.engine.events import Event, Finding, JobSnapshot, Metrics, Notice, StateChanged, TrainingInfo
+from studio.engine.events import Event, Finding, JobSnapshot, Metrics, Notice, Result, StateChanged, TrainingInfo
 from studio.engine.train import loop as train
 from studio.engine.train import worker
 
@@ -78,7 +78,7 @@ class Job:
         with self._lock:
             s = self._snap
             return replace(s, queue_position=self.queue.position(self), metrics=list(s.metrics),
-                           notices=list(s.notices), findings=list(s.findings))
+                           notices=list(s.notices), results=list(s.results), findings=list(s.findings))
 
     def _main(self) -> None:
         if not self.queue.acquire(self):
@@ -124,6 +124,8 @@ class Job:
                     self._last_step = max(self._last_step, record.get("step", 0))
                 case Notice(message):
                     s.notices.append(message)
+                case Result():
+                    s.results.append(event)
                 case TrainingInfo():
                     s.info = event
                 case Finding():

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.config import TRL_METHODS, ConfigError, StudioConfig
-from studio.engine import runs
+from studio.config import ConfigError, StudioConfig
+from studio.engine import methods, runs
 from studio.engine.errors import JobError, StudioError
 from studio.engine.events import Event, Metrics, Notice, StateChanged, TrainingInfo
-from studio.engine.models import apply_method, load_model, load_reward_model, parameter_counts, resolve_precision
+from studio.engine.methods import Parts
+from studio.engine.models import apply_method, load_model, parameter_counts, resolve_precision
 from studio.engine.train import trackers
 from studio.engine.train.doctor import Doctor, Facts
 from studio.engine.train.prepare import Prepared, prepare
@@ -78,6 +79,7 @@ def run(config: StudioConfig, run_dir: str | Path | None = None, on_event: OnEve
     runs.write_status(run, "running", step=0, error=None, started=started, pid=os.getpid(),
                       pid_started=runs.process_started(os.getpid()),
                       model_source=prepared.resolved.source, model_revision=prepared.resolved.revision or None,
+                      objective=prepared.objective,
                       **({"owner": owner} if owner else {}))
     on_event(StateChanged("running", run_dir=str(run)))
     for note in prepared.notices:
@@ -106,13 +108,15 @@ def _train(prepared: Prepared, run: Path, checkpoint: Path | None, on_event: OnE
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         runs.write_status(run, "running", train_runtime=round(output.metrics.get("train_runtime", 0.0), 3))
         state = _final_state(trainer)
+        method = methods.of(config)
         if state in ("completed", "stopped") and prepared.val_rows and config.train.eval_steps == 0 and \
-                config.method.kind != "rl":  # GRPO has no evaluation loop: the run measures its samples below
+                method.evaluates:  # GRPO has no evaluation loop: the run measures its samples below
             trainer.evaluate()
         if state != "diverged":
             _save_artifacts(trainer, prepared, run)
             _record_best(trainer, run, on_event)
-            _measure_rewards(trainer, prepared, run, on_event)
+            if method.measure:  # what the run achieved: a reward model's pair accuracy, an RL run's reward
+                method.measure(trainer, prepared, run, on_event)
         result = RunResult(run, state, trainer.state.global_step, None, _last_loss(run))
     except Exception as e:  # noqa: BLE001 - any failure ends the run with a readable reason
         result = RunResult(run, "failed", getattr(getattr(trainer, "state", None), "global_step", 0),
@@ -125,35 +129,6 @@ def _train(prepared: Prepared, run: Path, checkpoint: Path | None, on_event: OnE
     return result
 
 
-RESULT = "result: "  # a notice that reports what the run achieved (the Train tab shows it under the status)
-MEASURE_PAIRS, MEASURE_PROMPTS = 200, 32  # held-out pairs a reward run is measured on; prompts an RL run samples
-
-
-def _measure_rewards(trainer, p: Prepared, run: Path, on_event: OnEvent) -> None:
-    """A reward run: how often it ranks chosen above rejected on held-out pairs. An RL run: the reward model's
-    mean score of greedy answers to held-out prompts, before (adapter off) and after."""
-    from studio.engine.judge import reward
-
-    kind = p.config.method.kind
-    if kind == "reward" and p.val_rows:
-        acc = reward.pair_accuracy(trainer.model, p.tokenizer, p.val_rows[:MEASURE_PAIRS])
-        runs.write_status(run, "running", reward_accuracy=acc)
-        on_event(Notice(f"{RESULT}held-out pairs: the reward model ranks chosen above rejected in "
-                        f"{acc['accuracy']:.0%} [{acc['low']:.0%}, {acc['high']:.0%}] of {acc['n']} (chance: 50%)"))
-    elif kind == "rl":
-        rows = (p.val_rows or p.train_rows)[:MEASURE_PROMPTS]
-        preferred = [str(r["chosen"][-1]["content"]) for r in rows] if all(r.get("chosen") for r in rows) else None
-        got = reward.sample_rewards(trainer.model, p.tokenizer, trainer.reward_funcs[0],
-                                    trainer.reward_processing_classes[0], [r["prompt"] for r in rows],
-                                    p.config.method.max_completion_length, p.config.train.seed, preferred)
-        runs.write_status(run, "running", rl_reward=got)
-        d, near = got["difference"], got.get("preferred_rougeL")
-        closeness = (f"; ROUGE-L against the preferred answers {near['base']:.2f} -> {near['tuned']:.2f}"
-                     if near else "")
-        on_event(Notice(f"{RESULT}mean reward of greedy answers to {got['n']} held-out prompts: base "
-                        f"{got['base']['mean']:.2f} -> tuned {got['tuned']['mean']:.2f} (difference {d['value']:+.2f} "
-                        f"[{d['low']:+.2f}, {d['high']:+.2f}]){closeness}"))
-        trainer.studio_callback.report(trainer.studio_callback.doctor.rewarded(got, trainer.state.global_step))
 
 
 def _record_best(trainer, run: Path, on_event: OnEvent) -> None:
@@ -177,7 +152,7 @@ def _facts(p: Prepared, parameters: int = 0) -> Facts:
     from studio.engine.train.defaults import default_learning_rate
 
     lr = default_learning_rate(p.config.model.name, parameters, p.config.method.kind)
-    rows = p.train_rows if p.objective not in TRL_METHODS else []
+    rows = [] if methods.of(p.config).own_data_order else p.train_rows
     if p.objective == "masked_lm":  # the collator picks the trained tokens: a fixed share of each row
         from studio.engine.train.trainer import MASK_SHARE
 
@@ -241,14 +216,7 @@ def _check_device(cfg: StudioConfig, precision: str) -> None:
 def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Callable[[], bool]):
     from datasets import Dataset
 
-    from studio.engine.train.trainer import (
-        AdaLoraCallback,
-        StudioCallback,
-        collator,
-        sft_trainer_class,
-        training_args,
-        trl_trainer_class,
-    )
+    from studio.engine.train.trainer import StudioCallback, collator, sft_trainer_class, studio_trainer, training_args
 
     cfg = p.config
     threads = set_threads(cfg.train.threads)
@@ -267,18 +235,14 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
         from transformers import EarlyStoppingCallback
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
-    if cfg.method.kind == "adalora":
-        callbacks.append(AdaLoraCallback())
+    method = methods.of(cfg)
+    callbacks += method.callbacks(cfg) if method.callbacks else []
     datasets = {"train_dataset": Dataset.from_list(p.train_rows),
                 "eval_dataset": Dataset.from_list(p.val_rows) if p.val_rows else None}
-    if cfg.method.kind == "rl":  # GRPO samples answers and scores them with the reward model
-        reward, reward_tok = load_reward_model(cfg.method.reward_model)
-        trainer = trl_trainer_class("rl")(model=model, reward_funcs=reward, reward_processing_classes=reward_tok,
-                                          args=args, processing_class=p.tokenizer, callbacks=callbacks,
-                                          train_dataset=datasets["train_dataset"])
-    elif cfg.method.kind in TRL_METHODS:  # DPO/KTO: the reference model is the base, the adapter switched off
-        trainer = trl_trainer_class(cfg.method.kind)(model=model, args=args, processing_class=p.tokenizer,
-                                                     callbacks=callbacks, **datasets)
+    if method.trainer:  # TRL's: DPO/KTO (the reference is the base, the adapter switched off), reward, GRPO
+        base, extra = method.trainer(Parts(model, args, p.tokenizer, callbacks, prepared=p, **datasets))
+        trainer = studio_trainer(base)(model=model, args=args, processing_class=p.tokenizer, callbacks=callbacks,
+                                       **(datasets | extra))
     else:
         trainer = sft_trainer_class(p.objective)(model=model, args=args, processing_class=p.tokenizer,
                                 data_collator=collator(p.tokenizer, cfg.train.packing, p.objective, cfg.train.seed),
@@ -307,7 +271,7 @@ def _final_state(trainer) -> str:
 
 
 def _save_artifacts(trainer, p: Prepared, run: Path) -> None:
-    out = run / ("model" if p.config.method.kind == "full" else "adapter")
+    out = run / ("adapter" if methods.of(p.config).adapter else "model")
     trainer.save_model(str(out))
     p.tokenizer.save_pretrained(str(out))
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml beside it says the same

@@ -59,11 +59,11 @@ def lr_find(config: StudioConfig, steps: int = 100, lr_min: float = 1e-7, lr_max
             should_stop=None) -> LRCurve:
     import torch
 
-    from studio.config import TRL_METHODS
+    from studio.engine import methods
     from studio.engine.models import apply_method, load_model, resolve_precision
     from studio.engine.train.loop import prepare, set_threads
 
-    if config.method.kind in TRL_METHODS:
+    if methods.of(config).own_data_order:
         from studio.config import ConfigError
 
         raise ConfigError(f"the LR finder runs on supervised data; for method.kind {config.method.kind} use a short "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.config import ConfigError, StudioConfig
+from studio.engine import methods
 from studio.engine.data.encode import encode, length_stats, render
 from studio.engine.data.formats import CHAT_FORMATS, default_objective, load_examples
 from studio.engine.data.split import Split, make_split
@@ -21,8 +22,7 @@ from studio.engine.errors import JobError
 from studio.engine.models import load_tokenizer, model_family, resolve_model, reward_run
 from studio.engine.train import trackers
 
-PREFERENCE_METHODS = {"dpo": "preference", "kto": "kto", "reward": "preference"}  # method.kind -> the format it needs
-
+RECORDS = {"preference": "prompt, chosen, rejected", "kto": "a conversation and a label"}  # what such data holds
 
 @dataclass
 class Prepared:
@@ -77,15 +77,14 @@ def preflight(config: StudioConfig):
     trackers.check(config)
     loaded = load_examples(d.path, d.format, d.columns, d.limit, d.system_prompt)
     loaded.raise_for_problems()
-    wanted = PREFERENCE_METHODS.get(config.method.kind)
-    if wanted and loaded.format != wanted:
-        raise ConfigError(f"method.kind {config.method.kind} needs {wanted} data "
-                          f"({'prompt, chosen, rejected' if wanted == 'preference' else 'a conversation and a label'})"
-                          f"; {Path(d.path).name} is {loaded.format}")
-    if config.method.kind == "rl":
+    wanted = methods.of(config).data
+    if wanted in RECORDS and loaded.format != wanted:
+        raise ConfigError(f"method.kind {config.method.kind} needs {wanted} data ({RECORDS[wanted]}); "
+                          f"{Path(d.path).name} is {loaded.format}")
+    if wanted == "prompts":
         if loaded.format not in CHAT_FORMATS:
-            raise ConfigError(f"method.kind rl samples answers to prompts; {Path(d.path).name} is {loaded.format} "
-                              "(plain text has no prompts): give prompts, chats or preference pairs")
+            raise ConfigError(f"method.kind {config.method.kind} samples answers to prompts; {Path(d.path).name} is "
+                              f"{loaded.format} (plain text has no prompts): give prompts, chats or preference pairs")
         reward_run(config.method.reward_model)
     resolve_objective(config, loaded.format, model_family(resolve_model(config.model, config_only=True).path))
     return loaded
@@ -99,7 +98,7 @@ def preflight_only(config: StudioConfig) -> None:
 def prepare(config: StudioConfig) -> Prepared:
     d = config.data
     loaded = preflight(config)
-    wanted = PREFERENCE_METHODS.get(config.method.kind)
+    wanted = methods.of(config).data
     resolved = resolve_model(config.model)
     objective = resolve_objective(config, loaded.format, model_family(resolved.path))
     tokenizer = load_tokenizer(resolved, config.model)
@@ -113,10 +112,10 @@ def prepare(config: StudioConfig) -> Prepared:
                           "data.val_path")
     notices = [*loaded.report.notices, *resolved.notices]
     base = {"config": config, "tokenizer": tokenizer, "resolved": resolved, "split": split}
-    if wanted:
-        return _preferences(base, loaded.format, train_ex, val_ex, notices)
-    if config.method.kind == "rl":
-        return _prompts(base, loaded.format, train_ex, val_ex, notices)
+    if wanted in RECORDS:
+        return _preferences(base, loaded.format, objective, train_ex, val_ex, notices)
+    if wanted == "prompts":
+        return _prompts(base, loaded.format, objective, train_ex, val_ex, notices)
     if loaded.format == "kto":
         train_ex, val_ex = _desirable(train_ex, val_ex, notices)
     return _supervised(base, loaded.format, objective, train_ex, val_ex, notices)
@@ -168,10 +167,10 @@ def _supervised(base: dict, fmt: str, objective: str, train_ex, val_ex, notices:
                     stats=stats, **base)
 
 
-def _preferences(base: dict, fmt: str, train_ex, val_ex, notices: list[str]) -> Prepared:
+def _preferences(base: dict, fmt: str, objective: str, train_ex, val_ex, notices: list[str]) -> Prepared:
     """DPO and KTO tokenize in TRL; pairs whose prompt alone fills max_length would be dropped there without
     a word, so they are dropped here, counted and said."""
-    tok, d, kind = base["tokenizer"], base["config"].data, base["config"].method.kind
+    tok, d, kind = base["tokenizer"], base["config"].data, base["config"].method.kind  # kind: the line it shows
     lengths, kept = [], []
     for part in (train_ex, val_ex):
         keep = []
@@ -190,7 +189,7 @@ def _preferences(base: dict, fmt: str, train_ex, val_ex, notices: list[str]) -> 
         raise JobError(f"{Path(d.path).name}: every prompt fills data.max_length {d.max_length}; raise it")
     stats = {"format": fmt, "objective": kind, "train_examples": len(kept[0]), "val_examples": len(kept[1]),
              "truncated": dropped, "lengths": length_stats(lengths, d.max_length)}
-    return Prepared(objective=kind, train_rows=kept[0], val_rows=kept[1], notices=notices, stats=stats, **base)
+    return Prepared(objective=objective, train_rows=kept[0], val_rows=kept[1], notices=notices, stats=stats, **base)
 
 
 def prompt_of(example: dict) -> list[dict] | None:
@@ -202,14 +201,15 @@ def prompt_of(example: dict) -> list[dict] | None:
     return messages[:last] if last else None
 
 
-def _prompts(base: dict, fmt: str, train_ex, val_ex, notices: list[str]) -> Prepared:
+def _prompts(base: dict, fmt: str, objective: str, train_ex, val_ex, notices: list[str]) -> Prepared:
     """RL samples its own answers: each example gives only its prompt (GRPO's conversational prompt column)."""
     d = base["config"].data
     rows = [[{"prompt": p} for p in map(prompt_of, part) if p] for part in (train_ex, val_ex)]
     if not rows[0]:
         raise JobError(f"{Path(d.path).name}: no example has a prompt to sample answers for")
-    notices.append("method.kind rl uses the prompts only: the model writes its own answers and the reward model "
-                   "scores them")
-    stats = {"format": fmt, "objective": "rl", "train_examples": len(rows[0]), "val_examples": len(rows[1]),
+    kind = base["config"].method.kind
+    notices.append(f"method.kind {kind} uses the prompts only: the model writes its own answers and the reward "
+                   "model scores them")
+    stats = {"format": fmt, "objective": kind, "train_examples": len(rows[0]), "val_examples": len(rows[1]),
              "truncated": 0, "lengths": length_stats([], d.max_length)}
-    return Prepared(objective="rl", train_rows=rows[0], val_rows=rows[1], notices=notices, stats=stats, **base)
+    return Prepared(objective=objective, train_rows=rows[0], val_rows=rows[1], notices=notices, stats=stats, **base)

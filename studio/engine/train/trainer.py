@@ -31,8 +31,8 @@ from transformers import (
     TrainingArguments,
 )
 
-from studio.config import TRL_METHODS, StudioConfig
-from studio.engine import runs
+from studio.config import StudioConfig
+from studio.engine import methods, runs
 from studio.engine.events import Metrics
 from studio.engine.train.doctor import Doctor
 from studio.engine.train.trackers import PROJECT
@@ -45,38 +45,17 @@ TRL_LOGS = ("accuracy", "margin", "eval_accuracy", "reward", "reward_std")
 
 def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool,
                   objective: str = "causal_lm") -> TrainingArguments:
-    """Trainer arguments; for DPO, TRL's DPOConfig with the same settings (LoRA, beta 0.1)."""
-    t = cfg.train
-    evaluate = has_val and t.eval_steps > 0
-    if cfg.method.kind == "dpo":
-        from trl import DPOConfig
-
-        return DPOConfig(**_common(cfg, run, precision, evaluate), beta=0.1, max_length=cfg.data.max_length)
-    if cfg.method.kind == "kto":
-        from trl import KTOConfig
-
-        return KTOConfig(**_common(cfg, run, precision, evaluate), beta=0.1, max_length=cfg.data.max_length)
-    if cfg.method.kind == "reward":
-        from trl import RewardConfig
-
-        return RewardConfig(**_common(cfg, run, precision, evaluate), max_length=cfg.data.max_length)
-    if cfg.method.kind == "rl":
-        return _grpo_args(cfg, run, precision)
+    """Trainer arguments: the studio's settings in the Trainer's terms, in the method's own class where it has
+    one (TRL's DPOConfig, KTOConfig, RewardConfig, GRPOConfig)."""
+    method = methods.of(cfg)
+    evaluate = has_val and cfg.train.eval_steps > 0 and method.evaluates
+    if method.training_args:
+        return method.training_args(_common(cfg, run, precision, evaluate), cfg)
     if objective == "seq2seq":
         from transformers import Seq2SeqTrainingArguments
 
         return Seq2SeqTrainingArguments(**_common(cfg, run, precision, evaluate))
     return TrainingArguments(**_common(cfg, run, precision, evaluate))
-
-
-def _grpo_args(cfg: StudioConfig, run: Path, precision: str):
-    """GRPO without a KL term (beta 0: no reference model to hold, as in DAPO and Dr GRPO); no evaluation loop
-    (the run ends with its own measure: the reward model's mean score of base and tuned answers)."""
-    from trl import GRPOConfig
-
-    m = cfg.method
-    return GRPOConfig(**_common(cfg, run, precision, False), num_generations=m.num_generations,
-                      max_completion_length=m.max_completion_length, beta=0.0, temperature=1.0)
 
 
 def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dict:
@@ -94,7 +73,7 @@ def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dic
         save_steps=t.eval_steps if evaluate and t.early_stopping_patience else (t.save_steps or 500),
         save_total_limit=t.save_total_limit or None, report_to=list(t.report_to) or "none", disable_tqdm=True,
         run_name=run.name, project=PROJECT,
-        dataloader_num_workers=0, remove_unused_columns=cfg.method.kind in ("dpo", "kto"),  # TRL's defaults
+        dataloader_num_workers=0, remove_unused_columns=False,  # the studio's rows carry what the model takes
         use_cpu=not torch.cuda.is_available(), torch_compile=t.torch_compile, use_liger_kernel=t.liger_kernel,
     ) | _sampling(cfg)
 
@@ -102,7 +81,7 @@ def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dic
 def _sampling(cfg: StudioConfig) -> dict:
     """Length-grouped batches where the sampler can measure an example; TRL's trainers keep their own order (KTO
     pairs each example with its neighbours for the KL term, GRPO repeats each prompt for its samples)."""
-    if cfg.method.kind in TRL_METHODS:
+    if methods.of(cfg).own_data_order:
         return {}
     return {"train_sampling_strategy": "group_by_length" if cfg.train.group_by_length else "random"}
 
@@ -182,25 +161,12 @@ def sft_trainer_class(objective: str):
     return type("StudioSeq2SeqTrainer", (StudioMixin, Seq2SeqTrainer), {})
 
 
-def trl_trainer_class(kind: str):
-    """TRL's DPOTrainer, KTOTrainer, RewardTrainer or GRPOTrainer with the studio's checks (imported only when such
-    a run needs it)."""
-    import trl
-
-    base = {"dpo": trl.DPOTrainer, "kto": trl.KTOTrainer, "reward": trl.RewardTrainer, "rl": trl.GRPOTrainer}[kind]
+def studio_trainer(base: type) -> type:
+    """A method's own trainer (TRL's DPOTrainer, KTOTrainer, RewardTrainer, GRPOTrainer) with the studio's checks."""
     return type(f"Studio{base.__name__}", (StudioMixin, base), {})
 
 
 WEIGHTS_EVERY = 10  # steps between looks at the trainable weights (one device sync each)
-
-
-class AdaLoraCallback(TrainerCallback):
-    """AdaLoRA reallocates its rank budget from the gradients after every optimizer step (PEFT's
-    ``update_and_allocate``): after the step, before the gradients are cleared."""
-
-    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
-        peft_model = getattr(model, "module", model)  # under DDP the model is wrapped
-        peft_model.base_model.update_and_allocate(state.global_step)
 
 
 class StudioCallback(TrainerCallback):

@@ -137,7 +137,7 @@ def _text(messages) -> str:
 def side_by_side(rows: list[dict], metric: str):
     data = []
     for i, r in enumerate(rows):
-        b, t = r["scores"].get(f"base_{metric}"), r["scores"].get(f"tuned_{metric}")
+        b, t = r["scores"].get("base", {}).get(metric), r["scores"].get("tuned", {}).get(metric)
         delta = None if b is None or t is None else round(t - b, 4)
         data.append([i + 1, _text(r["prompt"]), r["reference"], r["base"], r["tuned"],
                      None if b is None else round(b, 4), None if t is None else round(t, 4), delta])
@@ -166,8 +166,8 @@ def show(run: Path | None, result: str | None, metric: str):
                 "No references: outputs only.")
     names = s.metrics
     metric = metric if metric in names else "rougeL"
-    scatter = example_scatter([r["scores"][f"base_{metric}"] for r in rows],
-                              [r["scores"][f"tuned_{metric}"] for r in rows], metric)
+    scatter = example_scatter([r["scores"]["base"][metric] for r in rows],
+                              [r["scores"]["tuned"][metric] for r in rows], metric)
     return (gr.Dataframe(summary_frame(s), visible=True), metric_bars(s, names), scatter,
             gr.Dataframe(side_by_side(rows, metric), visible=True), worse_text(s, rows))
 

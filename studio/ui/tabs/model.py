@@ -3,6 +3,7 @@ estimate with a fits / does-not-fit verdict, and the equivalent YAML and CLI com
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shlex
 import tempfile
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.config import ConfigError, StudioConfig
-from studio.engine import budget, gate, runs
+from studio.config import ConfigError, MethodConfig, StudioConfig
+from studio.engine import budget, gate, methods, runs
 from studio.engine.errors import StudioError
 from studio.engine.models import BERT_NAME, CURATED, MINILM_NAME, T5_NAME, cached_models, run_reference
 from studio.engine.tiny import TINY_NAME
@@ -26,17 +27,8 @@ from studio.ui.forms import PRESETS, SMALL_PRESET, Form, apply_preset
 from studio.ui.handlers import guard, may_train, scrub
 from studio.ui.state import Context
 
-METHOD = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora", "quant_bits",
-          "quant_type", "double_quant", "compute_dtype", "adalora_init_r", "adalora_target_r", "num_virtual_tokens",
-          "encoder_hidden_size", "reward_model", "num_generations", "max_completion_length"]
-LORA_KINDS = ("lora", "qlora", "dpo", "kto", "reward", "rl")  # the methods that train a LoRA adapter
-# Which method settings belong to which methods: the Model tab shows only the chosen method's (as LlamaBoard does).
-METHOD_OF = {"lora_r": LORA_KINDS, "lora_alpha": (*LORA_KINDS, "adalora"), "lora_dropout": (*LORA_KINDS, "adalora"),
-             "target_modules": (*LORA_KINDS, "adalora"), "use_rslora": LORA_KINDS, "use_dora": LORA_KINDS,
-             "quant_bits": ("qlora",), "quant_type": ("qlora",), "double_quant": ("qlora",),
-             "compute_dtype": ("qlora",), "adalora_init_r": ("adalora",), "adalora_target_r": ("adalora",),
-             "num_virtual_tokens": ("prefix", "ptuning", "prompt"), "encoder_hidden_size": ("ptuning",),
-             "reward_model": ("rl",), "num_generations": ("rl",), "max_completion_length": ("rl",)}
+# Every method setting; the Model tab shows only the chosen method's (its ``settings``), as LlamaBoard does.
+METHOD = [f.name for f in dataclasses.fields(MethodConfig) if f.name not in ("kind", "objective")]
 TRAIN = ["epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "scheduler", "warmup_ratio",
          "weight_decay", "max_grad_norm", "precision", "gradient_checkpointing", "group_by_length", "packing",
          "torch_compile", "liger_kernel", "seed", "logging_steps", "eval_steps", "early_stopping_patience",
@@ -60,6 +52,7 @@ class ModelTab:
     lr_note: gr.Markdown
     method_note: gr.Markdown
     typed: gr.Textbox
+    lr_suggestion: gr.State  # the range test's suggested learning rate, as a number (kept on the server)
 
 
 def model_choices(own_runs: list[str] = ()) -> list[str]:
@@ -99,6 +92,7 @@ def build(form: Form) -> ModelTab:
                 lr_find = gr.Button("Find a learning rate (range test, ~30 s)", size="sm", elem_id="lr-find")
                 lr_use = gr.Button("Use the suggestion", size="sm", visible=False, elem_id="lr-use")
             lr_note = gr.Markdown(elem_id="lr-note")
+            lr_suggestion = gr.State(None)
             lr_plot = gr.Plot(visible=False, elem_id="lr-plot", label="Loss against learning rate")
         with gr.Accordion("Method settings (the chosen method's)", open=False):
             method_note = gr.Markdown(visible=False, elem_id="method-note")
@@ -117,8 +111,10 @@ def build(form: Form) -> ModelTab:
                 save = gr.DownloadButton("Save config YAML")
                 load = gr.File(label="Load a config YAML", file_types=[".yaml", ".yml"], type="filepath", height=80)
     form.set_values(initial.values)  # the page opens on studio-tiny: its defaults
-    return ModelTab(page, defaults, preset, apply_preset, estimate_md, yaml_code, cli_code, save, load, lr_find, lr_use,
-                    lr_plot, lr_note, method_note, typed)
+    return ModelTab(page=page, defaults=defaults, preset=preset, apply_preset=apply_preset, estimate=estimate_md,
+                    yaml=yaml_code, cli=cli_code, save=save, load=load, lr_find=lr_find, lr_use=lr_use,
+                    lr_plot=lr_plot, lr_note=lr_note, method_note=method_note, typed=typed,
+                    lr_suggestion=lr_suggestion)
 
 
 def _rows(form: Form, section: str, names: list[str], per_row: int) -> None:
@@ -231,11 +227,11 @@ class Handlers:
         curve = gate.device_job(lr_find, config, seconds=budget.MAX_MINUTES * 60, what="the range test")
         if curve.suggestion is None:
             return gr.Plot(visible=False), "The loss blew up too soon to suggest anything: lower the batch size?", \
-                gr.Button(visible=False)
+                gr.Button(visible=False), None
         note = (f"Suggested learning rate **{curve.suggestion:.2e}**: {curve.rule}. Your setting is "
                 f"{config.train.learning_rate:.2e}.")
         return (gr.Plot(lr_figure(curve.lrs, curve.losses, curve.smoothed, curve.suggestion), visible=True), note,
-                gr.Button(f"Use {curve.suggestion:.2e}", visible=True))
+                gr.Button(f"Use {curve.suggestion:.2e}", visible=True), curve.suggestion)
 
     def model_runs(self, k, request: gr.Request):
         """The model list gains the visitor's own trained runs (they may have trained one since)."""
@@ -243,8 +239,9 @@ class Handlers:
 
     def method_fields(self, kind: str):
         """Only the chosen method's settings are shown (full and ia3 have none of their own)."""
-        shown = [gr.update(visible=(kind in METHOD_OF[m])) for m in METHOD]
-        none = not any(kind in kinds for kinds in METHOD_OF.values())
+        own = getattr(methods.find(kind), "settings", ())
+        shown = [gr.update(visible=(m in own)) for m in METHOD]
+        none = not own
         return (*shown, gr.Markdown(f"Method **{kind}** has no settings of its own: the Training settings above are "
                                     "all it needs.", visible=none))
 
@@ -252,12 +249,11 @@ class Handlers:
         """RL's reward model is picked from the visitor's own reward runs."""
         owner = self.ctx.session(k, request).owner
         names = [run_reference(r.name) for r in runs.list_runs(owner)
-                 if r.method == "reward" and runs.has_weights(r.path)]
+                 if getattr(methods.find(r.method), "scores", False) and runs.has_weights(r.path)]
         return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), ""))
 
-    def use_lr(self, note: str):
-        value = float(note.split("**")[1]) if "**" in (note or "") else None
-        return gr.skip() if value is None else value
+    def use_lr(self, suggestion: float | None):
+        return gr.skip() if suggestion is None else suggestion
 
     def load(self, path):
         if not path:
@@ -279,8 +275,9 @@ def wire(t: ModelTab, ctx: Context) -> None:
     t.load.upload(guard(h.load), t.load, form.components, api_name="load_config")
     t.typed.submit(h.typed_model, [ctx.key, t.typed], [form.widgets["model.name"], *profile, t.defaults, t.preset],
                    api_name="type_model")
-    t.lr_find.click(guard(h.find_lr), form.inputs | {ctx.key}, [t.lr_plot, t.lr_note, t.lr_use], api_name="lr_find")
-    t.lr_use.click(h.use_lr, t.lr_note, form.widgets["train.learning_rate"], api_name="lr_use")
+    t.lr_find.click(guard(h.find_lr), form.inputs | {ctx.key}, [t.lr_plot, t.lr_note, t.lr_use, t.lr_suggestion],
+               api_name="lr_find")
+    t.lr_use.click(h.use_lr, t.lr_suggestion, form.widgets["train.learning_rate"], api_name="lr_use")
     kind = form.widgets["method.kind"]
     gr.on([ctx.demo.load, kind.change], h.method_fields, kind, [*(form.widgets[f"method.{m}"] for m in METHOD),
                                                               t.method_note], api_visibility="private")

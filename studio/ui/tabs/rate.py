@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.engine import runs
+from studio.engine import methods, runs
 from studio.engine.export.exporters import export_root
 from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
@@ -403,7 +403,8 @@ class Handlers:
             path = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
             runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
             s.offer = (str(path), kind)
-            then = "" if kind == "dpo" else " Once it is trained, an rl run can learn from it (method.reward_model)."
+            then = (" Once it is trained, an rl run can learn from it (method.reward_model)."
+                    if methods.get(kind).scores else "")
             return (f"{len(rows)} preference pairs are ready in `{safe_md(path.name, True)}`. **Use them for training"
                     f"** sets them as your dataset with method **{kind}**; nothing changes until you do.{then}",
                     gr.Button(f"Use them for training ({kind})", visible=True))

@@ -14,7 +14,6 @@ from studio.engine import budget, gate, runs
 from studio.engine.events import FINAL_STATES, JobSnapshot
 from studio.engine.isolate import CHECK_MEMORY_MB, CHECK_SECONDS
 from studio.engine.train.jobs import Job
-from studio.engine.train.loop import RESULT
 from studio.engine.train.prepare import preflight_only
 from studio.settings import public_mode
 from studio.ui import operator, sweep
@@ -124,9 +123,8 @@ def status_text(snap: JobSnapshot) -> str:
     if snap.run_dir:
         where = f"Run `{Path(snap.run_dir).name}`" if public_mode() else f"Run directory: `{snap.run_dir}`"
         text += f"  \n{where}"
-    for note in snap.notices:  # what a reward or RL run measured at its end
-        if note.startswith(RESULT):
-            text += f"  \n**Measured**: {note.removeprefix(RESULT)}"
+    for result in snap.results:  # what a reward or RL run measured at its end
+        text += f"  \n**Measured**: {result.message}"
     return text
 
 
@@ -158,7 +156,7 @@ LOGGED = (("reward", "reward"), ("accuracy", "pair acc"))  # what RL and reward 
 
 
 def log_text(snap: JobSnapshot, tail: int = 10) -> str:
-    lines = [f"note: {n}" for n in snap.notices if not n.startswith(RESULT)]
+    lines = [f"note: {n}" for n in snap.notices]
     if snap.info is not None:
         lines.append(snap.info.line())
     for m in snap.metrics:
@@ -170,7 +168,7 @@ def log_text(snap: JobSnapshot, tail: int = 10) -> str:
                          f"{m.get('tokens_per_s') or 0:.0f} tok/s{extra}")
         elif m.get("diverged"):
             lines.append(f"step {m['step']}: loss is NaN or infinite: diverged")
-    lines += [n for n in snap.notices if n.startswith(RESULT)]
+    lines += [f"measured: {r.message}" for r in snap.results]
     if snap.done:
         lines.append(f"{snap.state}" + (f": {snap.error}" if snap.error else ""))
     return "\n".join(lines[-tail:])
