@@ -86,6 +86,23 @@ def eventually(predicate, timeout: float = 60.0, every: float = 0.2, what: str =
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+E2E_FILES = {"test_ui_browser.py", "test_ui_api.py", "test_public_security.py", "test_serve.py", "test_package.py",
+             "test_safety.py"}  # browser, the app's HTTP API, a server, a pip install
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test is of one kind, so that `pytest -m unit` is the quick loop and .ci/run runs it first: e2e
+    (its file, or the live app's `url` fixture), integration (marked so, or slow), unit (the rest)."""
+    for item in items:
+        if item.path.name in E2E_FILES or "url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+        elif item.get_closest_marker("integration") or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Fixtures can see whether their test failed (the browser test screenshots the page then)."""

@@ -30,6 +30,7 @@ def test_estimate_within_30_percent_of_measured(kind, medium, studio_home):
     assert 0.7 <= predicted / measured <= 1.3, (predicted, measured)
 
 
+@pytest.mark.integration
 def test_estimate_orders_methods_and_knobs(medium):
     model, data = medium
     est = {k: estimate(StudioConfig.from_dict(estimate_check.config_for(k, model, data))) for k in ("full", "lora",

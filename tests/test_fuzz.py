@@ -3,6 +3,7 @@ raises its own DataError with a message; nothing else escapes."""
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ def test_random_bytes(tmp_path, content, suffix):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(JSONISH, min_size=1, max_size=5), as_lines=st.booleans())
+@pytest.mark.integration
 def test_random_json_records(tmp_path, rows, as_lines):
     path = tmp_path / ("fuzz.jsonl" if as_lines else "fuzz.json")
     text = "".join(json.dumps(r) + "\n" for r in rows) if as_lines else json.dumps(rows)

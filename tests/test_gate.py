@@ -91,6 +91,7 @@ def test_device_work_is_capped_and_one_chat_at_a_time(public):
         pass
 
 
+@pytest.mark.integration
 def test_stop_ends_a_visitors_device_job_and_stop_all_everyones(public):
     outcome = {}
 

@@ -22,12 +22,14 @@ def hog(mb: int) -> int:
     return len(kept)
 
 
+@pytest.mark.integration
 def test_the_answer_comes_back_from_the_child():
     ins = isolated(inspect_data, str(SAMPLES / "chat.jsonl"), "auto", {}, "studio-tiny", 256, "auto", 2)
     assert ins.report["format"] == "messages" and ins.report["examples"] > 50 and len(ins.preview) == 2
     assert ins.report == inspect_data(str(SAMPLES / "chat.jsonl"), max_length=256).report
 
 
+@pytest.mark.integration
 def test_the_childs_error_is_the_studios_one_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "hi", "output": "ho"}\n{"instruction": \n')
@@ -35,6 +37,7 @@ def test_the_childs_error_is_the_studios_one_line(tmp_path):
         isolated(inspect_data, str(bad), "auto", {}, "studio-tiny", 256, "auto", 0)
 
 
+@pytest.mark.integration
 def test_past_its_time_the_child_is_killed():
     t0 = time.time()
     with pytest.raises(StudioError, match="longer than this deployment's 1 s"):
@@ -42,6 +45,7 @@ def test_past_its_time_the_child_is_killed():
     assert time.time() - t0 < 15
 
 
+@pytest.mark.integration
 def test_past_its_memory_the_child_is_killed_and_the_server_keeps_its_own():
     before = psutil.Process(os.getpid()).memory_info().rss
     with pytest.raises(StudioError, match="more than this deployment's 300 MB"):
@@ -49,6 +53,7 @@ def test_past_its_memory_the_child_is_killed_and_the_server_keeps_its_own():
     assert psutil.Process(os.getpid()).memory_info().rss - before < 100 * 2**20
 
 
+@pytest.mark.integration
 def test_a_stop_ends_the_child():
     asked = time.time() + 1.5
     t0 = time.time()

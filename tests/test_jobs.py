@@ -21,6 +21,7 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
+@pytest.mark.integration
 def test_second_job_queues_and_each_stop_is_its_own(alpaca_file, tmp_path):
     queue = DeviceQueue()
     long = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 500}))
@@ -43,6 +44,7 @@ def test_second_job_queues_and_each_stop_is_its_own(alpaca_file, tmp_path):
     assert not queue.busy
 
 
+@pytest.mark.integration
 def test_a_failing_job_frees_the_device(tmp_path):
     queue = DeviceQueue()
     bad = StudioConfig.from_dict(tiny_config(tmp_path / "missing.jsonl"))
@@ -51,6 +53,7 @@ def test_a_failing_job_frees_the_device(tmp_path):
     assert not queue.busy and not (tmp_path / "r").exists()  # bad input leaves no run directory
 
 
+@pytest.mark.integration
 def test_the_queue_has_a_maximum(alpaca_file, tmp_path):
     import pytest
 
@@ -96,6 +99,7 @@ def test_the_worker_process_trains_and_a_kill_fails_the_run_which_resumes(alpaca
 LOOPING_TEMPLATE = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}x"
 
 
+@pytest.mark.integration
 def test_stop_while_preparing_ends_the_worker_at_once(alpaca_file, tmp_path):
     cfg = StudioConfig.from_dict(tiny_config(alpaca_file, model={"chat_template": LOOPING_TEMPLATE}))
     job = Job(cfg, tmp_path / "r", queue=DeviceQueue()).start()
@@ -107,6 +111,7 @@ def test_stop_while_preparing_ends_the_worker_at_once(alpaca_file, tmp_path):
     assert time.time() - asked < 10 and not job.worker.proc.is_alive()
 
 
+@pytest.mark.integration
 def test_preparing_a_visitors_data_has_the_checks_time_limit(alpaca_file, tmp_path, monkeypatch):
     from studio.engine import isolate
 

@@ -53,6 +53,7 @@ def arena_votes(n=800, seed=0):
     return votes
 
 
+@pytest.mark.integration
 def test_bradley_terry_by_logistic_regression_matches_the_old_fit():
     votes = arena_votes()
     old = old_bradley_terry(votes)
@@ -117,6 +118,7 @@ def test_estimate_counts_what_peft_trains(method, tiny_path):
     assert estimate(cfg).trainable == models.parameter_counts(real)[0]
 
 
+@pytest.mark.integration
 def test_model_card_front_matter_parses_with_huggingface_hub(tmp_path):
     from huggingface_hub import ModelCard
 

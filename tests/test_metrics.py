@@ -40,6 +40,7 @@ def test_rouge_is_rouge_score_with_stemming(pairs):
         assert ours[key].value == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.integration
 def test_meteor_is_nltk_with_wordnet(pairs):
     from nltk.translate.meteor_score import meteor_score
 
@@ -63,6 +64,7 @@ def test_meteor_without_wordnet_says_so(pairs, monkeypatch):
     assert scored.info["meteor"] == "METEOR (no synonyms)"
 
 
+@pytest.mark.integration
 def test_bertscore_is_bert_score_on_the_same_model(pairs):
     from bert_score import score
 
@@ -80,7 +82,7 @@ def test_exact_match_and_token_f1():
     assert M.token_f1("", "") == 1.0 and M.token_f1("x", "") == 0.0
 
 
-def test_every_interval_contains_its_estimate(pairs):
+def test_every_interval_contains_its_estimate_and_resamples_whole_examples(pairs):
     refs, good, _ = pairs
     scored = M.score_texts(good, refs, bertscore_on=False)
     scored.metrics["perplexity"] = M.perplexity_metric([2.0 * len(r.split()) for r in refs],
@@ -90,6 +92,22 @@ def test_every_interval_contains_its_estimate(pairs):
         assert ci.ci_low <= ci.value <= ci.ci_high, name
     ppl = scored.metrics["perplexity"]
     assert ppl.value == pytest.approx(np.exp(2.0))  # token-weighted
+    from sacrebleu.metrics import BLEU
+
+    pick = np.random.default_rng(3).integers(0, len(refs), len(refs))  # one bootstrap resample, repeats and all
+    resampled = M._statistic(scored.metrics["bleu"])(pick[None, :])
+    corpus = BLEU().corpus_score([good[i] for i in pick], [[refs[i] for i in pick]]).score
+    assert float(resampled) == pytest.approx(corpus)  # a resample is sacrebleu's corpus BLEU of those sentences
+
+
+@pytest.mark.integration
+def test_a_95_percent_interval_covers_the_truth_about_95_percent_of_the_time():
+    """Coverage on data whose mean is known: 300 samples of 40 examples, each right with probability 0.3."""
+    rng = np.random.default_rng(0)
+    covered = [lo <= 0.3 <= hi for lo, hi in
+               ((ci.ci_low, ci.ci_high) for ci in (M.interval(M._mean_metric(rng.random(40) < 0.3), seed=s,
+                                                              resamples=400) for s in range(300)))]
+    assert 0.88 <= np.mean(covered) <= 0.99, np.mean(covered)
 
 
 def test_paired_test_small_p_for_better_large_for_identical(pairs):
@@ -133,6 +151,7 @@ class Lenratio(evaluate.Metric):
 '''
 
 
+@pytest.mark.integration
 def test_a_local_evaluate_metric_is_added_and_an_unloadable_one_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tmp_path / "lenratio"

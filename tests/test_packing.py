@@ -1,6 +1,7 @@
 """Less padding, the same loss: packed batches (one row, positions restarting per example) give the loss of
 padded batches on the same examples, response-only masking included; length-grouped batches are the default."""
 
+import pytest
 import torch
 from conftest import SAMPLES, tiny_config
 
@@ -10,6 +11,7 @@ from studio.engine.train.prepare import prepare
 from studio.engine.train.trainer import collator
 
 
+@pytest.mark.integration
 def test_packed_loss_equals_padded_loss_on_the_same_examples():
     from studio.engine.models import apply_method, load_model
 
@@ -29,11 +31,24 @@ def test_packed_loss_equals_padded_loss_on_the_same_examples():
     assert torch.allclose(a, b, atol=1e-5), (a, b)  # tolerance: float32 summation order
 
 
-def test_grouping_is_the_default_and_packing_trains(tmp_path):
-    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"packing": True, "max_steps": 3}))
-    assert cfg.train.group_by_length
-    result = train.run(cfg, tmp_path / "r")
-    assert result.state == "completed" and result.step == 3
+@pytest.mark.integration
+def test_grouping_is_the_default_and_packing_trains_without_padding(tmp_path):
+    from studio.engine import runs
+    from studio.engine.train.trainer import training_args
+
+    grouped = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 3}))
+    assert training_args(grouped, tmp_path, "fp32", has_val=False).train_sampling_strategy == "group_by_length"
+    plain = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"group_by_length": False}))
+    assert training_args(plain, tmp_path, "fp32", has_val=False).train_sampling_strategy == "random"
+    shares = {}
+    for packing in (True, False):
+        cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", data={"max_length": 512},
+                                                 train={"packing": packing, "max_steps": 3, "group_by_length": False}))
+        result = train.run(cfg, tmp_path / f"r{packing}")
+        assert result.state == "completed" and result.step == 3, result.error
+        shares[packing] = [m["padding_share"] for m in runs.read_metrics(result.run_dir) if m.get("loss") is not None]
+    assert shares[True] == [0.0] * 3  # packed: every slot is a token of some example
+    assert all(s > 0 for s in shares[False]), shares  # padded batches of chat turns of different lengths
 
 
 def test_gpu_speed_options_reach_the_trainer_and_say_what_they_need(tmp_path):

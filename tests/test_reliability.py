@@ -162,6 +162,7 @@ def test_a_sparse_gigabyte_is_refused_in_little_memory(tmp_path):
     assert "line 1: binary content" in message and int(rss_mb) <= 300, (message, rss_mb)
 
 
+@pytest.mark.integration
 def test_exports_get_the_users_umask(tmp_path):
     from conftest import tiny_config
 
@@ -182,6 +183,7 @@ def test_exports_get_the_users_umask(tmp_path):
     assert stat.S_IMODE((run / "status.json").stat().st_mode) == 0o644
 
 
+@pytest.mark.integration
 def test_the_engine_refuses_another_visitors_run(tmp_path, monkeypatch):
     from conftest import tiny_config
 

@@ -27,6 +27,7 @@ def build(cfg_dict, tmp_path):
                                          ("lora", {"gradient_checkpointing": True}),
                                          ("full", {"gradient_checkpointing": True})],
                          ids=["full", "lora", "qlora-nf4", "qlora-8bit", "lora-ckpt", "full-ckpt"])
+@pytest.mark.integration
 def test_each_method_trains_what_it_should(kind, extra, alpaca_file, tmp_path):
     method = {"kind": kind, **{k: v for k, v in extra.items() if k != "gradient_checkpointing"}}
     train_over = {k: v for k, v in extra.items() if k == "gradient_checkpointing"}
@@ -52,6 +53,7 @@ def test_each_method_trains_what_it_should(kind, extra, alpaca_file, tmp_path):
         assert any(isinstance(m, layer) for m in model.modules())
 
 
+@pytest.mark.integration
 def test_lora_options_rslora_dora_and_targets(alpaca_file, tmp_path):
     trainer, model = build(tiny_config(alpaca_file, method={"kind": "lora", "use_dora": True, "use_rslora": True,
                                                             "target_modules": ["q_proj", "v_proj"], "lora_r": 4}),
@@ -63,6 +65,7 @@ def test_lora_options_rslora_dora_and_targets(alpaca_file, tmp_path):
     assert trainer.state.global_step == 3 and all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.integration
 def test_run_writes_the_run_directory(alpaca_file, tmp_path):
     events = []
     result = train.run(StudioConfig.from_dict(tiny_config(alpaca_file)), tmp_path / "r", events.append)
@@ -95,6 +98,7 @@ def test_loss_falls_on_a_memorizable_set(tmp_path):
     assert losses[-1] < 0.4 * losses[0], losses
 
 
+@pytest.mark.integration
 def test_stop_takes_effect_within_one_step_and_leaves_a_checkpoint(alpaca_file, tmp_path):
     steps = []
 
@@ -110,6 +114,7 @@ def test_stop_takes_effect_within_one_step_and_leaves_a_checkpoint(alpaca_file, 
     assert runs.read_status(tmp_path / "r")["state"] == "stopped"
 
 
+@pytest.mark.integration
 def test_nan_loss_ends_as_diverged(alpaca_file, tmp_path, monkeypatch):
     real = StudioTrainer.compute_loss
     calls = {"n": 0}
@@ -127,6 +132,7 @@ def test_nan_loss_ends_as_diverged(alpaca_file, tmp_path, monkeypatch):
     assert last["diverged"] is True and last["loss"] is None
 
 
+@pytest.mark.integration
 def test_resume_continues_from_the_last_complete_checkpoint(alpaca_file, tmp_path):
     cfg = StudioConfig.from_dict(tiny_config(alpaca_file, train={"max_steps": 6, "save_steps": 2,
                                                                   "save_total_limit": 0}))
@@ -147,6 +153,7 @@ def test_resume_continues_from_the_last_complete_checkpoint(alpaca_file, tmp_pat
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.integration
 def test_out_of_memory_fails_with_a_hint_and_the_next_run_works(alpaca_file, tmp_path, monkeypatch):
     def oom(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -173,6 +180,7 @@ def test_bad_data_fails_before_any_model_loads(tmp_path, monkeypatch):
     assert not (tmp_path / "r").exists()  # no run directory for input that never passed the check
 
 
+@pytest.mark.integration
 def test_full_disk_while_saving_fails_clearly_and_keeps_the_last_good_checkpoint(alpaca_file, tmp_path,
                                                                                   monkeypatch):
     import errno

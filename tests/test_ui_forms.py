@@ -45,13 +45,25 @@ def test_widget_text_errors_name_the_setting():
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_presets_make_valid_configs(name):
-    cfg = apply_preset(StudioConfig(), name)
-    for section, values in PRESETS[name].items():
-        for k, v in values.items():
-            assert getattr(getattr(cfg, section), k) == v
-    if name == "QLoRA low memory":
-        assert cfg.method.kind == "qlora" and cfg.train.gradient_checkpointing and cfg.train.batch_size == 1
+def test_presets_make_valid_configs_the_page_can_show(name, form):
+    """A preset applied over another config is a valid config that survives the trip through the page's
+    widgets, and it changes nothing it does not name."""
+    other = StudioConfig.from_dict({"data": {"path": "mine.csv", "max_length": 300}, "train": {"seed": 7}})
+    cfg = apply_preset(other, name)
+    assert StudioConfig.from_dict(cfg.to_dict()) == cfg and form.to_config(form.values_of(cfg)) == cfg
+    named = {(s, k) for s, values in PRESETS[name].items() for k in values}
+    for section in ("data", "model", "method", "train", "eval"):
+        for f in dataclasses.fields(SECTIONS[section]):
+            if (section, f.name) not in named:
+                assert getattr(getattr(cfg, section), f.name) == getattr(getattr(other, section), f.name)
+
+
+@pytest.mark.integration
+def test_the_low_memory_preset_needs_less_memory_than_lora():
+    from studio.engine.train.estimate import estimate
+
+    lora, low = (estimate(apply_preset(StudioConfig(), name)) for name in ("LoRA", "QLoRA low memory"))
+    assert low.activations_mb < lora.activations_mb / 4 and low.weights_mb < lora.weights_mb
 
 
 def test_charts_from_metrics():
