@@ -42,10 +42,10 @@ def cmd_ratings(a: argparse.Namespace) -> int:
         print(import_text(import_file(db, a.file)))
     elif a.action == "export":
         if a.preferences:
-            from studio.engine.runs import write_atomic
+            from studio.engine.runs import write_jsonl
 
             rows, skipped = preference_rows(db)
-            write_atomic(Path(a.out), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            write_jsonl(Path(a.out), rows)
             print(f"wrote {len(rows)} preference pairs (prompt, chosen, rejected) to {a.out}"
                   + (f"; {skipped_text(skipped)}" if skipped else ""))
         else:

@@ -76,6 +76,11 @@ def write_atomic(path: Path, text: str, durable: bool = False) -> None:
         raise
 
 
+def write_jsonl(path: Path, rows) -> None:
+    """One JSON object a line (UTF-8, not escaped), written atomically."""
+    write_atomic(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
 def new_run_dir(config: StudioConfig, output_dir: str | Path | None = None) -> Path:
     if output_dir:
         run = Path(output_dir)

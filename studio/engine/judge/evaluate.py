@@ -112,7 +112,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
     rows = [{"prompt": q, "reference": r, "base": b, "tuned": t, "scores": sc}
             for q, r, b, t, sc in zip(qs, refs, outputs["base"], outputs["tuned"], per)]
-    runs.write_atomic(out / "predictions.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+    runs.write_jsonl(out / "predictions.jsonl", rows)
     runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
     summary.dir = str(out)
     return summary

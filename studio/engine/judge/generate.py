@@ -258,13 +258,14 @@ def reference_nll(model, tokenizer, prompts: list[list[dict]], references: list[
     rows = [encode_example({"messages": [*p, {"role": "assistant", "content": r}]}, tokenizer, "instruction")
             for p, r in zip(prompts, references)]
     nll, counts = [], []
-    pad = tokenizer.pad_token_id
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
-        width = max(len(ids) for ids, _ in chunk)
-        ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in chunk], device=_device())
+        # right-padded (whatever side generation pads on): the answer's positions stay where the labels say
+        batch = tokenizer.pad({"input_ids": [ids for ids, _ in chunk]}, padding=True, padding_side="right",
+                              return_tensors="pt")
+        ids, mask = batch["input_ids"].to(_device()), batch["attention_mask"].to(_device())
+        width = ids.shape[1]
         labels = torch.tensor([lab + [IGNORE] * (width - len(lab)) for _, lab in chunk], device=_device())
-        mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=_device())
         logits = model(input_ids=ids, attention_mask=mask).logits[:, -width:-1].float()  # not virtual tokens
         target = labels[:, 1:]
         loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")

@@ -107,7 +107,7 @@ def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig 
     for i, row in enumerate(rows):
         row["scores"] = {side: {m: float(metrics[side][m].per_example[i]) for m in b} for side in metrics}
     out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
-    runs.write_atomic(out / "predictions.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+    runs.write_jsonl(out / "predictions.jsonl", rows)
     runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
     summary.dir = str(out)
     return summary

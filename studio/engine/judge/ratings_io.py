@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 from studio.engine.data.readers import read_records
 from studio.engine.errors import DataError
 from studio.engine.judge.ratings import DIMENSIONS, Ratings
-from studio.engine.runs import write_atomic
+from studio.engine.runs import write_atomic, write_jsonl
 
 ARENA = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "bothbad"}
 RISKY = ("=", "+", "-", "@", "\t", "\r")
@@ -147,8 +146,7 @@ def export_file(db: Ratings, path: str | Path, rater: str | None = None) -> int:
     p = Path(path)
     rows = [r for r in export_rows(db) if rater is None or r["judge"] == rater]
     if p.suffix.lower() == ".jsonl":
-        write_atomic(p, "".join(json.dumps({k: r[k] for k in COLUMNS if k in r}, ensure_ascii=False) + "\n"
-                                for r in rows))
+        write_jsonl(p, ({k: r[k] for k in COLUMNS if k in r} for r in rows))
     elif p.suffix.lower() == ".csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")

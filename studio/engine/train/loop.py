@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import gc
-import json
 import math
 import os
 import time
@@ -284,7 +283,7 @@ def _last_loss(run: Path) -> float | None:
 
 def _truncate_metrics(run: Path, step: int) -> None:
     kept = [m for m in runs.read_metrics(run) if m.get("step", 0) <= step]
-    runs.write_atomic(run / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
+    runs.write_jsonl(run / "metrics.jsonl", kept)
 
 
 def _free_device() -> None:

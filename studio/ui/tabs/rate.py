@@ -5,7 +5,6 @@ intervals, Likert means, rater agreement and which automatic metric agrees with 
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import threading
 import time
@@ -138,6 +137,17 @@ def pool_text(db: Ratings) -> str:
     return f"Rating pool: **{c['items']}** items; **{c['votes']}** pairwise votes and **{c['likert']}** Likert ratings."
 
 
+@dataclass(frozen=True)
+class Computed:
+    """Results computed for one owner, and when: recomputed when the database's counts move."""
+
+    state: tuple  # the database's counts they were computed from
+    frames: tuple  # the result tables and charts
+    finished: float  # when
+    took: float  # seconds it took
+    version: int  # increases with each computation: a page that shows this one is not sent it again
+
+
 NO_RESULTS = "No ratings yet: judge a few blind pairs or rate some answers, and the results appear here."
 
 
@@ -201,7 +211,7 @@ class Handlers:
     def __init__(self, t: RateTab, ctx: Context):
         self.t, self.ctx, self.db, self.rng = t, ctx, default_db(), random.Random()
         self.recent: dict[str, list[float]] = defaultdict(list)
-        self.cache: dict = {}  # owner -> (database counts, result frames, finished at, seconds it took)
+        self.cache: dict[str | None, Computed] = {}  # owner -> the results last computed for them
         self.computing = threading.Lock()
         self.asking: dict[str, float] = {}  # browser session -> when it last asked for the results
         self.asking_lock = threading.Lock()
@@ -350,18 +360,18 @@ class Handlers:
             self.asking[getattr(request, "session_hash", None) or ""] = now
             busy = len(self.asking) >= 3
         state = tuple(self.db.counts().values())
-        cached = self.cache.get(owner)  # (state, frames, finished at, seconds it took, version)
-        if cached and (cached[0] == state or busy and now - cached[2] < 10 * cached[3]):
-            return cached[4], cached[1]
+        cached = self.cache.get(owner)
+        if cached and (cached.state == state or busy and now - cached.finished < 10 * cached.took):
+            return cached.version, cached.frames
         if cached and not self.computing.acquire(blocking=False):
-            return cached[4], cached[1]
+            return cached.version, cached.frames
         if not cached:
             self.computing.acquire()
         try:
             t0 = time.time()
             frames = results(self.db, self.votes(request), lambda name: self.name(name, request), self.likert(request))
-            self.cache[owner] = (state, frames, time.time(), time.time() - t0, next(self.versions))
-            return self.cache[owner][4], frames
+            self.cache[owner] = Computed(state, frames, time.time(), time.time() - t0, next(self.versions))
+            return self.cache[owner].version, frames
         finally:
             self.computing.release()
 
@@ -401,7 +411,7 @@ class Handlers:
             # written where this visitor's training may read it: their own uploads on a public deployment
             folder = s.upload_dir if public_mode() else export_root()
             path = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-            runs.write_atomic(path, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+            runs.write_jsonl(path, rows)
             s.offer = (str(path), kind)
             then = (" Once it is trained, an rl run can learn from it (method.reward_model)."
                     if methods.get(kind).scores else "")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.config import StudioConfig
 from studio.engine import budget, gate, runs
 from studio.engine.events import FINAL_STATES, JobSnapshot
 from studio.engine.isolate import CHECK_MEMORY_MB, CHECK_SECONDS
@@ -261,31 +260,32 @@ class Handlers:
         if run_dir is None:
             raise gr.Error("Nothing to resume: stop a run first, or tick one run with a checkpoint in Run history.",
                            print_exception=False)
-        job = Job(StudioConfig.load(run_dir / "config.yaml"), run_dir, resume=True, owner=s.owner,
+        job = Job(runs.Run(run_dir).config, run_dir, resume=True, owner=s.owner,
                   budget=budget.over_budget)
         s.job, s.drawn, s.announced = job.start(), -1, ""
         return status_text(s.job.snapshot())
 
     def poll(self, k, request: gr.Request):
         """Status, progress, charts and log; at a run's start and end also the history, and at its end the
-        run becomes the one the other tabs preselect."""
-        s = self.ctx.session(k, request)
+        run becomes the one the other tabs preselect. Returns the components it updates, by name."""
+        s, t = self.ctx.session(k, request), self.t
         if s.job is None:
-            return (gr.skip(),) * 9
+            return {}
         snap = s.job.snapshot()
-        history, current = (gr.skip(), gr.skip()), gr.skip()
+        out = {t.status: status_text(snap), t.doctor: doctor_text(snap), t.progress: progress_html(snap),
+               t.log: log_text(snap)}
         if snap.state != s.announced and snap.state in ("running", *FINAL_STATES):
             s.announced = snap.state
-            history = self.history(k, request)
+            out[t.history], out[t.pick] = self.history(k, request)
             if snap.done:
                 toast = gr.Warning if snap.state in ("failed", "diverged") else gr.Info
                 toast(plain(status_text(snap)))
                 if snap.run_dir and runs.has_weights(Path(snap.run_dir)):
-                    current = Path(snap.run_dir).name
-        n = len(snap.metrics)
-        figures = charts(snap.metrics) if n != s.drawn else (gr.skip(), gr.skip())
-        s.drawn = n
-        return status_text(snap), doctor_text(snap), progress_html(snap), *figures, log_text(snap), *history, current
+                    out[self.ctx.current_run] = Path(snap.run_dir).name
+        if len(snap.metrics) != s.drawn:
+            out[t.loss], out[t.system] = charts(snap.metrics)
+            s.drawn = len(snap.metrics)
+        return out
 
     def history(self, k, request: gr.Request):
         rows, names = history_rows(self.ctx.session(k, request).owner)
