@@ -1,4 +1,5 @@
-"""``studio evaluate`` and ``studio ratings``: base vs tuned by metrics, and what people said."""
+"""``studio evaluate``, ``studio ratings`` and ``studio campaign``: base vs tuned by metrics, what people said,
+and rating campaigns (a frozen set of pairs, k raters each, gold checks, repeats and exclusion rules)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,12 @@ def cmd_ratings(a: argparse.Namespace) -> int:
     from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
 
     db = default_db()
-    if a.action == "import":
+    if a.action == "import" and a.campaign:
+        from studio.engine.judge import campaign
+
+        got = campaign.import_battles(db, a.campaign, a.file)
+        print(f"imported {got['answers']} answers of {got['raters']} raters into campaign {a.campaign}")
+    elif a.action == "import":
         print(import_text(import_file(db, a.file)))
     elif a.action == "export":
         if a.preferences:
@@ -89,6 +95,8 @@ def add_commands(sub) -> None:
     rs = s.add_subparsers(dest="action", required=True)
     r = rs.add_parser("import", help="CSV/JSONL: Chatbot Arena battles or Likert rows")
     r.add_argument("file")
+    r.add_argument("--campaign", help="the battles are this campaign's answers (question_id, model_a, model_b, "
+                                      "winner, judge; optional tstamp, seconds)")
     r = rs.add_parser("export", help="all ratings (CSV/JSONL), or --preferences for DPO")
     r.add_argument("--out", required=True)
     r.add_argument("--preferences", action="store_true", help="decided votes as prompt/chosen/rejected JSONL")
@@ -96,3 +104,96 @@ def add_commands(sub) -> None:
         r = rs.add_parser(name)
         r.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_ratings)
+    _campaign_commands(sub)
+
+
+def _campaign_commands(sub) -> None:
+    s = sub.add_parser("campaign", help="rating campaigns: create, list, quality, leaderboard, export, import")
+    cs = s.add_subparsers(dest="action", required=True)
+    r = cs.add_parser("create", help="a campaign of every pair of systems per question")
+    r.add_argument("--from", dest="sources", action="append", default=[], metavar="RUN/eval/NAME",
+                   help="a saved comparison's answers (base and tuned); repeatable")
+    r.add_argument("--items", help="JSONL rows of question_id, prompt, model, output")
+    r.add_argument("--mode", default="pairwise", help="pairwise (Likert campaigns are not there yet)")
+    r.add_argument("--overlap", type=int, default=3, help="raters per pair")
+    r.add_argument("--gold", help="JSONL rows of question_id, model_a, model_b, winner: pairs with a known answer")
+    r.add_argument("--repeat", type=float, default=0.1, help="share of a rater's answers shown to them again")
+    r.add_argument("--min-gold", type=float, default=0.7, help="exclude raters surely below this gold accuracy")
+    r.add_argument("--min-seconds", type=float, default=3.0, help="exclude raters faster than this per item")
+    r.add_argument("--name", default="")
+    r.add_argument("--json", action="store_true")
+    for name in ("list", "quality", "leaderboard", "export", "import", "close"):
+        r = cs.add_parser(name)
+        if name in ("quality", "leaderboard", "export", "close"):
+            r.add_argument("id")
+        if name == "import":
+            r.add_argument("folder", help="a folder `studio campaign export` wrote")
+        if name == "export":
+            r.add_argument("--out", required=True)
+        if name == "leaderboard":
+            r.add_argument("--all-raters", action="store_true", help="keep the excluded raters")
+        r.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_campaign)
+
+
+def _eval_source(value: str) -> tuple[Path, str]:
+    """RUN/eval/NAME, with RUN a run's folder or name."""
+    from studio.engine import runs
+
+    p = Path(value)
+    if p.parent.name != "eval":
+        raise ConfigError(f"--from {value}: expected RUN/eval/NAME (a saved comparison)")
+    run = p.parent.parent if (p.parent.parent / "config.yaml").is_file() else runs.find_run(p.parent.parent.name)
+    if run is None:
+        raise ConfigError(f"--from {value}: no run {p.parent.parent.name!r} (studio runs lists them)")
+    return Path(run), p.name
+
+
+def cmd_campaign(a: argparse.Namespace) -> int:
+    from studio.engine.judge import campaign
+    from studio.engine.judge.ratings import default_db
+
+    db = default_db()
+    if a.action == "create":
+        items = [it for src in a.sources for it in campaign.items_from_eval(*_eval_source(src))]
+        items += campaign.items_from(a.items) if a.items else []
+        if not items:
+            raise ConfigError("campaign create needs --from RUN/eval/NAME or --items FILE")
+        spec = campaign.Spec(name=a.name or "campaign", mode=a.mode, overlap=a.overlap, repeat=a.repeat,
+                             min_gold=a.min_gold, min_seconds=a.min_seconds)
+        cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [])
+        print(json.dumps({"id": cid}) if a.json else f"campaign {cid}: raters open it with ?campaign={cid}")
+    elif a.action == "list":
+        found = campaign.campaigns(db)
+        print(json.dumps(found, indent=1) if a.json else "\n".join(f"{c['id']}  {c['state']:6s}  {c['name']}"
+                                                                      for c in found) or "no campaigns yet")
+    elif a.action == "quality":
+        rows = campaign.quality(db, a.id)
+        if a.json:
+            print(json.dumps({"raters": rows}, indent=1))
+        for r in [] if a.json else rows:
+            print(f"{r['rater']:20s} items {r['items']:4d}  gold {_pct(r['gold_accuracy'])}  "
+                  f"self {_pct(r['self_consistency'])}  agree {_pct(r['agreement'])}  "
+                  f"median {r['median_seconds'] or 0:5.1f} s  "
+                  + (f"EXCLUDED: {r['why']}" if r["excluded"] else ""))
+    elif a.action == "leaderboard":
+        rows = campaign.leaderboard(db, a.id, all_raters=a.all_raters)
+        if a.json:
+            print(json.dumps(rows, indent=1))
+        for r in [] if a.json else rows:
+            print(f"{r['rank']:>4} {r['model']:30s} {r['rating']:8.1f} [{r['ci_low']:6.1f}, {r['ci_high']:6.1f}] "
+                  f"n {r['n']}")
+    elif a.action == "export":
+        out = campaign.export(db, a.id, a.out)
+        print(json.dumps({"out": str(out)}) if a.json else f"wrote campaign {a.id} to {out}")
+    elif a.action == "import":
+        cid = campaign.import_export(db, a.folder)
+        print(json.dumps({"id": cid}) if a.json else f"imported campaign {cid}")
+    else:
+        campaign.close(db, a.id)
+        print(f"campaign {a.id} is closed")
+    return 0
+
+
+def _pct(value) -> str:
+    return "   -" if value is None else f"{value:4.0%}"

@@ -1,0 +1,171 @@
+"""A rating campaign with a known truth: do its rules find the spammers, and does the leaderboard recover the
+true order without them?
+
+    python bench/campaign.py [--raters 30] [--spammers 5] [--questions 40] [--overlap 3] [--seed 0]
+
+Four systems with true Bradley-Terry ratings 1150, 1050, 950, 850 (bravo, delta, alpha, charlie); every
+question has an answer from each (6 pairs), 10 gold questions have two answers, one clearly better. Honest
+raters take 4-20 s per item, answer a pair as the true ratings make likely (5 % ties) and a gold pair right 95
+% of the time; spammers take about a second: half click at random, half always pick the left answer. Each
+rater asks the campaign for items until it has none for them (``campaign.next_unit`` / ``campaign.answer``,
+the calls the rater view makes), on a simulated clock. Then the same answers go through ``ratings import
+--campaign`` from a CSV into a copy.
+
+Prints: who was excluded and why; the leaderboard with and without the excluded raters, its distance from the
+truth (RMSE of the centred ratings) and its order; coverage (raters per unit); planned repeats; the copy's
+result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from studio.engine.judge import campaign as C  # noqa: E402
+from studio.engine.judge.ratings import Ratings  # noqa: E402
+
+# the true order, best first (not the names' order: a pair's first system is not always the better one)
+TRUTH = {"bravo": 1150.0, "delta": 1050.0, "alpha": 950.0, "charlie": 850.0}
+
+
+def items_and_gold(questions: int, gold_questions: int = 10):
+    items = [{"question_id": f"q{i}", "prompt": f"Question {i}?", "model": m, "output": f"{m}'s answer to {i}"}
+             for i in range(questions) for m in TRUTH]
+    gold = []
+    for g in range(gold_questions):
+        good, bad = ("bravo", "charlie") if g % 2 else ("charlie", "bravo")
+        items += [{"question_id": f"g{g}", "prompt": f"Gold {g}?", "model": good, "output": "a careful answer"},
+                  {"question_id": f"g{g}", "prompt": f"Gold {g}?", "model": bad, "output": "no idea"}]
+        gold.append({"question_id": f"g{g}", "model_a": good, "model_b": bad, "winner": "model_a"})
+    return items, gold
+
+
+def p_first_wins(a: str, b: str) -> float:
+    return 1 / (1 + 10 ** ((TRUTH[b] - TRUTH[a]) / 400))
+
+
+def rater_answer(kind: str, shown: C.Shown, unit: dict, rng: random.Random) -> tuple[str, float]:
+    """(left | right | tie, seconds) for one rater of ``kind``: honest, random or left."""
+    if kind == "random":
+        return rng.choice(C.SIDES), rng.uniform(0.6, 1.6)
+    if kind == "left":
+        return "left", rng.uniform(0.8, 1.8)
+    left, right = shown.left_model, unit["model_b"] if shown.left_model == unit["model_a"] else unit["model_a"]
+    if unit["gold"] is not None:
+        better = unit["model_a"] if unit["gold"] == "a" else unit["model_b"]
+        right_answer = "left" if better == left else "right"
+        side = right_answer if rng.random() < 0.95 else ("right" if right_answer == "left" else "left")
+    elif rng.random() < 0.05:
+        side = "tie"
+    else:
+        side = "left" if rng.random() < p_first_wins(left, right) else "right"
+    return side, rng.uniform(4.0, 20.0)
+
+
+def simulate(db: Ratings, raters: int = 30, spammers: int = 5, questions: int = 40, overlap: int = 3,
+             seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    items, gold = items_and_gold(questions)
+    cid = C.create(db, items, C.Spec(name="simulation", overlap=overlap, repeat=0.1, min_gold=0.7, min_seconds=3.0),
+                   gold)
+    units = {u["unit"]: u for u in C.units(db, cid)}
+    kinds = {f"rater{i:02d}": ("random" if i < (spammers + 1) // 2 else "left") if i < spammers else "honest"
+             for i in range(raters)}
+    clock = {r: 1_000_000.0 for r in kinds}
+    shown_twice = []
+    active = list(kinds)
+    while active:  # raters take turns, one item each, as many people rating at once would
+        for r in list(active):
+            shown = C.next_unit(db, cid, r, rng, at=clock[r])
+            if shown is None:
+                active.remove(r)
+                continue
+            side, seconds = rater_answer(kinds[r], shown, units[shown.unit], rng)
+            clock[r] += seconds
+            C.answer(db, cid, r, shown.unit, side, at=clock[r])
+            clock[r] += 0.5
+            shown_twice += [shown.unit] if shown.repeat else []
+    return {"campaign": cid, "kinds": kinds, "repeats": len(shown_twice)}
+
+
+def rmse_from_truth(board: list[dict]) -> float:
+    got = {r["model"]: r["rating"] for r in board}
+    mean_t, mean_g = sum(TRUTH.values()) / len(TRUTH), sum(got.values()) / len(got)
+    return math.sqrt(sum(((got[m] - mean_g) - (TRUTH[m] - mean_t)) ** 2 for m in TRUTH) / len(TRUTH))
+
+
+def report(db: Ratings, cid: str, kinds: dict) -> dict:
+    quality = C.quality(db, cid)
+    excluded = {q["rater"]: q["why"] for q in quality if q["excluded"]}
+    clean, everyone = C.leaderboard(db, cid), C.leaderboard(db, cid, all_raters=True)
+    answers = C.answers(db, cid)
+    seen_twice = {(a["rater"], a["unit"]) for a in answers if a["repeat"]}
+    firsts = [(a["rater"], a["unit"]) for a in answers if not a["repeat"]]
+    return {"spammers": sorted(r for r, k in kinds.items() if k != "honest"), "excluded": excluded,
+            "honest_excluded": sorted(r for r in excluded if kinds.get(r) == "honest"),
+            "spammers_kept": sorted(r for r, k in kinds.items() if k != "honest" and r not in excluded),
+            "order_clean": [r["model"] for r in clean], "order_all": [r["model"] for r in everyone],
+            "rmse_clean": rmse_from_truth(clean), "rmse_all": rmse_from_truth(everyone),
+            "clean": clean, "all": everyone, "coverage": C.coverage(db, cid),
+            "seen_twice_unplanned": len(firsts) - len(set(firsts)), "planned_repeats": len(seen_twice),
+            "alpha_clean": C.alpha(db, cid), "alpha_all": C.alpha(db, cid, all_raters=True)}
+
+
+def to_csv(db: Ratings, cid: str, path: Path) -> Path:
+    """The campaign's answers as Arena battle rows (with seconds), as another tool would export them."""
+    units = {u["unit"]: u for u in C.units(db, cid)}
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, ["question_id", "model_a", "model_b", "winner", "judge", "tstamp", "seconds"])
+        w.writeheader()
+        for a in C.answers(db, cid):
+            u = units[a["unit"]]
+            shown_first = a["left_model"]
+            other = u["model_b"] if shown_first == u["model_a"] else u["model_a"]
+            won = {"a": u["model_a"], "b": u["model_b"]}.get(a["winner"])
+            winner = "tie" if won is None else "model_a" if won == shown_first else "model_b"
+            w.writerow({"question_id": u["question_id"], "model_a": shown_first, "model_b": other, "winner": winner,
+                        "judge": a["rater"], "tstamp": a["created"], "seconds": a["seconds"]})
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--raters", type=int, default=30)
+    p.add_argument("--spammers", type=int, default=5)
+    p.add_argument("--questions", type=int, default=40)
+    p.add_argument("--overlap", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Ratings(Path(tmp) / "ratings.sqlite")
+        sim = simulate(db, a.raters, a.spammers, a.questions, a.overlap, a.seed)
+        got = report(db, sim["campaign"], sim["kinds"])
+        items, gold = items_and_gold(a.questions)
+        copy = C.create(db, items, C.Spec(name="imported"), gold)
+        C.import_battles(db, copy, to_csv(db, sim["campaign"], Path(tmp) / "answers.csv"))
+        imported = report(db, copy, sim["kinds"])
+    print(f"excluded ({len(got['excluded'])}): " + "; ".join(f"{r}: {w}" for r, w in sorted(got["excluded"].items())))
+    print(f"spammers kept: {got['spammers_kept'] or 'none'}; "
+          f"honest raters excluded: {got['honest_excluded'] or 'none'}")
+    for label, key in (("without the excluded", "clean"), ("everyone", "all")):
+        print(f"leaderboard, {label}: RMSE from the truth {got['rmse_' + key]:.1f}; alpha "
+              f"{got['alpha_' + key]:.3f}")
+        for r in got[key]:
+            print(f"  {r['model']:8s} {r['rating']:7.1f} [{r['ci_low']:7.1f}, {r['ci_high']:7.1f}] "
+                  f"(truth {TRUTH[r['model']]:.0f}, n {r['n']})")
+    print(f"coverage: {json.dumps(got['coverage'])}; unplanned second showings {got['seen_twice_unplanned']}; "
+          f"planned repeats {got['planned_repeats']}")
+    print(f"through ratings import --campaign from a CSV: excluded {sorted(imported['excluded'])}; order "
+          f"{imported['order_clean']}; RMSE {imported['rmse_clean']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,617 @@
+"""Rating campaigns: a frozen set of pairs, a rubric, k raters per pair, gold checks, planned repeats, and
+exclusion rules fixed at creation, so that what a group of raters said can be published with what was
+excluded and why.
+
+Contract (all in the studio's ratings database, ``Ratings``):
+- ``create(db, items, ...) -> id``: items are one row per system's answer (question_id, prompt, model, output);
+  each question gives a unit per pair of systems that answered it; gold rows (question_id, model_a, model_b,
+  winner) become gold units, shown unannounced; the rubric, overlap, repeat share and exclusion rules are
+  frozen with it (``Spec``). A campaign is never edited, only closed or copied.
+- ``next_unit(db, id, rater)``: what this rater sees next: a gold unit about one in ``GOLD_EVERY``, a planned
+  repeat of one they answered (about ``repeat`` of their answers), else the unit with the fewest raters among
+  those they have not seen and that still need raters; sides are drawn at random and recorded. None: done.
+- ``answer(db, id, rater, unit, side)``: left, right or tie, timed from when the unit was shown.
+- ``quality(db, id)``: per rater: items, gold accuracy (with its Wilson interval), self-consistency,
+  agreement with the others (leave-one-out majority), median seconds per item, excluded and why. A rater is
+  excluded when their gold accuracy is surely below ``min_gold`` (the interval's top under it: a few unlucky
+  gold answers out of six exclude nobody) or their median time per item is under ``min_seconds``.
+- ``leaderboard(db, id, all_raters=False)``: Bradley-Terry with bootstrap intervals (``human.leaderboard``)
+  on the first answers of units (no gold, no repeats), without the excluded raters unless asked.
+- ``import_battles(db, id, file)``: Chatbot Arena rows (question_id, model_a, model_b, winner, judge,
+  optional tstamp and seconds) as the campaign's answers.
+- ``export(db, id, out)`` / ``import_export(db, folder)``: the campaign as a Hugging Face dataset folder
+  (answers.parquet and .jsonl, units.jsonl, campaign.json, a README dataset card) and back, exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from studio.engine.errors import DataError, StudioError
+from studio.engine.judge.human import wilson
+from studio.engine.judge.ratings import Ratings
+
+MODES = ("pairwise",)  # Likert campaigns: not yet (the Rate tab's Likert ratings keep working)
+SIDES = ("left", "right", "tie")
+GOLD_EVERY = 5  # about one item in five is a gold check while gold units remain
+HOLD_S = 3600  # a unit shown and not answered holds its place this long
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL,
+                                      state TEXT NOT NULL DEFAULT 'open', created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS campaign_units (campaign TEXT NOT NULL REFERENCES campaigns(id), unit INTEGER NOT NULL,
+                                           question_id TEXT NOT NULL, prompt TEXT NOT NULL, model_a TEXT NOT NULL,
+                                           model_b TEXT NOT NULL, output_a TEXT NOT NULL, output_b TEXT NOT NULL,
+                                           gold TEXT, PRIMARY KEY (campaign, unit));
+CREATE TABLE IF NOT EXISTS campaign_shown (campaign TEXT NOT NULL, rater TEXT NOT NULL, unit INTEGER NOT NULL,
+                                           left_model TEXT NOT NULL, repeat INTEGER NOT NULL, shown REAL NOT NULL,
+                                           PRIMARY KEY (campaign, rater, unit, repeat));
+CREATE TABLE IF NOT EXISTS campaign_answers (id INTEGER PRIMARY KEY, campaign TEXT NOT NULL, rater TEXT NOT NULL,
+                                             unit INTEGER NOT NULL, left_model TEXT NOT NULL,
+                                             winner TEXT NOT NULL CHECK (winner IN ('a', 'b', 'tie')),
+                                             seconds REAL, repeat INTEGER NOT NULL, created REAL NOT NULL,
+                                             UNIQUE (campaign, rater, unit, repeat))
+"""
+
+
+@dataclass(frozen=True)
+class Rubric:
+    guidelines: str = ("Read the prompt, then both answers. Pick the one that answers it better: correct first, "
+                       "then helpful and clear. Tie when you cannot tell them apart.")
+    question: str = "Which answer is better?"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a campaign is, fixed when it is made."""
+
+    name: str
+    mode: str = "pairwise"
+    overlap: int = 3  # raters per unit
+    repeat: float = 0.1  # share of a rater's answers shown to them again
+    min_gold: float = 0.7  # gold accuracy below this excludes a rater
+    min_seconds: float = 3.0  # a median time per item below this excludes a rater
+    seed: int = 0
+    rubric: Rubric = field(default_factory=Rubric)
+
+    def rules(self) -> str:
+        return (f"excluded: gold accuracy surely below {self.min_gold:.0%} (its 95 % Wilson interval entirely "
+                f"under it: a few unlucky gold answers exclude nobody), or a median under {self.min_seconds:g} s "
+                "per item")
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Spec:
+        return cls(**{**raw, "rubric": Rubric(**raw.get("rubric", {}))})
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A unit as one rater sees it: sides drawn for them."""
+
+    unit: int
+    prompt: str
+    left: str  # the answers' text
+    right: str
+    left_model: str  # recorded, never shown
+    repeat: bool
+    done: int  # items this rater has answered
+    total: int  # items this rater will answer at most (their share of the campaign)
+
+
+def _ensure(db: Ratings) -> None:
+    with db.write() as c:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                c.execute(statement)
+
+
+def items_from(path: str | Path) -> list[dict]:
+    """An items file: JSONL rows of question_id, prompt, model, output (one row per system's answer)."""
+    from studio.engine.data.readers import read_records
+
+    p = Path(path)
+    recs = read_records(p)
+    out = []
+    for row, where in zip(recs.rows, recs.where):
+        for key in ("question_id", "prompt", "model", "output"):
+            if row.get(key) in (None, ""):
+                raise DataError(f"{p.name}: {where}, field '{key}': missing (items are question_id, prompt, model, "
+                                "output)")
+        out.append({k: str(row[k]) for k in ("question_id", "prompt", "model", "output")})
+    return out
+
+
+def items_from_eval(run: Path, name: str) -> list[dict]:
+    """A saved comparison's answers: the base model's and the run's, per prompt."""
+    from studio.engine import runs
+    from studio.engine.judge.pool import question_of
+
+    _, rows = runs.read_eval(run, name)
+    sides = (("base", "base"), (run.name, "tuned"))
+    return [{"question_id": f"{run.name}/{name}/{i}", "prompt": question_of(r["prompt"]), "model": side,
+             "output": str(r[key])} for i, r in enumerate(rows) for side, key in sides]
+
+
+def gold_from(path: str | Path) -> list[dict]:
+    from studio.engine.data.readers import read_records
+
+    p = Path(path)
+    recs = read_records(p)
+    out = []
+    for row, where in zip(recs.rows, recs.where):
+        if str(row.get("winner")) not in ("model_a", "model_b", "tie"):
+            raise DataError(f"{p.name}: {where}, field 'winner': expected model_a, model_b or tie, got "
+                            f"{row.get('winner')!r}")
+        out.append({k: str(row.get(k) or "") for k in ("question_id", "model_a", "model_b", "winner")})
+    return out
+
+
+def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = ()) -> str:
+    """A campaign of every pair of systems that answered each question; gold pairs become gold units."""
+    if spec.mode not in MODES:
+        raise StudioError(f"campaign mode {spec.mode!r}: campaigns rate pairs so far (--mode pairwise)")
+    if spec.overlap < 1 or not 0 <= spec.repeat < 1 or not 0 <= spec.min_gold <= 1:
+        raise StudioError("a campaign needs --overlap >= 1, --repeat in [0, 1) and --min-gold in [0, 1]")
+    by_q: dict[str, dict] = defaultdict(lambda: {"prompt": "", "outputs": {}})
+    for it in items:
+        q = by_q[it["question_id"]]
+        q["prompt"] = q["prompt"] or it["prompt"]
+        q["outputs"][it["model"]] = it["output"]
+    golden = {(g["question_id"], *sorted((g["model_a"], g["model_b"]))): g for g in gold}
+    units = []
+    for qid, q in by_q.items():
+        systems = sorted(q["outputs"])
+        for i, a in enumerate(systems):
+            for b in systems[i + 1:]:
+                g = golden.pop((qid, a, b), None)
+                winner = None if g is None else _winner(g["winner"], g["model_a"], a)
+                units.append((qid, q["prompt"], a, b, q["outputs"][a], q["outputs"][b], winner))
+    if golden:
+        qid, a, b = next(iter(golden))
+        raise DataError(f"gold pair {qid}: {a} vs {b} is not among the items (give the answers of both systems)")
+    if not any(u[6] is None for u in units):
+        raise DataError("the items give no pair to rate: each question needs answers from at least two systems")
+    cid = uuid.uuid4().hex[:12]
+    _ensure(db)
+    with db.write() as c:
+        c.execute("INSERT INTO campaigns (id, name, spec, created) VALUES (?, ?, ?, ?)",
+                  (cid, spec.name, json.dumps(asdict(spec)), time.time()))
+        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [(cid, n, *u) for n, u in enumerate(units)])
+    return cid
+
+
+def _winner(said: str, model_a: str, first: str) -> str:
+    """model_a / model_b / tie of a row, as a / b / tie of a unit whose first system is ``first``."""
+    if said == "tie":
+        return "tie"
+    return "a" if (said == "model_a") == (model_a == first) else "b"
+
+
+def spec_of(db: Ratings, cid: str) -> Spec:
+    _ensure(db)
+    row = db.db.execute("SELECT spec FROM campaigns WHERE id = ?", (cid,)).fetchone()
+    if row is None:
+        raise StudioError(f"no campaign {cid!r} (studio campaign list shows them)")
+    return Spec.from_dict(json.loads(row[0]))
+
+
+def campaigns(db: Ratings) -> list[dict]:
+    _ensure(db)
+    rows = db.db.execute("SELECT id, name, state, created FROM campaigns ORDER BY created DESC").fetchall()
+    return [dict(zip(("id", "name", "state", "created"), r)) for r in rows]
+
+
+def units(db: Ratings, cid: str) -> list[dict]:
+    cols = ("unit", "question_id", "prompt", "model_a", "model_b", "output_a", "output_b", "gold")
+    rows = db.db.execute(f"SELECT {', '.join(cols)} FROM campaign_units WHERE campaign = ? ORDER BY unit", (cid,))
+    return [dict(zip(cols, r)) for r in rows.fetchall()]
+
+
+def answers(db: Ratings, cid: str) -> list[dict]:
+    cols = ("rater", "unit", "left_model", "winner", "seconds", "repeat", "created")
+    rows = db.db.execute(f"SELECT {', '.join(cols)} FROM campaign_answers WHERE campaign = ? ORDER BY id", (cid,))
+    return [dict(zip(cols, r)) for r in rows.fetchall()]
+
+
+def close(db: Ratings, cid: str) -> None:
+    spec_of(db, cid)
+    with db.write() as c:
+        c.execute("UPDATE campaigns SET state = 'closed' WHERE id = ?", (cid,))
+
+
+def next_unit(db: Ratings, cid: str, rater: str, rng: random.Random | None = None,
+              at: float | None = None) -> Shown | None:
+    """What ``rater`` sees next (the same unit again until they answer it), or None when they are done.
+    ``at``: the time it is shown (now; a simulation passes its own clock)."""
+    spec, rng, at = spec_of(db, cid), rng or random.Random(), time.time() if at is None else at
+    with db.write() as c:
+        if c.execute("SELECT state FROM campaigns WHERE id = ?", (cid,)).fetchone()[0] != "open":
+            return None
+        pending = c.execute("SELECT unit, left_model, repeat FROM campaign_shown s WHERE campaign = ? AND rater = ? "
+                            "AND NOT EXISTS (SELECT 1 FROM campaign_answers a WHERE a.campaign = s.campaign AND "
+                            "a.rater = s.rater AND a.unit = s.unit AND a.repeat = s.repeat)", (cid, rater)).fetchone()
+        if pending is None:
+            pending = _assign(c, cid, rater, spec, rng, at)
+            if pending is None:
+                return None
+            c.execute("INSERT INTO campaign_shown VALUES (?, ?, ?, ?, ?, ?)", (cid, rater, *pending, at))
+        unit, left, repeat = pending
+        u = c.execute("SELECT prompt, model_a, model_b, output_a, output_b FROM campaign_units WHERE campaign = ? "
+                      "AND unit = ?", (cid, unit)).fetchone()
+        done = c.execute("SELECT COUNT(*) FROM campaign_answers WHERE campaign = ? AND rater = ?",
+                         (cid, rater)).fetchone()[0]
+        total = _share(c, cid, spec)
+    prompt, a, b, out_a, out_b = u
+    left_text, right_text = (out_a, out_b) if left == a else (out_b, out_a)
+    return Shown(unit, prompt, left_text, right_text, left, bool(repeat), done, max(total, done + 1))
+
+
+def _share(c, cid: str, spec: Spec) -> int:
+    """About how many items one rater answers: every unit once, gold checks and repeats beside (an estimate
+    for the progress line; the campaign ends when no unit needs a rater)."""
+    n, gold = c.execute("SELECT SUM(gold IS NULL), SUM(gold IS NOT NULL) FROM campaign_units WHERE campaign = ?",
+                        (cid,)).fetchone()
+    plain = n or 0
+    return round(plain * (1 + spec.repeat)) + min(gold or 0, plain // (GOLD_EVERY - 1))
+
+
+def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float) -> tuple[int, str, int] | None:
+    rows = c.execute("SELECT unit, model_a, model_b, gold FROM campaign_units WHERE campaign = ?", (cid,)).fetchall()
+    models = {u: (a, b) for u, a, b, _ in rows}
+    gold = {u for u, _, _, g in rows if g is not None}
+    mine = c.execute("SELECT unit, repeat FROM campaign_answers WHERE campaign = ? AND rater = ? ORDER BY id",
+                     (cid, rater)).fetchall()
+    seen = {u for u, _ in c.execute("SELECT unit, repeat FROM campaign_shown WHERE campaign = ? AND rater = ?",
+                                    (cid, rater))}
+    plain_done = [u for u, rep in mine if not rep and u not in gold]
+    repeated = {u for u, rep in mine if rep}
+    gold_done = sum(1 for u, _ in mine if u in gold)
+    side = lambda u: rng.choice(models[u])  # noqa: E731 - sides drawn per showing
+    if gold - seen and len(mine) >= GOLD_EVERY - 1 and gold_done < (len(mine) + 1) // GOLD_EVERY:
+        unit = rng.choice(sorted(gold - seen))
+        return unit, side(unit), 0
+    if spec.repeat and len(repeated) < int(spec.repeat * len(plain_done)):
+        again = [u for u in plain_done if u not in repeated]
+        if again:
+            unit = again[0]
+            return unit, side(unit), 1
+    taken = Counter(u for (u,) in c.execute(
+        "SELECT unit FROM campaign_shown WHERE campaign = ? AND repeat = 0 AND (shown > ? OR EXISTS (SELECT 1 FROM "
+        "campaign_answers a WHERE a.campaign = campaign_shown.campaign AND a.rater = campaign_shown.rater AND "
+        "a.unit = campaign_shown.unit AND a.repeat = 0))", (cid, now - HOLD_S)))
+    open_units = [u for u in models if u not in gold and u not in seen and taken[u] < spec.overlap]
+    if not open_units:
+        return None
+    fewest = min(taken[u] for u in open_units)
+    unit = rng.choice([u for u in open_units if taken[u] == fewest])
+    return unit, side(unit), 0
+
+
+def answer(db: Ratings, cid: str, rater: str, unit: int, side: str, at: float | None = None) -> None:
+    """The rater's answer to the unit they were shown: left, right or tie (timed from its showing to ``at``,
+    now by default)."""
+    at_answer = time.time() if at is None else at
+    if side not in SIDES:
+        raise StudioError(f"an answer is one of {', '.join(SIDES)}, got {side!r}")
+    with db.write() as c:
+        shown = c.execute("SELECT left_model, repeat, shown FROM campaign_shown s WHERE campaign = ? AND rater = ? "
+                          "AND unit = ? AND NOT EXISTS (SELECT 1 FROM campaign_answers a WHERE a.campaign = "
+                          "s.campaign AND a.rater = s.rater AND a.unit = s.unit AND a.repeat = s.repeat)",
+                          (cid, rater, unit)).fetchone()
+        if shown is None:
+            raise StudioError(f"unit {unit} is not waiting for an answer from {rater}: rate what is shown")
+        left, repeat, shown_at = shown
+        a, _b = c.execute("SELECT model_a, model_b FROM campaign_units WHERE campaign = ? AND unit = ?",
+                          (cid, unit)).fetchone()
+        winner = "tie" if side == "tie" else "a" if (side == "left") == (left == a) else "b"
+        c.execute("INSERT INTO campaign_answers (campaign, rater, unit, left_model, winner, seconds, repeat, created)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (cid, rater, unit, left, winner, at_answer - shown_at, repeat,
+                                                       at_answer))
+
+
+def import_battles(db: Ratings, cid: str, path: str | Path) -> dict:
+    """Arena battle rows as this campaign's answers (all or nothing): each row names a unit by question and
+    pair; a rater's second answer to a unit counts as a repeat, a gold unit as a gold answer."""
+    from studio.engine.data.readers import read_records
+    from studio.engine.judge.ratings_io import ARENA, restore
+
+    spec_of(db, cid)
+    p = Path(path)
+    recs = read_records(p)
+    index = {(u["question_id"], u["model_a"], u["model_b"]): u for u in units(db, cid)}
+    rows, count = [], Counter()
+    for raw, where in zip(recs.rows, recs.where):
+        row = {k: restore(v) for k, v in raw.items()}
+        a, b, qid = str(row.get("model_a") or ""), str(row.get("model_b") or ""), str(row.get("question_id") or "")
+        unit = index.get((qid, *sorted((a, b))))
+        if unit is None:
+            raise DataError(f"{p.name}: {where}: question {qid!r} with {a!r} vs {b!r} is not a unit of the campaign")
+        said = ARENA.get(str(row.get("winner")))
+        if said is None or said == "bothbad":
+            said = "tie" if said == "bothbad" else None
+        if said is None:
+            raise DataError(f"{p.name}: {where}, field 'winner': expected one of {', '.join(ARENA)}, got "
+                            f"{row.get('winner')!r}")
+        winner = said if said == "tie" or a == unit["model_a"] else {"a": "b", "b": "a"}[said]
+        judge = str(row.get("judge") or "imported").strip()[:100] or "imported"
+        repeat = count[(judge, unit["unit"])]
+        count[(judge, unit["unit"])] += 1
+        seconds = _number(row.get("seconds"), p.name, where, "seconds")
+        created = _number(row.get("tstamp"), p.name, where, "tstamp") or time.time()
+        rows.append((cid, judge, unit["unit"], a, winner, seconds, min(repeat, 1), created))
+    with db.write() as c:
+        c.executemany("INSERT OR REPLACE INTO campaign_shown VALUES (?, ?, ?, ?, ?, ?)",
+                      [(cid, r[1], r[2], r[3], r[6], r[7]) for r in rows])
+        c.executemany("INSERT OR REPLACE INTO campaign_answers (campaign, rater, unit, left_model, winner, seconds, "
+                      "repeat, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return {"answers": len(rows), "raters": len({r[1] for r in rows})}
+
+
+def _number(value, name: str, where: str, key: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}: {where}, field '{key}': expected a number, got {value!r}") from None
+
+
+def quality(db: Ratings, cid: str) -> list[dict]:
+    """One row per rater: what they did, how well they did on what is known, and whether they are excluded."""
+    spec = spec_of(db, cid)
+    gold = {u["unit"]: u["gold"] for u in units(db, cid) if u["gold"] is not None}
+    rows = answers(db, cid)
+    first = {(r["rater"], r["unit"]): r["winner"] for r in rows if not r["repeat"] and r["unit"] not in gold}
+    by_unit: dict[int, dict] = defaultdict(dict)
+    for (rater, unit), winner in first.items():
+        by_unit[unit][rater] = winner
+    out = []
+    for rater in sorted({r["rater"] for r in rows}):
+        mine = [r for r in rows if r["rater"] == rater]
+        golds = [r["winner"] == gold[r["unit"]] for r in mine if r["unit"] in gold]
+        repeats = [r["winner"] == first.get((rater, r["unit"])) for r in mine if r["repeat"]
+                   and (rater, r["unit"]) in first]
+        agree = []
+        for said in by_unit.values():
+            others = Counter(w for other, w in said.items() if other != rater)
+            if rater in said and others:
+                top, n = others.most_common(1)[0]
+                if list(others.values()).count(n) == 1:  # a clear majority of the others
+                    agree.append(said[rater] == top)
+        seconds = [r["seconds"] for r in mine if r["seconds"] is not None]
+        gold_low, gold_high = wilson(sum(golds), len(golds)) if golds else (None, None)
+        row = {"rater": rater, "items": sum(1 for r in mine if not r["repeat"] and r["unit"] not in gold),
+               "gold_answers": len(golds), "gold_accuracy": _share_of(golds), "gold_ci_low": gold_low,
+               "gold_ci_high": gold_high, "repeats": len(repeats),
+               "self_consistency": _share_of(repeats), "agreement": _share_of(agree),
+               "median_seconds": statistics.median(seconds) if seconds else None}
+        why = []
+        if golds and gold_high < spec.min_gold:
+            why.append(f"gold accuracy {row['gold_accuracy']:.0%} of {len(golds)} [{gold_low:.0%}, {gold_high:.0%}] "
+                       f"< {spec.min_gold:.0%}")
+        if row["median_seconds"] is not None and row["median_seconds"] < spec.min_seconds:
+            why.append(f"median {row['median_seconds']:.1f} s per item < {spec.min_seconds:g} s")
+        out.append({**row, "excluded": bool(why), "why": "; ".join(why)})
+    return out
+
+
+def _share_of(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def votes(db: Ratings, cid: str, all_raters: bool = False) -> list[dict]:
+    """The campaign's first answers to its units (no gold, no repeats) as votes ``human`` reads, without the
+    excluded raters unless ``all_raters``."""
+    out_units = {u["unit"]: u for u in units(db, cid) if u["gold"] is None}
+    excluded = set() if all_raters else {q["rater"] for q in quality(db, cid) if q["excluded"]}
+    return [{"item_id": r["unit"], "system_a": out_units[r["unit"]]["model_a"],
+             "system_b": out_units[r["unit"]]["model_b"], "winner": r["winner"], "rater": r["rater"]}
+            for r in answers(db, cid) if not r["repeat"] and r["unit"] in out_units and r["rater"] not in excluded]
+
+
+def leaderboard(db: Ratings, cid: str, all_raters: bool = False, seed: int = 0) -> list[dict]:
+    from studio.engine.judge import human
+
+    return human.leaderboard(votes(db, cid, all_raters), seed=seed)
+
+
+def coverage(db: Ratings, cid: str) -> dict:
+    """Raters per unit (gold and repeats aside) against the overlap asked for."""
+    spec = spec_of(db, cid)
+    got = Counter(v["item_id"] for v in votes(db, cid, all_raters=True))
+    plain = [u["unit"] for u in units(db, cid) if u["gold"] is None]
+    counts = [got[u] for u in plain]
+    return {"units": len(plain), "overlap": spec.overlap, "complete": sum(c == spec.overlap for c in counts),
+            "under": sum(c < spec.overlap for c in counts), "over": sum(c > spec.overlap for c in counts)}
+
+
+def alpha(db: Ratings, cid: str, all_raters: bool = False) -> float | None:
+    """Krippendorff's alpha (nominal) of the answers across raters: 1 agreement, 0 chance."""
+    import krippendorff
+    import numpy as np
+
+    vs = votes(db, cid, all_raters)
+    raters, unit_ids = sorted({v["rater"] for v in vs}), sorted({v["item_id"] for v in vs})
+    if len(raters) < 2 or not unit_ids:
+        return None
+    code = {"a": 0.0, "b": 1.0, "tie": 2.0}
+    data = np.full((len(raters), len(unit_ids)), np.nan)
+    for v in vs:
+        data[raters.index(v["rater"]), unit_ids.index(v["item_id"])] = code[v["winner"]]
+    if not ((~np.isnan(data)).sum(0) >= 2).any() or len(set(data[~np.isnan(data)].tolist())) < 2:
+        return None  # no unit rated twice, or one answer only: agreement beyond chance is undefined
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+
+
+# -- a campaign as a Hugging Face dataset ------------------------------------------------------------------
+ANSWER_FIELDS = ("rater", "question_id", "model_a", "model_b", "left_model", "winner", "seconds", "repeat", "gold",
+                 "created")
+
+
+def export(db: Ratings, cid: str, out: str | Path) -> Path:
+    """The campaign as a dataset folder: answers (Parquet and JSONL: rater, item, the sides shown, the answer,
+    seconds, time), its units, its spec, and a dataset card with the rubric, the exclusions and the agreement."""
+    import pandas as pd
+
+    from studio.engine.runs import write_atomic, write_jsonl
+
+    spec, out = spec_of(db, cid), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = next(c for c in campaigns(db) if c["id"] == cid)
+    by_unit = {u["unit"]: u for u in units(db, cid)}
+    rows = [{"rater": a["rater"], "question_id": by_unit[a["unit"]]["question_id"],
+             "model_a": by_unit[a["unit"]]["model_a"], "model_b": by_unit[a["unit"]]["model_b"],
+             "left_model": a["left_model"], "winner": a["winner"], "seconds": a["seconds"],
+             "repeat": bool(a["repeat"]), "gold": by_unit[a["unit"]]["gold"] is not None, "created": a["created"]}
+            for a in answers(db, cid)]
+    write_jsonl(out / "answers.jsonl", rows)
+    pd.DataFrame(rows, columns=list(ANSWER_FIELDS)).to_parquet(out / "answers.parquet", index=False)
+    write_jsonl(out / "units.jsonl", ({k: v for k, v in u.items() if k != "unit"} for u in by_unit.values()))
+    write_atomic(out / "campaign.json", json.dumps({**meta, "spec": asdict(spec)}, indent=1))
+    write_atomic(out / "README.md", card(db, cid))
+    return out
+
+
+def card(db: Ratings, cid: str) -> str:
+    spec, quality_rows = spec_of(db, cid), quality(db, cid)
+    board, a = leaderboard(db, cid), alpha(db, cid)
+    cover = coverage(db, cid)
+    excluded = [q for q in quality_rows if q["excluded"]]
+    lines = ["---", "configs:", "- config_name: answers", "  data_files: answers.parquet", "tags:",
+             "- human-evaluation", "- pairwise", "- finetune-studio", "---", "", f"# Rating campaign: {spec.name}",
+             "", f"Pairwise ratings collected with the fine-tuning studio: {cover['units']} pairs, {spec.overlap} "
+             f"raters each ({cover['complete']} complete), {len(quality_rows)} raters.", "", "## Rubric", "",
+             spec.rubric.guidelines, "", f"Question: {spec.rubric.question}", "", "## Exclusions", "",
+             spec.rules() + ".", ""]
+    lines += [f"- {q['rater']}: {q['why']}" for q in excluded] or ["Nobody was excluded."]
+    lines += ["", "## Results (without the excluded raters)", "",
+              f"Krippendorff's alpha (nominal) across raters: {'-' if a is None else f'{a:.3f}'}.", "",
+              "| model | rating | 95% interval | n |", "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] | {r['n']} |"
+              for r in board]
+    lines += ["", "`answers` has one row per answer: the rater, the item (question_id, model_a, model_b), the model "
+              "shown on the left, the winner (a, b or tie, of model_a and model_b), seconds spent, whether it was a "
+              "planned repeat or a gold check, and when.", ""]
+    return "\n".join(lines)
+
+
+def import_export(db: Ratings, folder: str | Path) -> str:
+    """A folder ``export`` wrote, back into the database under its own id (all or nothing)."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "campaign.json").read_text())
+        unit_rows = [json.loads(x) for x in (folder / "units.jsonl").read_text().splitlines() if x.strip()]
+        rows = [json.loads(x) for x in (folder / "answers.jsonl").read_text().splitlines() if x.strip()]
+    except (OSError, ValueError) as e:
+        raise DataError(f"{folder}: not a campaign export ({e})") from None
+    _ensure(db)
+    cid = meta["id"]
+    index = {(u["question_id"], u["model_a"], u["model_b"]): n for n, u in enumerate(unit_rows)}
+    with db.write() as c:
+        if c.execute("SELECT 1 FROM campaigns WHERE id = ?", (cid,)).fetchone():
+            raise StudioError(f"campaign {cid} is already here")
+        c.execute("INSERT INTO campaigns (id, name, spec, state, created) VALUES (?, ?, ?, ?, ?)",
+                  (cid, meta["name"], json.dumps(meta["spec"]), meta["state"], meta["created"]))
+        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [(cid, n, u["question_id"], u["prompt"], u["model_a"], u["model_b"], u["output_a"],
+                        u["output_b"], u["gold"]) for n, u in enumerate(unit_rows)])
+        for r in rows:
+            unit = index[(r["question_id"], r["model_a"], r["model_b"])]
+            shown = r["created"] - (r["seconds"] or 0.0)
+            c.execute("INSERT INTO campaign_shown VALUES (?, ?, ?, ?, ?, ?)",
+                      (cid, r["rater"], unit, r["left_model"], int(r["repeat"]), shown))
+            c.execute("INSERT INTO campaign_answers (campaign, rater, unit, left_model, winner, seconds, repeat, "
+                      "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (cid, r["rater"], unit, r["left_model"],
+                                                                    r["winner"], r["seconds"], int(r["repeat"]),
+                                                                    r["created"]))
+    return cid
+
+
+# -- a judge beside the people ---------------------------------------------------------------------------------
+JUDGE_PROMPT = ("Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
+                "assistants to the user question displayed below. {question} Avoid any position biases and do not "
+                "let the order or the length of the responses influence you. Output your final verdict strictly "
+                "in this format: \"[[A]]\" if assistant A is better, \"[[B]]\" if assistant B is better, and "
+                "\"[[C]]\" for a tie.\n\n[User Question]\n{prompt}\n\n[The Start of Assistant A's Answer]\n{a}\n"
+                "[The End of Assistant A's Answer]\n\n[The Start of Assistant B's Answer]\n{b}\n"
+                "[The End of Assistant B's Answer]")
+
+
+def judge_units(db: Ratings, cid: str, judge) -> list[dict]:
+    """``judge(prompt, first, second) -> "first" | "second" | "tie"`` on every pair of the campaign, in both
+    orders (MT-Bench's rule against position bias): per unit the winner (a, b or tie) each order gave."""
+    out = []
+    for u in units(db, cid):
+        if u["gold"] is not None:
+            continue
+        forward = judge(u["prompt"], u["output_a"], u["output_b"])
+        backward = judge(u["prompt"], u["output_b"], u["output_a"])
+        out.append({"unit": u["unit"], "forward": {"first": "a", "second": "b"}.get(forward, "tie"),
+                    "backward": {"first": "b", "second": "a"}.get(backward, "tie")})
+    return out
+
+
+def judge_agreement(db: Ratings, cid: str, judged: list[dict]) -> dict:
+    """How far a judge agrees with the people (their majority per pair, without the excluded raters), as
+    MT-Bench reports it: each order of each pair is one judgement, so a judge that always picks the first answer
+    agrees on half the decided pairs whatever it reads. With ties: three outcomes; without: only pairs both the
+    judge and the people decided. Cohen's kappa on the three outcomes; consistency: pairs whose two orders
+    agree."""
+    from sklearn.metrics import cohen_kappa_score
+
+    people: dict[int, Counter] = defaultdict(Counter)
+    for v in votes(db, cid):
+        people[v["item_id"]][v["winner"]] += 1
+    human = {}
+    for unit, said in people.items():
+        (top, n), *rest = said.most_common()
+        human[unit] = top if not rest or rest[0][1] < n else "tie"  # no majority: a tie
+    pairs = [(human[j["unit"]], j[order]) for j in judged if j["unit"] in human for order in ("forward", "backward")]
+    if not pairs:
+        return {"n": 0}
+    decided = [(h, m) for h, m in pairs if h != "tie" and m != "tie"]
+    labels = ["a", "b", "tie"]
+    kappa = cohen_kappa_score([h for h, _ in pairs], [m for _, m in pairs], labels=labels)
+    return {"n": len(pairs) // 2, "agreement_with_ties": sum(h == m for h, m in pairs) / len(pairs),
+            "agreement_without_ties": sum(h == m for h, m in decided) / len(decided) if decided else None,
+            "decided": len(decided), "kappa": None if kappa != kappa else float(kappa),
+            "consistency": sum(j["forward"] == j["backward"] for j in judged) / len(judged) if judged else None}
+
+
+def reward_judge(reference: str, margin: float = 0.0):
+    """A reward-model run as a judge: the answer it scores higher wins (a tie within ``margin``)."""
+    from studio.engine.judge.reward import scores
+    from studio.engine.models import load_reward_model
+
+    model, tokenizer = load_reward_model(reference)
+
+    def judge(prompt: str, first: str, second: str) -> str:
+        conv = [{"role": "user", "content": prompt}]
+        s1, s2 = scores(model, tokenizer, [conv + [{"role": "assistant", "content": t}] for t in (first, second)])
+        return "tie" if abs(s1 - s2) <= margin else "first" if s1 > s2 else "second"
+
+    return judge
+
+
+def endpoint_judge(base_url: str, model: str, api_key: str = "none", question: str = Rubric().question):
+    """Any OpenAI-compatible chat endpoint as a judge (`studio serve` works for a local test): MT-Bench's
+    pairwise prompt, temperature 0, the verdict read from [[A]], [[B]] or [[C]] (anything else is a tie)."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key=api_key)
+
+    def judge(prompt: str, first: str, second: str) -> str:
+        text = JUDGE_PROMPT.format(question=question, prompt=prompt, a=first, b=second)
+        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}],
+                                               temperature=0, max_tokens=512)
+        said = reply.choices[0].message.content or ""
+        return "first" if "[[A]]" in said else "second" if "[[B]]" in said else "tie"
+
+    return judge

@@ -1,0 +1,176 @@
+"""Rating campaigns: a simulation with a known truth (spammers excluded by the rules and nobody else, the true
+order recovered without them and worse with them, overlap held, nothing shown twice but planned repeats), the
+same through `ratings import --campaign` from a CSV, an exact export -> import round trip, the assignment
+rules, and the CLI contract."""
+
+import importlib.util
+import json
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pandas as pd
+import pytest
+from conftest import ROOT, write_jsonl
+
+from studio.engine.errors import DataError, StudioError
+from studio.engine.judge import campaign as C
+from studio.engine.judge.ratings import Ratings
+
+spec = importlib.util.spec_from_file_location("bench_campaign", ROOT / "bench" / "campaign.py")
+B = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(B)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    db = Ratings(tmp_path_factory.mktemp("c") / "ratings.sqlite")
+    sim = B.simulate(db, raters=16, spammers=4, questions=24, overlap=3, seed=1)
+    return db, sim, B.report(db, sim["campaign"], sim["kinds"])
+
+
+@pytest.mark.integration
+def test_the_rules_exclude_every_spammer_and_no_honest_rater(simulated):
+    _, _, got = simulated
+    assert sorted(got["excluded"]) == got["spammers"] and not got["honest_excluded"]
+
+
+@pytest.mark.integration
+def test_without_the_spammers_the_leaderboard_recovers_the_truth_and_with_them_it_is_worse(simulated):
+    _, _, got = simulated
+    assert got["order_clean"] == list(B.TRUTH)
+    top, bottom = got["clean"][0], got["clean"][-1]
+    assert top["ci_low"] > bottom["ci_high"]  # the intervals separate the best from the worst
+    assert got["rmse_all"] > got["rmse_clean"] * 1.2, (got["rmse_all"], got["rmse_clean"])
+
+
+@pytest.mark.integration
+def test_every_pair_gets_exactly_its_raters_and_nothing_is_shown_twice_unplanned(simulated):
+    db, sim, got = simulated
+    assert got["coverage"]["under"] == 0 and got["coverage"]["over"] == 0
+    assert got["coverage"]["complete"] == got["coverage"]["units"]
+    assert got["seen_twice_unplanned"] == 0 and got["planned_repeats"] > 0
+    answers = C.answers(db, sim["campaign"])
+    firsts = Counter((a["rater"], a["unit"]) for a in answers if not a["repeat"])
+    assert max(firsts.values()) == 1
+    honest = [q for q in C.quality(db, sim["campaign"]) if sim["kinds"][q["rater"]] == "honest"]
+    assert all(q["repeats"] >= 1 and q["gold_answers"] >= 2 for q in honest), honest
+    lefts = Counter(a["left_model"] == C.units(db, sim["campaign"])[a["unit"]]["model_a"] for a in answers)
+    assert min(lefts.values()) > 0.35 * sum(lefts.values())  # sides drawn at random, and recorded
+
+
+@pytest.mark.integration
+def test_the_same_answers_through_a_csv_import_give_the_same_result(simulated, tmp_path):
+    db, sim, got = simulated
+    items, gold = B.items_and_gold(24)
+    copy = C.create(db, items, C.Spec(name="copy"), gold)
+    C.import_battles(db, copy, B.to_csv(db, sim["campaign"], tmp_path / "answers.csv"))
+    again = B.report(db, copy, sim["kinds"])
+    assert again["excluded"] == got["excluded"] and again["order_clean"] == got["order_clean"]
+    assert [r["rating"] for r in again["clean"]] == pytest.approx([r["rating"] for r in got["clean"]])
+
+
+@pytest.mark.integration
+def test_export_then_import_round_trips_a_campaign_exactly(simulated, tmp_path):
+    db, sim, _ = simulated
+    first = C.export(db, sim["campaign"], tmp_path / "one")
+    other = Ratings(tmp_path / "other.sqlite")
+    assert C.import_export(other, first) == sim["campaign"]
+    second = C.export(other, sim["campaign"], tmp_path / "two")
+    for name in ("answers.jsonl", "units.jsonl", "campaign.json", "README.md"):
+        assert (first / name).read_text() == (second / name).read_text(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(first / "answers.parquet"),
+                                  pd.read_parquet(second / "answers.parquet"))
+    card = (first / "README.md").read_text()
+    assert "## Rubric" in card and "## Exclusions" in card and "Krippendorff" in card and "data_files" in card
+    with pytest.raises(StudioError, match="already here"):
+        C.import_export(other, first)
+
+
+def pairs(n_questions=6, systems=("x", "y", "z")):
+    return [{"question_id": f"q{i}", "prompt": f"P{i}", "model": s, "output": f"{s}{i}"}
+            for i in range(n_questions) for s in systems]
+
+
+def test_a_rater_gets_the_least_rated_unseen_pair_and_the_same_one_until_answering(tmp_path):
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, pairs(), C.Spec(name="t", overlap=2, repeat=0.0))
+    rng = random.Random(0)
+    first = C.next_unit(db, cid, "ann", rng)
+    assert C.next_unit(db, cid, "ann", rng).unit == first.unit  # a reload shows the same item
+    other = C.next_unit(db, cid, "bob", rng)
+    assert other.unit != first.unit  # the one ann holds has a rater already; bob gets an unrated one
+    with pytest.raises(StudioError, match="not waiting for an answer"):
+        C.answer(db, cid, "ann", other.unit, "left")
+    seen = []
+    while (shown := C.next_unit(db, cid, "ann", rng)) is not None:
+        seen.append(shown.unit)
+        C.answer(db, cid, "ann", shown.unit, rng.choice(C.SIDES))
+    assert len(seen) == len(set(seen)) == 18  # every pair once: 6 questions x 3 pairs, no repeats asked for
+
+
+def test_bad_input_is_one_line_naming_the_file_row_and_field(tmp_path):
+    db = Ratings(tmp_path / "r.sqlite")
+    with pytest.raises(StudioError, match="campaigns rate pairs so far"):
+        C.create(db, pairs(), C.Spec(name="t", mode="likert"))
+    bad = write_jsonl(tmp_path / "gold.jsonl", [{"question_id": "q1", "model_a": "x", "model_b": "y",
+                                                "winner": "model_c"}])
+    with pytest.raises(DataError, match=r"gold.jsonl: (row|line) 1, field 'winner'"):
+        C.gold_from(bad)
+    items = write_jsonl(tmp_path / "items.jsonl", [{"question_id": "q1", "prompt": "P", "model": "x"}])
+    with pytest.raises(DataError, match=r"items.jsonl: (row|line) 1, field 'output'"):
+        C.items_from(items)
+    with pytest.raises(DataError, match="no pair to rate"):
+        C.create(db, pairs(systems=("x",)), C.Spec(name="t"))
+
+
+def run_cli(*args, home):
+    out = subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**__import__("os").environ, "STUDIO_HOME": str(home)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.mark.integration
+def test_the_cli_contract(tmp_path):
+    items, gold = B.items_and_gold(6, gold_questions=2)
+    items_file, gold_file = write_jsonl(tmp_path / "items.jsonl", items), write_jsonl(tmp_path / "gold.jsonl", gold)
+    home = tmp_path / "home"
+    cid = json.loads(run_cli("campaign", "create", "--items", str(items_file), "--gold", str(gold_file), "--mode",
+                             "pairwise", "--overlap", "2", "--repeat", "0.1", "--min-gold", "0.7", "--name", "cli",
+                             "--json", home=home))["id"]
+    battles = [{"question_id": f"q{i}", "model_a": "alpha", "model_b": m, "winner": "model_a", "judge": j,
+                "seconds": 9.5, "tstamp": 1_700_000_000 + i} for i in range(6) for m in ("bravo", "delta")
+               for j in ("ann", "bob")]
+    battles += [{"question_id": "g0", "model_a": "charlie", "model_b": "bravo", "winner": "model_a", "judge": j,
+                 "seconds": 8} for j in ("ann", "bob")]
+    write_jsonl(tmp_path / "battles.jsonl", battles)
+    assert "imported 26 answers of 2 raters" in run_cli("ratings", "import", str(tmp_path / "battles.jsonl"),
+                                                        "--campaign", cid, home=home)
+    raters = json.loads(run_cli("campaign", "quality", cid, "--json", home=home))["raters"]
+    assert {r["rater"] for r in raters} == {"ann", "bob"}
+    assert set(raters[0]) >= {"rater", "items", "gold_accuracy", "self_consistency", "median_seconds", "excluded",
+                              "why"}
+    assert raters[0]["items"] == 12 and raters[0]["gold_accuracy"] == 1.0 and raters[0]["median_seconds"] == 9.5
+    board = json.loads(run_cli("campaign", "leaderboard", cid, "--all-raters", "--json", home=home))
+    assert board[0]["model"] == "alpha" and all({"model", "rating", "ci_low", "ci_high"} <= set(r) for r in board)
+    run_cli("campaign", "export", cid, "--out", str(tmp_path / "out"), home=home)
+    assert (tmp_path / "out" / "answers.parquet").is_file() and (tmp_path / "out" / "README.md").is_file()
+
+
+@pytest.mark.integration
+def test_a_judge_is_judged_in_both_orders_so_position_bias_scores_half(simulated):
+    db, sim, _ = simulated
+    cid = sim["campaign"]
+    first = C.judge_agreement(db, cid, C.judge_units(db, cid, lambda prompt, a, b: "first"))
+    assert first["agreement_without_ties"] == pytest.approx(0.5) and first["consistency"] == 0.0
+    assert first["kappa"] is not None and first["kappa"] <= 0.05
+
+    def strength(text):  # an oracle: reads which system wrote the answer, prefers the truly stronger one
+        return B.TRUTH[text.split("'")[0]]
+
+    oracle = C.judge_agreement(db, cid, C.judge_units(
+        db, cid, lambda prompt, a, b: "first" if strength(a) > strength(b) else "second"))
+    assert oracle["consistency"] == 1.0 and oracle["agreement_without_ties"] > 0.7
+    assert oracle["kappa"] > first["kappa"] + 0.1
