@@ -493,3 +493,46 @@ def test_a_run_served_from_the_export_tab_answers_through_the_snippet_it_shows(p
     page.click("#serve-stop")
     says(page, "#serve-status", "Stopped", 60000)
     assert out.returncode == 0 and out.stdout.strip(), out.stderr
+
+
+def shown(selector: str) -> str:
+    """A page's text at ``selector`` as JavaScript, empty while the element is not rendered yet."""
+    return f"(document.querySelector('{selector}') || {{innerText: ''}}).innerText"
+
+
+def test_a_rater_rates_a_campaign_with_the_keyboard_and_the_owner_sees_the_table(page, url):
+    from studio.engine.judge import campaign as C
+    from studio.engine.judge.ratings import default_db
+
+    items = [{"question_id": f"q{i}", "prompt": f"What is {i} + {i}?", "model": m, "output": f"{m} says {2 * i}"}
+             for i in range(4) for m in ("base", "tuned", "other")]
+    cid = C.create(default_db(), items, C.Spec(name="Keyboard check", overlap=2, repeat=0.0))
+    page.goto(f"{url}?campaign={cid}")
+    page.wait_for_function(f"{shown('#cv-guidelines')}.includes('Keyboard check')",
+                           timeout=30000)
+    assert not page.locator("#data-upload").is_visible()  # nothing of the studio on screen
+    assert "Press A, B or T" in page.inner_text("#cv-guidelines").replace("*", "")
+    page.click("#cv-name input, #cv-name textarea")
+    page.keyboard.type("ann")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # the start button has the focus: the keyboard alone starts
+    page.wait_for_function(f"{shown('#cv-progress')}.includes('1 of')", timeout=30000)
+    total = page.inner_text("#cv-progress").split(" of ")[1].strip()
+    page.screenshot(path=str(ARTIFACTS / "campaign-rater.png"), full_page=True)
+    for n, key in enumerate(("a", "b", "t"), 2):
+        page.keyboard.press(key)
+        page.wait_for_function(f"{shown('#cv-progress')}.includes('{n} of')",
+                               timeout=30000)
+    assert total == "12"  # 4 questions x 3 pairs, once each (no repeats asked for)
+    assert [a["winner"] for a in C.answers(default_db(), cid)] and len(C.answers(default_db(), cid)) == 3
+
+    owner = page.context.browser.new_page(viewport={"width": 1400, "height": 1600})
+    owner.goto(url)
+    owner.get_by_role("tab", name="Rate").click()
+    owner.get_by_role("tab", name="Campaigns").click()
+    owner.wait_for_function(f"{shown('#campaign-raters')}.includes('ann')", timeout=30000)
+    table = owner.inner_text("#campaign-raters")
+    assert "ann" in table and "3" in table
+    page.keyboard.press("a")  # ann rates on; the owner's table follows without a click
+    owner.wait_for_function(f"{shown('#campaign-raters')}.includes('4')", timeout=30000)
+    owner.screenshot(path=str(ARTIFACTS / "campaign-owner.png"), full_page=True)

@@ -14,7 +14,7 @@ import gradio as gr
 
 from studio.engine import runs
 from studio.settings import public_mode
-from studio.ui import door
+from studio.ui import campaign_view, door
 from studio.ui.forms import Form
 from studio.ui.state import Context, Sessions
 from studio.ui.tabs import chat, compare, data, export, model, rate, train
@@ -28,13 +28,16 @@ HEADER = ("# Fine-tuning studio\n**Data → Model → Train → Compare → Chat
 def build_app(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
     form = Form()
     with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False, delete_cache=delete_cache) as demo:
-        gr.Markdown(HEADER)
-        _login()
         ctx = Context(demo, form, Sessions(), gr.State(None), gr.State(None), gr.State(None))
         stored_key = gr.BrowserState(None, storage_key="studio-session")
-        with gr.Tabs():
-            tabs = [data.build(form), model.build(form), train.build(form), compare.build(form), chat.build(),
-                    rate.build(), export.build()]
+        with gr.Column() as studio:  # hidden when the page is a campaign's link (?campaign=ID)
+            gr.Markdown(HEADER)
+            _login()
+            with gr.Tabs():
+                tabs = [data.build(form), model.build(form), train.build(form), compare.build(form), chat.build(),
+                        rate.build(), export.build()]
+        rater_view = campaign_view.build(studio)
+        campaign_view.wire(rater_view, demo)
         _wire_session(ctx, stored_key)
         for module, tab in zip((data, model, train, compare, chat, rate, export), tabs):
             module.wire(tab, ctx)

@@ -44,7 +44,7 @@ GOLD_EVERY = 5  # about one item in five is a gold check while gold units remain
 HOLD_S = 3600  # a unit shown and not answered holds its place this long
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL,
-                                      state TEXT NOT NULL DEFAULT 'open', created REAL NOT NULL);
+                                      state TEXT NOT NULL DEFAULT 'open', created REAL NOT NULL, owner TEXT);
 CREATE TABLE IF NOT EXISTS campaign_units (campaign TEXT NOT NULL REFERENCES campaigns(id), unit INTEGER NOT NULL,
                                            question_id TEXT NOT NULL, prompt TEXT NOT NULL, model_a TEXT NOT NULL,
                                            model_b TEXT NOT NULL, output_a TEXT NOT NULL, output_b TEXT NOT NULL,
@@ -81,9 +81,9 @@ class Spec:
     rubric: Rubric = field(default_factory=Rubric)
 
     def rules(self) -> str:
-        return (f"excluded: gold accuracy surely below {self.min_gold:.0%} (its 95 % Wilson interval entirely "
-                f"under it: a few unlucky gold answers exclude nobody), or a median under {self.min_seconds:g} s "
-                "per item")
+        return (f"Excluded: a rater whose gold accuracy is surely below {self.min_gold:.0%} (its 95 % Wilson "
+                "interval entirely under it: a few unlucky gold answers exclude nobody), or whose median time per "
+                f"item is under {self.min_seconds:g} s")
 
     @classmethod
     def from_dict(cls, raw: dict) -> Spec:
@@ -152,7 +152,7 @@ def gold_from(path: str | Path) -> list[dict]:
     return out
 
 
-def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = ()) -> str:
+def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), owner: str | None = None) -> str:
     """A campaign of every pair of systems that answered each question; gold pairs become gold units."""
     if spec.mode not in MODES:
         raise StudioError(f"campaign mode {spec.mode!r}: campaigns rate pairs so far (--mode pairwise)")
@@ -180,8 +180,8 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = ()) ->
     cid = uuid.uuid4().hex[:12]
     _ensure(db)
     with db.write() as c:
-        c.execute("INSERT INTO campaigns (id, name, spec, created) VALUES (?, ?, ?, ?)",
-                  (cid, spec.name, json.dumps(asdict(spec)), time.time()))
+        c.execute("INSERT INTO campaigns (id, name, spec, created, owner) VALUES (?, ?, ?, ?, ?)",
+                  (cid, spec.name, json.dumps(asdict(spec)), time.time(), owner))
         c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, *u) for n, u in enumerate(units)])
     return cid
@@ -202,10 +202,12 @@ def spec_of(db: Ratings, cid: str) -> Spec:
     return Spec.from_dict(json.loads(row[0]))
 
 
-def campaigns(db: Ratings) -> list[dict]:
+def campaigns(db: Ratings, owner: str | None = None, everyone: bool = True) -> list[dict]:
+    """Newest first: all of them, or (``everyone=False``) those ``owner`` made."""
     _ensure(db)
-    rows = db.db.execute("SELECT id, name, state, created FROM campaigns ORDER BY created DESC").fetchall()
-    return [dict(zip(("id", "name", "state", "created"), r)) for r in rows]
+    rows = db.db.execute("SELECT id, name, state, created, owner FROM campaigns ORDER BY created DESC").fetchall()
+    found = [dict(zip(("id", "name", "state", "created", "owner"), r)) for r in rows]
+    return found if everyone else [c for c in found if c["owner"] == owner]
 
 
 def units(db: Ratings, cid: str) -> list[dict]:
@@ -517,8 +519,8 @@ def import_export(db: Ratings, folder: str | Path) -> str:
     with db.write() as c:
         if c.execute("SELECT 1 FROM campaigns WHERE id = ?", (cid,)).fetchone():
             raise StudioError(f"campaign {cid} is already here")
-        c.execute("INSERT INTO campaigns (id, name, spec, state, created) VALUES (?, ?, ?, ?, ?)",
-                  (cid, meta["name"], json.dumps(meta["spec"]), meta["state"], meta["created"]))
+        c.execute("INSERT INTO campaigns (id, name, spec, state, created, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                  (cid, meta["name"], json.dumps(meta["spec"]), meta["state"], meta["created"], meta.get("owner")))
         c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, u["question_id"], u["prompt"], u["model_a"], u["model_b"], u["output_a"],
                         u["output_b"], u["gold"]) for n, u in enumerate(unit_rows)])

@@ -21,6 +21,7 @@ from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
 from studio.settings import public_mode
+from studio.ui import campaigns
 from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import username
 from studio.ui.state import Context
@@ -73,6 +74,7 @@ class RateTab:
     to_reward: gr.Button
     offer: gr.Markdown
     use_votes: gr.Button
+    campaigns: campaigns.Panel
 
 
 def build() -> RateTab:
@@ -126,9 +128,10 @@ def build() -> RateTab:
             offer = gr.Markdown(elem_id="rate-offer")
             use_votes = gr.Button("Use them for training", visible=False, variant="primary", elem_id="rate-use-votes")
             export_file = gr.File(label="Export", interactive=False)
+        panel = campaigns.build()
     return RateTab(page, rater, run, result, add, upload, pool, next_pair, prompt, out_a, out_b, votes, reveal,
                    next_one, one_prompt, one_output, dims, comment, submit, progress, refresh, note, board, likert,
-                   agree, versus, export, export_file, to_dpo, to_reward, offer, use_votes)
+                   agree, versus, export, export_file, to_dpo, to_reward, offer, use_votes, panel)
 
 
 
@@ -435,6 +438,11 @@ class Handlers:
 def wire(t: RateTab, ctx: Context) -> None:
     h, key, w = Handlers(t, ctx), ctx.key, ctx.form.widgets
     ctx.demo.load(None, None, None, js=KEYS_JS)  # keys 1-5 fill the Likert dimensions
+
+    def session(request):
+        return ctx.session(None, request)
+
+    campaigns.wire(t.campaigns, t.run, t.result, session, t.page)
     t.page.select(h.runs_with_results, key, t.run, api_visibility="private")
     t.page.select(lambda: pool_text(h.db), None, t.pool, api_visibility="private")
     t.run.change(h.results_of, [key, t.run], t.result, api_visibility="private")

@@ -1,0 +1,144 @@
+"""The rater's view of a campaign: the link ``?campaign=ID`` opens it instead of the studio. The guidelines
+first, then one pair at a time with nothing else on screen, "12 of 40", and keys A / B / T (or the buttons).
+Who rates is the login on a public deployment, a name typed here locally; what they see is the campaign's
+(``engine/judge/campaign.py``: assignment, sides, timing)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import gradio as gr
+
+from studio.engine.errors import StudioError
+from studio.engine.judge import campaign as C
+from studio.engine.judge.ratings import default_db
+from studio.settings import public_mode
+from studio.ui.handlers import guard, safe_md
+from studio.ui.identity import username
+
+KEYS_JS = """
+() => { document.addEventListener('keydown', (e) => {
+  const view = document.querySelector('#campaign-view');
+  if (!view || view.offsetParent === null) return;
+  if (['INPUT', 'TEXTAREA'].includes(document.activeElement.tagName)) return;
+  const id = {a: 'cv-a', b: 'cv-b', t: 'cv-t', enter: 'cv-start'}[e.key.toLowerCase()];
+  const button = id && document.querySelector('#' + id);
+  if (button && button.offsetParent !== null) { e.preventDefault(); button.click(); }
+}); }
+"""
+
+
+@dataclass
+class View:
+    studio: gr.Column  # the studio itself: hidden while a rater rates
+    column: gr.Column
+    campaign: gr.State  # the campaign's id, from the link
+    unit: gr.State  # the unit shown, waiting for this rater's answer
+    guidelines: gr.Markdown
+    name: gr.Textbox
+    start: gr.Button
+    item: gr.Column
+    progress: gr.Markdown
+    prompt: gr.Markdown
+    left: gr.Markdown
+    right: gr.Markdown
+    a: gr.Button
+    tie: gr.Button
+    b: gr.Button
+
+
+def build(studio: gr.Column) -> View:
+    with gr.Column(visible=False, elem_id="campaign-view") as column:
+        campaign, unit = gr.State(None), gr.State(None)
+        guidelines = gr.Markdown(elem_id="cv-guidelines")
+        with gr.Row():
+            name = gr.Textbox(label="Your name (it is kept with your ratings)", visible=not public_mode(),
+                              elem_id="cv-name", scale=3)
+            start = gr.Button("I have read the guidelines: start (Enter)", variant="primary", elem_id="cv-start",
+                              scale=1)
+        with gr.Column(visible=False) as item:
+            progress = gr.Markdown(elem_id="cv-progress")
+            prompt = gr.Markdown(elem_id="cv-prompt")
+            with gr.Row(equal_height=True):
+                left = gr.Markdown(elem_id="cv-left", container=True)
+                right = gr.Markdown(elem_id="cv-right", container=True)
+            with gr.Row():
+                a = gr.Button("A is better (A)", elem_id="cv-a")
+                tie = gr.Button("Tie (T)", elem_id="cv-t")
+                b = gr.Button("B is better (B)", elem_id="cv-b")
+    return View(studio, column, campaign, unit, guidelines, name, start, item, progress, prompt, left, right, a, tie, b)
+
+
+class Handlers:
+    def __init__(self, v: View):
+        self.v, self.db = v, default_db()
+
+    def rater(self, name: str, request: gr.Request) -> str:
+        if public_mode():
+            who = username(request)
+            if not who:
+                raise gr.Error("Log in to rate: your ratings are kept under your login.", print_exception=False)
+            return who
+        if not (name or "").strip():
+            raise gr.Error("Type your name first: it keeps your ratings apart from others'.", print_exception=False)
+        return name.strip()[:100]
+
+    def open(self, request: gr.Request) -> dict:
+        """The link's campaign: its guidelines instead of the studio (whose column is hidden), or the studio."""
+        v = self.v
+        cid = str((getattr(request, "query_params", None) or {}).get("campaign") or "")[:64]
+        if not cid:
+            return {v.column: gr.Column(visible=False), v.studio: gr.Column(visible=True)}
+        rater_view = {v.column: gr.Column(visible=True), v.studio: gr.Column(visible=False)}
+        try:
+            spec = C.spec_of(self.db, cid)
+        except StudioError:
+            return {**rater_view, v.start: gr.Button(visible=False),
+                    v.guidelines: f"No campaign `{safe_md(cid, True)}` here: ask for a new link."}
+        text = (f"# {safe_md(spec.name, True)}\n\n{safe_md(spec.rubric.guidelines)}\n\n"
+                f"**{safe_md(spec.rubric.question)}** You will see a prompt and two answers, A and B, one pair at a "
+                "time. Press **A**, **B** or **T** (a tie), or use the buttons. Some pairs come back later, and some "
+                "have a known answer.")
+        return {**rater_view, v.campaign: cid, v.guidelines: text}
+
+    def show(self, cid: str, rater: str):
+        shown = C.next_unit(self.db, cid, rater, random.Random())
+        if shown is None:
+            return {self.v.item: gr.Column(visible=False), self.v.unit: None,
+                    self.v.guidelines: "**Thank you: that is every pair this campaign needs from you.**"}
+        return {self.v.item: gr.Column(visible=True), self.v.unit: shown.unit,
+                self.v.progress: f"**{shown.done + 1} of {shown.total}**",
+                self.v.prompt: f"**Prompt**\n\n{safe_md(shown.prompt)}",
+                self.v.left: f"**A**\n\n{safe_md(shown.left)}", self.v.right: f"**B**\n\n{safe_md(shown.right)}"}
+
+    def begin(self, cid, name, request: gr.Request):
+        if not cid:
+            raise gr.Error("Open a campaign's link to rate.", print_exception=False)
+        rater = self.rater(name, request)
+        out = self.show(cid, rater)
+        return {self.v.start: gr.Button(visible=False), self.v.name: gr.Textbox(interactive=False), **out}
+
+    def answer(self, side: str):
+        def handler(cid, unit, name, request: gr.Request):
+            if not cid or unit is None:
+                raise gr.Error("Start the campaign first.", print_exception=False)
+            rater = self.rater(name, request)
+            C.spec_of(self.db, cid)  # a campaign that is not here is said in a line
+            try:
+                C.answer(self.db, cid, rater, unit, side)
+            except StudioError:
+                pass  # answered already (a double key press): show what comes next
+            return self.show(cid, rater)
+        handler.__name__ = f"campaign_{side}"
+        return handler
+
+
+def wire(v: View, demo: gr.Blocks) -> None:
+    h = Handlers(v)
+    demo.load(h.open, None, [v.column, v.studio, v.campaign, v.guidelines, v.start], api_visibility="private")
+    demo.load(None, None, None, js=KEYS_JS)
+    shown = [v.item, v.unit, v.progress, v.prompt, v.left, v.right, v.guidelines]
+    v.start.click(guard(h.begin), [v.campaign, v.name], [v.start, v.name, *shown], api_name="campaign_start")
+    for button, side in ((v.a, "left"), (v.tie, "tie"), (v.b, "right")):
+        button.click(guard(h.answer(side)), [v.campaign, v.unit, v.name], shown, api_name=f"campaign_{side}")

@@ -1,0 +1,108 @@
+"""The Rate tab's "Campaigns" tab: make a rating campaign of a comparison, share its link, and watch the raters
+as they rate (the rater table, coverage, agreement and the leaderboard with and without the excluded raters).
+On a public deployment a visitor sees and makes only their own campaigns (the login is the owner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from studio.engine import runs
+from studio.engine.judge import campaign as C
+from studio.engine.judge.ratings import default_db
+from studio.settings import public_mode
+from studio.ui.handlers import guard, safe_md
+from studio.ui.identity import username
+
+REFRESH_S = 5.0  # the rater table follows the raters this often while the tab is open
+
+
+@dataclass
+class Panel:
+    name: gr.Textbox
+    overlap: gr.Number
+    create: gr.Button
+    pick: gr.Dropdown
+    link: gr.Markdown
+    summary: gr.Markdown
+    raters: gr.Dataframe
+    board: gr.Dataframe
+    timer: gr.Timer
+
+
+def build() -> Panel:
+    with gr.Tab("Campaigns"):
+        gr.Markdown("A campaign freezes a comparison's pairs for a group of raters: each pair gets the number of "
+                    "raters you choose, sides are drawn at random, some pairs come back to measure "
+                    "self-consistency, and raters who click faster than they can read are excluded (rules fixed "
+                    "now). The command line adds gold checks and several systems (`studio campaign create`).")
+        with gr.Row():
+            name = gr.Textbox(label="Campaign name", elem_id="campaign-name", scale=2)
+            overlap = gr.Number(3, label="raters per pair", precision=0, minimum=1, maximum=20, scale=1)
+            create = gr.Button("Make a campaign of the comparison above", elem_id="campaign-create", scale=2)
+        pick = gr.Dropdown(label="Campaign", choices=[], allow_custom_value=True, elem_id="campaign-pick")
+        link = gr.Markdown(elem_id="campaign-link")
+        summary = gr.Markdown(elem_id="campaign-summary")
+        raters = gr.Dataframe(label="Raters", interactive=False, elem_id="campaign-raters")
+        board = gr.Dataframe(label="Leaderboard without the excluded raters (Bradley-Terry, 95% CI)",
+                             interactive=False, elem_id="campaign-board")
+        timer = gr.Timer(REFRESH_S, active=False)
+    return Panel(name, overlap, create, pick, link, summary, raters, board, timer)
+
+
+class Handlers:
+    def __init__(self, p: Panel, session):
+        self.p, self.session, self.db = p, session, default_db()
+
+    def owner(self, request) -> str | None:
+        return username(request) if public_mode() else None
+
+    def mine(self, request) -> list[dict]:
+        return C.campaigns(self.db, self.owner(request), everyone=not public_mode())
+
+    def create(self, run_name, result, name, overlap, request: gr.Request):
+        owner = self.owner(request)
+        if public_mode() and not owner:
+            raise gr.Error("Log in to make a campaign: it is kept under your login.", print_exception=False)
+        run = runs.find_run(run_name, self.session(request).owner)
+        if run is None or not result:
+            raise gr.Error("Pick a run and one of its comparisons above first.", print_exception=False)
+        spec = C.Spec(name=(name or "").strip()[:100] or f"{run.name} {result}", overlap=int(overlap or 3))
+        cid = C.create(self.db, C.items_from_eval(run, result), spec, owner=owner)
+        return self.choices(request, cid), *self.view(cid, request), gr.Timer(active=True)
+
+    def choices(self, request, value=None) -> gr.Dropdown:
+        found = self.mine(request)
+        return gr.Dropdown(choices=[(f"{c['name']} ({c['id']})", c["id"]) for c in found],
+                           value=value or (found[0]["id"] if found else None))
+
+    def view(self, cid, request: gr.Request):
+        if not cid or cid not in {c["id"] for c in self.mine(request)}:
+            return "", "", gr.Dataframe(value=None, visible=False), gr.Dataframe(value=None, visible=False)
+        spec, cover, alpha = C.spec_of(self.db, cid), C.coverage(self.db, cid), C.alpha(self.db, cid)
+        host = (getattr(request, "headers", None) or {}).get("host", "")
+        link = f"Raters open **{safe_md(f'http://{host}/?campaign={cid}' if host else f'?campaign={cid}', True)}**"
+        quality = pd.DataFrame(C.quality(self.db, cid))
+        small = " (few ratings yet: read the intervals)" if cover["complete"] < 10 else ""
+        summary = (f"{cover['complete']} of {cover['units']} pairs have their {cover['overlap']} raters; "
+                   f"Krippendorff's alpha {'-' if alpha is None else f'{alpha:.2f}'}{small}. {spec.rules()}.")
+        board = pd.DataFrame(C.leaderboard(self.db, cid))
+        cols = [c for c in ("rank", "model", "rating", "ci_low", "ci_high", "n") if c in board]
+        return (link, summary, gr.Dataframe(quality.round(3), visible=not quality.empty),
+                gr.Dataframe(board[cols].round(1) if cols else board, visible=bool(cols)))
+
+
+def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab) -> None:
+    h = Handlers(p, session)
+    shown = [p.link, p.summary, p.raters, p.board]
+    p.create.click(guard(h.create), [run, result, p.name, p.overlap], [p.pick, *shown, p.timer],
+                   api_name="campaign_create")
+    def listed(request: gr.Request):
+        return h.choices(request)
+
+    page.select(listed, None, p.pick, api_visibility="private")
+    p.pick.change(guard(h.view), p.pick, shown, api_name="campaign_view")
+    p.pick.change(lambda cid: gr.Timer(active=bool(cid)), p.pick, p.timer, api_visibility="private")
+    p.timer.tick(h.view, p.pick, shown, api_visibility="private", show_progress="hidden")
