@@ -199,5 +199,5 @@ def test_the_model_card_names_what_an_auto_objective_run_trained(fixture, task, 
     cfg = StudioConfig.load(run / "config.yaml")
     assert cfg.method.objective == "auto"
     card = str(model_card(run, cfg))
-    assert f"pipeline_tag: {task}" in card and auto in card and "text-generation\n" not in card
+    assert f"pipeline_tag: {task}\n" in card and auto in card and "pipeline_tag: text-generation" not in card
     assert runs.Run(run).status.objective == {"fill-mask": "masked_lm", "text2text-generation": "seq2seq"}[task]
