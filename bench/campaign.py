@@ -52,21 +52,21 @@ def p_first_wins(a: str, b: str) -> float:
     return 1 / (1 + 10 ** ((TRUTH[b] - TRUTH[a]) / 400))
 
 
-def rater_answer(kind: str, shown: C.Shown, unit: dict, rng: random.Random) -> tuple[str, float]:
-    """(left | right | tie, seconds) for one rater of ``kind``: honest, random or left."""
+def rater_answer(kind: str, left: str, right: str, rng: random.Random) -> tuple[str, float]:
+    """(left | right | tie, seconds) for one rater of ``kind`` (honest, random or left) reading the two answers
+    as a person would: an honest one sees which is better (here: whose answer it is, or the careful one of a gold
+    pair) and says so as often as the true ratings make likely."""
     if kind == "random":
         return rng.choice(C.SIDES), rng.uniform(0.6, 1.6)
     if kind == "left":
         return "left", rng.uniform(0.8, 1.8)
-    left, right = shown.left_model, unit["model_b"] if shown.left_model == unit["model_a"] else unit["model_a"]
-    if unit["gold"] is not None:
-        better = unit["model_a"] if unit["gold"] == "a" else unit["model_b"]
-        right_answer = "left" if better == left else "right"
-        side = right_answer if rng.random() < 0.95 else ("right" if right_answer == "left" else "left")
+    if "careful" in left + right:  # a gold pair: one answer is plainly better
+        better = "left" if "careful" in left else "right"
+        side = better if rng.random() < 0.95 else ("right" if better == "left" else "left")
     elif rng.random() < 0.05:
         side = "tie"
     else:
-        side = "left" if rng.random() < p_first_wins(left, right) else "right"
+        side = "left" if rng.random() < p_first_wins(left.split("'")[0], right.split("'")[0]) else "right"
     return side, rng.uniform(4.0, 20.0)
 
 
@@ -76,7 +76,6 @@ def simulate(db: Ratings, raters: int = 30, spammers: int = 5, questions: int = 
     items, gold = items_and_gold(questions)
     cid = C.create(db, items, C.Spec(name="simulation", overlap=overlap, repeat=0.1, min_gold=0.7, min_seconds=3.0),
                    gold)
-    units = {u["unit"]: u for u in C.units(db, cid)}
     kinds = {f"rater{i:02d}": ("random" if i < (spammers + 1) // 2 else "left") if i < spammers else "honest"
              for i in range(raters)}
     clock = {r: 1_000_000.0 for r in kinds}
@@ -88,12 +87,75 @@ def simulate(db: Ratings, raters: int = 30, spammers: int = 5, questions: int = 
             if shown is None:
                 active.remove(r)
                 continue
-            side, seconds = rater_answer(kinds[r], shown, units[shown.unit], rng)
+            side, seconds = rater_answer(kinds[r], shown.left, shown.right, rng)
             clock[r] += seconds
             C.answer(db, cid, r, shown.unit, side, at=clock[r])
             clock[r] += 0.5
             shown_twice += [shown.unit] if shown.repeat else []
     return {"campaign": cid, "kinds": kinds, "repeats": len(shown_twice)}
+
+
+def simulate_web(home: Path, raters: int = 30, spammers: int = 5, questions: int = 40, overlap: int = 3,
+                 seed: int = 0) -> dict:
+    """The same raters through the real web API of a public deployment: the app in its own process
+    (STUDIO_PUBLIC=1, each rater a logged-in visitor by a trusted header), every rater a gradio_client of their
+    own, all at once, in real time (honest raters 1-5 s an item, spammers at once; the campaign's time rule
+    is 1.5 s here so that the run takes a few minutes, not a quarter of an hour)."""
+    import os
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    import httpx
+    from gradio_client import Client
+
+    root = Path(__file__).resolve().parents[1]
+    db = Ratings(home / "ratings.sqlite")
+    items, gold = items_and_gold(questions)
+    cid = C.create(db, items, C.Spec(name="web", overlap=overlap, repeat=0.1, min_gold=0.7, min_seconds=1.5), gold)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "STUDIO_PUBLIC": "1", "STUDIO_HOME": str(home), "STUDIO_HOST": "127.0.0.1",
+           "STUDIO_PORT": str(port), "STUDIO_TRUSTED_USER_HEADER": "X-Studio-User", "HF_HUB_OFFLINE": "1"}
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    kinds = {f"rater{i:02d}": ("random" if i < (spammers + 1) // 2 else "left") if i < spammers else "honest"
+             for i in range(raters)}
+    errors: list[str] = []
+
+    def rate(name: str, kind: str, rng: random.Random) -> None:
+        try:
+            client = Client(url, verbose=False, analytics_enabled=False, headers={"X-Studio-User": name})
+            while not (shown := client.predict(cid, "", api_name="/campaign_next"))["done"]:
+                side, seconds = rater_answer(kind, shown["a"], shown["b"], rng)
+                time.sleep(seconds / 4.0 if kind == "honest" else 0.05)
+                side = {"left": "a", "right": "b"}.get(side, side)
+                client.predict(cid, shown["unit"], side, "", api_name="/campaign_answer")
+        except Exception as e:  # noqa: BLE001 - a bench reports what went wrong and goes on
+            errors.append(f"{name}: {type(e).__name__}: {e}")
+
+    started = time.time()
+    try:
+        threads = [threading.Thread(target=rate, args=(n, k, random.Random(seed * 1000 + i)))
+                   for i, (n, k) in enumerate(kinds.items())]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    return {"db": db, "campaign": cid, "kinds": kinds, "errors": errors, "seconds": time.time() - started}
 
 
 def rmse_from_truth(board: list[dict]) -> float:
@@ -143,7 +205,15 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=40)
     p.add_argument("--overlap", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--web", action="store_true", help="rate through a public deployment's web API instead")
     a = p.parse_args()
+    if a.web:
+        with tempfile.TemporaryDirectory() as tmp:
+            sim = simulate_web(Path(tmp), a.raters, a.spammers, a.questions, a.overlap, a.seed)
+            got = report(sim["db"], sim["campaign"], sim["kinds"])
+        print(f"web API: {a.raters} logged-in raters in {sim['seconds']:.0f} s; errors: {sim['errors'] or 'none'}")
+        show(got)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db = Ratings(Path(tmp) / "ratings.sqlite")
         sim = simulate(db, a.raters, a.spammers, a.questions, a.overlap, a.seed)
@@ -152,6 +222,12 @@ def main() -> None:
         copy = C.create(db, items, C.Spec(name="imported"), gold)
         C.import_battles(db, copy, to_csv(db, sim["campaign"], Path(tmp) / "answers.csv"))
         imported = report(db, copy, sim["kinds"])
+    show(got)
+    print(f"through ratings import --campaign from a CSV: excluded {sorted(imported['excluded'])}; order "
+          f"{imported['order_clean']}; RMSE {imported['rmse_clean']:.1f}")
+
+
+def show(got: dict) -> None:
     print(f"excluded ({len(got['excluded'])}): " + "; ".join(f"{r}: {w}" for r, w in sorted(got["excluded"].items())))
     print(f"spammers kept: {got['spammers_kept'] or 'none'}; "
           f"honest raters excluded: {got['honest_excluded'] or 'none'}")
@@ -163,8 +239,6 @@ def main() -> None:
                   f"(truth {TRUTH[r['model']]:.0f}, n {r['n']})")
     print(f"coverage: {json.dumps(got['coverage'])}; unplanned second showings {got['seen_twice_unplanned']}; "
           f"planned repeats {got['planned_repeats']}")
-    print(f"through ratings import --campaign from a CSV: excluded {sorted(imported['excluded'])}; order "
-          f"{imported['order_clean']}; RMSE {imported['rmse_clean']:.1f}")
 
 
 if __name__ == "__main__":

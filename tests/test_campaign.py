@@ -174,3 +174,70 @@ def test_a_judge_is_judged_in_both_orders_so_position_bias_scores_half(simulated
         db, cid, lambda prompt, a, b: "first" if strength(a) > strength(b) else "second"))
     assert oracle["consistency"] == 1.0 and oracle["agreement_without_ties"] > 0.7
     assert oracle["kappa"] > first["kappa"] + 0.1
+
+
+@pytest.mark.integration
+def test_campaigns_sync_to_a_dataset_repo_and_a_restarted_app_restores_them(simulated, tmp_path, monkeypatch):
+    """The real hub client against a stand-in hub on loopback: the campaign goes to the dataset repo; an app
+    started with an empty home restores it with every answer, and pushes its new answers when it stops."""
+    import os
+    import signal
+    import socket
+
+    import httpx
+    from conftest import eventually
+    from hub_standin import Hub
+
+    from studio.engine.judge import campaign_hub
+
+    db, sim, _ = simulated
+    cid, still_open = sim["campaign"], C.create(db, pairs(), C.Spec(name="still open", overlap=2, repeat=0.0))
+    hub = Hub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # for the app below; this process read it at import:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    try:
+        last = campaign_hub.sync(db, "lab/ratings", "hf_lab_token")
+        files = hub.repos[("dataset", "lab/ratings")]
+        assert {f"campaigns/{cid}/{n}" for n in ("answers.parquet", "answers.jsonl", "README.md")} <= set(files)
+        assert all(auth == "Bearer hf_lab_token" for method, _, auth in hub.log if method == "POST")
+        commits = sum(1 for m, p, _ in hub.log if "/commit/" in p)
+        assert campaign_hub.sync(db, "lab/ratings", "hf_lab_token", last) == last
+        assert sum(1 for m, p, _ in hub.log if "/commit/" in p) == commits  # nothing changed: nothing pushed
+
+        home = tmp_path / "empty-home"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_PORT": str(port), "STUDIO_HOST": "127.0.0.1",
+               "STUDIO_RATINGS_REPO": "lab/ratings", "HF_TOKEN": "hf_lab_token", "STUDIO_RATINGS_SYNC_S": "3600"}
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            def up():
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            eventually(up, timeout=120, what="the app")
+            restored = Ratings(home / "ratings.sqlite")
+            eventually(lambda: len(C.campaigns(restored)) == len(C.campaigns(db)), timeout=60,
+                       what="the campaigns restored from the hub")
+            assert C.answers(restored, cid) == C.answers(db, cid)
+            assert C.quality(restored, cid) == C.quality(db, cid)
+            from gradio_client import Client
+
+            rater = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+            assert rater.predict(cid, "newcomer", api_name="/campaign_next") == {"done": True}  # every pair rated
+            shown = rater.predict(still_open, "newcomer", api_name="/campaign_next")
+            rater.predict(still_open, shown["unit"], "a", "newcomer", api_name="/campaign_answer")
+        finally:
+            proc.send_signal(signal.SIGTERM)  # the app's last sync pushes the answer just given
+            proc.wait(90)
+        after = hub.repos[("dataset", "lab/ratings")][f"campaigns/{still_open}/answers.jsonl"].decode()
+        assert [json.loads(x)["rater"] for x in after.splitlines()] == ["newcomer"]
+    finally:
+        hub.close()

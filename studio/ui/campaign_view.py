@@ -134,8 +134,32 @@ class Handlers:
         return handler
 
 
+def api(h: Handlers) -> None:
+    """The same rating through the HTTP API, for a rating client of one's own: ``campaign_next`` gives the item
+    this rater sees (what the page shows), ``campaign_answer`` records their answer to it. Who rates is the login
+    on a public deployment, ``rater`` locally."""
+
+    def campaign_next(campaign: str, rater: str, request: gr.Request) -> dict:
+        who = h.rater(rater, request)
+        shown = C.next_unit(h.db, campaign, who, random.Random())
+        if shown is None:
+            return {"done": True}
+        return {"done": False, "unit": shown.unit, "prompt": shown.prompt, "a": shown.left, "b": shown.right,
+                "progress": f"{shown.done + 1} of {shown.total}"}
+
+    def campaign_answer(campaign: str, unit: int, side: str, rater: str, request: gr.Request) -> dict:
+        """``side``: a (the first answer shown), b (the second) or tie."""
+        who = h.rater(rater, request)
+        C.answer(h.db, campaign, who, int(unit), {"a": "left", "b": "right"}.get(side, side))
+        return {"recorded": True}
+
+    gr.api(guard(campaign_next), api_name="campaign_next")
+    gr.api(guard(campaign_answer), api_name="campaign_answer")
+
+
 def wire(v: View, demo: gr.Blocks) -> None:
     h = Handlers(v)
+    api(h)
     demo.load(h.open, None, [v.column, v.studio, v.campaign, v.guidelines, v.start], api_visibility="private")
     demo.load(None, None, None, js=KEYS_JS)
     shown = [v.item, v.unit, v.progress, v.prompt, v.left, v.right, v.guidelines]

@@ -20,6 +20,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "200mb")
 TEMP_AGE_S = float(os.environ.get("STUDIO_TEMP_AGE_S", "3600"))  # Gradio's temporary files older than this go
+RATINGS_STOP = threading.Event()  # set at shutdown: the ratings sync pushes once more and ends
+RATINGS: list[threading.Thread] = []
 
 
 def users(spec: str | None) -> list[tuple[str, str]] | None:
@@ -50,6 +52,9 @@ def _cleanup() -> None:
     from studio.settings import public_mode
 
     SERVED.stop_all()  # a server started from the Export tab ends with the app
+    RATINGS_STOP.set()  # the campaigns' last answers go to STUDIO_RATINGS_REPO before the Space's disk does
+    for thread in RATINGS:
+        thread.join(60)
     clean_temp()
     if public_mode():
         budget.clean_uploads(0)
@@ -58,6 +63,17 @@ def _cleanup() -> None:
 def _on_signal(signum, frame) -> None:
     _cleanup()
     raise SystemExit(128 + signum)
+
+
+def sync_ratings() -> None:
+    """With STUDIO_RATINGS_REPO set (a Space's disk is wiped on restart): the campaigns are restored from that
+    dataset repo now and pushed to it when they change (engine/judge/campaign_hub.py)."""
+    from studio.engine.judge import campaign_hub
+    from studio.engine.judge.ratings import default_db
+
+    where = campaign_hub.from_env()
+    if where and not RATINGS:
+        RATINGS.append(campaign_hub.keep_synced(default_db(), *where, RATINGS_STOP))
 
 
 def launch(host: str | None = None, port: int | None = None, block: bool = True, nice: int | None = None):
@@ -88,6 +104,7 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
     if block and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _on_signal)
+    sync_ratings()
     demo = build_app(delete_cache=(min(900, int(TEMP_AGE_S)), int(TEMP_AGE_S)))
     demo.queue(default_concurrency_limit=1, max_size=64)
     demo.launch(
