@@ -157,6 +157,10 @@ def test_the_cli_contract(tmp_path):
     assert board[0]["model"] == "alpha" and all({"model", "rating", "ci_low", "ci_high"} <= set(r) for r in board)
     run_cli("campaign", "export", cid, "--out", str(tmp_path / "out"), home=home)
     assert (tmp_path / "out" / "answers.parquet").is_file() and (tmp_path / "out" / "README.md").is_file()
+    said = json.loads(run_cli("campaign", "export", cid, "--out", str(tmp_path / "p.jsonl"), "--preferences",
+                              "--json", home=home))
+    prefs = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert said["pairs"] == len(prefs) == 12 and all(p["chosen"].startswith("alpha") for p in prefs)
 
 
 @pytest.mark.integration
@@ -241,3 +245,22 @@ def test_campaigns_sync_to_a_dataset_repo_and_a_restarted_app_restores_them(simu
         assert [json.loads(x)["rater"] for x in after.splitlines()] == ["newcomer"]
     finally:
         hub.close()
+
+
+@pytest.mark.integration
+def test_a_campaigns_verdicts_are_preference_data_the_studio_trains_on(simulated, tmp_path):
+    from conftest import tiny_config
+
+    from studio.config import StudioConfig
+    from studio.engine.train.prepare import preflight
+
+    db, sim, _ = simulated
+    rows = C.preference_rows(db, sim["campaign"])
+    units = {(u["prompt"], u["output_a"], u["output_b"]) for u in C.units(db, sim["campaign"])}
+    assert len(rows) > 50 and all((r["prompt"], r["chosen"], r["rejected"]) in units
+                                  or (r["prompt"], r["rejected"], r["chosen"]) in units for r in rows)
+    stronger = sum(B.TRUTH[r["chosen"].split("'")[0]] > B.TRUTH[r["rejected"].split("'")[0]] for r in rows)
+    assert stronger / len(rows) > 0.6  # the people's majority mostly prefers the truly better system
+    path = write_jsonl(tmp_path / "prefs.jsonl", rows)
+    cfg = StudioConfig.from_dict(tiny_config(path, method={"kind": "dpo"}))
+    assert preflight(cfg).format == "preference"

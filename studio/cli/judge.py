@@ -122,14 +122,19 @@ def _campaign_commands(sub) -> None:
     r.add_argument("--min-seconds", type=float, default=3.0, help="exclude raters faster than this per item")
     r.add_argument("--name", default="")
     r.add_argument("--json", action="store_true")
-    for name in ("list", "quality", "leaderboard", "export", "import", "close"):
+    for name in ("list", "quality", "leaderboard", "export", "import", "close", "push"):
         r = cs.add_parser(name)
-        if name in ("quality", "leaderboard", "export", "close"):
+        if name in ("quality", "leaderboard", "export", "close", "push"):
             r.add_argument("id")
+        if name == "push":
+            r.add_argument("--repo", required=True,
+                           help="a dataset repo (org/name); the campaign goes to campaigns/ID/")
         if name == "import":
             r.add_argument("folder", help="a folder `studio campaign export` wrote")
         if name == "export":
             r.add_argument("--out", required=True)
+            r.add_argument("--preferences", action="store_true",
+                           help="the people's verdicts as prompt/chosen/rejected JSONL (DPO, a reward model)")
         if name == "leaderboard":
             r.add_argument("--all-raters", action="store_true", help="keep the excluded raters")
         r.add_argument("--json", action="store_true")
@@ -183,9 +188,23 @@ def cmd_campaign(a: argparse.Namespace) -> int:
         for r in [] if a.json else rows:
             print(f"{r['rank']:>4} {r['model']:30s} {r['rating']:8.1f} [{r['ci_low']:6.1f}, {r['ci_high']:6.1f}] "
                   f"n {r['n']}")
+    elif a.action == "export" and a.preferences:
+        from studio.engine.runs import write_jsonl
+
+        rows = campaign.preference_rows(db, a.id)
+        write_jsonl(Path(a.out), rows)
+        print(json.dumps({"out": a.out, "pairs": len(rows)}) if a.json else
+              f"wrote {len(rows)} preference pairs (the raters' majority) to {a.out}")
     elif a.action == "export":
         out = campaign.export(db, a.id, a.out)
         print(json.dumps({"out": str(out)}) if a.json else f"wrote campaign {a.id} to {out}")
+    elif a.action == "push":
+        import os
+
+        from studio.engine.judge import campaign_hub
+
+        campaign_hub.push(db, [a.id], a.repo, os.environ.get("HF_TOKEN") or None)
+        print(json.dumps({"repo": a.repo}) if a.json else f"pushed campaign {a.id} to {a.repo} (campaigns/{a.id}/)")
     elif a.action == "import":
         cid = campaign.import_export(db, a.folder)
         print(json.dumps({"id": cid}) if a.json else f"imported campaign {cid}")

@@ -29,6 +29,10 @@ class Panel:
     summary: gr.Markdown
     raters: gr.Dataframe
     board: gr.Dataframe
+    to_dpo: gr.Button
+    to_reward: gr.Button
+    offer: gr.Markdown
+    use: gr.Button
     timer: gr.Timer
 
 
@@ -48,8 +52,13 @@ def build() -> Panel:
         raters = gr.Dataframe(label="Raters", interactive=False, elem_id="campaign-raters")
         board = gr.Dataframe(label="Leaderboard without the excluded raters (Bradley-Terry, 95% CI)",
                              interactive=False, elem_id="campaign-board")
+        with gr.Row():
+            to_dpo = gr.Button("Train on its votes (DPO)", elem_id="campaign-dpo")
+            to_reward = gr.Button("Train a reward model on its votes (then RL)", elem_id="campaign-reward")
+        offer = gr.Markdown(elem_id="campaign-offer")
+        use = gr.Button("Use them for training", visible=False, variant="primary", elem_id="campaign-use")
         timer = gr.Timer(REFRESH_S, active=False)
-    return Panel(name, overlap, create, pick, link, summary, raters, board, timer)
+    return Panel(name, overlap, create, pick, link, summary, raters, board, to_dpo, to_reward, offer, use, timer)
 
 
 class Handlers:
@@ -94,8 +103,26 @@ class Handlers:
                 gr.Dataframe(board[cols].round(1) if cols else board, visible=bool(cols)))
 
 
-def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab) -> None:
+def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab, offer, take_offer) -> None:
+    """``offer(session, rows, kind)`` and ``take_offer(button)`` are the Rate tab's: the votes become training
+    data the same way, whichever tab they come from."""
     h = Handlers(p, session)
+
+    def to_training(kind: str):
+        def handler(cid, request: gr.Request):
+            if not cid or cid not in {c["id"] for c in h.mine(request)}:
+                raise gr.Error("Pick one of your campaigns first.", print_exception=False)
+            rows = C.preference_rows(h.db, cid)
+            if not rows:
+                raise gr.Error("No pair has a verdict yet (a majority of its raters, ties left out).",
+                               print_exception=False)
+            return offer(session(request), rows, kind)
+        handler.__name__ = f"campaign_to_{kind}"
+        return handler
+
+    p.to_dpo.click(guard(to_training("dpo")), p.pick, [p.offer, p.use], api_visibility="private")
+    p.to_reward.click(guard(to_training("reward")), p.pick, [p.offer, p.use], api_visibility="private")
+    take_offer(p.use)
     shown = [p.link, p.summary, p.raters, p.board]
     p.create.click(guard(h.create), [run, result, p.name, p.overlap], [p.pick, *shown, p.timer],
                    api_name="campaign_create")

@@ -424,6 +424,24 @@ def leaderboard(db: Ratings, cid: str, all_raters: bool = False, seed: int = 0) 
     return human.leaderboard(votes(db, cid, all_raters), seed=seed)
 
 
+def preference_rows(db: Ratings, cid: str) -> list[dict]:
+    """The people's verdict on each pair (their majority, without the excluded raters; ties and pairs without a
+    majority left out) as DPO / reward-model records: prompt, chosen, rejected."""
+    by_unit = {u["unit"]: u for u in units(db, cid)}
+    said: dict[int, Counter] = defaultdict(Counter)
+    for v in votes(db, cid):
+        said[v["item_id"]][v["winner"]] += 1
+    out = []
+    for unit, counts in said.items():
+        (top, n), *rest = counts.most_common()
+        if top == "tie" or (rest and rest[0][1] == n):
+            continue
+        u = by_unit[unit]
+        chosen, rejected = (u["output_a"], u["output_b"]) if top == "a" else (u["output_b"], u["output_a"])
+        out.append({"prompt": u["prompt"], "chosen": chosen, "rejected": rejected})  # as the Rate tab's votes give
+    return out
+
+
 def coverage(db: Ratings, cid: str) -> dict:
     """Raters per unit (gold and repeats aside) against the overlap asked for."""
     spec = spec_of(db, cid)

@@ -411,18 +411,22 @@ class Handlers:
             if not rows:
                 raise gr.Error("No votes give a preference pair yet" + (f": {skipped_text(skipped)}" if skipped
                                                                         else "") + ".", print_exception=False)
-            # written where this visitor's training may read it: their own uploads on a public deployment
-            folder = s.upload_dir if public_mode() else export_root()
-            path = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-            runs.write_jsonl(path, rows)
-            s.offer = (str(path), kind)
-            then = (" Once it is trained, an rl run can learn from it (method.reward_model)."
-                    if methods.get(kind).scores else "")
-            return (f"{len(rows)} preference pairs are ready in `{safe_md(path.name, True)}`. **Use them for training"
-                    f"** sets them as your dataset with method **{kind}**; nothing changes until you do.{then}",
-                    gr.Button(f"Use them for training ({kind})", visible=True))
+            return self.offer(s, rows, kind)
         handler.__name__ = f"to_{kind}"
         return handler
+
+    def offer(self, s, rows: list[dict], kind: str):
+        """Preference pairs written where this visitor's training may read them (their own uploads on a public
+        deployment) and offered as the data for ``kind``; (the sentence, the button that takes the offer)."""
+        folder = s.upload_dir if public_mode() else export_root()
+        path = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        runs.write_jsonl(path, rows)
+        s.offer = (str(path), kind)
+        then = (" Once it is trained, an rl run can learn from it (method.reward_model)."
+                if methods.get(kind).scores else "")
+        return (f"{len(rows)} preference pairs are ready in `{safe_md(path.name, True)}`. **Use them for training"
+                f"** sets them as your dataset with method **{kind}**; nothing changes until you do.{then}",
+                gr.Button(f"Use them for training ({kind})", visible=True))
 
     def use_votes(self, request: gr.Request):
         """The offer taken: the preference file becomes the dataset and ``kind`` the method."""
@@ -442,7 +446,11 @@ def wire(t: RateTab, ctx: Context) -> None:
     def session(request):
         return ctx.session(None, request)
 
-    campaigns.wire(t.campaigns, t.run, t.result, session, t.page)
+    def take_offer(button: gr.Button) -> None:
+        button.click(guard(h.use_votes), None, [w["data.path"], w["data.format"], w["method.kind"], button],
+                     api_visibility="private")
+
+    campaigns.wire(t.campaigns, t.run, t.result, session, t.page, h.offer, take_offer)
     t.page.select(h.runs_with_results, key, t.run, api_visibility="private")
     t.page.select(lambda: pool_text(h.db), None, t.pool, api_visibility="private")
     t.run.change(h.results_of, [key, t.run], t.result, api_visibility="private")
