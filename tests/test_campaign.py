@@ -112,8 +112,8 @@ def test_a_rater_gets_the_least_rated_unseen_pair_and_the_same_one_until_answeri
 
 def test_bad_input_is_one_line_naming_the_file_row_and_field(tmp_path):
     db = Ratings(tmp_path / "r.sqlite")
-    with pytest.raises(StudioError, match="campaigns rate pairs so far"):
-        C.create(db, pairs(), C.Spec(name="t", mode="likert"))
+    with pytest.raises(StudioError, match="one of pairwise, likert, both"):
+        C.create(db, pairs(), C.Spec(name="t", mode="stars"))
     bad = write_jsonl(tmp_path / "gold.jsonl", [{"question_id": "q1", "model_a": "x", "model_b": "y",
                                                 "winner": "model_c"}])
     with pytest.raises(DataError, match=r"gold.jsonl: (row|line) 1, field 'winner'"):
@@ -264,3 +264,51 @@ def test_a_campaigns_verdicts_are_preference_data_the_studio_trains_on(simulated
     path = write_jsonl(tmp_path / "prefs.jsonl", rows)
     cfg = StudioConfig.from_dict(tiny_config(path, method={"kind": "dpo"}))
     assert preflight(cfg).format == "preference"
+
+
+@pytest.mark.integration
+def test_a_campaign_of_pairs_and_single_answers_scores_both_and_round_trips(tmp_path):
+    """mode both: pairs get a verdict, single answers 1-5 scores on every dimension; honest raters score by the
+    truth, so the means order the systems as the truth does, and alpha per dimension says they agree."""
+    db = Ratings(tmp_path / "r.sqlite")
+    items, _ = B.items_and_gold(8, gold_questions=0)
+    cid = C.create(db, items, C.Spec(name="both", mode="both", overlap=2, repeat=0.1, min_seconds=3.0))
+    kinds = Counter(u["kind"] for u in C.units(db, cid))
+    assert kinds == {"pair": 8 * 6, "single": 8 * 4}
+    rng, clock = random.Random(4), 1_000_000.0
+    raters = [f"r{i}" for i in range(6)]
+    active = list(raters)
+    while active:
+        for r in list(active):
+            shown = C.next_unit(db, cid, r, rng, at=clock)
+            if shown is None:
+                active.remove(r)
+                continue
+            clock += 8
+            if shown.kind == "single":
+                base = 3 + (B.TRUTH[shown.left.split("'")[0]] - 1000) / 100  # 1.5 .. 4.5
+                scores = {d: max(1, min(5, round(base + rng.uniform(-0.6, 0.6)))) for d in C.DIMENSIONS}
+                with pytest.raises(StudioError, match="asks for scores"):
+                    C.answer(db, cid, r, shown.unit, "left", at=clock)
+                C.answer(db, cid, r, shown.unit, scores=scores, at=clock)
+            else:
+                assert shown.right
+                side, _ = B.rater_answer("honest", shown.left, shown.right, rng)
+                C.answer(db, cid, r, shown.unit, side, at=clock)
+    assert C.coverage(db, cid)["under"] == C.coverage(db, cid)["over"] == 0
+    scored = C.likert(db, cid)
+    quality = {m["system"]: m["mean"] for m in scored["means"] if m["dimension"] == "quality"}
+    assert sorted(quality, key=quality.get, reverse=True) == list(B.TRUTH)
+    assert all(a is not None and a > 0.5 for a in scored["alpha"].values()), scored["alpha"]
+    assert [r["model"] for r in C.leaderboard(db, cid)] == list(B.TRUTH)
+    raters_rows = C.quality(db, cid)
+    assert all(q["repeats"] >= 1 and q["self_consistency"] is not None for q in raters_rows)
+    assert sum(q["self_consistency"] for q in raters_rows) / len(raters_rows) > 0.6  # scores repeat within a point
+    first = C.export(db, cid, tmp_path / "one")
+    other = Ratings(tmp_path / "o.sqlite")
+    C.import_export(other, first)
+    second = C.export(other, cid, tmp_path / "two")
+    for name in ("answers.jsonl", "units.jsonl", "README.md"):
+        assert (first / name).read_text() == (second / name).read_text(), name
+    assert "1-5 scores" in (first / "README.md").read_text() and "- quality: 1 wrong or useless" in \
+        (first / "README.md").read_text()

@@ -511,7 +511,7 @@ def test_a_rater_rates_a_campaign_with_the_keyboard_and_the_owner_sees_the_table
     page.wait_for_function(f"{shown('#cv-guidelines')}.includes('Keyboard check')",
                            timeout=30000)
     assert not page.locator("#data-upload").is_visible()  # nothing of the studio on screen
-    assert "Press A, B or T" in page.inner_text("#cv-guidelines").replace("*", "")
+    assert "press A, B or T" in page.inner_text("#cv-guidelines").replace("*", "")
     page.click("#cv-name input, #cv-name textarea")
     page.keyboard.type("ann")
     page.keyboard.press("Tab")
@@ -536,3 +536,26 @@ def test_a_rater_rates_a_campaign_with_the_keyboard_and_the_owner_sees_the_table
     page.keyboard.press("a")  # ann rates on; the owner's table follows without a click
     owner.wait_for_function(f"{shown('#campaign-raters')}.includes('4')", timeout=30000)
     owner.screenshot(path=str(ARTIFACTS / "campaign-owner.png"), full_page=True)
+
+
+def test_a_rater_scores_single_answers_with_the_keys_one_to_five(page, url):
+    from studio.engine.judge import campaign as C
+    from studio.engine.judge.ratings import default_db
+
+    items = [{"question_id": f"s{i}", "prompt": f"Name {i} colours.", "model": m, "output": f"{m} lists {i}"}
+             for i in range(2) for m in ("base", "tuned")]
+    cid = C.create(default_db(), items, C.Spec(name="Scores by key", mode="likert", overlap=1, repeat=0.0))
+    page.goto(f"{url}?campaign={cid}")
+    page.wait_for_function(f"{shown('#cv-guidelines')}.includes('Scores by key')", timeout=30000)
+    page.fill("#cv-name input, #cv-name textarea", "bo")
+    page.click("#cv-start")
+    page.wait_for_function(f"{shown('#cv-progress')}.includes('1 of 4')", timeout=30000)
+    assert page.locator("#cv-one").is_visible() and not page.locator("#cv-a").is_visible()
+    assert "1 wrong or useless" in page.inner_text("#cv-dim-quality")  # the anchors say what a score means
+    for key in "4435":
+        page.keyboard.press(key)
+    page.screenshot(path=str(ARTIFACTS / "campaign-scores.png"), full_page=True)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"{shown('#cv-progress')}.includes('2 of 4')", timeout=30000)
+    got = [a for a in C.answers(default_db(), cid) if a["rater"] == "bo"]
+    assert [(a["quality"], a["relevance"], a["coherence"], a["helpfulness"]) for a in got] == [(4, 4, 3, 5)]

@@ -114,7 +114,8 @@ def _campaign_commands(sub) -> None:
     r.add_argument("--from", dest="sources", action="append", default=[], metavar="RUN/eval/NAME",
                    help="a saved comparison's answers (base and tuned); repeatable")
     r.add_argument("--items", help="JSONL rows of question_id, prompt, model, output")
-    r.add_argument("--mode", default="pairwise", help="pairwise (Likert campaigns are not there yet)")
+    r.add_argument("--mode", default="pairwise", choices=("pairwise", "likert", "both"),
+                   help="pairs of answers, single answers scored 1-5 per dimension, or both")
     r.add_argument("--overlap", type=int, default=3, help="raters per pair")
     r.add_argument("--gold", help="JSONL rows of question_id, model_a, model_b, winner: pairs with a known answer")
     r.add_argument("--repeat", type=float, default=0.1, help="share of a rater's answers shown to them again")
@@ -122,9 +123,9 @@ def _campaign_commands(sub) -> None:
     r.add_argument("--min-seconds", type=float, default=3.0, help="exclude raters faster than this per item")
     r.add_argument("--name", default="")
     r.add_argument("--json", action="store_true")
-    for name in ("list", "quality", "leaderboard", "export", "import", "close", "push"):
+    for name in ("list", "quality", "leaderboard", "scores", "export", "import", "close", "push"):
         r = cs.add_parser(name)
-        if name in ("quality", "leaderboard", "export", "close", "push"):
+        if name in ("quality", "leaderboard", "scores", "export", "close", "push"):
             r.add_argument("id")
         if name == "push":
             r.add_argument("--repo", required=True,
@@ -188,6 +189,16 @@ def cmd_campaign(a: argparse.Namespace) -> int:
         for r in [] if a.json else rows:
             print(f"{r['rank']:>4} {r['model']:30s} {r['rating']:8.1f} [{r['ci_low']:6.1f}, {r['ci_high']:6.1f}] "
                   f"n {r['n']}")
+    elif a.action == "scores":
+        got = campaign.likert(db, a.id)
+        if a.json:
+            print(json.dumps(got, indent=1))
+        for m in [] if a.json else got["means"]:
+            ci = "" if m["ci_low"] is None else f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
+            print(f"{m['system']:30s} {m['dimension']:12s} {m['mean']:.2f}{ci} n {m['n']}")
+        if not a.json:
+            print("Krippendorff's alpha (ordinal): " + ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}"
+                                                                for d, v in got["alpha"].items()))
     elif a.action == "export" and a.preferences:
         from studio.engine.runs import write_jsonl
 

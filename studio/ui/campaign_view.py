@@ -12,7 +12,7 @@ import gradio as gr
 
 from studio.engine.errors import StudioError
 from studio.engine.judge import campaign as C
-from studio.engine.judge.ratings import default_db
+from studio.engine.judge.ratings import DIMENSIONS, default_db
 from studio.settings import public_mode
 from studio.ui.handlers import guard, safe_md
 from studio.ui.identity import username
@@ -22,9 +22,21 @@ KEYS_JS = """
   const view = document.querySelector('#campaign-view');
   if (!view || view.offsetParent === null) return;
   if (['INPUT', 'TEXTAREA'].includes(document.activeElement.tagName)) return;
-  const id = {a: 'cv-a', b: 'cv-b', t: 'cv-t', enter: 'cv-start'}[e.key.toLowerCase()];
-  const button = id && document.querySelector('#' + id);
-  if (button && button.offsetParent !== null) { e.preventDefault(); button.click(); }
+  if ('12345'.includes(e.key)) {  // a single answer: the next dimension not scored yet
+    for (const box of view.querySelectorAll('.cv-dim')) {
+      if (box.offsetParent !== null && !box.querySelector('input:checked')) {
+        const input = box.querySelector(`input[value='${e.key}']`);
+        if (input) { input.click(); e.preventDefault(); }
+        return;
+      }
+    }
+    return;
+  }
+  const ids = {a: ['cv-a'], b: ['cv-b'], t: ['cv-t'], enter: ['cv-submit', 'cv-start']}[e.key.toLowerCase()] || [];
+  for (const id of ids) {
+    const button = document.querySelector('#' + id);
+    if (button && button.offsetParent !== null) { e.preventDefault(); button.click(); return; }
+  }
 }); }
 """
 
@@ -41,11 +53,16 @@ class View:
     item: gr.Column
     progress: gr.Markdown
     prompt: gr.Markdown
+    pair: gr.Column  # two answers, A / B / tie
     left: gr.Markdown
     right: gr.Markdown
     a: gr.Button
     tie: gr.Button
     b: gr.Button
+    single: gr.Column  # one answer, scored 1-5 on each dimension
+    one: gr.Markdown
+    dims: list
+    submit: gr.Button
 
 
 def build(studio: gr.Column) -> View:
@@ -60,14 +77,21 @@ def build(studio: gr.Column) -> View:
         with gr.Column(visible=False) as item:
             progress = gr.Markdown(elem_id="cv-progress")
             prompt = gr.Markdown(elem_id="cv-prompt")
-            with gr.Row(equal_height=True):
-                left = gr.Markdown(elem_id="cv-left", container=True)
-                right = gr.Markdown(elem_id="cv-right", container=True)
-            with gr.Row():
-                a = gr.Button("A is better (A)", elem_id="cv-a")
-                tie = gr.Button("Tie (T)", elem_id="cv-t")
-                b = gr.Button("B is better (B)", elem_id="cv-b")
-    return View(studio, column, campaign, unit, guidelines, name, start, item, progress, prompt, left, right, a, tie, b)
+            with gr.Column() as pair:
+                with gr.Row(equal_height=True):
+                    left = gr.Markdown(elem_id="cv-left", container=True)
+                    right = gr.Markdown(elem_id="cv-right", container=True)
+                with gr.Row():
+                    a = gr.Button("A is better (A)", elem_id="cv-a")
+                    tie = gr.Button("Tie (T)", elem_id="cv-t")
+                    b = gr.Button("B is better (B)", elem_id="cv-b")
+            with gr.Column(visible=False) as single:
+                one = gr.Markdown(elem_id="cv-one", container=True)
+                dims = [gr.Radio([1, 2, 3, 4, 5], label=d, info=" · ".join(C.ANCHORS[d]), elem_id=f"cv-dim-{d}",
+                                 elem_classes=["cv-dim"]) for d in DIMENSIONS]
+                submit = gr.Button("Submit (Enter)", variant="primary", elem_id="cv-submit")
+    return View(studio, column, campaign, unit, guidelines, name, start, item, progress, prompt, pair, left, right, a,
+                tie, b, single, one, dims, submit)
 
 
 class Handlers:
@@ -96,10 +120,15 @@ class Handlers:
         except StudioError:
             return {**rater_view, v.start: gr.Button(visible=False),
                     v.guidelines: f"No campaign `{safe_md(cid, True)}` here: ask for a new link."}
-        text = (f"# {safe_md(spec.name, True)}\n\n{safe_md(spec.rubric.guidelines)}\n\n"
-                f"**{safe_md(spec.rubric.question)}** You will see a prompt and two answers, A and B, one pair at a "
-                "time. Press **A**, **B** or **T** (a tie), or use the buttons. Some pairs come back later, and some "
-                "have a known answer.")
+        how = []
+        if spec.mode != "likert":
+            how.append(f"**{safe_md(spec.rubric.question)}** For a pair of answers, A and B: press **A**, **B** or "
+                       "**T** (a tie), or use the buttons.")
+        if spec.mode != "pairwise":
+            how.append("For a single answer: score each dimension 1-5 as its labels say (keys **1**-**5** fill the "
+                       "next one, **Enter** submits).")
+        text = (f"# {safe_md(spec.name, True)}\n\n{safe_md(spec.rubric.guidelines)}\n\n" + " ".join(how)
+                + " One item at a time; some come back later, and some have a known answer.")
         return {**rater_view, v.campaign: cid, v.guidelines: text}
 
     def show(self, cid: str, rater: str):
@@ -107,10 +136,16 @@ class Handlers:
         if shown is None:
             return {self.v.item: gr.Column(visible=False), self.v.unit: None,
                     self.v.guidelines: "**Thank you: that is every pair this campaign needs from you.**"}
-        return {self.v.item: gr.Column(visible=True), self.v.unit: shown.unit,
-                self.v.progress: f"**{shown.done + 1} of {shown.total}**",
-                self.v.prompt: f"**Prompt**\n\n{safe_md(shown.prompt)}",
-                self.v.left: f"**A**\n\n{safe_md(shown.left)}", self.v.right: f"**B**\n\n{safe_md(shown.right)}"}
+        v, single = self.v, shown.kind == "single"
+        anchors = C.spec_of(self.db, cid).rubric.anchors
+        return {v.item: gr.Column(visible=True), v.unit: shown.unit,
+                v.progress: f"**{shown.done + 1} of {shown.total}**",
+                v.prompt: f"**Prompt**\n\n{safe_md(shown.prompt)}",
+                v.pair: gr.Column(visible=not single), v.single: gr.Column(visible=single),
+                v.left: f"**A**\n\n{safe_md(shown.left)}", v.right: f"**B**\n\n{safe_md(shown.right)}",
+                v.one: f"**Answer**\n\n{safe_md(shown.left)}" if single else "",
+                **{box: gr.Radio(value=None, info=" · ".join(anchors.get(d, C.ANCHORS[d])))
+                   for box, d in zip(v.dims, DIMENSIONS)}}
 
     def begin(self, cid, name, request: gr.Request):
         if not cid:
@@ -118,6 +153,20 @@ class Handlers:
         rater = self.rater(name, request)
         out = self.show(cid, rater)
         return {self.v.start: gr.Button(visible=False), self.v.name: gr.Textbox(interactive=False), **out}
+
+    def scored(self, cid, unit, name, quality, relevance, coherence, helpfulness, request: gr.Request):
+        values = (quality, relevance, coherence, helpfulness)  # DIMENSIONS' order
+        if not cid or unit is None:
+            raise gr.Error("Start the campaign first.", print_exception=False)
+        missing = [d for d, v in zip(DIMENSIONS, values) if v is None]
+        if missing:
+            raise gr.Error(f"Score {', '.join(missing)} too (keys 1-5 fill the next one).", print_exception=False)
+        rater = self.rater(name, request)
+        try:
+            C.answer(self.db, cid, rater, unit, scores={d: int(v) for d, v in zip(DIMENSIONS, values)})
+        except StudioError:
+            C.spec_of(self.db, cid)  # a campaign that is not here is said in a line; else answered already
+        return self.show(cid, rater)
 
     def answer(self, side: str):
         def handler(cid, unit, name, request: gr.Request):
@@ -144,13 +193,18 @@ def api(h: Handlers) -> None:
         shown = C.next_unit(h.db, campaign, who, random.Random())
         if shown is None:
             return {"done": True}
-        return {"done": False, "unit": shown.unit, "prompt": shown.prompt, "a": shown.left, "b": shown.right,
-                "progress": f"{shown.done + 1} of {shown.total}"}
+        return {"done": False, "unit": shown.unit, "kind": shown.kind, "prompt": shown.prompt, "a": shown.left,
+                "b": shown.right, "progress": f"{shown.done + 1} of {shown.total}"}
 
-    def campaign_answer(campaign: str, unit: int, side: str, rater: str, request: gr.Request) -> dict:
-        """``side``: a (the first answer shown), b (the second) or tie."""
+    def campaign_answer(campaign: str, unit: int, side: str, rater: str, request: gr.Request,
+                        scores: dict | None = None) -> dict:
+        """A pair: ``side`` a (the first answer shown), b (the second) or tie. A single answer: ``scores``, 1-5
+        for each of quality, relevance, coherence and helpfulness (``side`` is then ignored)."""
         who = h.rater(rater, request)
-        C.answer(h.db, campaign, who, int(unit), {"a": "left", "b": "right"}.get(side, side))
+        if scores:
+            C.answer(h.db, campaign, who, int(unit), scores={d: int(scores.get(d, 0)) for d in DIMENSIONS})
+        else:
+            C.answer(h.db, campaign, who, int(unit), {"a": "left", "b": "right"}.get(side, side))
         return {"recorded": True}
 
     gr.api(guard(campaign_next), api_name="campaign_next")
@@ -162,7 +216,8 @@ def wire(v: View, demo: gr.Blocks) -> None:
     api(h)
     demo.load(h.open, None, [v.column, v.studio, v.campaign, v.guidelines, v.start], api_visibility="private")
     demo.load(None, None, None, js=KEYS_JS)
-    shown = [v.item, v.unit, v.progress, v.prompt, v.left, v.right, v.guidelines]
+    shown = [v.item, v.unit, v.progress, v.prompt, v.pair, v.single, v.left, v.right, v.one, *v.dims, v.guidelines]
     v.start.click(guard(h.begin), [v.campaign, v.name], [v.start, v.name, *shown], api_name="campaign_start")
     for button, side in ((v.a, "left"), (v.tie, "tie"), (v.b, "right")):
         button.click(guard(h.answer(side)), [v.campaign, v.unit, v.name], shown, api_name=f"campaign_{side}")
+    v.submit.click(guard(h.scored), [v.campaign, v.unit, v.name, *v.dims], shown, api_name="campaign_scores")

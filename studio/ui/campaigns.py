@@ -29,6 +29,7 @@ class Panel:
     summary: gr.Markdown
     raters: gr.Dataframe
     board: gr.Dataframe
+    likert: gr.Dataframe
     to_dpo: gr.Button
     to_reward: gr.Button
     offer: gr.Markdown
@@ -52,13 +53,16 @@ def build() -> Panel:
         raters = gr.Dataframe(label="Raters", interactive=False, elem_id="campaign-raters")
         board = gr.Dataframe(label="Leaderboard without the excluded raters (Bradley-Terry, 95% CI)",
                              interactive=False, elem_id="campaign-board")
+        likert = gr.Dataframe(label="1-5 scores without the excluded raters (mean, 95% CI)", interactive=False,
+                              elem_id="campaign-likert", visible=False)
         with gr.Row():
             to_dpo = gr.Button("Train on its votes (DPO)", elem_id="campaign-dpo")
             to_reward = gr.Button("Train a reward model on its votes (then RL)", elem_id="campaign-reward")
         offer = gr.Markdown(elem_id="campaign-offer")
         use = gr.Button("Use them for training", visible=False, variant="primary", elem_id="campaign-use")
         timer = gr.Timer(REFRESH_S, active=False)
-    return Panel(name, overlap, create, pick, link, summary, raters, board, to_dpo, to_reward, offer, use, timer)
+    return Panel(name, overlap, create, pick, link, summary, raters, board, likert, to_dpo, to_reward, offer, use,
+                 timer)
 
 
 class Handlers:
@@ -79,7 +83,7 @@ class Handlers:
         if run is None or not result:
             raise gr.Error("Pick a run and one of its comparisons above first.", print_exception=False)
         spec = C.Spec(name=(name or "").strip()[:100] or f"{run.name} {result}", overlap=int(overlap or 3))
-        cid = C.create(self.db, C.items_from_eval(run, result), spec, owner=owner)
+        cid = C.create(self.db, C.items_from_eval(run, result), spec, owner=owner)  # pairs; the CLI makes others
         return self.choices(request, cid), *self.view(cid, request), gr.Timer(active=True)
 
     def choices(self, request, value=None) -> gr.Dropdown:
@@ -89,18 +93,23 @@ class Handlers:
 
     def view(self, cid, request: gr.Request):
         if not cid or cid not in {c["id"] for c in self.mine(request)}:
-            return "", "", gr.Dataframe(value=None, visible=False), gr.Dataframe(value=None, visible=False)
+            return "", "", *(gr.Dataframe(value=None, visible=False),) * 3
         spec, cover, alpha = C.spec_of(self.db, cid), C.coverage(self.db, cid), C.alpha(self.db, cid)
         host = (getattr(request, "headers", None) or {}).get("host", "")
         link = f"Raters open **{safe_md(f'http://{host}/?campaign={cid}' if host else f'?campaign={cid}', True)}**"
         quality = pd.DataFrame(C.quality(self.db, cid))
         small = " (few ratings yet: read the intervals)" if cover["complete"] < 10 else ""
-        summary = (f"{cover['complete']} of {cover['units']} pairs have their {cover['overlap']} raters; "
-                   f"Krippendorff's alpha {'-' if alpha is None else f'{alpha:.2f}'}{small}. {spec.rules()}.")
+        scored = C.likert(self.db, cid)
+        alphas = "; ".join(f"{d} {'-' if a is None else f'{a:.2f}'}" for d, a in scored["alpha"].items())
+        summary = (f"{cover['complete']} of {cover['units']} items have their {cover['overlap']} raters; "
+                   f"Krippendorff's alpha of the pairs {'-' if alpha is None else f'{alpha:.2f}'}"
+                   + (f", of the scores {alphas}" if alphas else "") + f"{small}. {spec.rules()}.")
         board = pd.DataFrame(C.leaderboard(self.db, cid))
         cols = [c for c in ("rank", "model", "rating", "ci_low", "ci_high", "n") if c in board]
+        means = pd.DataFrame(scored["means"])
         return (link, summary, gr.Dataframe(quality.round(3), visible=not quality.empty),
-                gr.Dataframe(board[cols].round(1) if cols else board, visible=bool(cols)))
+                gr.Dataframe(board[cols].round(1) if cols else board, visible=bool(cols)),
+                gr.Dataframe(means.round(2), visible=not means.empty))
 
 
 def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab, offer, take_offer) -> None:
@@ -123,7 +132,7 @@ def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab,
     p.to_dpo.click(guard(to_training("dpo")), p.pick, [p.offer, p.use], api_visibility="private")
     p.to_reward.click(guard(to_training("reward")), p.pick, [p.offer, p.use], api_visibility="private")
     take_offer(p.use)
-    shown = [p.link, p.summary, p.raters, p.board]
+    shown = [p.link, p.summary, p.raters, p.board, p.likert]
     p.create.click(guard(h.create), [run, result, p.name, p.overlap], [p.pick, *shown, p.timer],
                    api_name="campaign_create")
     def listed(request: gr.Request):

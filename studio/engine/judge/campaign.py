@@ -36,9 +36,9 @@ from pathlib import Path
 
 from studio.engine.errors import DataError, StudioError
 from studio.engine.judge.human import wilson
-from studio.engine.judge.ratings import Ratings
+from studio.engine.judge.ratings import DIMENSIONS, Ratings
 
-MODES = ("pairwise",)  # Likert campaigns: not yet (the Rate tab's Likert ratings keep working)
+MODES = ("pairwise", "likert", "both")  # pairs of answers; single answers scored 1-5; or both, mixed
 SIDES = ("left", "right", "tie")
 GOLD_EVERY = 5  # about one item in five is a gold check while gold units remain
 HOLD_S = 3600  # a unit shown and not answered holds its place this long
@@ -48,23 +48,35 @@ CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, name TEXT NOT NULL, s
 CREATE TABLE IF NOT EXISTS campaign_units (campaign TEXT NOT NULL REFERENCES campaigns(id), unit INTEGER NOT NULL,
                                            question_id TEXT NOT NULL, prompt TEXT NOT NULL, model_a TEXT NOT NULL,
                                            model_b TEXT NOT NULL, output_a TEXT NOT NULL, output_b TEXT NOT NULL,
-                                           gold TEXT, PRIMARY KEY (campaign, unit));
+                                           gold TEXT, kind TEXT NOT NULL DEFAULT 'pair',
+                                           PRIMARY KEY (campaign, unit));
 CREATE TABLE IF NOT EXISTS campaign_shown (campaign TEXT NOT NULL, rater TEXT NOT NULL, unit INTEGER NOT NULL,
                                            left_model TEXT NOT NULL, repeat INTEGER NOT NULL, shown REAL NOT NULL,
                                            PRIMARY KEY (campaign, rater, unit, repeat));
 CREATE TABLE IF NOT EXISTS campaign_answers (id INTEGER PRIMARY KEY, campaign TEXT NOT NULL, rater TEXT NOT NULL,
                                              unit INTEGER NOT NULL, left_model TEXT NOT NULL,
-                                             winner TEXT NOT NULL CHECK (winner IN ('a', 'b', 'tie')),
-                                             seconds REAL, repeat INTEGER NOT NULL, created REAL NOT NULL,
-                                             UNIQUE (campaign, rater, unit, repeat))
+                                             winner TEXT CHECK (winner IN ('a', 'b', 'tie')),
+                                             quality INTEGER, relevance INTEGER, coherence INTEGER,
+                                             helpfulness INTEGER, seconds REAL, repeat INTEGER NOT NULL,
+                                             created REAL NOT NULL, UNIQUE (campaign, rater, unit, repeat))
 """
+
+
+ANCHORS = {  # what each score means, per dimension (the rater view shows them as the choices)
+    "quality": ("1 wrong or useless", "2 mostly wrong", "3 partly right", "4 right, small flaws", "5 right and clear"),
+    "relevance": ("1 off the question", "2 barely on it", "3 partly on it", "4 on it", "5 exactly what was asked"),
+    "coherence": ("1 incoherent", "2 hard to follow", "3 followable", "4 clear", "5 clear and well built"),
+    "helpfulness": ("1 no help", "2 little help", "3 some help", "4 helpful", "5 fully solves it"),
+}
 
 
 @dataclass(frozen=True)
 class Rubric:
-    guidelines: str = ("Read the prompt, then both answers. Pick the one that answers it better: correct first, "
-                       "then helpful and clear. Tie when you cannot tell them apart.")
+    guidelines: str = ("Read the prompt, then the answer(s). For a pair, pick the one that answers it better: "
+                       "correct first, then helpful and clear; tie when you cannot tell them apart. For a single "
+                       "answer, score each dimension 1-5 as its labels say.")
     question: str = "Which answer is better?"
+    anchors: dict = field(default_factory=lambda: {d: list(a) for d, a in ANCHORS.items()})
 
 
 @dataclass(frozen=True)
@@ -92,12 +104,13 @@ class Spec:
 
 @dataclass(frozen=True)
 class Shown:
-    """A unit as one rater sees it: sides drawn for them."""
+    """A unit as one rater sees it: sides drawn for them (a single answer is ``left``, ``right`` is empty)."""
 
     unit: int
     prompt: str
     left: str  # the answers' text
     right: str
+    kind: str  # pair | single
     left_model: str  # recorded, never shown
     repeat: bool
     done: int  # items this rater has answered
@@ -153,9 +166,10 @@ def gold_from(path: str | Path) -> list[dict]:
 
 
 def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), owner: str | None = None) -> str:
-    """A campaign of every pair of systems that answered each question; gold pairs become gold units."""
+    """A campaign of every pair of systems that answered each question (pairwise), of every answer alone to be
+    scored 1-5 on each dimension (likert), or both; gold pairs become gold units."""
     if spec.mode not in MODES:
-        raise StudioError(f"campaign mode {spec.mode!r}: campaigns rate pairs so far (--mode pairwise)")
+        raise StudioError(f"campaign mode {spec.mode!r}: one of {', '.join(MODES)}")
     if spec.overlap < 1 or not 0 <= spec.repeat < 1 or not 0 <= spec.min_gold <= 1:
         raise StudioError("a campaign needs --overlap >= 1, --repeat in [0, 1) and --min-gold in [0, 1]")
     by_q: dict[str, dict] = defaultdict(lambda: {"prompt": "", "outputs": {}})
@@ -167,14 +181,17 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
     units = []
     for qid, q in by_q.items():
         systems = sorted(q["outputs"])
-        for i, a in enumerate(systems):
+        for i, a in enumerate(systems if spec.mode != "likert" else []):
             for b in systems[i + 1:]:
                 g = golden.pop((qid, a, b), None)
                 winner = None if g is None else _winner(g["winner"], g["model_a"], a)
-                units.append((qid, q["prompt"], a, b, q["outputs"][a], q["outputs"][b], winner))
+                units.append((qid, q["prompt"], a, b, q["outputs"][a], q["outputs"][b], winner, "pair"))
+        if spec.mode != "pairwise" and not any(g[0] == qid for g in gold):  # a gold question is a check only
+            units += [(qid, q["prompt"], m, "", q["outputs"][m], "", None, "single") for m in systems]
     if golden:
         qid, a, b = next(iter(golden))
-        raise DataError(f"gold pair {qid}: {a} vs {b} is not among the items (give the answers of both systems)")
+        raise DataError(f"gold pair {qid}: {a} vs {b} is not among the items (give the answers of both systems, "
+                        "and --mode pairwise or both)")
     if not any(u[6] is None for u in units):
         raise DataError("the items give no pair to rate: each question needs answers from at least two systems")
     cid = uuid.uuid4().hex[:12]
@@ -182,7 +199,7 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
     with db.write() as c:
         c.execute("INSERT INTO campaigns (id, name, spec, created, owner) VALUES (?, ?, ?, ?, ?)",
                   (cid, spec.name, json.dumps(asdict(spec)), time.time(), owner))
-        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, *u) for n, u in enumerate(units)])
     return cid
 
@@ -211,13 +228,13 @@ def campaigns(db: Ratings, owner: str | None = None, everyone: bool = True) -> l
 
 
 def units(db: Ratings, cid: str) -> list[dict]:
-    cols = ("unit", "question_id", "prompt", "model_a", "model_b", "output_a", "output_b", "gold")
+    cols = ("unit", "question_id", "prompt", "model_a", "model_b", "output_a", "output_b", "gold", "kind")
     rows = db.db.execute(f"SELECT {', '.join(cols)} FROM campaign_units WHERE campaign = ? ORDER BY unit", (cid,))
     return [dict(zip(cols, r)) for r in rows.fetchall()]
 
 
 def answers(db: Ratings, cid: str) -> list[dict]:
-    cols = ("rater", "unit", "left_model", "winner", "seconds", "repeat", "created")
+    cols = ("rater", "unit", "left_model", "winner", *DIMENSIONS, "seconds", "repeat", "created")
     rows = db.db.execute(f"SELECT {', '.join(cols)} FROM campaign_answers WHERE campaign = ? ORDER BY id", (cid,))
     return [dict(zip(cols, r)) for r in rows.fetchall()]
 
@@ -245,14 +262,14 @@ def next_unit(db: Ratings, cid: str, rater: str, rng: random.Random | None = Non
                 return None
             c.execute("INSERT INTO campaign_shown VALUES (?, ?, ?, ?, ?, ?)", (cid, rater, *pending, at))
         unit, left, repeat = pending
-        u = c.execute("SELECT prompt, model_a, model_b, output_a, output_b FROM campaign_units WHERE campaign = ? "
-                      "AND unit = ?", (cid, unit)).fetchone()
+        u = c.execute("SELECT prompt, model_a, model_b, output_a, output_b, kind FROM campaign_units WHERE "
+                      "campaign = ? AND unit = ?", (cid, unit)).fetchone()
         done = c.execute("SELECT COUNT(*) FROM campaign_answers WHERE campaign = ? AND rater = ?",
                          (cid, rater)).fetchone()[0]
         total = _share(c, cid, spec)
-    prompt, a, b, out_a, out_b = u
+    prompt, a, b, out_a, out_b, kind = u
     left_text, right_text = (out_a, out_b) if left == a else (out_b, out_a)
-    return Shown(unit, prompt, left_text, right_text, left, bool(repeat), done, max(total, done + 1))
+    return Shown(unit, prompt, left_text, right_text, kind, left, bool(repeat), done, max(total, done + 1))
 
 
 def _share(c, cid: str, spec: Spec) -> int:
@@ -266,7 +283,7 @@ def _share(c, cid: str, spec: Spec) -> int:
 
 def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float) -> tuple[int, str, int] | None:
     rows = c.execute("SELECT unit, model_a, model_b, gold FROM campaign_units WHERE campaign = ?", (cid,)).fetchall()
-    models = {u: (a, b) for u, a, b, _ in rows}
+    models = {u: (a, b) if b else (a,) for u, a, b, _ in rows}  # a single answer has one "side"
     gold = {u for u, _, _, g in rows if g is not None}
     mine = c.execute("SELECT unit, repeat FROM campaign_answers WHERE campaign = ? AND rater = ? ORDER BY id",
                      (cid, rater)).fetchall()
@@ -296,11 +313,16 @@ def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float)
     return unit, side(unit), 0
 
 
-def answer(db: Ratings, cid: str, rater: str, unit: int, side: str, at: float | None = None) -> None:
-    """The rater's answer to the unit they were shown: left, right or tie (timed from its showing to ``at``,
-    now by default)."""
+def answer(db: Ratings, cid: str, rater: str, unit: int, side: str | None = None, at: float | None = None,
+           scores: dict | None = None) -> None:
+    """The rater's answer to the unit they were shown: for a pair ``side`` (left, right or tie), for a single
+    answer ``scores`` (1-5 on every dimension); timed from its showing to ``at``, now by default."""
     at_answer = time.time() if at is None else at
-    if side not in SIDES:
+    if scores is not None:
+        bad = [d for d in DIMENSIONS if not (isinstance(scores.get(d), int) and 1 <= scores[d] <= 5)]
+        if bad:
+            raise StudioError(f"score every dimension 1-5 ({', '.join(bad)} missing or out of range)")
+    elif side not in SIDES:
         raise StudioError(f"an answer is one of {', '.join(SIDES)}, got {side!r}")
     with db.write() as c:
         shown = c.execute("SELECT left_model, repeat, shown FROM campaign_shown s WHERE campaign = ? AND rater = ? "
@@ -310,12 +332,15 @@ def answer(db: Ratings, cid: str, rater: str, unit: int, side: str, at: float | 
         if shown is None:
             raise StudioError(f"unit {unit} is not waiting for an answer from {rater}: rate what is shown")
         left, repeat, shown_at = shown
-        a, _b = c.execute("SELECT model_a, model_b FROM campaign_units WHERE campaign = ? AND unit = ?",
-                          (cid, unit)).fetchone()
-        winner = "tie" if side == "tie" else "a" if (side == "left") == (left == a) else "b"
-        c.execute("INSERT INTO campaign_answers (campaign, rater, unit, left_model, winner, seconds, repeat, created)"
-                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (cid, rater, unit, left, winner, at_answer - shown_at, repeat,
-                                                       at_answer))
+        a, kind = c.execute("SELECT model_a, kind FROM campaign_units WHERE campaign = ? AND unit = ?",
+                            (cid, unit)).fetchone()
+        if (kind == "single") != (scores is not None):
+            raise StudioError(f"unit {unit} asks for {'scores 1-5' if kind == 'single' else 'a, b or tie'}")
+        winner = None if scores else "tie" if side == "tie" else "a" if (side == "left") == (left == a) else "b"
+        values = [(scores or {}).get(d) for d in DIMENSIONS]
+        c.execute(f"INSERT INTO campaign_answers (campaign, rater, unit, left_model, winner, {', '.join(DIMENSIONS)}, "
+                  "seconds, repeat, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (cid, rater, unit, left, winner, *values, at_answer - shown_at, repeat, at_answer))
 
 
 def import_battles(db: Ratings, cid: str, path: str | Path) -> dict:
@@ -327,7 +352,7 @@ def import_battles(db: Ratings, cid: str, path: str | Path) -> dict:
     spec_of(db, cid)
     p = Path(path)
     recs = read_records(p)
-    index = {(u["question_id"], u["model_a"], u["model_b"]): u for u in units(db, cid)}
+    index = {(u["question_id"], u["model_a"], u["model_b"]): u for u in units(db, cid) if u["kind"] == "pair"}
     rows, count = [], Counter()
     for raw, where in zip(recs.rows, recs.where):
         row = {k: restore(v) for k, v in raw.items()}
@@ -367,26 +392,19 @@ def _number(value, name: str, where: str, key: str) -> float | None:
 
 def quality(db: Ratings, cid: str) -> list[dict]:
     """One row per rater: what they did, how well they did on what is known, and whether they are excluded."""
-    spec = spec_of(db, cid)
-    gold = {u["unit"]: u["gold"] for u in units(db, cid) if u["gold"] is not None}
+    spec, all_units = spec_of(db, cid), {u["unit"]: u for u in units(db, cid)}
+    gold = {u: x["gold"] for u, x in all_units.items() if x["gold"] is not None}
     rows = answers(db, cid)
-    first = {(r["rater"], r["unit"]): r["winner"] for r in rows if not r["repeat"] and r["unit"] not in gold}
+    first = {(r["rater"], r["unit"]): r for r in rows if not r["repeat"] and r["unit"] not in gold}
     by_unit: dict[int, dict] = defaultdict(dict)
-    for (rater, unit), winner in first.items():
-        by_unit[unit][rater] = winner
+    for (rater, unit), r in first.items():
+        by_unit[unit][rater] = r
     out = []
     for rater in sorted({r["rater"] for r in rows}):
         mine = [r for r in rows if r["rater"] == rater]
         golds = [r["winner"] == gold[r["unit"]] for r in mine if r["unit"] in gold]
-        repeats = [r["winner"] == first.get((rater, r["unit"])) for r in mine if r["repeat"]
-                   and (rater, r["unit"]) in first]
-        agree = []
-        for said in by_unit.values():
-            others = Counter(w for other, w in said.items() if other != rater)
-            if rater in said and others:
-                top, n = others.most_common(1)[0]
-                if list(others.values()).count(n) == 1:  # a clear majority of the others
-                    agree.append(said[rater] == top)
+        repeats = [_same(r, first[(rater, r["unit"])]) for r in mine if r["repeat"] and (rater, r["unit"]) in first]
+        agree = [a for said in by_unit.values() if rater in said for a in _agrees(said[rater], said, rater)]
         seconds = [r["seconds"] for r in mine if r["seconds"] is not None]
         gold_low, gold_high = wilson(sum(golds), len(golds)) if golds else (None, None)
         row = {"rater": rater, "items": sum(1 for r in mine if not r["repeat"] and r["unit"] not in gold),
@@ -404,6 +422,26 @@ def quality(db: Ratings, cid: str) -> list[dict]:
     return out
 
 
+def _same(again: dict, first: dict) -> bool:
+    """A repeat agrees with the first answer: the same winner, or every score within one point."""
+    if first["winner"] is not None:
+        return again["winner"] == first["winner"]
+    return all(abs(again[d] - first[d]) <= 1 for d in DIMENSIONS)
+
+
+def _agrees(mine: dict, said: dict, rater: str) -> list[bool]:
+    """Leave-one-out: a pair's answer against the others' clear majority; a score against the others' median,
+    within one point (one judgement per dimension)."""
+    others = [r for other, r in said.items() if other != rater]
+    if not others:
+        return []
+    if mine["winner"] is not None:
+        counts = Counter(r["winner"] for r in others)
+        top, n = counts.most_common(1)[0]
+        return [mine["winner"] == top] if list(counts.values()).count(n) == 1 else []
+    return [abs(mine[d] - statistics.median(r[d] for r in others)) <= 1 for d in DIMENSIONS]
+
+
 def _share_of(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
@@ -411,11 +449,32 @@ def _share_of(flags: list[bool]) -> float | None:
 def votes(db: Ratings, cid: str, all_raters: bool = False) -> list[dict]:
     """The campaign's first answers to its units (no gold, no repeats) as votes ``human`` reads, without the
     excluded raters unless ``all_raters``."""
-    out_units = {u["unit"]: u for u in units(db, cid) if u["gold"] is None}
+    out_units = {u["unit"]: u for u in units(db, cid) if u["gold"] is None and u["kind"] == "pair"}
     excluded = set() if all_raters else {q["rater"] for q in quality(db, cid) if q["excluded"]}
     return [{"item_id": r["unit"], "system_a": out_units[r["unit"]]["model_a"],
              "system_b": out_units[r["unit"]]["model_b"], "winner": r["winner"], "rater": r["rater"]}
             for r in answers(db, cid) if not r["repeat"] and r["unit"] in out_units and r["rater"] not in excluded]
+
+
+def scores(db: Ratings, cid: str, all_raters: bool = False) -> list[dict]:
+    """The first 1-5 scores of each single answer, as the Likert rows ``human`` reads (item, system, rater and
+    one value per dimension), without the excluded raters unless ``all_raters``."""
+    singles = {u["unit"]: u for u in units(db, cid) if u["kind"] == "single"}
+    excluded = set() if all_raters else {q["rater"] for q in quality(db, cid) if q["excluded"]}
+    return [{"item_id": r["unit"], "system": singles[r["unit"]]["model_a"], "rater": r["rater"],
+             **{d: r[d] for d in DIMENSIONS}, "comment": ""}
+            for r in answers(db, cid) if not r["repeat"] and r["unit"] in singles and r["rater"] not in excluded]
+
+
+def likert(db: Ratings, cid: str, all_raters: bool = False) -> dict:
+    """Mean score per system and dimension with bootstrap intervals, and Krippendorff's alpha (ordinal) per
+    dimension across raters (``human.likert_summary``, ``human.agreement``)."""
+    from studio.engine.judge import human
+
+    rows = scores(db, cid, all_raters)
+    agreement = human.agreement(rows) if rows else {}
+    return {"means": human.likert_summary(rows) if rows else [],
+            "alpha": {d: a["krippendorff_alpha"] for d, a in agreement.items()}}
 
 
 def leaderboard(db: Ratings, cid: str, all_raters: bool = False, seed: int = 0) -> list[dict]:
@@ -445,8 +504,8 @@ def preference_rows(db: Ratings, cid: str) -> list[dict]:
 def coverage(db: Ratings, cid: str) -> dict:
     """Raters per unit (gold and repeats aside) against the overlap asked for."""
     spec = spec_of(db, cid)
-    got = Counter(v["item_id"] for v in votes(db, cid, all_raters=True))
     plain = [u["unit"] for u in units(db, cid) if u["gold"] is None]
+    got = Counter(r["unit"] for r in answers(db, cid) if not r["repeat"])
     counts = [got[u] for u in plain]
     return {"units": len(plain), "overlap": spec.overlap, "complete": sum(c == spec.overlap for c in counts),
             "under": sum(c < spec.overlap for c in counts), "over": sum(c > spec.overlap for c in counts)}
@@ -471,8 +530,8 @@ def alpha(db: Ratings, cid: str, all_raters: bool = False) -> float | None:
 
 
 # -- a campaign as a Hugging Face dataset ------------------------------------------------------------------
-ANSWER_FIELDS = ("rater", "question_id", "model_a", "model_b", "left_model", "winner", "seconds", "repeat", "gold",
-                 "created")
+ANSWER_FIELDS = ("rater", "question_id", "model_a", "model_b", "left_model", "winner", *DIMENSIONS, "seconds",
+                 "repeat", "gold", "created")
 
 
 def export(db: Ratings, cid: str, out: str | Path) -> Path:
@@ -488,7 +547,8 @@ def export(db: Ratings, cid: str, out: str | Path) -> Path:
     by_unit = {u["unit"]: u for u in units(db, cid)}
     rows = [{"rater": a["rater"], "question_id": by_unit[a["unit"]]["question_id"],
              "model_a": by_unit[a["unit"]]["model_a"], "model_b": by_unit[a["unit"]]["model_b"],
-             "left_model": a["left_model"], "winner": a["winner"], "seconds": a["seconds"],
+             "left_model": a["left_model"], "winner": a["winner"], **{d: a[d] for d in DIMENSIONS},
+             "seconds": a["seconds"],
              "repeat": bool(a["repeat"]), "gold": by_unit[a["unit"]]["gold"] is not None, "created": a["created"]}
             for a in answers(db, cid)]
     write_jsonl(out / "answers.jsonl", rows)
@@ -505,20 +565,31 @@ def card(db: Ratings, cid: str) -> str:
     cover = coverage(db, cid)
     excluded = [q for q in quality_rows if q["excluded"]]
     lines = ["---", "configs:", "- config_name: answers", "  data_files: answers.parquet", "tags:",
-             "- human-evaluation", "- pairwise", "- finetune-studio", "---", "", f"# Rating campaign: {spec.name}",
-             "", f"Pairwise ratings collected with the fine-tuning studio: {cover['units']} pairs, {spec.overlap} "
-             f"raters each ({cover['complete']} complete), {len(quality_rows)} raters.", "", "## Rubric", "",
-             spec.rubric.guidelines, "", f"Question: {spec.rubric.question}", "", "## Exclusions", "",
-             spec.rules() + ".", ""]
+             "- human-evaluation", f"- {spec.mode}", "- finetune-studio", "---", "", f"# Rating campaign: {spec.name}",
+             "", f"Ratings ({spec.mode}) collected with the fine-tuning studio: {cover['units']} items, "
+             f"{spec.overlap} raters each ({cover['complete']} complete), {len(quality_rows)} raters.", "",
+             "## Rubric", "", spec.rubric.guidelines, "", f"Question: {spec.rubric.question}", ""]
+    if spec.mode != "pairwise":
+        lines += [f"- {d}: " + "; ".join(labels) for d, labels in spec.rubric.anchors.items()] + [""]
+    lines += ["## Exclusions", "", spec.rules() + ".", ""]
     lines += [f"- {q['rater']}: {q['why']}" for q in excluded] or ["Nobody was excluded."]
     lines += ["", "## Results (without the excluded raters)", "",
               f"Krippendorff's alpha (nominal) across raters: {'-' if a is None else f'{a:.3f}'}.", "",
               "| model | rating | 95% interval | n |", "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] | {r['n']} |"
               for r in board]
-    lines += ["", "`answers` has one row per answer: the rater, the item (question_id, model_a, model_b), the model "
-              "shown on the left, the winner (a, b or tie, of model_a and model_b), seconds spent, whether it was a "
-              "planned repeat or a gold check, and when.", ""]
+    scored = likert(db, cid)
+    if scored["means"]:
+        alphas = ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}" for d, v in scored["alpha"].items())
+        lines += ["", f"1-5 scores (Krippendorff's alpha, ordinal, per dimension: {alphas}):", "",
+                  "| model | dimension | mean | 95% interval | n |", "|---|---|---|---|---|"]
+        lines += [f"| {m['system']} | {m['dimension']} | {m['mean']:.2f} | "
+                  + ("-" if m["ci_low"] is None else f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}]") + f" | {m['n']} |"
+                  for m in scored["means"]]
+    lines += ["", "`answers` has one row per answer: the rater, the item (question_id, model_a, model_b; model_b is "
+              "empty for a single answer), the model shown first, the winner of a pair (a, b or tie, of model_a and "
+              "model_b) or the 1-5 scores of a single answer, seconds spent, whether it was a planned repeat or a "
+              "gold check, and when.", ""]
     return "\n".join(lines)
 
 
@@ -539,18 +610,18 @@ def import_export(db: Ratings, folder: str | Path) -> str:
             raise StudioError(f"campaign {cid} is already here")
         c.execute("INSERT INTO campaigns (id, name, spec, state, created, owner) VALUES (?, ?, ?, ?, ?, ?)",
                   (cid, meta["name"], json.dumps(meta["spec"]), meta["state"], meta["created"], meta.get("owner")))
-        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, u["question_id"], u["prompt"], u["model_a"], u["model_b"], u["output_a"],
-                        u["output_b"], u["gold"]) for n, u in enumerate(unit_rows)])
+                        u["output_b"], u["gold"], u.get("kind", "pair")) for n, u in enumerate(unit_rows)])
         for r in rows:
             unit = index[(r["question_id"], r["model_a"], r["model_b"])]
             shown = r["created"] - (r["seconds"] or 0.0)
             c.execute("INSERT INTO campaign_shown VALUES (?, ?, ?, ?, ?, ?)",
                       (cid, r["rater"], unit, r["left_model"], int(r["repeat"]), shown))
-            c.execute("INSERT INTO campaign_answers (campaign, rater, unit, left_model, winner, seconds, repeat, "
-                      "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (cid, r["rater"], unit, r["left_model"],
-                                                                    r["winner"], r["seconds"], int(r["repeat"]),
-                                                                    r["created"]))
+            c.execute(f"INSERT INTO campaign_answers (campaign, rater, unit, left_model, winner, "
+                      f"{', '.join(DIMENSIONS)}, seconds, repeat, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (cid, r["rater"], unit, r["left_model"], r["winner"], *[r.get(d) for d in DIMENSIONS],
+                       r["seconds"], int(r["repeat"]), r["created"]))
     return cid
 
 
