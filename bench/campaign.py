@@ -158,6 +158,39 @@ def simulate_web(home: Path, raters: int = 30, spammers: int = 5, questions: int
     return {"db": db, "campaign": cid, "kinds": kinds, "errors": errors, "seconds": time.time() - started}
 
 
+def reward_judge_agreement(db: Ratings, cid: str, home: Path, steps: int = 0) -> dict:
+    """A reward model trained (studio-tiny, every default of method.kind reward) on the people's verdicts of the
+    first half of the questions, then used as a judge of the other half: its agreement with the people there,
+    and how a judge that always picks the first answer does on the same pairs."""
+    import os
+
+    os.environ["STUDIO_HOME"] = str(home)
+    from studio.engine.models import run_reference
+    from studio.engine.runs import write_jsonl
+    from studio.engine.train import loop
+    from studio.engine.train.defaults import with_defaults
+
+    units = {u["unit"]: u for u in C.units(db, cid)}
+    questions = sorted({u["question_id"] for u in units.values() if u["question_id"].startswith("q")},
+                       key=lambda q: int(q[1:]))
+    train_q = set(questions[: len(questions) // 2])
+    prompts = {units[u]["prompt"] for u in units if units[u]["question_id"] in train_q}
+    rows = [r for r in C.preference_rows(db, cid) if r["prompt"] in prompts]
+    data = home / "verdicts.jsonl"
+    write_jsonl(data, rows)
+    sections = {"data": {"path": str(data)}, "method": {"kind": "reward"}, "run_name": "campaign-judge"}
+    if steps:
+        sections["train"] = {"max_steps": steps}
+    cfg, _ = with_defaults(sections)
+    result = loop.run(cfg)
+    held = {u for u, x in units.items() if x["question_id"] not in train_q and x["gold"] is None}
+    judged = [j for j in C.judge_units(db, cid, C.reward_judge(run_reference(result.run_dir.name)))
+              if j["unit"] in held]
+    first = [j for j in C.judge_units(db, cid, lambda prompt, a, b: "first") if j["unit"] in held]
+    return {"pairs_trained_on": len(rows), "state": result.state, "reward": C.judge_agreement(db, cid, judged),
+            "always_first": C.judge_agreement(db, cid, first)}
+
+
 def rmse_from_truth(board: list[dict]) -> float:
     got = {r["model"]: r["rating"] for r in board}
     mean_t, mean_g = sum(TRUTH.values()) / len(TRUTH), sum(got.values()) / len(got)
@@ -206,6 +239,8 @@ def main() -> None:
     p.add_argument("--overlap", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--web", action="store_true", help="rate through a public deployment's web API instead")
+    p.add_argument("--reward-judge", action="store_true",
+                   help="also train a reward model on half the verdicts and judge the other half with it")
     a = p.parse_args()
     if a.web:
         with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +257,13 @@ def main() -> None:
         copy = C.create(db, items, C.Spec(name="imported"), gold)
         C.import_battles(db, copy, to_csv(db, sim["campaign"], Path(tmp) / "answers.csv"))
         imported = report(db, copy, sim["kinds"])
+        judge = reward_judge_agreement(db, sim["campaign"], Path(tmp) / "home") if a.reward_judge else None
     show(got)
+    if judge:
+        for name, j in (("reward-model judge", judge["reward"]), ("always-first judge", judge["always_first"])):
+            print(f"{name} on {j['n']} held-out pairs (trained on {judge['pairs_trained_on']} verdicts): agreement "
+                  f"with the people {j['agreement_without_ties']:.1%} without ties, {j['agreement_with_ties']:.1%} "
+                  f"with; Cohen's kappa {j['kappa']:.3f}; its two orders agree on {j['consistency']:.0%}")
     print(f"through ratings import --campaign from a CSV: excluded {sorted(imported['excluded'])}; order "
           f"{imported['order_clean']}; RMSE {imported['rmse_clean']:.1f}")
 
