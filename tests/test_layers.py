@@ -118,3 +118,13 @@ def test_no_text_the_studio_shows_needs_an_emoji_font():
             if any(ord(c) >= 0x1F000 or c == "\ufe0f" for c in line):
                 found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_every_package_of_the_studio_is_shipped():
+    """A new folder of modules (as the methods registry was) must be in pyproject's package list, or the installed
+    studio fails at import."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in STUDIO.rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)

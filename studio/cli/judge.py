@@ -169,36 +169,8 @@ def cmd_campaign(a: argparse.Namespace) -> int:
                              min_gold=a.min_gold, min_seconds=a.min_seconds)
         cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [])
         print(json.dumps({"id": cid}) if a.json else f"campaign {cid}: raters open it with ?campaign={cid}")
-    elif a.action == "list":
-        found = campaign.campaigns(db)
-        print(json.dumps(found, indent=1) if a.json else "\n".join(f"{c['id']}  {c['state']:6s}  {c['name']}"
-                                                                      for c in found) or "no campaigns yet")
-    elif a.action == "quality":
-        rows = campaign.quality(db, a.id)
-        if a.json:
-            print(json.dumps({"raters": rows}, indent=1))
-        for r in [] if a.json else rows:
-            print(f"{r['rater']:20s} items {r['items']:4d}  gold {_pct(r['gold_accuracy'])}  "
-                  f"self {_pct(r['self_consistency'])}  agree {_pct(r['agreement'])}  "
-                  f"median {r['median_seconds'] or 0:5.1f} s  "
-                  + (f"EXCLUDED: {r['why']}" if r["excluded"] else ""))
-    elif a.action == "leaderboard":
-        rows = campaign.leaderboard(db, a.id, all_raters=a.all_raters)
-        if a.json:
-            print(json.dumps(rows, indent=1))
-        for r in [] if a.json else rows:
-            print(f"{r['rank']:>4} {r['model']:30s} {r['rating']:8.1f} [{r['ci_low']:6.1f}, {r['ci_high']:6.1f}] "
-                  f"n {r['n']}")
-    elif a.action == "scores":
-        got = campaign.likert(db, a.id)
-        if a.json:
-            print(json.dumps(got, indent=1))
-        for m in [] if a.json else got["means"]:
-            ci = "" if m["ci_low"] is None else f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
-            print(f"{m['system']:30s} {m['dimension']:12s} {m['mean']:.2f}{ci} n {m['n']}")
-        if not a.json:
-            print("Krippendorff's alpha (ordinal): " + ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}"
-                                                                for d, v in got["alpha"].items()))
+    elif a.action in ("quality", "leaderboard", "scores", "list"):
+        _campaign_tables(a, db)
     elif a.action == "export" and a.preferences:
         from studio.engine.runs import write_jsonl
 
@@ -223,6 +195,34 @@ def cmd_campaign(a: argparse.Namespace) -> int:
         campaign.close(db, a.id)
         print(f"campaign {a.id} is closed")
     return 0
+
+
+def _campaign_tables(a: argparse.Namespace, db) -> None:
+    """list, quality, leaderboard and scores: JSON with --json, else a table."""
+    from studio.engine.judge import campaign
+
+    got = {"list": lambda: campaign.campaigns(db), "quality": lambda: {"raters": campaign.quality(db, a.id)},
+           "leaderboard": lambda: campaign.leaderboard(db, a.id, all_raters=a.all_raters),
+           "scores": lambda: campaign.likert(db, a.id)}[a.action]()
+    if a.json:
+        print(json.dumps(got, indent=1))
+    elif a.action == "list":
+        print("\n".join(f"{c['id']}  {c['state']:6s}  {c['name']}" for c in got) or "no campaigns yet")
+    elif a.action == "quality":
+        for r in got["raters"]:
+            print(f"{r['rater']:20s} items {r['items']:4d}  gold {_pct(r['gold_accuracy'])}  "
+                  f"self {_pct(r['self_consistency'])}  agree {_pct(r['agreement'])}  "
+                  f"median {r['median_seconds'] or 0:5.1f} s  " + (f"EXCLUDED: {r['why']}" if r["excluded"] else ""))
+    elif a.action == "leaderboard":
+        for r in got:
+            print(f"{r['rank']:>4} {r['model']:30s} {r['rating']:8.1f} [{r['ci_low']:6.1f}, {r['ci_high']:6.1f}] "
+                  f"n {r['n']}")
+    else:
+        for m in got["means"]:
+            ci = "" if m["ci_low"] is None else f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
+            print(f"{m['system']:30s} {m['dimension']:12s} {m['mean']:.2f}{ci} n {m['n']}")
+        print("Krippendorff's alpha (ordinal): " + ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}"
+                                                            for d, v in got["alpha"].items()))
 
 
 def _pct(value) -> str:

@@ -270,7 +270,7 @@ class Handlers:
         run becomes the one the other tabs preselect. Returns the components it updates, by name."""
         s, t = self.ctx.session(k, request), self.t
         if s.job is None:
-            return {}
+            return {t.status: gr.skip()}  # nothing changes (an empty dict is not read as updates by name)
         snap = s.job.snapshot()
         out = {t.status: status_text(snap), t.doctor: doctor_text(snap), t.progress: progress_html(snap),
                t.log: log_text(snap)}
