@@ -312,3 +312,28 @@ def test_a_campaign_of_pairs_and_single_answers_scores_both_and_round_trips(tmp_
         assert (first / name).read_text() == (second / name).read_text(), name
     assert "1-5 scores" in (first / "README.md").read_text() and "- quality: 1 wrong or useless" in \
         (first / "README.md").read_text()
+
+
+def test_scored_gold_a_copy_and_the_raters_guidelines(tmp_path):
+    db = Ratings(tmp_path / "r.sqlite")
+    gold = write_jsonl(tmp_path / "gold.jsonl", [{"question_id": "q0", "model": "x", "min": 1, "max": 2}])
+    rubric = C.Rubric(guidelines="Score only what the answer says.", question="Which is more accurate?")
+    cid = C.create(db, pairs(n_questions=4), C.Spec(name="g", mode="likert", overlap=1, repeat=0.0, rubric=rubric),
+                   C.gold_from(gold))
+    golden = [u for u in C.units(db, cid) if u["gold"]]
+    assert len(golden) == 1 and golden[0]["kind"] == "single" and json.loads(golden[0]["gold"]) == {"min": 1,
+                                                                                                    "max": 2}
+    rng, at = random.Random(1), 1000.0
+    while (shown := C.next_unit(db, cid, "ann", rng, at=at)) is not None:
+        at += 5
+        quality = 5 if shown.unit == golden[0]["unit"] else 3  # ann over-rates the answer known to be poor
+        C.answer(db, cid, "ann", shown.unit, scores=dict.fromkeys(C.DIMENSIONS, quality), at=at)
+    q = C.quality(db, cid)[0]
+    assert q["gold_answers"] == 1 and q["gold_accuracy"] == 0.0 and q["items"] == 11
+    assert all(r["item_id"] != golden[0]["unit"] for r in C.scores(db, cid))  # a gold check is not a result
+    copy = C.copy(db, cid)
+    assert C.spec_of(db, copy).rubric == rubric and C.spec_of(db, copy).name == "g (copy)"
+    assert len(C.units(db, copy)) == len(C.units(db, cid)) and not C.answers(db, copy)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"question_id": "q0", "model": "x", "min": 4, "max": 2}])
+    with pytest.raises(DataError, match=r"bad.jsonl: (row|line) 1, fields 'min' and 'max'"):
+        C.gold_from(bad)

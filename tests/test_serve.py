@@ -89,3 +89,25 @@ def test_a_wrong_key_or_an_unserved_model_is_refused(served):
         OpenAI(base_url=base_url, api_key=KEY).chat.completions.create(
             model="someone-else", messages=[{"role": "user", "content": "hi"}])
     assert "not served here" in refused.value.response.text and run.name in refused.value.response.text
+
+
+def test_a_served_run_judges_a_campaign_through_the_cli(served, tmp_path):
+    """`studio campaign judge --endpoint` against the studio's own server: each pair asked in both orders with
+    MT-Bench's prompt; the reply parsed for [[A]] / [[B]] / [[C]] (anything else is a tie), the agreement said."""
+    from studio.engine.judge import campaign as C
+    from studio.engine.judge.ratings import default_db
+
+    run, base_url = served
+    items = [{"question_id": f"j{i}", "prompt": f"What is {i} + 1?", "model": m, "output": text}
+             for i in range(3) for m, text in (("right", f"{i + 1}."), ("wrong", "No idea."))]
+    cid = C.create(default_db(), items, C.Spec(name="judged", overlap=1, repeat=0.0))
+    for n in range(3):  # a careful rater: ten seconds an item (a faster one would be excluded)
+        shown = C.next_unit(default_db(), cid, "ann", at=1000.0 + 20 * n)
+        C.answer(default_db(), cid, "ann", shown.unit, "left" if shown.left_model == "right" else "right",
+                 at=1010.0 + 20 * n)
+    out = subprocess.run([sys.executable, "-m", "studio", "campaign", "judge", cid, "--endpoint", base_url,
+                          "--model", run.name, "--api-key", KEY, "--json"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    assert got["n"] == 3 and 0 <= got["agreement_with_ties"] <= 1 and 0 <= got["consistency"] <= 1

@@ -122,11 +122,22 @@ def _campaign_commands(sub) -> None:
     r.add_argument("--min-gold", type=float, default=0.7, help="exclude raters surely below this gold accuracy")
     r.add_argument("--min-seconds", type=float, default=3.0, help="exclude raters faster than this per item")
     r.add_argument("--name", default="")
+    r.add_argument("--guidelines", help="a markdown file the raters read first (default: the studio's)")
+    r.add_argument("--question", help="the pairwise question (default: Which answer is better?)")
     r.add_argument("--json", action="store_true")
-    for name in ("list", "quality", "leaderboard", "scores", "export", "import", "close", "push"):
+    r = cs.add_parser("judge", help="a judge beside the people: each pair in both orders, agreement with them")
+    r.add_argument("id")
+    r.add_argument("--reward", help="run:NAME of a reward run")
+    r.add_argument("--endpoint", help="an OpenAI-compatible base URL (studio serve's works)")
+    r.add_argument("--model", help="the endpoint's model name")
+    r.add_argument("--api-key", default="none")
+    r.add_argument("--json", action="store_true")
+    for name in ("list", "quality", "leaderboard", "scores", "export", "import", "close", "push", "copy"):
         r = cs.add_parser(name)
-        if name in ("quality", "leaderboard", "scores", "export", "close", "push"):
+        if name in ("quality", "leaderboard", "scores", "export", "close", "push", "copy"):
             r.add_argument("id")
+        if name == "copy":
+            r.add_argument("--name", help="the copy's name (default: NAME (copy))")
         if name == "push":
             r.add_argument("--repo", required=True,
                            help="a dataset repo (org/name); the campaign goes to campaigns/ID/")
@@ -165,12 +176,30 @@ def cmd_campaign(a: argparse.Namespace) -> int:
         items += campaign.items_from(a.items) if a.items else []
         if not items:
             raise ConfigError("campaign create needs --from RUN/eval/NAME or --items FILE")
+        rubric = campaign.Rubric()
+        if a.guidelines:
+            rubric = campaign.replace(rubric, guidelines=Path(a.guidelines).read_text(encoding="utf-8")[:20000])
+        if a.question:
+            rubric = campaign.replace(rubric, question=a.question[:300])
         spec = campaign.Spec(name=a.name or "campaign", mode=a.mode, overlap=a.overlap, repeat=a.repeat,
-                             min_gold=a.min_gold, min_seconds=a.min_seconds)
+                             min_gold=a.min_gold, min_seconds=a.min_seconds, rubric=rubric)
         cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [])
         print(json.dumps({"id": cid}) if a.json else f"campaign {cid}: raters open it with ?campaign={cid}")
     elif a.action in ("quality", "leaderboard", "scores", "list"):
         _campaign_tables(a, db)
+    elif a.action == "judge":
+        if bool(a.reward) == bool(a.endpoint) or (a.endpoint and not a.model):
+            raise ConfigError("campaign judge needs --reward run:NAME, or --endpoint URL with --model NAME")
+        judge = campaign.reward_judge(a.reward) if a.reward else \
+            campaign.endpoint_judge(a.endpoint, a.model, a.api_key, campaign.spec_of(db, a.id).rubric.question)
+        got = campaign.judge_agreement(db, a.id, campaign.judge_units(db, a.id, judge))
+        print(json.dumps(got, indent=1) if a.json else
+              f"on {got['n']} pairs, each judged in both orders: agreement with the people "
+              f"{_pct(got.get('agreement_without_ties'))} without ties, {_pct(got.get('agreement_with_ties'))} "
+              f"with; Cohen's kappa {got.get('kappa')}; its two orders agree on {_pct(got.get('consistency'))}")
+    elif a.action == "copy":
+        cid = campaign.copy(db, a.id, a.name)
+        print(json.dumps({"id": cid}) if a.json else f"campaign {cid}: a copy of {a.id}, no answers yet")
     elif a.action == "export" and a.preferences:
         from studio.engine.runs import write_jsonl
 

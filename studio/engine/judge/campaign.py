@@ -31,7 +31,7 @@ import statistics
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from studio.engine.errors import DataError, StudioError
@@ -152,12 +152,25 @@ def items_from_eval(run: Path, name: str) -> list[dict]:
 
 
 def gold_from(path: str | Path) -> list[dict]:
+    """Gold rows: a pair with a known better answer (question_id, model_a, model_b, winner: model_a, model_b
+    or tie), or a single answer whose quality score must fall in a range (question_id, model, min, max)."""
     from studio.engine.data.readers import read_records
 
     p = Path(path)
     recs = read_records(p)
     out = []
     for row, where in zip(recs.rows, recs.where):
+        if row.get("model") not in (None, ""):
+            try:
+                low, high = int(row["min"]), int(row["max"])
+            except (KeyError, TypeError, ValueError):
+                low = high = 0
+            if not 1 <= low <= high <= 5:
+                raise DataError(f"{p.name}: {where}, fields 'min' and 'max': expected 1 <= min <= max <= 5, got "
+                                f"{row.get('min')!r} and {row.get('max')!r}")
+            out.append({"question_id": str(row.get("question_id") or ""), "model": str(row["model"]), "min": low,
+                        "max": high})
+            continue
         if str(row.get("winner")) not in ("model_a", "model_b", "tie"):
             raise DataError(f"{p.name}: {where}, field 'winner': expected model_a, model_b or tie, got "
                             f"{row.get('winner')!r}")
@@ -177,7 +190,10 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
         q = by_q[it["question_id"]]
         q["prompt"] = q["prompt"] or it["prompt"]
         q["outputs"][it["model"]] = it["output"]
-    golden = {(g["question_id"], *sorted((g["model_a"], g["model_b"]))): g for g in gold}
+    golden = {(g["question_id"], *sorted((g["model_a"], g["model_b"]))): g for g in gold if "winner" in g}
+    ranges = {(g["question_id"], g["model"]): json.dumps({"min": g["min"], "max": g["max"]})
+              for g in gold if "model" in g}
+    pair_gold_questions = {key[0] for key in golden}
     units = []
     for qid, q in by_q.items():
         systems = sorted(q["outputs"])
@@ -186,12 +202,17 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
                 g = golden.pop((qid, a, b), None)
                 winner = None if g is None else _winner(g["winner"], g["model_a"], a)
                 units.append((qid, q["prompt"], a, b, q["outputs"][a], q["outputs"][b], winner, "pair"))
-        if spec.mode != "pairwise" and not any(g[0] == qid for g in gold):  # a gold question is a check only
-            units += [(qid, q["prompt"], m, "", q["outputs"][m], "", None, "single") for m in systems]
+        if spec.mode != "pairwise" and qid not in pair_gold_questions:  # a gold pair's question is a check only
+            units += [(qid, q["prompt"], m, "", q["outputs"][m], "", ranges.pop((qid, m), None), "single")
+                      for m in systems]
     if golden:
         qid, a, b = next(iter(golden))
         raise DataError(f"gold pair {qid}: {a} vs {b} is not among the items (give the answers of both systems, "
                         "and --mode pairwise or both)")
+    if ranges:
+        qid, m = next(iter(ranges))
+        raise DataError(f"gold answer {qid}: {m} is not among the items (and a scored gold answer needs --mode "
+                        "likert or both)")
     if not any(u[6] is None for u in units):
         raise DataError("the items give no pair to rate: each question needs answers from at least two systems")
     cid = uuid.uuid4().hex[:12]
@@ -237,6 +258,20 @@ def answers(db: Ratings, cid: str) -> list[dict]:
     cols = ("rater", "unit", "left_model", "winner", *DIMENSIONS, "seconds", "repeat", "created")
     rows = db.db.execute(f"SELECT {', '.join(cols)} FROM campaign_answers WHERE campaign = ? ORDER BY id", (cid,))
     return [dict(zip(cols, r)) for r in rows.fetchall()]
+
+
+def copy(db: Ratings, cid: str, name: str | None = None, owner: str | None = None) -> str:
+    """A new campaign with the same items, rubric and rules and no answers (a campaign is never edited: close it
+    and rate a copy)."""
+    spec = spec_of(db, cid)
+    spec = replace(spec, name=name or f"{spec.name} (copy)")
+    new = uuid.uuid4().hex[:12]
+    with db.write() as c:
+        c.execute("INSERT INTO campaigns (id, name, spec, created, owner) VALUES (?, ?, ?, ?, ?)",
+                  (new, spec.name, json.dumps(asdict(spec)), time.time(), owner))
+        c.execute("INSERT INTO campaign_units SELECT ?, unit, question_id, prompt, model_a, model_b, output_a, "
+                  "output_b, gold, kind FROM campaign_units WHERE campaign = ?", (new, cid))
+    return new
 
 
 def close(db: Ratings, cid: str) -> None:
@@ -402,7 +437,7 @@ def quality(db: Ratings, cid: str) -> list[dict]:
     out = []
     for rater in sorted({r["rater"] for r in rows}):
         mine = [r for r in rows if r["rater"] == rater]
-        golds = [r["winner"] == gold[r["unit"]] for r in mine if r["unit"] in gold]
+        golds = [_right(r, gold[r["unit"]]) for r in mine if r["unit"] in gold]
         repeats = [_same(r, first[(rater, r["unit"])]) for r in mine if r["repeat"] and (rater, r["unit"]) in first]
         agree = [a for said in by_unit.values() if rater in said for a in _agrees(said[rater], said, rater)]
         seconds = [r["seconds"] for r in mine if r["seconds"] is not None]
@@ -420,6 +455,14 @@ def quality(db: Ratings, cid: str) -> list[dict]:
             why.append(f"median {row['median_seconds']:.1f} s per item < {spec.min_seconds:g} s")
         out.append({**row, "excluded": bool(why), "why": "; ".join(why)})
     return out
+
+
+def _right(answer: dict, gold: str) -> bool:
+    """A gold check passed: the known winner of a pair, or a quality score in the expected range."""
+    if answer["winner"] is not None:
+        return answer["winner"] == gold
+    expected = json.loads(gold)
+    return expected["min"] <= answer["quality"] <= expected["max"]
 
 
 def _same(again: dict, first: dict) -> bool:
@@ -459,7 +502,7 @@ def votes(db: Ratings, cid: str, all_raters: bool = False) -> list[dict]:
 def scores(db: Ratings, cid: str, all_raters: bool = False) -> list[dict]:
     """The first 1-5 scores of each single answer, as the Likert rows ``human`` reads (item, system, rater and
     one value per dimension), without the excluded raters unless ``all_raters``."""
-    singles = {u["unit"]: u for u in units(db, cid) if u["kind"] == "single"}
+    singles = {u["unit"]: u for u in units(db, cid) if u["kind"] == "single" and u["gold"] is None}
     excluded = set() if all_raters else {q["rater"] for q in quality(db, cid) if q["excluded"]}
     return [{"item_id": r["unit"], "system": singles[r["unit"]]["model_a"], "rater": r["rater"],
              **{d: r[d] for d in DIMENSIONS}, "comment": ""}
@@ -640,7 +683,7 @@ def judge_units(db: Ratings, cid: str, judge) -> list[dict]:
     orders (MT-Bench's rule against position bias): per unit the winner (a, b or tie) each order gave."""
     out = []
     for u in units(db, cid):
-        if u["gold"] is not None:
+        if u["gold"] is not None or u["kind"] != "pair":
             continue
         forward = judge(u["prompt"], u["output_a"], u["output_b"])
         backward = judge(u["prompt"], u["output_b"], u["output_a"])
