@@ -337,3 +337,24 @@ def test_scored_gold_a_copy_and_the_raters_guidelines(tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"question_id": "q0", "model": "x", "min": 4, "max": 2}])
     with pytest.raises(DataError, match=r"bad.jsonl: (row|line) 1, fields 'min' and 'max'"):
         C.gold_from(bad)
+
+
+def test_which_metric_agrees_with_the_raters(tmp_path):
+    """Answers carry their metric scores (a comparison's do): a metric that follows the truth correlates with the
+    raters' verdicts, one that is noise does not."""
+    db = Ratings(tmp_path / "r.sqlite")
+    rng = random.Random(2)
+    items = [{"question_id": f"q{i}", "prompt": f"Q{i}", "model": m, "output": f"{m}'s answer to {i}",
+              "scores": {"follows": B.TRUTH[m] / 1000 + rng.gauss(0, 0.02), "noise": rng.random()}}
+             for i in range(30) for m in B.TRUTH]
+    cid = C.create(db, items, C.Spec(name="m", overlap=3, repeat=0.0))
+    at = 0.0
+    for r in ("ann", "bob", "cat"):
+        while (shown := C.next_unit(db, cid, r, rng, at=at)) is not None:
+            side, _ = B.rater_answer("honest", shown.left, shown.right, rng)
+            at += 10
+            C.answer(db, cid, r, shown.unit, side, at=at)
+    got = {row["metric"]: row for row in C.human_vs_metric(db, cid)}
+    assert got["follows"]["kendall_tau"] > 0.25 and got["follows"]["p_value"] < 0.01
+    assert abs(got["noise"]["kendall_tau"]) < got["follows"]["kendall_tau"] / 2
+    assert got["follows"]["n"] == 30 * 6

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, name TEXT NOT NULL, s
 CREATE TABLE IF NOT EXISTS campaign_units (campaign TEXT NOT NULL REFERENCES campaigns(id), unit INTEGER NOT NULL,
                                            question_id TEXT NOT NULL, prompt TEXT NOT NULL, model_a TEXT NOT NULL,
                                            model_b TEXT NOT NULL, output_a TEXT NOT NULL, output_b TEXT NOT NULL,
-                                           gold TEXT, kind TEXT NOT NULL DEFAULT 'pair',
+                                           gold TEXT, kind TEXT NOT NULL DEFAULT 'pair', scores TEXT,
                                            PRIMARY KEY (campaign, unit));
 CREATE TABLE IF NOT EXISTS campaign_shown (campaign TEXT NOT NULL, rater TEXT NOT NULL, unit INTEGER NOT NULL,
                                            left_model TEXT NOT NULL, repeat INTEGER NOT NULL, shown REAL NOT NULL,
@@ -136,7 +136,8 @@ def items_from(path: str | Path) -> list[dict]:
             if row.get(key) in (None, ""):
                 raise DataError(f"{p.name}: {where}, field '{key}': missing (items are question_id, prompt, model, "
                                 "output)")
-        out.append({k: str(row[k]) for k in ("question_id", "prompt", "model", "output")})
+        scores = row.get("scores") if isinstance(row.get("scores"), dict) else {}
+        out.append({**{k: str(row[k]) for k in ("question_id", "prompt", "model", "output")}, "scores": scores})
     return out
 
 
@@ -148,7 +149,8 @@ def items_from_eval(run: Path, name: str) -> list[dict]:
     _, rows = runs.read_eval(run, name)
     sides = (("base", "base"), (run.name, "tuned"))
     return [{"question_id": f"{run.name}/{name}/{i}", "prompt": question_of(r["prompt"]), "model": side,
-             "output": str(r[key])} for i, r in enumerate(rows) for side, key in sides]
+             "output": str(r[key]), "scores": (r.get("scores") or {}).get(key) or {}}
+            for i, r in enumerate(rows) for side, key in sides]
 
 
 def gold_from(path: str | Path) -> list[dict]:
@@ -185,11 +187,13 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
         raise StudioError(f"campaign mode {spec.mode!r}: one of {', '.join(MODES)}")
     if spec.overlap < 1 or not 0 <= spec.repeat < 1 or not 0 <= spec.min_gold <= 1:
         raise StudioError("a campaign needs --overlap >= 1, --repeat in [0, 1) and --min-gold in [0, 1]")
-    by_q: dict[str, dict] = defaultdict(lambda: {"prompt": "", "outputs": {}})
+    by_q: dict[str, dict] = defaultdict(lambda: {"prompt": "", "outputs": {}, "scores": {}})
     for it in items:
         q = by_q[it["question_id"]]
         q["prompt"] = q["prompt"] or it["prompt"]
         q["outputs"][it["model"]] = it["output"]
+        if it.get("scores"):
+            q["scores"][it["model"]] = it["scores"]
     golden = {(g["question_id"], *sorted((g["model_a"], g["model_b"]))): g for g in gold if "winner" in g}
     ranges = {(g["question_id"], g["model"]): json.dumps({"min": g["min"], "max": g["max"]})
               for g in gold if "model" in g}
@@ -201,10 +205,12 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
             for b in systems[i + 1:]:
                 g = golden.pop((qid, a, b), None)
                 winner = None if g is None else _winner(g["winner"], g["model_a"], a)
-                units.append((qid, q["prompt"], a, b, q["outputs"][a], q["outputs"][b], winner, "pair"))
+                measured = {m: q["scores"][m] for m in (a, b) if m in q["scores"]}
+                units.append((qid, q["prompt"], a, b, q["outputs"][a], q["outputs"][b], winner, "pair",
+                              json.dumps(measured) if measured else None))
         if spec.mode != "pairwise" and qid not in pair_gold_questions:  # a gold pair's question is a check only
-            units += [(qid, q["prompt"], m, "", q["outputs"][m], "", ranges.pop((qid, m), None), "single")
-                      for m in systems]
+            units += [(qid, q["prompt"], m, "", q["outputs"][m], "", ranges.pop((qid, m), None), "single",
+                       json.dumps({m: q["scores"][m]}) if m in q["scores"] else None) for m in systems]
     if golden:
         qid, a, b = next(iter(golden))
         raise DataError(f"gold pair {qid}: {a} vs {b} is not among the items (give the answers of both systems, "
@@ -220,7 +226,7 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
     with db.write() as c:
         c.execute("INSERT INTO campaigns (id, name, spec, created, owner) VALUES (?, ?, ?, ?, ?)",
                   (cid, spec.name, json.dumps(asdict(spec)), time.time(), owner))
-        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, *u) for n, u in enumerate(units)])
     return cid
 
@@ -249,9 +255,9 @@ def campaigns(db: Ratings, owner: str | None = None, everyone: bool = True) -> l
 
 
 def units(db: Ratings, cid: str) -> list[dict]:
-    cols = ("unit", "question_id", "prompt", "model_a", "model_b", "output_a", "output_b", "gold", "kind")
+    cols = ("unit", "question_id", "prompt", "model_a", "model_b", "output_a", "output_b", "gold", "kind", "scores")
     rows = db.db.execute(f"SELECT {', '.join(cols)} FROM campaign_units WHERE campaign = ? ORDER BY unit", (cid,))
-    return [dict(zip(cols, r)) for r in rows.fetchall()]
+    return [{**dict(zip(cols, r)), "scores": json.loads(r[-1]) if r[-1] else None} for r in rows.fetchall()]
 
 
 def answers(db: Ratings, cid: str) -> list[dict]:
@@ -270,7 +276,7 @@ def copy(db: Ratings, cid: str, name: str | None = None, owner: str | None = Non
         c.execute("INSERT INTO campaigns (id, name, spec, created, owner) VALUES (?, ?, ?, ?, ?)",
                   (new, spec.name, json.dumps(asdict(spec)), time.time(), owner))
         c.execute("INSERT INTO campaign_units SELECT ?, unit, question_id, prompt, model_a, model_b, output_a, "
-                  "output_b, gold, kind FROM campaign_units WHERE campaign = ?", (new, cid))
+                  "output_b, gold, kind, scores FROM campaign_units WHERE campaign = ?", (new, cid))
     return new
 
 
@@ -544,6 +550,35 @@ def preference_rows(db: Ratings, cid: str) -> list[dict]:
     return out
 
 
+def human_vs_metric(db: Ratings, cid: str) -> list[dict]:
+    """Which automatic metric agrees with the raters: Kendall's tau (scipy) between each pair's human outcome
+    (+1 first system, -1 second, 0 tie, averaged over raters) and the metric's difference between the two
+    answers, over the pairs that came from comparisons (their metric scores travel with them)."""
+    from scipy.stats import kendalltau
+
+    from studio.engine.judge.summary import LOWER_IS_BETTER
+
+    measured = {u["unit"]: u for u in units(db, cid) if u["kind"] == "pair" and u["scores"]}
+    outcome: dict[int, list[float]] = defaultdict(list)
+    for v in votes(db, cid):
+        if v["item_id"] in measured:
+            outcome[v["item_id"]].append({"a": 1.0, "b": -1.0}.get(v["winner"], 0.0))
+    metrics = sorted({m for u in measured.values() for sc in u["scores"].values() for m in sc})
+    rows = []
+    for m in metrics:
+        h, d = [], []
+        for unit, said in outcome.items():
+            sc = measured[unit]["scores"]
+            a, b = sc.get(measured[unit]["model_a"], {}), sc.get(measured[unit]["model_b"], {})
+            if m in a and m in b:
+                h.append(statistics.mean(said))
+                d.append((b[m] - a[m]) if m in LOWER_IS_BETTER else (a[m] - b[m]))
+        if len(h) >= 3 and len(set(h)) > 1 and len(set(d)) > 1:
+            tau, p = kendalltau(h, d)
+            rows.append({"metric": m, "kendall_tau": float(tau), "p_value": float(p), "n": len(h)})
+    return sorted(rows, key=lambda r: -r["kendall_tau"])
+
+
 def coverage(db: Ratings, cid: str) -> dict:
     """Raters per unit (gold and repeats aside) against the overlap asked for."""
     spec = spec_of(db, cid)
@@ -621,6 +656,11 @@ def card(db: Ratings, cid: str) -> str:
               "| model | rating | 95% interval | n |", "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] | {r['n']} |"
               for r in board]
+    agreeing = human_vs_metric(db, cid)
+    if agreeing:
+        lines += ["", "Which metric agrees with the raters (Kendall's tau, per pair):", "",
+                  "| metric | tau | p | n |", "|---|---|---|---|"]
+        lines += [f"| {r['metric']} | {r['kendall_tau']:+.3f} | {r['p_value']:.3f} | {r['n']} |" for r in agreeing]
     scored = likert(db, cid)
     if scored["means"]:
         alphas = ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}" for d, v in scored["alpha"].items())
@@ -653,9 +693,10 @@ def import_export(db: Ratings, folder: str | Path) -> str:
             raise StudioError(f"campaign {cid} is already here")
         c.execute("INSERT INTO campaigns (id, name, spec, state, created, owner) VALUES (?, ?, ?, ?, ?, ?)",
                   (cid, meta["name"], json.dumps(meta["spec"]), meta["state"], meta["created"], meta.get("owner")))
-        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, u["question_id"], u["prompt"], u["model_a"], u["model_b"], u["output_a"],
-                        u["output_b"], u["gold"], u.get("kind", "pair")) for n, u in enumerate(unit_rows)])
+                        u["output_b"], u["gold"], u.get("kind", "pair"),
+                        json.dumps(u["scores"]) if u.get("scores") else None) for n, u in enumerate(unit_rows)])
         for r in rows:
             unit = index[(r["question_id"], r["model_a"], r["model_b"])]
             shown = r["created"] - (r["seconds"] or 0.0)
