@@ -278,7 +278,8 @@ def show(got: dict) -> None:
         for r in got[key]:
             print(f"  {r['model']:8s} {r['rating']:7.1f} [{r['ci_low']:7.1f}, {r['ci_high']:7.1f}] "
                   f"(truth {TRUTH[r['model']]:.0f}, n {r['n']})")
-    print(f"coverage: {json.dumps(got['coverage'])}; unplanned second showings {got['seen_twice_unplanned']}; "
+    cover = {k: v for k, v in got["coverage"].items() if k != "per_item"}
+    print(f"coverage: {json.dumps(cover)}; unplanned second showings {got['seen_twice_unplanned']}; "
           f"planned repeats {got['planned_repeats']}")
 
 

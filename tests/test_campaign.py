@@ -50,6 +50,7 @@ def test_every_pair_gets_exactly_its_raters_and_nothing_is_shown_twice_unplanned
     db, sim, got = simulated
     assert got["coverage"]["under"] == 0 and got["coverage"]["over"] == 0
     assert got["coverage"]["complete"] == got["coverage"]["units"]
+    assert {r["raters"] for r in got["coverage"]["per_item"]} == {3}  # each item, not only the totals
     assert got["seen_twice_unplanned"] == 0 and got["planned_repeats"] > 0
     answers = C.answers(db, sim["campaign"])
     firsts = Counter((a["rater"], a["unit"]) for a in answers if not a["repeat"])

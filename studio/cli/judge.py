@@ -132,9 +132,10 @@ def _campaign_commands(sub) -> None:
     r.add_argument("--model", help="the endpoint's model name")
     r.add_argument("--api-key", default="none")
     r.add_argument("--json", action="store_true")
-    for name in ("list", "quality", "leaderboard", "scores", "metrics", "export", "import", "close", "push", "copy"):
+    for name in ("list", "quality", "leaderboard", "scores", "metrics", "coverage", "export", "import", "close", "push",
+                 "copy"):
         r = cs.add_parser(name)
-        if name in ("quality", "leaderboard", "scores", "metrics", "export", "close", "push", "copy"):
+        if name in ("quality", "leaderboard", "scores", "metrics", "coverage", "export", "close", "push", "copy"):
             r.add_argument("id")
         if name == "copy":
             r.add_argument("--name", help="the copy's name (default: NAME (copy))")
@@ -185,7 +186,7 @@ def cmd_campaign(a: argparse.Namespace) -> int:
                              min_gold=a.min_gold, min_seconds=a.min_seconds, rubric=rubric)
         cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [])
         print(json.dumps({"id": cid}) if a.json else f"campaign {cid}: raters open it with ?campaign={cid}")
-    elif a.action in ("quality", "leaderboard", "scores", "metrics", "list"):
+    elif a.action in ("quality", "leaderboard", "scores", "metrics", "coverage", "list"):
         _campaign_tables(a, db)
     elif a.action == "judge":
         if bool(a.reward) == bool(a.endpoint) or (a.endpoint and not a.model):
@@ -233,7 +234,8 @@ def _campaign_tables(a: argparse.Namespace, db) -> None:
     got = {"list": lambda: campaign.campaigns(db), "quality": lambda: {"raters": campaign.quality(db, a.id)},
            "leaderboard": lambda: campaign.leaderboard(db, a.id, all_raters=a.all_raters),
            "scores": lambda: campaign.likert(db, a.id),
-           "metrics": lambda: campaign.human_vs_metric(db, a.id)}[a.action]()
+           "metrics": lambda: campaign.human_vs_metric(db, a.id),
+           "coverage": lambda: campaign.coverage(db, a.id)}[a.action]()
     if a.json:
         print(json.dumps(got, indent=1))
     elif a.action == "list":
@@ -243,6 +245,11 @@ def _campaign_tables(a: argparse.Namespace, db) -> None:
             print(f"{r['rater']:20s} items {r['items']:4d}  gold {_pct(r['gold_accuracy'])}  "
                   f"self {_pct(r['self_consistency'])}  agree {_pct(r['agreement'])}  "
                   f"median {r['median_seconds'] or 0:5.1f} s  " + (f"EXCLUDED: {r['why']}" if r["excluded"] else ""))
+    elif a.action == "coverage":
+        print(f"{got['complete']} of {got['units']} items have their {got['overlap']} raters; {got['under']} fewer, "
+              f"{got['over']} more")
+        for r in got["per_item"]:
+            print(f"  {r['question_id']:24s} {r['model_a']} vs {r['model_b'] or '(alone)'}: {r['raters']}")
     elif a.action == "metrics":
         for r in got:
             print(f"{r['metric']:20s} Kendall tau {r['kendall_tau']:+.3f} (p {r['p_value']:.3f}, n={r['n']})")

@@ -580,13 +580,15 @@ def human_vs_metric(db: Ratings, cid: str) -> list[dict]:
 
 
 def coverage(db: Ratings, cid: str) -> dict:
-    """Raters per unit (gold and repeats aside) against the overlap asked for."""
+    """Raters per item (gold and repeats aside) against the overlap asked for: the counts, and each item's."""
     spec = spec_of(db, cid)
-    plain = [u["unit"] for u in units(db, cid) if u["gold"] is None]
+    plain = [u for u in units(db, cid) if u["gold"] is None]
     got = Counter(r["unit"] for r in answers(db, cid) if not r["repeat"])
-    counts = [got[u] for u in plain]
+    counts = [got[u["unit"]] for u in plain]
     return {"units": len(plain), "overlap": spec.overlap, "complete": sum(c == spec.overlap for c in counts),
-            "under": sum(c < spec.overlap for c in counts), "over": sum(c > spec.overlap for c in counts)}
+            "under": sum(c < spec.overlap for c in counts), "over": sum(c > spec.overlap for c in counts),
+            "per_item": [{"question_id": u["question_id"], "model_a": u["model_a"], "model_b": u["model_b"],
+                          "raters": got[u["unit"]]} for u in plain]}
 
 
 def alpha(db: Ratings, cid: str, all_raters: bool = False) -> float | None:
