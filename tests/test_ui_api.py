@@ -254,6 +254,14 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     c.predict(api_name="/rate_to_reward")  # votes -> a reward model -> RL
     path, fmt, kind = c.predict(api_name="/rate_use_votes")[:3]
     assert kind == "reward" and path.endswith(".jsonl")
+    from studio.engine.judge import campaign as C
+    from studio.engine.judge.ratings import default_db
+
+    made = c.predict(run.name, "r1", "from the comparison", "both", 2, api_name="/campaign_create")
+    cid = next(c["id"] for c in C.campaigns(default_db()) if c["name"] == "from the comparison")
+    assert f"?campaign={cid}" in str(made)
+    kinds = {u["kind"] for u in C.units(default_db(), cid)}
+    assert kinds == {"pair", "single"} and C.spec_of(default_db(), cid).overlap == 2
 
 
 def test_export_tab_gives_the_adapter_zip(url):

@@ -22,6 +22,7 @@ REFRESH_S = 5.0  # the rater table follows the raters this often while the tab i
 @dataclass
 class Panel:
     name: gr.Textbox
+    mode: gr.Dropdown
     overlap: gr.Number
     create: gr.Button
     pick: gr.Dropdown
@@ -42,9 +43,12 @@ def build() -> Panel:
         gr.Markdown("A campaign freezes a comparison's pairs for a group of raters: each pair gets the number of "
                     "raters you choose, sides are drawn at random, some pairs come back to measure "
                     "self-consistency, and raters who click faster than they can read are excluded (rules fixed "
-                    "now). The command line adds gold checks and several systems (`studio campaign create`).")
+                    "now). The command line adds gold checks, several systems and your own guidelines "
+                    "(`studio campaign create`).")
         with gr.Row():
             name = gr.Textbox(label="Campaign name", elem_id="campaign-name", scale=2)
+            mode = gr.Dropdown([("pairs (A / B / tie)", "pairwise"), ("single answers, 1-5", "likert"),
+                                ("both", "both")], value="pairwise", label="raters judge", scale=1)
             overlap = gr.Number(3, label="raters per pair", precision=0, minimum=1, maximum=20, scale=1)
             create = gr.Button("Make a campaign of the comparison above", elem_id="campaign-create", scale=2)
         pick = gr.Dropdown(label="Campaign", choices=[], allow_custom_value=True, elem_id="campaign-pick")
@@ -61,7 +65,7 @@ def build() -> Panel:
         offer = gr.Markdown(elem_id="campaign-offer")
         use = gr.Button("Use them for training", visible=False, variant="primary", elem_id="campaign-use")
         timer = gr.Timer(REFRESH_S, active=False)
-    return Panel(name, overlap, create, pick, link, summary, raters, board, likert, to_dpo, to_reward, offer, use,
+    return Panel(name, mode, overlap, create, pick, link, summary, raters, board, likert, to_dpo, to_reward, offer, use,
                  timer)
 
 
@@ -75,15 +79,16 @@ class Handlers:
     def mine(self, request) -> list[dict]:
         return C.campaigns(self.db, self.owner(request), everyone=not public_mode())
 
-    def create(self, run_name, result, name, overlap, request: gr.Request):
+    def create(self, run_name, result, name, mode, overlap, request: gr.Request):
         owner = self.owner(request)
         if public_mode() and not owner:
             raise gr.Error("Log in to make a campaign: it is kept under your login.", print_exception=False)
         run = runs.find_run(run_name, self.session(request).owner)
         if run is None or not result:
             raise gr.Error("Pick a run and one of its comparisons above first.", print_exception=False)
-        spec = C.Spec(name=(name or "").strip()[:100] or f"{run.name} {result}", overlap=int(overlap or 3))
-        cid = C.create(self.db, C.items_from_eval(run, result), spec, owner=owner)  # pairs; the CLI makes others
+        spec = C.Spec(name=(name or "").strip()[:100] or f"{run.name} {result}", mode=mode or "pairwise",
+                      overlap=int(overlap or 3))
+        cid = C.create(self.db, C.items_from_eval(run, result), spec, owner=owner)  # gold checks: the CLI
         return self.choices(request, cid), *self.view(cid, request), gr.Timer(active=True)
 
     def choices(self, request, value=None) -> gr.Dropdown:
@@ -133,7 +138,7 @@ def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab,
     p.to_reward.click(guard(to_training("reward")), p.pick, [p.offer, p.use], api_visibility="private")
     take_offer(p.use)
     shown = [p.link, p.summary, p.raters, p.board, p.likert]
-    p.create.click(guard(h.create), [run, result, p.name, p.overlap], [p.pick, *shown, p.timer],
+    p.create.click(guard(h.create), [run, result, p.name, p.mode, p.overlap], [p.pick, *shown, p.timer],
                    api_name="campaign_create")
     def listed(request: gr.Request):
         return h.choices(request)
