@@ -1,4 +1,10 @@
-"""One call in a child process with limits: what a public deployment does with a visitor's data before trusting it.
+"""Child processes, watched: the one supervisor of the studio's children (a visitor's data check, a device job,
+a training worker), and one call in a child with limits, what a public deployment does with a visitor's data
+before trusting it.
+
+``Child(target, args)`` starts ``target(*args, conn)`` in a process from the fork server and reads what it
+sends on ``conn``: events as they come, and one ``Reply`` (its last word: ``ok`` with a value, or ``error``).
+``limit(seconds, memory_mb)`` says in a line when it ran too long or grew too big; ``kill`` ends it.
 
 Contract: ``isolated(fn, *args, owner=, seconds=, memory_mb=, should_stop=)`` runs ``fn(*args)`` (a module-level,
 picklable function) in a clean process forked from the fork server, as ``owner`` (``runs.ACTING``), and returns
@@ -14,6 +20,8 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from studio.engine.errors import StudioError
 
@@ -32,6 +40,60 @@ def context():
     return mp.get_context("spawn")
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A child's last word: ``ok`` and what it returned, or ``error`` and why (an exception or a line)."""
+
+    kind: str
+    value: Any
+
+
+class Child:
+    """One child process from the fork server, the pipe it talks on, and the limits it is watched by."""
+
+    def __init__(self, target: Callable, args: tuple, name: str, **extra):
+        ctx = context()
+        self._recv, send = ctx.Pipe(duplex=False)
+        self.extra = {k: factory(ctx) for k, factory in extra.items()}  # e.g. a stop Event made in its context
+        self.proc = ctx.Process(target=target, args=(*args, *self.extra.values(), send), name=name, daemon=True)
+        self.proc.start()
+        send.close()
+        self.started = time.time()
+
+    def messages(self, wait: float, most: int = 256):
+        """What it sent, as it comes (at most ``most`` now); stops when nothing came for ``wait`` seconds or
+        the pipe closed (``self.closed``)."""
+        self.closed = False
+        for _ in range(most):
+            if not self._recv.poll(wait):
+                return
+            try:
+                yield self._recv.recv()
+            except EOFError:
+                self.closed = True
+                return
+
+    def answered(self) -> bool:
+        return self._recv.poll(0)
+
+    def limit(self, seconds: float | None, memory_mb: float | None, what: str) -> str | None:
+        """Why it must end (one line), or None: past ``seconds``, or its memory (with its children's) past
+        ``memory_mb``."""
+        if seconds is not None and time.time() - self.started > seconds:
+            return f"{what} took longer than this deployment's {seconds:g} s"
+        if memory_mb is not None and rss_mb(self.proc.pid) > memory_mb:
+            return f"{what} needed more than this deployment's {memory_mb:,.0f} MB of memory"
+        return None
+
+    def kill(self, join: float = 5.0) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(join)
+
+    def close(self) -> None:
+        self._recv.close()
+
+
 def _child(fn, args, owner, conn) -> None:
     from studio.engine import runs
     from studio.settings import quiet_libraries
@@ -39,13 +101,13 @@ def _child(fn, args, owner, conn) -> None:
     quiet_libraries()
     runs.ACTING.set(owner)
     try:
-        conn.send(("ok", fn(*args)))
+        conn.send(Reply("ok", fn(*args)))
     except StudioError as e:
-        conn.send(("error", e))
+        conn.send(Reply("error", e))
     except ValueError as e:  # the config's own errors (ConfigError) and the parsers' are ValueErrors
-        conn.send(("error", StudioError(str(e).splitlines()[0] if str(e) else type(e).__name__)))
+        conn.send(Reply("error", StudioError(str(e).splitlines()[0] if str(e) else type(e).__name__)))
     except MemoryError:
-        conn.send(("error", StudioError("the input needed more memory than this deployment allows")))
+        conn.send(Reply("error", StudioError("the input needed more memory than this deployment allows")))
     finally:
         conn.close()
 
@@ -63,37 +125,24 @@ def rss_mb(pid: int) -> float:
 def isolated(fn: Callable, *args, owner: str | None = None, seconds: float = CHECK_SECONDS,
              memory_mb: float = CHECK_MEMORY_MB, should_stop: Callable[[], bool] = lambda: False,
              what: str = "the data check"):
-    ctx = context()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(fn, args, owner, send), name="studio-check", daemon=True)
-    proc.start()
-    send.close()
-    started, reason = time.time(), None
+    child, reason = Child(_child, (fn, args, owner), "studio-check"), None
     try:
-        while not recv.poll(POLL_S):
-            if not proc.is_alive():
-                if recv.poll(0):  # it answered and ended between the two looks
-                    break
-                reason = f"{what} ended unexpectedly (exit code {proc.exitcode})"
-            elif time.time() - started > seconds:
-                reason = f"{what} took longer than this deployment's {seconds:g} s and was stopped"
-            elif rss_mb(proc.pid) > memory_mb:
-                reason = f"{what} needed more than this deployment's {memory_mb:,.0f} MB of memory and was stopped"
+        while reason is None:
+            reply = next(child.messages(POLL_S, most=1), None)
+            if reply is not None:
+                if reply.kind == "error":
+                    raise reply.value
+                return reply.value
+            if child.closed or not child.proc.is_alive():
+                if not child.closed and child.answered():  # it answered and ended between the two looks
+                    continue
+                child.proc.join(5)
+                reason = f"{what} ended unexpectedly (exit code {child.proc.exitcode})"
+            elif over := child.limit(seconds, memory_mb, what):
+                reason = f"{over} and was stopped"
             elif should_stop():
                 reason = f"{what} was stopped"
-            if reason:
-                break
-        if reason is None:
-            try:
-                status, value = recv.recv()
-            except EOFError:
-                status, value = "error", StudioError(f"{what} ended unexpectedly (exit code {proc.exitcode})")
-            if status == "error":
-                raise value
-            return value
     finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
-        recv.close()
+        child.kill()
+        child.close()
     raise StudioError(reason)

@@ -21,6 +21,7 @@ from studio.config import StudioConfig
 from studio.engine import isolate, runs
 from studio.engine.errors import JobError
 from studio.engine.events import Event, Metrics, StateChanged
+from studio.engine.isolate import Child, Reply
 from studio.engine.isolate import context as _context
 from studio.settings import public_mode
 
@@ -38,7 +39,7 @@ def prestart() -> None:
         forkserver.ensure_running()
 
 
-def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, conn, stop, budget) -> None:
+def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, budget, stop, conn) -> None:
     """The child's whole life: quiet libraries, one run, its result (or the readable reason it could not).
     The deployment's budget is kept here, at the step it names, not a few steps later when the parent hears."""
     from studio.settings import quiet_libraries
@@ -65,9 +66,9 @@ def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, c
         result = loop.run(cfg, run_dir, send, should_stop, resume, owner=owner)
         if result.state == "stopped" and seen["over"] and not stop.is_set():
             result.error = seen["over"]  # why it stopped: the deployment's limit
-        conn.send(("result", result))
+        conn.send(Reply("ok", result))
     except Exception as e:  # noqa: BLE001 - bad input (before any run directory) or no checkpoint: said in a line
-        conn.send(("error", loop.failure_message(e, cfg)))
+        conn.send(Reply("error", loop.failure_message(e, cfg)))
     finally:
         conn.close()
 
@@ -80,48 +81,40 @@ def _death(code: int | None) -> str:
     return f"the training process ended unexpectedly (exit code {code}); resume from the last complete checkpoint"
 
 
+ALIVE = Reply("alive", None)  # pump's word for a child still at work
+
+
 class Supervisor:
+    """The training worker: a ``Child`` (isolate.py) running one run, relaying its events, stopped gracefully."""
+
     def __init__(self, config: StudioConfig, run_dir, resume: bool, owner: str | None, budget=None):
-        ctx = _context()
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._stop = ctx.Event()
-        self.proc = ctx.Process(target=_child, args=(config.to_dict(), str(run_dir) if run_dir else None, resume,
-                                                     owner, send, self._stop, budget), name="studio-worker",
-                                daemon=True)
-        self.proc.start()
-        send.close()
+        self.child = Child(_child, (config.to_dict(), str(run_dir) if run_dir else None, resume, owner, budget),
+                           "studio-worker", stop=lambda ctx: ctx.Event())
+        self.proc, self._stop = self.child.proc, self.child.extra["stop"]
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
         self._asked: float | None = None
         self.started, self.training = time.time(), False  # training: the child has finished preparing
 
-    def pump(self, on_event: Callable[[Event], None]) -> tuple | None:
-        """Relay what the child said (a bounded batch); its last word, ("alive",), or None if it died mute."""
-        for _ in range(256):
-            if not self._recv.poll(POLL_S):
-                break
-            try:
-                message = self._recv.recv()
-            except EOFError:
-                return None
-            if isinstance(message, tuple):
+    def pump(self, on_event: Callable[[Event], None]) -> Reply | None:
+        """Relay what the child said (a bounded batch); its last word, ``ALIVE``, or None if it died mute."""
+        for message in self.child.messages(POLL_S):
+            if isinstance(message, Reply):
                 return message
             if isinstance(message, StateChanged) and message.run_dir:
                 self.run_dir = Path(message.run_dir)
             if isinstance(message, StateChanged) and message.state == "running":
                 self.training = True
             on_event(message)
-        return ("alive",) if self.proc.is_alive() else None
+        if self.child.closed:
+            return None
+        return ALIVE if self.proc.is_alive() else None
 
     def preparing_too_long(self) -> str | None:
         """On a public deployment, preparation (reading and encoding the visitor's data) has the data check's
         limits: time and memory."""
         if self.training or not public_mode():
             return None
-        if time.time() - self.started > isolate.CHECK_SECONDS:
-            return f"preparing your data took longer than this deployment's {isolate.CHECK_SECONDS:g} s"
-        if isolate.rss_mb(self.proc.pid) > isolate.CHECK_MEMORY_MB:
-            return f"preparing your data needed more than this deployment's {isolate.CHECK_MEMORY_MB:,.0f} MB of memory"
-        return None
+        return self.child.limit(isolate.CHECK_SECONDS, isolate.CHECK_MEMORY_MB, "preparing your data")
 
     def ask_to_stop(self) -> None:
         if self._asked is None:
@@ -139,8 +132,8 @@ def supervise(config: StudioConfig, run_dir, resume: bool, owner: str | None, on
 
     sup = Supervisor(config, run_dir, resume, owner, budget)
     started(sup)
-    last = ("alive",)
-    while last == ("alive",):
+    last = ALIVE
+    while last == ALIVE:
         if should_stop() and not sup.training:  # nothing trained, nothing to save: the child goes at once
             sup.proc.kill()
             sup.proc.join(GRACE_S)
@@ -154,10 +147,11 @@ def supervise(config: StudioConfig, run_dir, resume: bool, owner: str | None, on
             raise JobError(f"{limit} and was stopped")
         last = sup.pump(on_event)
     sup.proc.join(GRACE_S)
-    if last and last[0] == "result":
-        return last[1]
-    if last and last[0] == "error":
-        raise JobError(last[1])
+    sup.child.close()
+    if last is not None and last.kind == "ok":
+        return last.value
+    if last is not None and last.kind == "error":
+        raise JobError(last.value)
     reason = _death(sup.proc.exitcode)
     if sup.run_dir is not None and (sup.run_dir / "status.json").is_file():
         status = runs.write_status(sup.run_dir, "failed", error=reason)
