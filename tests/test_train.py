@@ -79,6 +79,12 @@ def test_run_writes_the_run_directory(alpaca_file, tmp_path):
         assert key in train_lines[-1], key
     assert train_lines[-1]["tokens_per_s"] > 0 and train_lines[-1]["memory_mb"] > 0
     assert any("eval_loss" in m for m in lines)
+    import dataclasses
+
+    from studio.engine.events import Record
+
+    assert set().union(*lines) <= set(Record.__annotations__)  # the records are what the types say they are
+    assert set(status) <= {f.name for f in dataclasses.fields(runs.Status)}
     assert (tmp_path / "r" / "adapter" / "adapter_model.safetensors").is_file()
     assert StudioConfig.load(tmp_path / "r" / "config.yaml") == StudioConfig.from_dict(tiny_config(alpaca_file))
     assert [e.state for e in events if isinstance(e, StateChanged)] == ["running", "completed"]

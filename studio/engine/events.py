@@ -11,6 +11,7 @@ a process boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 FINAL_STATES = ("completed", "stopped", "failed", "diverged", "interrupted")
 
@@ -56,10 +57,37 @@ class TrainingInfo:
                 f"parameters train ({self.precision}, {self.threads} thread(s))")
 
 
+class Record(TypedDict, total=False):
+    """One line of ``metrics.jsonl``, as the trainer's callback writes it and the doctor, the charts, the CLI and
+    the sweep read it. A training record has ``loss``; an evaluation record ``eval_loss`` instead; a non-finite
+    value is written as None."""
+
+    step: int
+    epoch: float
+    loss: float | None
+    eval_loss: float | None
+    learning_rate: float | None
+    grad_norm: float | None
+    tokens_per_s: float  # non-padding tokens a second since the last record
+    padding_share: float | None  # of the batch slots
+    memory_mb: float  # CUDA peak, else the process's RSS
+    elapsed_s: float
+    eta_s: float | None
+    max_steps: int
+    accuracy: float  # TRL's: a reward model's pair accuracy and margin; an RL stage's mean reward and its spread
+    margin: float
+    eval_accuracy: float
+    reward: float
+    reward_std: float
+    best_step: int  # early stopping: the step whose weights were kept, and its eval loss
+    best_eval_loss: float
+    diverged: bool  # the step whose loss was not finite
+
+
 @dataclass(frozen=True)
 class Metrics:
-    """One record of ``metrics.jsonl``: step, epoch, loss or eval_loss, learning_rate, grad_norm, ..."""
-    record: dict
+    """One record of ``metrics.jsonl`` (``Record``)."""
+    record: Record
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from studio.config import StudioConfig
 from studio.engine import methods
 from studio.engine.errors import StudioError
+from studio.engine.events import Record
 from studio.engine.judge.summary import EvalSummary
 from studio.settings import public_mode, studio_home
 
@@ -211,7 +212,7 @@ def append_metrics(run: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def read_metrics(run: Path) -> list[dict]:
+def read_metrics(run: Path) -> list[Record]:
     path = Path(run) / "metrics.jsonl"
     if not path.is_file():
         return []
@@ -325,7 +326,7 @@ class Run:
             return self.model
         return self.adapter if (self.adapter / "adapter_config.json").is_file() else None
 
-    def metrics(self) -> list[dict]:
+    def metrics(self) -> list[Record]:
         return read_metrics(self.path)
 
     def evals(self) -> list[str]:
