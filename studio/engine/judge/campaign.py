@@ -114,7 +114,7 @@ class Shown:
     left_model: str  # recorded, never shown
     repeat: bool
     done: int  # items this rater has answered
-    total: int  # items this rater will answer at most (their share of the campaign)
+    total: int  # done, this one, and the items still open to them now (fewer as other raters take theirs)
 
 
 def _ensure(db: Ratings) -> None:
@@ -307,19 +307,22 @@ def next_unit(db: Ratings, cid: str, rater: str, rng: random.Random | None = Non
                       "campaign = ? AND unit = ?", (cid, unit)).fetchone()
         done = c.execute("SELECT COUNT(*) FROM campaign_answers WHERE campaign = ? AND rater = ?",
                          (cid, rater)).fetchone()[0]
-        total = _share(c, cid, spec)
+        still_open = len(_open_units(c, cid, rater, spec, at)[0])  # what the others leave them, as it stands now
     prompt, a, b, out_a, out_b, kind = u
     left_text, right_text = (out_a, out_b) if left == a else (out_b, out_a)
-    return Shown(unit, prompt, left_text, right_text, kind, left, bool(repeat), done, max(total, done + 1))
+    return Shown(unit, prompt, left_text, right_text, kind, left, bool(repeat), done, done + 1 + still_open)
 
 
-def _share(c, cid: str, spec: Spec) -> int:
-    """About how many items one rater answers: every unit once, gold checks and repeats beside (an estimate
-    for the progress line; the campaign ends when no unit needs a rater)."""
-    n, gold = c.execute("SELECT SUM(gold IS NULL), SUM(gold IS NOT NULL) FROM campaign_units WHERE campaign = ?",
-                        (cid,)).fetchone()
-    plain = n or 0
-    return round(plain * (1 + spec.repeat)) + min(gold or 0, plain // (GOLD_EVERY - 1))
+def _open_units(c, cid: str, rater: str, spec: Spec, now: float) -> tuple[list[int], Counter]:
+    """(the items this rater may still be given: not seen by them, not gold, short of raters; raters per item,
+    holds of the last ``HOLD_S`` seconds included)."""
+    rows = c.execute("SELECT unit FROM campaign_units WHERE campaign = ? AND gold IS NULL", (cid,)).fetchall()
+    seen = {u for (u,) in c.execute("SELECT unit FROM campaign_shown WHERE campaign = ? AND rater = ?", (cid, rater))}
+    taken = Counter(u for (u,) in c.execute(
+        "SELECT unit FROM campaign_shown WHERE campaign = ? AND repeat = 0 AND (shown > ? OR EXISTS (SELECT 1 FROM "
+        "campaign_answers a WHERE a.campaign = campaign_shown.campaign AND a.rater = campaign_shown.rater AND "
+        "a.unit = campaign_shown.unit AND a.repeat = 0))", (cid, now - HOLD_S)))
+    return [u for (u,) in rows if u not in seen and taken[u] < spec.overlap], taken
 
 
 def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float) -> tuple[int, str, int] | None:
@@ -342,11 +345,7 @@ def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float)
         if again:
             unit = again[0]
             return unit, side(unit), 1
-    taken = Counter(u for (u,) in c.execute(
-        "SELECT unit FROM campaign_shown WHERE campaign = ? AND repeat = 0 AND (shown > ? OR EXISTS (SELECT 1 FROM "
-        "campaign_answers a WHERE a.campaign = campaign_shown.campaign AND a.rater = campaign_shown.rater AND "
-        "a.unit = campaign_shown.unit AND a.repeat = 0))", (cid, now - HOLD_S)))
-    open_units = [u for u in models if u not in gold and u not in seen and taken[u] < spec.overlap]
+    open_units, taken = _open_units(c, cid, rater, spec, now)
     if not open_units:
         return None
     fewest = min(taken[u] for u in open_units)
