@@ -30,9 +30,9 @@ def build_app(delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
     with gr.Blocks(title="Fine-tuning studio", analytics_enabled=False, delete_cache=delete_cache) as demo:
         ctx = Context(demo, form, Sessions(), gr.State(None), gr.State(None), gr.State(None))
         stored_key = gr.BrowserState(None, storage_key="studio-session")
+        _login()  # above both views: a rater who opens a campaign's link logs in here too
         with gr.Column() as studio:  # hidden when the page is a campaign's link (?campaign=ID)
             gr.Markdown(HEADER)
-            _login()
             with gr.Tabs():
                 tabs = [data.build(form), model.build(form), train.build(form), compare.build(form), chat.build(),
                         rate.build(), export.build()]
