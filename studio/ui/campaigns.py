@@ -26,6 +26,7 @@ class Panel:
     overlap: gr.Number
     create: gr.Button
     pick: gr.Dropdown
+    everyone: gr.Checkbox
     link: gr.Markdown
     summary: gr.Markdown
     raters: gr.Dataframe
@@ -51,22 +52,25 @@ def build() -> Panel:
                                 ("both", "both")], value="pairwise", label="raters judge", scale=1)
             overlap = gr.Number(3, label="raters per pair", precision=0, minimum=1, maximum=20, scale=1)
             create = gr.Button("Make a campaign of the comparison above", elem_id="campaign-create", scale=2)
-        pick = gr.Dropdown(label="Campaign", choices=[], allow_custom_value=True, elem_id="campaign-pick")
+        with gr.Row():
+            pick = gr.Dropdown(label="Campaign", choices=[], allow_custom_value=True, elem_id="campaign-pick", scale=3)
+            everyone = gr.Checkbox(False, label="results with the excluded raters too", scale=1,
+                                   elem_id="campaign-everyone")
         link = gr.Markdown(elem_id="campaign-link")
         summary = gr.Markdown(elem_id="campaign-summary")
         raters = gr.Dataframe(label="Raters", interactive=False, elem_id="campaign-raters")
-        board = gr.Dataframe(label="Leaderboard without the excluded raters (Bradley-Terry, 95% CI)",
-                             interactive=False, elem_id="campaign-board")
-        likert = gr.Dataframe(label="1-5 scores without the excluded raters (mean, 95% CI)", interactive=False,
-                              elem_id="campaign-likert", visible=False)
+        board = gr.Dataframe(label="Leaderboard (Bradley-Terry, 95% CI)", interactive=False,
+                             elem_id="campaign-board")
+        likert = gr.Dataframe(label="1-5 scores (mean, 95% CI)", interactive=False, elem_id="campaign-likert",
+                              visible=False)
         with gr.Row():
             to_dpo = gr.Button("Train on its votes (DPO)", elem_id="campaign-dpo")
             to_reward = gr.Button("Train a reward model on its votes (then RL)", elem_id="campaign-reward")
         offer = gr.Markdown(elem_id="campaign-offer")
         use = gr.Button("Use them for training", visible=False, variant="primary", elem_id="campaign-use")
         timer = gr.Timer(REFRESH_S, active=False)
-    return Panel(name, mode, overlap, create, pick, link, summary, raters, board, likert, to_dpo, to_reward, offer, use,
-                 timer)
+    return Panel(name, mode, overlap, create, pick, everyone, link, summary, raters, board, likert, to_dpo, to_reward,
+                 offer, use, timer)
 
 
 class Handlers:
@@ -89,27 +93,29 @@ class Handlers:
         spec = C.Spec(name=(name or "").strip()[:100] or f"{run.name} {result}", mode=mode or "pairwise",
                       overlap=int(overlap or 3))
         cid = C.create(self.db, C.items_from_eval(run, result), spec, owner=owner)  # gold checks: the CLI
-        return self.choices(request, cid), *self.view(cid, request), gr.Timer(active=True)
+        return self.choices(request, cid), *self.view(cid, False, request), gr.Timer(active=True)
 
     def choices(self, request, value=None) -> gr.Dropdown:
         found = self.mine(request)
         return gr.Dropdown(choices=[(f"{c['name']} ({c['id']})", c["id"]) for c in found],
                            value=value or (found[0]["id"] if found else None))
 
-    def view(self, cid, request: gr.Request):
+    def view(self, cid, everyone: bool, request: gr.Request):
         if not cid or cid not in {c["id"] for c in self.mine(request)}:
             return "", "", *(gr.Dataframe(value=None, visible=False),) * 3
-        spec, cover, alpha = C.spec_of(self.db, cid), C.coverage(self.db, cid), C.alpha(self.db, cid)
+        spec, cover, alpha = C.spec_of(self.db, cid), C.coverage(self.db, cid), C.alpha(self.db, cid, everyone)
         host = (getattr(request, "headers", None) or {}).get("host", "")
         link = f"Raters open **{safe_md(f'http://{host}/?campaign={cid}' if host else f'?campaign={cid}', True)}**"
         quality = pd.DataFrame(C.quality(self.db, cid))
         small = " (few ratings yet: read the intervals)" if cover["complete"] < 10 else ""
-        scored = C.likert(self.db, cid)
+        scored = C.likert(self.db, cid, everyone)
         alphas = "; ".join(f"{d} {'-' if a is None else f'{a:.2f}'}" for d, a in scored["alpha"].items())
-        summary = (f"{cover['complete']} of {cover['units']} items have their {cover['overlap']} raters; "
+        who = "with every rater" if everyone else "without the excluded raters"
+        summary = (f"Results {who}. {cover['complete']} of {cover['units']} items have their {cover['overlap']} "
+                   "raters; "
                    f"Krippendorff's alpha of the pairs {'-' if alpha is None else f'{alpha:.2f}'}"
                    + (f", of the scores {alphas}" if alphas else "") + f"{small}. {spec.rules()}.")
-        board = pd.DataFrame(C.leaderboard(self.db, cid))
+        board = pd.DataFrame(C.leaderboard(self.db, cid, all_raters=everyone))
         cols = [c for c in ("rank", "model", "rating", "ci_low", "ci_high", "n") if c in board]
         means = pd.DataFrame(scored["means"])
         return (link, summary, gr.Dataframe(quality.round(3), visible=not quality.empty),
@@ -144,6 +150,6 @@ def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab,
         return h.choices(request)
 
     page.select(listed, None, p.pick, api_visibility="private")
-    p.pick.change(guard(h.view), p.pick, shown, api_name="campaign_view")
+    gr.on([p.pick.change, p.everyone.change], guard(h.view), [p.pick, p.everyone], shown, api_name="campaign_view")
     p.pick.change(lambda cid: gr.Timer(active=bool(cid)), p.pick, p.timer, api_visibility="private")
-    p.timer.tick(h.view, p.pick, shown, api_visibility="private", show_progress="hidden")
+    p.timer.tick(h.view, [p.pick, p.everyone], shown, api_visibility="private", show_progress="hidden")
