@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from studio.engine.data.formats import as_conversation
 from studio.engine.errors import DataError
 
+MASK_SHARE = 0.15  # masked LM, as BERT: 15 % of the tokens are chosen (80 % masked, 10 % random, 10 % kept)
+
 IGNORE = -100
 TOOLS_PROMPT = "You can call these functions. Answer with a JSON call when one helps:\n"
 

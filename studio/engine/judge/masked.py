@@ -19,9 +19,9 @@ import torch
 
 from studio.config import EvalConfig, StudioConfig
 from studio.engine import runs
+from studio.engine.data.encode import MASK_SHARE
 from studio.engine.judge import metrics as M
 from studio.engine.judge.summary import EvalSummary
-from studio.engine.train.trainer import MASK_SHARE
 
 
 def is_masked_run(run: Path) -> bool:

@@ -153,7 +153,7 @@ def _facts(p: Prepared, parameters: int = 0) -> Facts:
     lr = default_learning_rate(p.config.model.name, parameters, p.config.method.kind)
     rows = [] if methods.of(p.config).own_data_order else p.train_rows
     if p.objective == "masked_lm":  # the collator picks the trained tokens: a fixed share of each row
-        from studio.engine.train.trainer import MASK_SHARE
+        from studio.engine.data.encode import MASK_SHARE
 
         return Facts(train_examples=len(p.train_rows), trained_token_share=MASK_SHARE, default_lr=lr)
     labelled = sum(sum(1 for t in r["labels"] if t != -100) for r in rows)

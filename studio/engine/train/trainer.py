@@ -33,6 +33,7 @@ from transformers import (
 
 from studio.config import StudioConfig
 from studio.engine import methods, runs
+from studio.engine.data.encode import MASK_SHARE
 from studio.engine.events import Metrics
 from studio.engine.train.doctor import Doctor
 from studio.engine.train.trackers import PROJECT
@@ -92,9 +93,6 @@ def _early_stopping(t, evaluate: bool) -> dict:
     if not (t.early_stopping_patience and evaluate):
         return {}
     return {"load_best_model_at_end": True, "metric_for_best_model": "eval_loss", "greater_is_better": False}
-
-
-MASK_SHARE = 0.15  # BERT's: of the tokens, 15 % are chosen (80 % of them masked, 10 % random, 10 % kept)
 
 
 def collator(tokenizer, packing: bool = False, objective: str = "causal_lm", seed: int = 0):
