@@ -41,6 +41,8 @@ def test_both_sides_grow_together_and_each_answers_as_it_would_alone(chat_run):
     alone = {side: list(reply(run, side, HISTORIES[side], SETTINGS))[-1] for side in HISTORIES}
     assert final == alone, (final, alone)
     assert final["base"] != final["tuned"]  # the tuned side is the tuned model
-    # both sides were under way before either had finished: they answer together, not one after the other
-    assert any(0 < len(s["base"]) < len(final["base"]) and 0 < len(s["tuned"]) < len(final["tuned"])
+    # a LoRA run's sides are rows of one batch: both grow at every token, not one after the other (a full
+    # fine-tune's two models answer in two threads, whose interleaving is the scheduler's: studio-tiny's 24
+    # tokens can all come within one time slice on a busy machine, so only the answers are asserted there)
+    assert kind != "lora" or any(0 < len(s["base"]) < len(final["base"]) and 0 < len(s["tuned"]) < len(final["tuned"])
                for s in steps), [(len(s["base"]), len(s["tuned"])) for s in steps]
