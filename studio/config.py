@@ -1,8 +1,11 @@
-"""The one schema: every setting of a run, its default, its help line and its checks.
+"""The one schema: every setting of a run, its default, its help line and its rules.
 
-The UI, the CLI and YAML files all read defaults from here. A field's ``help`` metadata is
-its one-line docstring (and the UI's tooltip). ``__post_init__`` checks name the bad field,
-e.g. ``train.learning_rate must be > 0, got 0``. This module imports nothing from studio.
+The UI, the CLI and YAML files all read defaults from here. The sections are pydantic dataclasses: a field's
+type, its bounds (``ge``/``gt``/``le``/``lt``) and its choices are declared beside its default and its help line
+(the UI's tooltip and the widget's range come from the same declaration), pydantic coerces what YAML and forms
+give (``"1e-4"`` to a float, ``3.0`` to an int) and refuses unknown keys. Every refusal is one line naming the
+field, e.g. ``train.learning_rate must be > 0, got 0``; rules between fields are each section's
+``__post_init__``. This module imports nothing from studio.
 
 The training methods are not listed here: each registers itself (``register_method``) from its module in
 ``studio/engine/methods/``, which the ``studio`` package loads on import; ``method.kind`` must name one, and
@@ -13,25 +16,24 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.dataclasses import dataclass
 
 
 class ConfigError(ValueError):
     """A setting is invalid; the message names the field."""
 
 
-def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
-    meta = {"help": help}
-    if choices is not None:
-        meta["choices"] = choices
+def _f(default: Any, help: str, choices: Any = None, **bounds: float) -> Any:
+    """A setting: its default, its help line, its choices (if any) and its bounds (``ge=1``, ``gt=0``...)."""
+    extra = {"choices": choices} if choices is not None else None
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
+        return Field(default_factory=lambda d=default: type(d)(d), description=help, json_schema_extra=extra)
+    return Field(default=default, description=help, json_schema_extra=extra, **bounds)
 
 
 FORMATS = ("auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion", "preference", "kto")
@@ -61,42 +63,67 @@ class _Registered:
         return len(METHODS)
 
 
-def _check(ok: bool, name: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{name} {rule}, got {value!r}")
+# Lax where a person is (YAML's "1e-4", a form's 3.0, a number typed for a name), strict on what is unknown.
+RULES = ConfigDict(extra="forbid", allow_inf_nan=False, coerce_numbers_to_str=True)
+SECTIONS: dict[str, type] = {}
 
 
-def _choice(section: str, obj: Any, name: str) -> None:
-    choices = next(f for f in dataclasses.fields(obj) if f.name == name).metadata["choices"]
-    value = getattr(obj, name)
-    _check(value in choices, f"{section}.{name}", f"must be one of {', '.join(map(str, choices))}", value)
+@dataclass(config=RULES)
+class _Section:
+    """What every section's fields obey beyond their type and bounds: a number is never a yes/no, and a value
+    with choices is one of them (a list: each of its items)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and cls.__pydantic_fields__[info.field_name].annotation in (int, float):
+            raise ValueError("must be a number")
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _one_of_the_choices(cls, value: Any, info: ValidationInfo) -> Any:
+        choices = (cls.__pydantic_fields__[info.field_name].json_schema_extra or {}).get("choices")
+        many = isinstance(value, list)
+        if choices is not None and any(v not in choices for v in (value if many else [value])):
+            raise ValueError(f"must be {'a list of' if many else 'one of'} {', '.join(map(str, choices))}")
+        return value
 
 
-@dataclass
-class DataConfig:
+def _section(name: str):
+    """A section of the config: a pydantic dataclass whose every refusal is a one-line ConfigError."""
+    def make(cls: type) -> type:
+        cls = dataclass(cls, config=RULES)
+        validated = cls.__init__
+
+        def __init__(self, *args, **kwargs) -> None:
+            try:
+                validated(self, *args, **kwargs)
+            except ValidationError as e:
+                raise _said(e, name) from None
+
+        cls.__init__ = __init__
+        SECTIONS[name] = cls
+        return cls
+    return make
+
+
+@_section("data")
+class DataConfig(_Section):
     path: str = _f("", "Dataset file: CSV, JSON, JSONL, Parquet or TXT.")
     format: str = _f("auto", "Record format; auto detects it from the columns.", FORMATS)
     columns: dict = _f({}, "Column mapping, studio name -> file column, e.g. {instruction: question}.")
-    val_size: float = _f(0.1, "Fraction of records held out for validation, in [0, 1).")
+    val_size: float = _f(0.1, "Fraction of records held out for validation, in [0, 1).", ge=0, lt=1)
     val_path: str = _f("", "A separate validation file (any format the studio reads); empty = split data.path.")
-    max_length: int = _f(512, "Longest tokenized example; longer ones are truncated and counted.")
+    max_length: int = _f(512, "Longest tokenized example; longer ones are truncated and counted.", ge=8)
     pack_documents: bool = _f(True, "Plain text: concatenate documents (EOS between them) into max_length blocks "
                                     "instead of truncating each.")
-    limit: int = _f(0, "Use only the first N records (0 = all).")
+    limit: int = _f(0, "Use only the first N records (0 = all).", ge=0)
     system_prompt: str = _f("", "System message added to chat examples that have none.")
 
-    def __post_init__(self) -> None:
-        _choice("data", self, "format")
-        v = self.val_size
-        _check(isinstance(v, (int, float)) and 0 <= v < 1, "data.val_size", "must be in [0, 1)", v)
-        _check(isinstance(self.max_length, int) and self.max_length >= 8, "data.max_length",
-               "must be an integer >= 8", self.max_length)
-        _check(isinstance(self.limit, int) and self.limit >= 0, "data.limit", "must be >= 0", self.limit)
-        _check(isinstance(self.columns, dict), "data.columns", "must be a mapping", self.columns)
 
-
-@dataclass
-class ModelConfig:
+@_section("model")
+class ModelConfig(_Section):
     name: str = _f("studio-tiny", "Base model: a hub id, a local folder, or studio-tiny (offline).")
     revision: str = _f("", "Hub revision (branch, tag or commit); empty = the default branch.")
     trust_remote_code: bool = _f(False, "Run model code shipped in the repo. Off: only trust it if you read it.")
@@ -104,19 +131,20 @@ class ModelConfig:
     chat_template: str = _f("", "Jinja chat template overriding the tokenizer's; empty = its own or the default.")
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.name, str) and self.name.strip() != "", "model.name", "must be set", self.name)
+        if not self.name.strip():
+            raise ConfigError(f"model.name must be set, got {self.name!r}")
 
 
-@dataclass
-class MethodConfig:
+@_section("method")
+class MethodConfig(_Section):
     kind: str = _f("lora", "Training method.", _Registered())
     objective: str = _f("auto", "causal_lm: loss on every token; instruction: loss on responses only; masked_lm: "
                                 "BERT-style, 15 % of tokens hidden and predicted (encoders, plain text); seq2seq: "
                                 "T5/BART-style, the encoder reads the prompt and the decoder writes the answer "
                                 "(encoder-decoders). auto: by data and model.", OBJECTIVES)
-    lora_r: int = _f(16, "LoRA rank.")
-    lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).")
-    lora_dropout: float = _f(0.05, "Dropout on the LoRA input, in [0, 1).")
+    lora_r: int = _f(16, "LoRA rank.", ge=1)
+    lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA).", gt=0)
+    lora_dropout: float = _f(0.05, "Dropout on the LoRA input, in [0, 1).", ge=0, lt=1)
     target_modules: Any = _f("auto", "LoRA targets: auto (per architecture), all-linear, or a list of module names.")
     use_rslora: bool = _f(False, "Rank-stabilised LoRA: scale by alpha / sqrt(r).")
     use_dora: bool = _f(False, "Weight-decomposed LoRA (DoRA).")
@@ -124,52 +152,39 @@ class MethodConfig:
     quant_type: str = _f("nf4", "4-bit data type.", ("nf4", "fp4"))
     double_quant: bool = _f(True, "Quantize the 4-bit quantization constants too (saves ~0.4 bit/param).")
     compute_dtype: str = _f("auto", "QLoRA compute dtype: auto follows train.precision.", PRECISIONS)
-    adalora_init_r: int = _f(12, "AdaLoRA: the rank each layer starts with (the budget is then reallocated).")
-    adalora_target_r: int = _f(8, "AdaLoRA: the average rank left at the end of the schedule.")
-    num_virtual_tokens: int = _f(20, "prefix / ptuning / prompt: how many virtual tokens are trained.")
-    encoder_hidden_size: int = _f(128, "ptuning: hidden size of the prompt encoder (an MLP).")
+    adalora_init_r: int = _f(12, "AdaLoRA: the rank each layer starts with (the budget is then reallocated).", ge=1)
+    adalora_target_r: int = _f(8, "AdaLoRA: the average rank left at the end of the schedule.", ge=1)
+    num_virtual_tokens: int = _f(20, "prefix / ptuning / prompt: how many virtual tokens are trained.", ge=1)
+    encoder_hidden_size: int = _f(128, "ptuning: hidden size of the prompt encoder (an MLP).", ge=1)
     reward_model: str = _f("", "rl: the reward model, run:NAME of a method.kind reward run.")
-    num_generations: int = _f(4, "rl: answers sampled per prompt; GRPO scores each against the others.")
-    max_completion_length: int = _f(32, "rl: longest sampled answer, in tokens.")
+    num_generations: int = _f(4, "rl: answers sampled per prompt; GRPO scores each against the others (>= 2).",
+                              ge=2)
+    max_completion_length: int = _f(32, "rl: longest sampled answer, in tokens.", ge=1)
 
     def __post_init__(self) -> None:
-        for name in ("kind", "objective", "quant_bits", "quant_type", "compute_dtype"):
-            _choice("method", self, name)
-        _check(isinstance(self.lora_r, int) and self.lora_r >= 1, "method.lora_r", "must be >= 1", self.lora_r)
-        _check(isinstance(self.lora_alpha, (int, float)) and self.lora_alpha > 0, "method.lora_alpha",
-               "must be > 0", self.lora_alpha)
-        d = self.lora_dropout
-        _check(isinstance(d, (int, float)) and 0 <= d < 1, "method.lora_dropout", "must be in [0, 1)", d)
         t = self.target_modules
-        ok = (isinstance(t, str) and t.strip() != "") or \
-            (isinstance(t, list) and t and all(isinstance(x, str) for x in t))
-        _check(ok, "method.target_modules", "must be auto, all-linear or a list of module names", t)
-        for name in ("adalora_init_r", "adalora_target_r", "num_virtual_tokens", "encoder_hidden_size",
-                     "max_completion_length"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 1, f"method.{name}", "must be >= 1", v)
-        _check(isinstance(self.num_generations, int) and self.num_generations >= 2, "method.num_generations",
-               "must be >= 2 (GRPO compares the answers to one prompt)", self.num_generations)
-        _check(isinstance(self.reward_model, str), "method.reward_model", "must be run:NAME or empty",
-               self.reward_model)
-        _check(self.adalora_target_r <= self.adalora_init_r, "method.adalora_target_r",
-               f"must be <= method.adalora_init_r ({self.adalora_init_r})", self.adalora_target_r)
+        if not ((isinstance(t, str) and t.strip()) or (isinstance(t, list) and t and all(isinstance(x, str)
+                                                                                          for x in t))):
+            raise ConfigError(f"method.target_modules must be auto, all-linear or a list of module names, got {t!r}")
+        if self.adalora_target_r > self.adalora_init_r:
+            raise ConfigError(f"method.adalora_target_r must be <= method.adalora_init_r ({self.adalora_init_r}), "
+                              f"got {self.adalora_target_r!r}")
         for pkg in METHODS[self.kind].packages:
             if importlib.util.find_spec(pkg) is None:
                 raise ConfigError(f"method.kind {self.kind} needs the '{pkg}' package: pip install {pkg}")
 
 
-@dataclass
-class TrainConfig:
-    epochs: float = _f(1.0, "Passes over the training set (ignored when max_steps > 0).")
-    max_steps: int = _f(0, "Optimizer steps to run; 0 = use epochs.")
-    batch_size: int = _f(4, "Examples per device per forward pass.")
-    grad_accum: int = _f(1, "Forward passes accumulated per optimizer step.")
-    learning_rate: float = _f(2e-4, "Peak learning rate.")
+@_section("train")
+class TrainConfig(_Section):
+    epochs: float = _f(1.0, "Passes over the training set (ignored when max_steps > 0).", ge=0)
+    max_steps: int = _f(0, "Optimizer steps to run; 0 = use epochs.", ge=0)
+    batch_size: int = _f(4, "Examples per device per forward pass.", ge=1)
+    grad_accum: int = _f(1, "Forward passes accumulated per optimizer step.", ge=1)
+    learning_rate: float = _f(2e-4, "Peak learning rate.", gt=0)
     scheduler: str = _f("cosine", "Learning-rate schedule after warmup.", SCHEDULERS)
-    warmup_ratio: float = _f(0.05, "Fraction of steps spent warming up linearly from 0.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).")
+    warmup_ratio: float = _f(0.05, "Fraction of steps spent warming up linearly from 0.", ge=0, lt=1)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", ge=0)
+    max_grad_norm: float = _f(1.0, "Clip the gradient norm to this (0 = no clipping).", ge=0)
     precision: str = _f("auto", "auto: bf16 on GPUs that support it, else fp32 (fp16 on older GPUs).", PRECISIONS)
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, ~30% slower.")
     group_by_length: bool = _f(True, "Batch examples of similar length together: less padding, the same examples.")
@@ -179,93 +194,56 @@ class TrainConfig:
                                     "long GPU runs may gain; measure before keeping it.")
     liger_kernel: bool = _f(False, "Liger's fused Triton kernels (CUDA GPU and the liger-kernel package): less "
                                    "memory and more speed on long sequences.")
-    seed: int = _f(42, "Seed for data order, splits and initialisation.")
-    logging_steps: int = _f(1, "Log metrics every N optimizer steps.")
-    eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).")
-    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only when stopped).")
-    save_total_limit: int = _f(2, "Keep at most N checkpoints (0 = all); the best one is always kept.")
+    seed: int = _f(42, "Seed for data order, splits and initialisation.", ge=0)
+    logging_steps: int = _f(1, "Log metrics every N optimizer steps.", ge=1)
+    eval_steps: int = _f(0, "Evaluate on the validation split every N steps (0 = at the end only).", ge=0)
+    save_steps: int = _f(0, "Save a resumable checkpoint every N steps (0 = only when stopped).", ge=0)
+    save_total_limit: int = _f(2, "Keep at most N checkpoints (0 = all); the best one is always kept.", ge=0)
     early_stopping_patience: int = _f(0, "Stop after N evaluations without a lower eval loss and keep the best "
-                                         "step's weights (0 = off; needs eval_steps).")
-    threads: int = _f(0, "CPU threads for torch; 0 = one per usable core (measured: docs/benchmarks.md).")
+                                         "step's weights (0 = off; needs eval_steps).", ge=0)
+    threads: int = _f(0, "CPU threads for torch; 0 = one per usable core (measured: docs/benchmarks.md).", ge=0)
     report_to: list = _f([], "Trackers that also record the run (tensorboard, trackio, mlflow, wandb; none by "
                              "default). Local and offline unless you configure a remote yourself.", TRACKERS)
 
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_tracker_as_text(cls, value: Any) -> Any:  # `--set train.report_to=tensorboard`, or "none"
+        if isinstance(value, str):
+            return [] if value.strip() in ("", "none") else [value.strip()]
+        return value
+
     def __post_init__(self) -> None:
-        if isinstance(self.report_to, str):  # `--set train.report_to=tensorboard`, or "none"
-            self.report_to = [] if self.report_to.strip() in ("", "none") else [self.report_to.strip()]
-        _check(isinstance(self.report_to, list) and all(t in TRACKERS for t in self.report_to), "train.report_to",
-               f"must be a list of {', '.join(TRACKERS)}", self.report_to)
-        lr = self.learning_rate
-        ok = isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0
-        _check(ok, "train.learning_rate", "must be > 0", lr)
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "train.batch_size", "must be >= 1",
-               self.batch_size)
-        _check(isinstance(self.grad_accum, int) and self.grad_accum >= 1, "train.grad_accum", "must be >= 1",
-               self.grad_accum)
-        _check(isinstance(self.max_steps, int) and self.max_steps >= 0, "train.max_steps", "must be >= 0",
-               self.max_steps)
-        e = self.epochs
-        _check(isinstance(e, (int, float)) and math.isfinite(e) and e >= 0, "train.epochs", "must be >= 0", e)
-        if self.max_steps == 0 and e == 0:
+        if self.max_steps == 0 and self.epochs == 0:
             raise ConfigError("train.epochs and train.max_steps are both 0: set one of them to train at all")
-        _choice("train", self, "scheduler")
-        _choice("train", self, "precision")
-        w = self.warmup_ratio
-        _check(isinstance(w, (int, float)) and 0 <= w < 1, "train.warmup_ratio", "must be in [0, 1)", w)
-        for name in ("weight_decay", "max_grad_norm"):
-            v = getattr(self, name)
-            _check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, f"train.{name}", "must be >= 0", v)
-        _check(isinstance(self.logging_steps, int) and self.logging_steps >= 1, "train.logging_steps",
-               "must be >= 1", self.logging_steps)
-        for name in ("eval_steps", "save_steps", "save_total_limit", "threads", "early_stopping_patience"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 0, f"train.{name}", "must be >= 0", v)
         if self.early_stopping_patience and not self.eval_steps:
             raise ConfigError("train.early_stopping_patience needs train.eval_steps > 0: the evaluations it compares")
 
 
-@dataclass
-class EvalConfig:
-    limit: int = _f(50, "Evaluate on at most N held-out examples.")
-    max_new_tokens: int = _f(0, "Longest generated answer in tokens; 0 = 1.5x the longest reference (16-256).")
+@_section("eval")
+class EvalConfig(_Section):
+    limit: int = _f(50, "Evaluate on at most N held-out examples.", ge=1)
+    max_new_tokens: int = _f(0, "Longest generated answer in tokens; 0 = 1.5x the longest reference (16-256).", ge=0)
     do_sample: bool = _f(False, "Sample instead of greedy decoding.")
-    temperature: float = _f(0.7, "Sampling temperature (with do_sample).")
-    top_p: float = _f(0.95, "Nucleus sampling mass (with do_sample).")
-    repetition_penalty: float = _f(1.0, "Penalise repeated tokens (1 = off).")
-    no_repeat_ngram_size: int = _f(4, "Never repeat an n-gram of this many tokens: a guard against loops (0 = off).")
-    seed: int = _f(0, "Seed for sampling and for the bootstrap.")
-    batch_size: int = _f(8, "Prompts generated together (left-padded).")
+    temperature: float = _f(0.7, "Sampling temperature (with do_sample).", gt=0)
+    top_p: float = _f(0.95, "Nucleus sampling mass (with do_sample).", gt=0, le=1)
+    repetition_penalty: float = _f(1.0, "Penalise repeated tokens (1 = off).", gt=0)
+    no_repeat_ngram_size: int = _f(4, "Never repeat an n-gram of this many tokens: a guard against loops (0 = off).",
+                                   ge=0)
+    seed: int = _f(0, "Seed for sampling and for the bootstrap.", ge=0)
+    batch_size: int = _f(8, "Prompts generated together (left-padded).", ge=1)
     bertscore: bool = _f(True, "Compute BERTScore (offline: MiniLM from its pip package).")
     extra_metrics: list = _f([], "More metrics: evaluate ids or local metric script folders, scored per example.")
     reward_model: str = _f("", "Score every answer with a reward model (run:NAME of a method.kind reward run): "
                                "mean reward of base and tuned, with intervals and a paired test.")
 
-    def __post_init__(self) -> None:
-        for name in ("limit", "batch_size"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 1, f"eval.{name}", "must be >= 1", v)
-        for name in ("max_new_tokens", "no_repeat_ngram_size"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 0, f"eval.{name}", "must be >= 0", v)
-        _check(isinstance(self.temperature, (int, float)) and self.temperature > 0, "eval.temperature",
-               "must be > 0", self.temperature)
-        _check(isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]",
-               self.top_p)
-        _check(isinstance(self.repetition_penalty, (int, float)) and self.repetition_penalty > 0,
-               "eval.repetition_penalty", "must be > 0", self.repetition_penalty)
 
-
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig, "train": TrainConfig,
-            "eval": EvalConfig}
-
-
-@dataclass
+@dataclass(config=RULES)
 class StudioConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     run_name: str = ""
 
     # -- dict / YAML -------------------------------------------------------------------------
@@ -282,22 +260,12 @@ class StudioConfig:
     def from_dict(cls, raw: dict | None) -> StudioConfig:
         if raw is not None and not isinstance(raw, dict):
             raise ConfigError(f"a config must be a mapping of sections (data, model, ...), got {type(raw).__name__}")
-        raw = dict(raw or {})
-        kwargs: dict[str, Any] = {}
-        run_name = raw.pop("run_name", "")
-        for key, value in raw.items():
-            if key not in SECTIONS:
-                raise ConfigError(f"unknown config section '{key}'; valid: {', '.join([*SECTIONS, 'run_name'])}")
-            section_cls = SECTIONS[key]
-            value = value or {}
-            if not isinstance(value, dict):
-                raise ConfigError(f"config section '{key}' must be a mapping, got {value!r}")
-            valid = [f.name for f in dataclasses.fields(section_cls)]
-            for k in value:
-                if k not in valid:
-                    raise ConfigError(f"unknown key '{key}.{k}'; valid: {', '.join(valid)}")
-            kwargs[key] = section_cls(**{k: _coerce(section_cls, k, v) for k, v in value.items()})
-        return cls(**kwargs, run_name=str(run_name or ""))
+        raw = {k: ({} if v is None and k in SECTIONS else v) for k, v in (raw or {}).items()}
+        raw["run_name"] = raw.get("run_name") or ""
+        try:
+            return cls(**raw)
+        except ValidationError as e:
+            raise _said(e) from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -312,6 +280,60 @@ class StudioConfig:
     def with_overrides(self, assignments: list[str]) -> StudioConfig:
         """Apply ``section.key=value`` strings; values are parsed as YAML scalars or lists."""
         return StudioConfig.from_dict(apply_overrides(self.to_dict(), assignments))
+
+
+class Setting(NamedTuple):
+    """What the UI needs of one field to make its widget."""
+    default: Any
+    help: str
+    type: type
+    choices: Any  # None, a tuple, or the registered methods
+    minimum: float | None
+
+
+def setting(section: str, name: str) -> Setting:
+    info = SECTIONS[section].__pydantic_fields__[name]
+    bounds = _bounds(info)
+    return Setting(info.get_default(call_default_factory=True), field_help(section, name), info.annotation,
+                   (info.json_schema_extra or {}).get("choices"), bounds.get("ge", bounds.get("gt")))
+
+
+_OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def _bounds(info) -> dict[str, float]:
+    """A field's declared bounds, e.g. {"ge": 0, "lt": 1}."""
+    return {key: getattr(m, key) for m in info.metadata for key in _OPS if hasattr(m, key)}
+
+
+_TYPES = {"int": "an integer", "float": "a number", "finite": "a finite number", "bool": "true or false",
+          "string": "text", "list": "a list", "dict": "a mapping"}
+
+
+def _said(e: ValidationError, section: str | None = None) -> ConfigError:
+    """Pydantic's first complaint as the studio's one line: ``train.learning_rate must be > 0, got 0``."""
+    err = e.errors(include_url=False)[0]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, ConfigError):  # a rule between fields, already said in full
+        return cause
+    loc = [*([section] if section else []), *map(str, err["loc"])]
+    name, value, kind = ".".join(loc), err.get("input"), err["type"]
+    if kind == "unexpected_keyword_argument":
+        if len(loc) == 1:
+            return ConfigError(f"unknown config section '{name}'; valid: {', '.join([*SECTIONS, 'run_name'])}")
+        return ConfigError(f"unknown key '{name}'; valid: {', '.join(SECTIONS[loc[0]].__pydantic_fields__)}")
+    if len(loc) == 1 and loc[0] in SECTIONS:
+        return ConfigError(f"config section '{name}' must be a mapping, got {value!r}")
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bounds = _bounds(SECTIONS[loc[0]].__pydantic_fields__[loc[1]])
+        rule = "must be " + " and ".join(f"{_OPS[key]} {v}" for key, v in bounds.items())
+    elif kind == "value_error":  # the shared rules above: "must be one of ...", "must be a number"
+        rule = str(cause)
+    elif kind.split("_")[0] in _TYPES:
+        rule = "must be " + _TYPES[kind.split("_")[0]]
+    else:
+        rule = err["msg"][:1].lower() + err["msg"][1:]
+    return ConfigError(f"{name} {rule}, got {value!r}")
 
 
 MAX_YAML_BYTES = 1_000_000
@@ -373,27 +395,9 @@ def apply_overrides(raw: Any, assignments: list[str]) -> dict:
     return raw
 
 
-def _coerce(section_cls: type, name: str, value: Any) -> Any:
-    """YAML reads 1e-4 as a string and users write 3 for 3.0: coerce to the field's type."""
-    default = next(f for f in dataclasses.fields(section_cls) if f.name == name)
-    kind = default.type
-    try:
-        if kind == "float" and isinstance(value, (int, str)) and not isinstance(value, bool):
-            return float(value)
-        if kind == "int" and isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        if kind == "int" and isinstance(value, float) and value.is_integer():
-            return int(value)
-        if kind == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-    except ValueError:
-        pass
-    return value
-
-
 def field_help(section: str, name: str) -> str:
     """The help line of ``section.name`` (the UI's tooltip); method.kind's lists the methods registered."""
-    text = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name).metadata["help"]
+    text = SECTIONS[section].__pydantic_fields__[name].description
     if (section, name) == ("method", "kind"):
         text += " " + "; ".join(f"{m.name}: {m.help}" for m in METHODS.values()) + "."
     return text

@@ -41,11 +41,33 @@ def test_set_overrides_parse_yaml_values():
     ({"train": {"precision": "fp8"}}, "train.precision"),
     ({"train": {"scheduler": "wavy"}}, "train.scheduler"),
     ({"method": {"lora_dropout": 1.5}}, "method.lora_dropout"),
+    ({"train": {"learning_rate": True}}, "train.learning_rate must be a number, got True"),
+    ({"train": {"batch_size": 2.5}}, "train.batch_size must be an integer, got 2.5"),
+    ({"eval": {"top_p": 1.5}}, "eval.top_p must be > 0 and <= 1, got 1.5"),
+    ({"data": {"columns": ["q"]}}, "data.columns must be a mapping, got ['q']"),
+    ({"train": {"report_to": ["tensorboard", "excel"]}}, "train.report_to must be a list of tensorboard"),
+    ({"train": 3}, "config section 'train' must be a mapping, got 3"),
 ])
 def test_validation_names_the_field(raw, field):
     with pytest.raises(ConfigError) as e:
         StudioConfig.from_dict(raw)
     assert field in str(e.value)
+
+
+def test_what_a_person_writes_is_read_as_meant():
+    """YAML reads 1e-4 as text, a form gives 3.0 for 3, a revision can look like a number: each gets its type."""
+    cfg = StudioConfig.from_dict({"train": {"learning_rate": "1e-4", "batch_size": 3.0, "epochs": 2},
+                                  "model": {"revision": 1234}, "eval": {"limit": "7"}, "method": None})
+    assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.epochs) == (1e-4, 3, 2.0)
+    assert isinstance(cfg.train.batch_size, int) and isinstance(cfg.train.epochs, float)
+    assert cfg.model.revision == "1234" and cfg.eval.limit == 7
+
+
+def test_a_section_made_in_code_is_checked_the_same_way():
+    from studio.config import EvalConfig
+
+    with pytest.raises(ConfigError, match=r"^eval.limit must be >= 1, got 0$"):
+        EvalConfig(limit=0)
 
 
 def test_unknown_key_lists_the_valid_ones():

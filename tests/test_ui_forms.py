@@ -29,6 +29,17 @@ def test_every_setting_has_a_widget_with_its_help(form):
     assert all(getattr(w, "info", None) for k, w in form.widgets.items())
 
 
+def test_a_number_box_starts_where_the_schema_lets_the_setting_start(form):
+    """One declaration gives the check and the widget: a box cannot go below the field's bound."""
+    from studio.config import setting
+
+    boxes = {k: w for k, w in form.widgets.items() if isinstance(w, gr.Number)}
+    assert {"train.logging_steps", "train.save_steps", "data.limit", "method.adalora_init_r"} <= set(boxes)
+    for key, box in boxes.items():
+        assert box.minimum == setting(*key.split(".")).minimum, key
+    assert boxes["train.logging_steps"].minimum == 1 and boxes["train.save_steps"].minimum == 0
+
+
 def test_widgets_round_trip_a_config(form):
     cfg = StudioConfig.from_dict({"data": {"path": "x.csv", "columns": {"prompt": "q", "completion": "a"},
                                            "max_length": 256},

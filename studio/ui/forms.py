@@ -8,28 +8,19 @@ takes thirty positional values). ``values_of(config)`` goes the other way for pr
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import gradio as gr
 
-from studio.config import SECTIONS, ConfigError, StudioConfig, field_help
+from studio.config import ConfigError, StudioConfig, setting
 from studio.engine.train.defaults import SMALL
 
 # Sensible slider ranges; other numbers get a Number box with a lower bound.
 RANGES = {"data.val_size": (0.0, 0.5, 0.01), "data.max_length": (32, 8192, 32), "method.lora_r": (1, 256, 1),
           "method.lora_dropout": (0.0, 0.5, 0.01), "train.warmup_ratio": (0.0, 0.5, 0.01),
           "train.batch_size": (1, 128, 1), "train.grad_accum": (1, 128, 1)}
-MINIMA = {"train.learning_rate": 1e-8, "train.epochs": 0, "train.max_steps": 0, "method.lora_alpha": 1,
-          "train.weight_decay": 0, "train.max_grad_norm": 0, "train.logging_steps": 1, "train.eval_steps": 0,
-          "train.save_steps": 0, "train.save_total_limit": 0, "train.threads": 0, "data.limit": 0, "train.seed": 0}
 LABELS = {"method.kind": "Method", "method.objective": "Objective", "model.name": "Base model"}
 TAB_OF = {"data": "Data", "model": "Model", "method": "Model", "train": "Model", "eval": "Compare"}
-
-
-def _field(key: str) -> dataclasses.Field:
-    section, name = key.split(".")
-    return next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
 
 
 def to_widget(key: str, value):
@@ -58,31 +49,26 @@ def from_widget(key: str, value):
         return int(value)
     if key in ("method.reward_model", "model.name") and value is None:  # an emptied dropdown
         return ""
-    kind = _field(key).type
-    if kind == "int" and isinstance(value, float) and value.is_integer():
-        return int(value)
     return value
 
 
 def make(key: str, **overrides) -> gr.components.Component:
     """The widget for ``section.name``, with its default, help line, choices and range."""
-    f = _field(key)
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    kw = {"label": LABELS.get(key, f.name.replace("_", " ")), "info": field_help(*key.split(".")),
-          "value": to_widget(key, default), "elem_id": key.replace(".", "-")}
+    s = setting(*key.split("."))
+    kw = {"label": LABELS.get(key, key.split(".")[1].replace("_", " ")), "info": s.help,
+          "value": to_widget(key, s.default), "elem_id": key.replace(".", "-")}
     kw.update(overrides)
-    choices = f.metadata.get("choices")
-    if choices and f.type == "list":
-        return gr.CheckboxGroup(choices=list(choices), **kw)
-    if choices:
-        return gr.Dropdown(choices=list(choices), **kw)
-    if f.type == "bool":
+    if s.choices and s.type is list:
+        return gr.CheckboxGroup(choices=list(s.choices), **kw)
+    if s.choices:
+        return gr.Dropdown(choices=list(s.choices), **kw)
+    if s.type is bool:
         return gr.Checkbox(**kw)
     if key in RANGES:
         lo, hi, step = RANGES[key]
         return gr.Slider(minimum=lo, maximum=hi, step=step, **kw)
-    if f.type in ("int", "float"):
-        return gr.Number(minimum=MINIMA.get(key), precision=0 if f.type == "int" else None, **kw)
+    if s.type in (int, float):  # the schema's lower bound (a strict one too: the check then says why)
+        return gr.Number(minimum=s.minimum, precision=0 if s.type is int else None, **kw)
     return gr.Textbox(**kw)
 
 
