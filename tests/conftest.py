@@ -18,6 +18,31 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
+TEST_SEED = os.environ.get("STUDIO_TEST_SEED")  # e.g. 1: every config a test makes trains with train.seed 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reseeded():
+    """With STUDIO_TEST_SEED set, every config made from a dict that names no train.seed gets that seed: how a
+    test of learning is checked to hold across seeds (``STUDIO_TEST_SEED=1 pytest tests/test_evaluate.py``)."""
+    if not TEST_SEED:
+        yield
+        return
+    from studio.config import StudioConfig
+
+    made = StudioConfig.from_dict.__func__
+
+    def from_dict(cls, raw):
+        raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (raw or {}).items()}
+        if isinstance(raw.setdefault("train", {}), dict):
+            raw["train"].setdefault("seed", int(TEST_SEED))
+        return made(cls, raw)
+
+    StudioConfig.from_dict = classmethod(from_dict)
+    yield
+    StudioConfig.from_dict = classmethod(made)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def studio_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("studio-home")
