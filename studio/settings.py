@@ -5,6 +5,8 @@ without loading a model (it imports nothing heavy and nothing from studio).
 - ``public_mode()``: a Space (SPACE_ID) or STUDIO_PUBLIC=1: visitors are strangers to each other.
 - ``operator_allows(setting)``: on a public deployment unsafe model settings need the operator's
   consent (STUDIO_ALLOW_<SETTING>=1).
+- ``shows_server()`` / ``shown_path(path)``: server paths and host facts are for the machine's owner; a public
+  deployment shows a file's name only.
 - ``ASSETS`` / ``SAMPLES``: the shipped assets, in a source checkout or an installed package.
 - ``quiet_libraries()``: library chatter (deprecations, load bars) is not for our users.
 """
@@ -49,6 +51,16 @@ def hub_token() -> bool | None:
 
 def operator_allows(setting: str) -> bool:
     return not public_mode() or os.environ.get(f"STUDIO_ALLOW_{setting.upper()}", "") in ("1", "true", "yes")
+
+
+def shows_server() -> bool:
+    """Whether a page or a message may show the server's paths and facts (its memory, its folders)."""
+    return not public_mode()
+
+
+def shown_path(path) -> str:
+    """A server path as this deployment shows it: whole on one's own machine, its last part on a public one."""
+    return str(path) if shows_server() or not path else Path(path).name
 
 
 def quiet_libraries() -> None:

@@ -14,7 +14,7 @@ import gradio as gr
 
 from studio.config import ConfigError
 from studio.engine.errors import StudioError
-from studio.settings import public_mode
+from studio.settings import shows_server
 
 FRIENDLY = (StudioError, ConfigError, ValueError)
 CHECK_POOL = int(os.environ.get("STUDIO_CHECK_POOL", "4"))  # visitors' data checks side by side, each in a child
@@ -23,7 +23,7 @@ PATH = re.compile(r"(?:/[^\s'\"`:,;()]+){2,}")
 
 def scrub(message: str) -> str:
     """On a public deployment no server path reaches a visitor: a path becomes its last part."""
-    return PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message) if public_mode() else message
+    return message if shows_server() else PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]!|~])")  # what links, images, code and emphasis are made of

@@ -56,8 +56,6 @@ class Session:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def shown(self, path: str) -> str:
-        return Path(path).name if public_mode() and path else path
 
     def checked(self, config):
         """The config as this visitor may run it (``gate.check_config``): the dataset defaults to their last one."""

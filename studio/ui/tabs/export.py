@@ -14,7 +14,7 @@ from studio.engine import gate, runs
 from studio.engine.export import exporters as E
 from studio.engine.judge import human
 from studio.engine.judge.ratings import default_db
-from studio.settings import public_mode
+from studio.settings import public_mode, shown_path
 from studio.ui.handlers import deliver, guard
 from studio.ui.identity import oauth_token
 from studio.ui.state import Context
@@ -129,14 +129,14 @@ class Handlers:
     def merged(self, k, name, request: gr.Request):
         run = self.run_of(k, name, request)
         r = gate.device_job(E.export_merged, run, what="the merge")
-        return f"Merged model in `{shown(r['path'])}`; max |logit difference| vs the adapter: " \
+        return f"Merged model in `{shown_path(r['path'])}`; max |logit difference| vs the adapter: " \
                f"{r['max_abs_logit_diff']:.2e}."
 
     def quantize(self, k, name, request: gr.Request, progress=gr.Progress()):
         run = self.run_of(k, name, request)
         progress(0, desc="waiting for the device, then merging, quantizing and measuring")
         rows = gate.device_job(E.quantization_table, run, what="quantizing")
-        paths = ", ".join(f"`{shown(r['path'])}`" for r in rows[1:])
+        paths = ", ".join(f"`{shown_path(r['path'])}`" for r in rows[1:])
         return gr.Dataframe(quant_frame(rows), visible=True), f"Quantized exports: {paths}"
 
     def gguf(self, k, name, quant, request: gr.Request):
@@ -175,9 +175,6 @@ class Handlers:
         return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or oauth_token(request), private)}"
 
 
-def shown(path) -> str:
-    """An export as a visitor sees it: its name on a public deployment (no server path), the path locally."""
-    return Path(path).name if public_mode() else str(path)
 
 
 def wire(t: ExportTab, ctx: Context) -> None:

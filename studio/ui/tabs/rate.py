@@ -20,7 +20,7 @@ from studio.engine.export.exporters import export_root
 from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
-from studio.settings import public_mode
+from studio.settings import public_mode, shown_path
 from studio.ui import campaigns
 from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import username
@@ -436,7 +436,7 @@ class Handlers:
         path, kind = s.offer
         s.data_path = path
         gr.Info(f"Dataset and method set ({kind}): press Start in Train.")
-        return s.shown(path), "auto", kind, gr.Button(visible=False)
+        return shown_path(path), "auto", kind, gr.Button(visible=False)
 
 
 def wire(t: RateTab, ctx: Context) -> None:
