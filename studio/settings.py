@@ -60,7 +60,9 @@ def shows_server() -> bool:
 
 def shown_path(path) -> str:
     """A server path as this deployment shows it: whole on one's own machine, its last part on a public one."""
-    return str(path) if shows_server() or not path else Path(path).name
+    if not path:
+        return ""
+    return str(path) if shows_server() else Path(path).name
 
 
 def quiet_libraries() -> None:

@@ -13,7 +13,7 @@ import os
 import gradio as gr
 
 from studio.engine import runs
-from studio.settings import public_mode
+from studio.settings import public_mode, shown_path
 from studio.ui import campaign_view, door
 from studio.ui.forms import Form
 from studio.ui.state import Context, Sessions
@@ -101,7 +101,7 @@ def _wire_session(ctx: Context, stored_key) -> None:
         if config is None:
             return {c: gr.skip() for c in ctx.form.components}
         values = ctx.form.values_of(config)
-        values[ctx.form.widgets["data.path"]] = s.shown(config.data.path)
+        values[ctx.form.widgets["data.path"]] = shown_path(config.data.path)
         return values
 
     ctx.demo.load(init, [stored_key], [ctx.key, stored_key], api_visibility="private")
