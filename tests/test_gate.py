@@ -113,6 +113,51 @@ def test_stop_ends_a_visitors_device_job_and_stop_all_everyones(public):
         assert "the test job was stopped" in outcome["error"] and time.time() - asked < 10
 
 
+def test_a_stop_before_the_job_starts_ends_the_action_at_any_stage(public, monkeypatch):
+    """Stop pressed while an action still gets ready (reading its file) or waits behind training for the device:
+    the job never starts, and says it was stopped."""
+    from studio.engine.device import exclusive
+    from studio.ui import door
+
+    ran, outcome, ready, held = [], {}, threading.Event(), threading.Event()
+    monkeypatch.setattr(door, "_admit", lambda action: gate.admit(action, "user-alice", "user-alice"))  # her login
+
+    def compare_like():  # an app handler: some preparing, then the device job
+        ready.set()
+        time.sleep(1)
+        return gate.device_job(ran.append, "ran", what="the comparison")
+
+    def visit():
+        try:
+            outcome["value"] = door.through(compare_like, "compare")()
+        except StudioError as e:
+            outcome["error"] = str(e)
+
+    worker = threading.Thread(target=visit)
+    worker.start()
+    ready.wait(10)
+    assert gate.stop("user-alice") >= 1  # pressed while the handler is still preparing
+    worker.join(20)
+    assert outcome == {"error": "the comparison was stopped"} and ran == []
+
+    def training():  # the device is busy: the next job waits in the queue
+        with exclusive():
+            held.set()
+            time.sleep(3)
+
+    busy = threading.Thread(target=training)
+    busy.start()
+    held.wait(10)
+    outcome.clear()
+    worker = threading.Thread(target=visit)
+    worker.start()
+    time.sleep(1.5)  # past the handler's preparing: now it waits for the device
+    gate.stop("user-alice")
+    worker.join(20)
+    busy.join(20)
+    assert outcome == {"error": "the comparison was stopped"} and ran == []
+
+
 def test_every_handler_of_the_app_is_behind_the_door():
     from studio.ui import door
     from studio.ui.app import build_app

@@ -59,6 +59,7 @@ _visitor: ContextVar[Visitor | None] = ContextVar("studio_visitor", default=None
 ADMITTED: Counter = Counter()  # (action, owner) -> how often the door was passed, in this process
 _lock = threading.Lock()
 _stops: dict[str, set[threading.Event]] = {}
+_halt: ContextVar[threading.Event | None] = ContextVar("studio_halt", default=None)  # the action's stop event
 _solo: set[tuple[str, str]] = set()
 
 
@@ -226,13 +227,21 @@ def solo(kind: str, what: str):
 
 @contextlib.contextmanager
 def stoppable():
-    """A stop event for the acting visitor's work in progress: their Stop and the operator's "stop all" set it."""
+    """A stop event for the acting visitor's work in progress: their Stop and the operator's "stop all" set it.
+    The door opens one for each action, so a Stop pressed while the action is still getting ready (reading its
+    file, waiting for the device) counts too; work inside that action shares it."""
+    event = _halt.get()
+    if event is not None:
+        yield event
+        return
     key, event = current().key, threading.Event()
     with _lock:
         _stops.setdefault(key, set()).add(event)
+    token = _halt.set(event)
     try:
         yield event
     finally:
+        _halt.reset(token)
         with _lock:
             _stops.get(key, set()).discard(event)
 
@@ -260,9 +269,10 @@ def device_job(fn, *args, what: str = "the job", seconds: float | None = None, m
     from studio.engine.device import exclusive
     from studio.engine.isolate import isolated
 
-    with exclusive() if device else contextlib.nullcontext():
+    with stoppable() as halt, exclusive() if device else contextlib.nullcontext():
+        if halt.is_set():  # stopped while it waited for the device or got ready
+            raise StudioError(f"{what} was stopped")
         if not public_mode():
             return fn(*args)
-        with stoppable() as halt:
-            return isolated(fn, *args, owner=current().owner, seconds=seconds or JOB_SECONDS,
-                            memory_mb=memory_mb or JOB_MEMORY_MB, should_stop=halt.is_set, what=what)
+        return isolated(fn, *args, owner=current().owner, seconds=seconds or JOB_SECONDS,
+                        memory_mb=memory_mb or JOB_MEMORY_MB, should_stop=halt.is_set, what=what)
