@@ -18,6 +18,20 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
+def _own_core() -> None:
+    """Under pytest-xdist (``-n 2``) each worker, and every process it starts, keeps to a core of its own: on a
+    small CPU the studio's training gains nothing from a second thread (studio-tiny: 46.5 s on one core, 45.3 s
+    on two), while two workers each spreading over both cores slowed every test twofold."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) >= int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")):
+            os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+
+
+_own_core()
+
+
 TEST_SEED = os.environ.get("STUDIO_TEST_SEED")  # e.g. 1: every config a test makes trains with train.seed 1
 
 
@@ -111,6 +125,7 @@ def eventually(predicate, timeout: float = 60.0, every: float = 0.2, what: str =
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+SERIAL_FILES = {"test_ui_browser.py"}  # chromium, the app and a training job at once: they need the whole machine
 E2E_FILES = {"test_ui_browser.py", "test_ui_api.py", "test_public_security.py", "test_serve.py", "test_package.py",
              "test_safety.py"}  # browser, the app's HTTP API, a server, a pip install
 
@@ -120,6 +135,8 @@ def pytest_collection_modifyitems(config, items):
     """Every test is of one kind, so that `pytest -m unit` is the quick loop and .ci/run runs it first: e2e
     (its file, or the live app's `url` fixture), integration (marked so, or slow), unit (the rest)."""
     for item in items:
+        if item.path.name in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
         if item.path.name in E2E_FILES or "url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
         elif item.get_closest_marker("integration") or item.get_closest_marker("slow"):
