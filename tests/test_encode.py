@@ -58,7 +58,7 @@ def test_truncation_counts_and_drops_examples_without_targets(tok):
 
 
 def test_no_pad_token_pads_with_eos_and_still_trains_eos(tiny_path, tmp_path):
-    from studio.engine.train.trainer import collator
+    from studio.engine.data.encode import collator
 
     base = AutoTokenizer.from_pretrained(tiny_path)
     base.pad_token = None

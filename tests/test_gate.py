@@ -119,12 +119,12 @@ def test_a_stop_before_the_job_starts_ends_the_action_at_any_stage(public, monke
     from studio.engine.device import exclusive
     from studio.ui import door
 
-    ran, outcome, ready, held = [], {}, threading.Event(), threading.Event()
+    ran, outcome, ready, prepared, held, free = [], {}, *(threading.Event() for _ in range(4))
     monkeypatch.setattr(door, "_admit", lambda action: gate.admit(action, "user-alice", "user-alice"))  # her login
 
     def compare_like():  # an app handler: some preparing, then the device job
         ready.set()
-        time.sleep(1)
+        prepared.wait(10)
         return gate.device_job(ran.append, "ran", what="the comparison")
 
     def visit():
@@ -137,13 +137,14 @@ def test_a_stop_before_the_job_starts_ends_the_action_at_any_stage(public, monke
     worker.start()
     ready.wait(10)
     assert gate.stop("user-alice") >= 1  # pressed while the handler is still preparing
+    prepared.set()
     worker.join(20)
     assert outcome == {"error": "the comparison was stopped"} and ran == []
 
     def training():  # the device is busy: the next job waits in the queue
         with exclusive():
             held.set()
-            time.sleep(3)
+            free.wait(10)
 
     busy = threading.Thread(target=training)
     busy.start()
@@ -151,8 +152,9 @@ def test_a_stop_before_the_job_starts_ends_the_action_at_any_stage(public, monke
     outcome.clear()
     worker = threading.Thread(target=visit)
     worker.start()
-    time.sleep(1.5)  # past the handler's preparing: now it waits for the device
+    time.sleep(0.3)  # past the handler's preparing (already done): now it waits for the device
     gate.stop("user-alice")
+    free.set()
     worker.join(20)
     busy.join(20)
     assert outcome == {"error": "the comparison was stopped"} and ran == []

@@ -8,7 +8,6 @@ from conftest import SAMPLES, tiny_config
 from studio.config import StudioConfig
 from studio.engine.train import loop as train
 from studio.engine.train.prepare import prepare
-from studio.engine.train.trainer import collator
 
 
 @pytest.mark.integration
@@ -22,6 +21,8 @@ def test_packed_loss_equals_padded_loss_on_the_same_examples():
     model = apply_method(load_model(p.resolved, cfg.model, cfg.method, "fp32", p.tokenizer), cfg.method, False)
     model.config.use_cache = False
     model.eval()
+    from studio.engine.data.encode import collator
+
     padded, packed = collator(p.tokenizer)(rows), collator(p.tokenizer, packing=True)(rows)
     assert "attention_mask" not in packed and packed["input_ids"].shape[0] == 1
     assert packed["input_ids"].shape[1] == sum(len(r["input_ids"]) for r in rows)  # not one pad

@@ -12,7 +12,6 @@ from studio.engine import runs
 from studio.engine.data.split import Split
 from studio.engine.events import Metrics, StateChanged, TrainingInfo
 from studio.engine.train import loop as train
-from studio.engine.train.trainer import StudioTrainer
 
 
 def build(cfg_dict, tmp_path):
@@ -122,6 +121,8 @@ def test_stop_takes_effect_within_one_step_and_leaves_a_checkpoint(alpaca_file, 
 
 @pytest.mark.integration
 def test_nan_loss_ends_as_diverged(alpaca_file, tmp_path, monkeypatch):
+    from studio.engine.train.trainer import StudioTrainer
+
     real = StudioTrainer.compute_loss
     calls = {"n": 0}
 
@@ -161,6 +162,8 @@ def test_resume_continues_from_the_last_complete_checkpoint(alpaca_file, tmp_pat
 
 @pytest.mark.integration
 def test_out_of_memory_fails_with_a_hint_and_the_next_run_works(alpaca_file, tmp_path, monkeypatch):
+    from studio.engine.train.trainer import StudioTrainer
+
     def oom(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
@@ -190,6 +193,8 @@ def test_bad_data_fails_before_any_model_loads(tmp_path, monkeypatch):
 def test_full_disk_while_saving_fails_clearly_and_keeps_the_last_good_checkpoint(alpaca_file, tmp_path,
                                                                                   monkeypatch):
     import errno
+
+    from studio.engine.train.trainer import StudioTrainer
 
     real = StudioTrainer._save_checkpoint
     saves = {"n": 0}

@@ -18,6 +18,9 @@ with a notice), unless the user chose that template (``model.chat_template``): t
 
 Continued pretraining on plain text packs documents (``pack``): their tokens are concatenated with EOS
 between them and cut into ``max_length`` blocks, so a long document is trained whole, not truncated.
+
+``collator(tokenizer, packing, objective, seed)`` makes the rows into batches (padded, padding-free, or masked
+for a masked LM) for the trainer and the LR finder alike.
 """
 
 from __future__ import annotations
@@ -219,3 +222,17 @@ def length_stats(lengths: list[int], max_length: int) -> dict:
 
     return {"min": s[0], "median": q(0.5), "p95": q(0.95), "max": s[-1],
             "over_max_length": sum(1 for n in s if n > max_length)}
+
+
+def collator(tokenizer, packing: bool = False, objective: str = "causal_lm", seed: int = 0):
+    """Right-pads input_ids with the pad token and labels with -100, so a pad that equals EOS is never trained
+    while the real EOS (already in the labels) is. With ``packing``: no padding at all; the batch becomes one
+    row, position_ids restart at each example (transformers then masks attention per example, with any
+    attention kernel) and each example's first label is -100, so nothing is predicted across a boundary."""
+    from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+    if objective == "masked_lm":
+        return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MASK_SHARE, seed=seed)
+    if packing:
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")

@@ -215,7 +215,8 @@ def _check_device(cfg: StudioConfig, precision: str) -> None:
 def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Callable[[], bool]):
     from datasets import Dataset
 
-    from studio.engine.train.trainer import StudioCallback, collator, sft_trainer_class, studio_trainer, training_args
+    from studio.engine.data.encode import collator
+    from studio.engine.train.trainer import StudioCallback, sft_trainer_class, studio_trainer, training_args
 
     cfg = p.config
     threads = set_threads(cfg.train.threads)

@@ -46,7 +46,7 @@ def _batches(prepared, batch_size: int, seed: int):
     import torch
     from torch.utils.data import DataLoader
 
-    from studio.engine.train.trainer import collator
+    from studio.engine.data.encode import collator
 
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(prepared.train_rows, batch_size=batch_size, shuffle=True, generator=gen,

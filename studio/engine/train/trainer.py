@@ -23,8 +23,6 @@ from pathlib import Path
 import psutil
 import torch
 from transformers import (
-    DataCollatorForSeq2Seq,
-    DataCollatorWithFlattening,
     PrinterCallback,
     Trainer,
     TrainerCallback,
@@ -33,7 +31,6 @@ from transformers import (
 
 from studio.config import StudioConfig
 from studio.engine import methods, runs
-from studio.engine.data.encode import MASK_SHARE
 from studio.engine.events import Metrics
 from studio.engine.train.doctor import Doctor
 from studio.engine.train.trackers import PROJECT
@@ -93,20 +90,6 @@ def _early_stopping(t, evaluate: bool) -> dict:
     if not (t.early_stopping_patience and evaluate):
         return {}
     return {"load_best_model_at_end": True, "metric_for_best_model": "eval_loss", "greater_is_better": False}
-
-
-def collator(tokenizer, packing: bool = False, objective: str = "causal_lm", seed: int = 0):
-    """Right-pads input_ids with the pad token and labels with -100, so a pad that equals EOS is never trained
-    while the real EOS (already in the labels) is. With ``packing``: no padding at all; the batch becomes one
-    row, position_ids restart at each example (transformers then masks attention per example, with any
-    attention kernel) and each example's first label is -100, so nothing is predicted across a boundary."""
-    if objective == "masked_lm":
-        from transformers import DataCollatorForLanguageModeling
-
-        return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MASK_SHARE, seed=seed)
-    if packing:
-        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
 
 
 class StudioMixin:
