@@ -19,9 +19,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def _own_core() -> None:
-    """Under pytest-xdist (``-n 2``) each worker, and every process it starts, keeps to a core of its own: on a
-    small CPU the studio's training gains nothing from a second thread (studio-tiny: 46.5 s on one core, 45.3 s
-    on two), while two workers each spreading over both cores slowed every test twofold."""
+    """Under pytest-xdist (``-n 2``) each worker, and every process it starts, keeps to a core of its own: the
+    tests' short studio-tiny runs gain little from a second thread (tests/test_methods.py: 46.5 s pinned to one
+    core, 45.3 s on two), while two workers each spreading over both cores slowed every test about twofold."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))
