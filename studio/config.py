@@ -90,8 +90,9 @@ class _Section:
         return value
 
 
-def _section(name: str):
-    """A section of the config: a pydantic dataclass whose every refusal is a one-line ConfigError."""
+def _section(name: str | None):
+    """A section of the config (``name``; None: the whole config): a pydantic dataclass whose every refusal,
+    however it is made (``from_dict``, in code, ``dataclasses.replace``), is a one-line ConfigError."""
     def make(cls: type) -> type:
         cls = dataclass(cls, config=RULES)
         validated = cls.__init__
@@ -103,7 +104,8 @@ def _section(name: str):
                 raise _said(e, name) from None
 
         cls.__init__ = __init__
-        SECTIONS[name] = cls
+        if name:
+            SECTIONS[name] = cls
         return cls
     return make
 
@@ -237,7 +239,7 @@ class EvalConfig(_Section):
                                "mean reward of base and tuned, with intervals and a paired test.")
 
 
-@dataclass(config=RULES)
+@_section(None)
 class StudioConfig:
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -262,10 +264,7 @@ class StudioConfig:
             raise ConfigError(f"a config must be a mapping of sections (data, model, ...), got {type(raw).__name__}")
         raw = {k: ({} if v is None and k in SECTIONS else v) for k, v in (raw or {}).items()}
         raw["run_name"] = raw.get("run_name") or ""
-        try:
-            return cls(**raw)
-        except ValidationError as e:
-            raise _said(e) from None
+        return cls(**raw)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -64,10 +64,14 @@ def test_what_a_person_writes_is_read_as_meant():
 
 
 def test_a_section_made_in_code_is_checked_the_same_way():
-    from studio.config import EvalConfig
+    import dataclasses
+
+    from studio.config import EvalConfig, MethodConfig
 
     with pytest.raises(ConfigError, match=r"^eval.limit must be >= 1, got 0$"):
         EvalConfig(limit=0)
+    with pytest.raises(ConfigError, match="needs method.reward_model"):  # a method's refusal, on a replace
+        dataclasses.replace(StudioConfig(), method=MethodConfig(kind="rl"))
 
 
 def test_unknown_key_lists_the_valid_ones():
