@@ -175,8 +175,6 @@ class Handlers:
         return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or oauth_token(request), private)}"
 
 
-
-
 def wire(t: ExportTab, ctx: Context) -> None:
     h, key = Handlers(t, ctx), ctx.key
     t.page.select(h.run_choices, [key, t.run, ctx.current_run], t.run, api_visibility="private")
