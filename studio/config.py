@@ -316,20 +316,20 @@ def _said(e: ValidationError, section: str | None = None) -> ConfigError:
     if isinstance(cause, ConfigError):  # a rule between fields, already said in full
         return cause
     loc = [*([section] if section else []), *map(str, err["loc"])]
-    name, value, kind = ".".join(loc), err.get("input"), err["type"]
-    if kind == "unexpected_keyword_argument":
+    name, value, problem = ".".join(loc), err.get("input"), err["type"]
+    if problem == "unexpected_keyword_argument":
         if len(loc) == 1:
             return ConfigError(f"unknown config section '{name}'; valid: {', '.join([*SECTIONS, 'run_name'])}")
         return ConfigError(f"unknown key '{name}'; valid: {', '.join(SECTIONS[loc[0]].__pydantic_fields__)}")
     if len(loc) == 1 and loc[0] in SECTIONS:
         return ConfigError(f"config section '{name}' must be a mapping, got {value!r}")
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+    if problem in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bounds = _bounds(SECTIONS[loc[0]].__pydantic_fields__[loc[1]])
         rule = "must be " + " and ".join(f"{_OPS[key]} {v}" for key, v in bounds.items())
-    elif kind == "value_error":  # the shared rules above: "must be one of ...", "must be a number"
+    elif problem == "value_error":  # the shared rules above: "must be one of ...", "must be a number"
         rule = str(cause)
-    elif kind.split("_")[0] in _TYPES:
-        rule = "must be " + _TYPES[kind.split("_")[0]]
+    elif problem.split("_")[0] in _TYPES:
+        rule = "must be " + _TYPES[problem.split("_")[0]]
     else:
         rule = err["msg"][:1].lower() + err["msg"][1:]
     return ConfigError(f"{name} {rule}, got {value!r}")

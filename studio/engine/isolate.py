@@ -49,7 +49,7 @@ def context():
 class Reply:
     """A child's last word: ``ok`` and what it returned, or ``error`` and why (an exception or a line)."""
 
-    kind: str
+    outcome: str  # "ok", "error" (or, from the supervisor, "alive")
     value: Any
 
 
@@ -135,7 +135,7 @@ def isolated(fn: Callable, *args, owner: str | None = None, seconds: float = CHE
         while reason is None:
             reply = next(child.messages(POLL_S, most=1), None)
             if reply is not None:
-                if reply.kind == "error":
+                if reply.outcome == "error":
                     raise reply.value
                 return reply.value
             if child.closed or not child.proc.is_alive():

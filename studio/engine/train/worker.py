@@ -148,9 +148,9 @@ def supervise(config: StudioConfig, run_dir, resume: bool, owner: str | None, on
         last = sup.pump(on_event)
     sup.proc.join(GRACE_S)
     sup.child.close()
-    if last is not None and last.kind == "ok":
+    if last is not None and last.outcome == "ok":
         return last.value
-    if last is not None and last.kind == "error":
+    if last is not None and last.outcome == "error":
         raise JobError(last.value)
     reason = _death(sup.proc.exitcode)
     if sup.run_dir is not None and (sup.run_dir / "status.json").is_file():
