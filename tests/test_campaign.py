@@ -340,6 +340,7 @@ def test_scored_gold_a_copy_and_the_raters_guidelines(tmp_path):
         C.gold_from(bad)
 
 
+@pytest.mark.integration  # 540 answers, each a durable SQLite commit: seconds
 def test_which_metric_agrees_with_the_raters(tmp_path):
     """Answers carry their metric scores (a comparison's do): a metric that follows the truth correlates with the
     raters' verdicts, one that is noise does not."""

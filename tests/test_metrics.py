@@ -82,6 +82,7 @@ def test_exact_match_and_token_f1():
     assert M.token_f1("", "") == 1.0 and M.token_f1("x", "") == 0.0
 
 
+@pytest.mark.integration  # the bootstrap of every metric (BLEU recomputed per resample): seconds
 def test_every_interval_contains_its_estimate_and_resamples_whole_examples(pairs):
     refs, good, _ = pairs
     scored = M.score_texts(good, refs, bertscore_on=False)
