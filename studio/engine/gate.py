@@ -58,8 +58,9 @@ LOCAL = Visitor(None, "local")
 _visitor: ContextVar[Visitor | None] = ContextVar("studio_visitor", default=None)
 ADMITTED: Counter = Counter()  # (action, owner) -> how often the door was passed, in this process
 _lock = threading.Lock()
-_stops: dict[str, set[threading.Event]] = {}
-_halt: ContextVar[threading.Event | None] = ContextVar("studio_halt", default=None)  # the action's stop event
+_stops: dict[str, set[threading.Event]] = {}  # a visitor's work in progress (device jobs, data checks)
+_actions: dict[str, set[threading.Event]] = {}  # a visitor's actions in progress (the door's, one per request)
+_halt: ContextVar[threading.Event | None] = ContextVar("studio_halt", default=None)  # this action's event
 _solo: set[tuple[str, str]] = set()
 
 
@@ -226,38 +227,50 @@ def solo(kind: str, what: str):
 
 
 @contextlib.contextmanager
-def stoppable():
-    """A stop event for the acting visitor's work in progress: their Stop and the operator's "stop all" set it.
-    The door opens one for each action, so a Stop pressed while the action is still getting ready (reading its
-    file, waiting for the device) counts too; work inside that action shares it."""
-    event = _halt.get()
-    if event is not None:
-        yield event
-        return
+def action():
+    """The door's: one stop event for a visitor's action (a request), from its first line to its last, so a Stop
+    pressed while the action still gets ready (reading its file, waiting behind training for the device) ends
+    the work it then starts. Not work itself: Stop counts the work in progress, not the actions."""
     key, event = current().key, threading.Event()
     with _lock:
-        _stops.setdefault(key, set()).add(event)
+        _actions.setdefault(key, set()).add(event)
     token = _halt.set(event)
     try:
         yield event
     finally:
         _halt.reset(token)
         with _lock:
+            _actions.get(key, set()).discard(event)
+
+
+@contextlib.contextmanager
+def stoppable():
+    """A stop event for the acting visitor's work in progress (a device job, a data check): their Stop and the
+    operator's "stop all" set it. Inside an action it is the action's own event (set already if Stop came early)."""
+    key, event = current().key, _halt.get() or threading.Event()
+    with _lock:
+        _stops.setdefault(key, set()).add(event)
+    try:
+        yield event
+    finally:
+        with _lock:
             _stops.get(key, set()).discard(event)
 
 
 def stop(key: str) -> int:
-    """Stop a visitor's device jobs and data checks; how many were going."""
+    """Stop a visitor's device jobs and data checks, and whatever their actions in progress start next; how many
+    jobs and checks were going."""
     with _lock:
         going = [e for e in _stops.get(key, ()) if not e.is_set()]
-    for e in going:
+        actions = list(_actions.get(key, ()))
+    for e in (*going, *actions):
         e.set()
     return len(going)
 
 
 def stop_all() -> int:
     with _lock:
-        keys = list(_stops)
+        keys = set(_stops) | set(_actions)
     return sum(stop(k) for k in keys)
 
 

@@ -50,7 +50,7 @@ def through(fn, action: str):
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             _admit(action)
-            with gate.stoppable():  # the visitor's Stop reaches this action at whatever stage it is
+            with gate.action():  # the visitor's Stop reaches this action at whatever stage it is
                 return fn(*args, **kwargs)
     wrapped.__studio_door__ = True
     return wrapped
