@@ -45,8 +45,6 @@ def from_widget(key: str, value):
         return text if text in ("auto", "all-linear") else [t.strip() for t in text.split(",") if t.strip()]
     if key == "eval.extra_metrics":
         return [t.strip() for t in (value or "").split(",") if t.strip()]
-    if key == "method.quant_bits":
-        return int(value)
     if key in ("method.reward_model", "model.name") and value is None:  # an emptied dropdown
         return ""
     return value
