@@ -2,18 +2,21 @@
 
 Contract: ``export_gguf(run, quant="f16", out=None) -> dict`` merges the run (``exporters.merged_model``), maps
 its tensors to llama.cpp's names (``gguf.get_tensor_name_map``), stores f16 / bf16 / q8_0 with ``gguf.quants``
-(norms stay f32, as llama.cpp keeps them), and writes the tokenizer (byte-level BPE: vocabulary, merges, special
-ids) and the chat template into the metadata, then an Ollama ``Modelfile`` beside the file. ``q4_k_m`` and the
-other k-quants need llama.cpp's C++ quantizer: ``llama-quantize`` is used when it is on PATH (from the f16 file),
-else one line says how to get it. What the writer does not cover is refused in one line (``StudioError``):
-architectures other than the Llama family (Llama, Mistral, Qwen2, studio-tiny), sentencepiece tokenizers, reward
-and masked-LM runs. ``transformers`` loads the file back (``gguf_file=``): the tests compare it with the merged
-model.
+(norms stay f32, as llama.cpp keeps them), and writes the tokenizer as llama.cpp reads it: vocabulary, merges, the
+pre-tokenizer by llama.cpp's own name (``gpt-2``, ``llama-bpe``, ``qwen2``), bos / eos / end-of-turn / padding
+ids as the tokenizer and its chat template define them, and the chat template without transformers-only tags;
+then an Ollama ``Modelfile`` beside the file whose Go TEMPLATE renders chats as the chat template does.
+``q4_k_m`` and the other k-quants need llama.cpp's C++ quantizer: ``llama-quantize`` is used when it is on PATH
+(from the f16 file), else one line says how to get it. What the writer does not cover is refused in one line
+(``StudioError``): architectures other than the Llama family (Llama, Mistral, Qwen2, studio-tiny), sentencepiece
+tokenizers and splits llama.cpp has no name for, reward and masked-LM runs. The tests run llama.cpp itself on the
+files (tests/test_gguf.py).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,7 +90,7 @@ def _vocabulary(tok, vocab_size: int) -> dict:
             tokens[i] = added["content"]  # as written, as llama.cpp's converter stores added tokens
             types[i] = 3 if added.get("special") or added["content"] in special else 4  # CONTROL / USER_DEFINED
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return {"tokens": tokens, "types": types, "merges": merges, "pre": _pre_tokenizer(data)}
+    return {"tokens": tokens, "types": types, "merges": merges, "pre": _pre_tokenizer(data), "ids": _special_ids(tok)}
 
 
 def _byte_level(data: dict) -> bool:
@@ -95,18 +98,77 @@ def _byte_level(data: dict) -> bool:
     return '"ByteLevel"' in text
 
 
+# llama.cpp's names for how text is split before the merges (``tokenizer.ggml.pre``, llama-vocab.cpp), each by the
+# exact split pattern of the tokenizer family it names; llama.cpp applies its own copy of the pattern, so a
+# tokenizer that splits in any other way would be tokenized differently there and is refused.
+_WORDS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|"
+_REST = r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+_SPLITS = {_WORDS + r"\p{N}{1,3}" + _REST: "llama-bpe",  # Llama 3: digits in threes
+           _WORDS + r"\p{N}" + _REST: "qwen2"}  # Qwen2 / Qwen2.5: digits one by one
+
+
 def _pre_tokenizer(data: dict) -> str:
-    """llama.cpp's name for how text is split before the merges (``tokenizer.ggml.pre``): Llama 3's split
-    (digits in threes), Qwen2's (digits one by one), or GPT-2's own ByteLevel regex (studio-tiny's)."""
-    text = json.dumps(data.get("pre_tokenizer"))
-    if '"Split"' not in text:
-        return "gpt2"
-    if "\\\\p{N}{1,3}" in text:
-        return "llama-bpe"
-    if "\\\\p{N}|" in text:
-        return "qwen2"
-    raise StudioError("GGUF export: this tokenizer splits text in a way llama.cpp's names do not cover yet; export "
-                      "it merged and use llama.cpp's convert_hf_to_gguf.py")
+    """llama.cpp's name for the tokenizer's split: ``gpt-2`` for GPT-2's own ByteLevel regex (studio-tiny's), else
+    the name of the Llama 3 or Qwen2 split pattern it uses."""
+    pre = data.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    byte_level = [s for s in steps if s.get("type") == "ByteLevel"]
+    splits = [s for s in steps if s.get("type") == "Split"]
+    if len(steps) == 1 and byte_level and byte_level[0].get("use_regex", True) \
+            and not byte_level[0].get("add_prefix_space"):
+        return "gpt-2"
+    if len(steps) == 2 and len(splits) == 1 and byte_level and not byte_level[0].get("use_regex", True):
+        name = _SPLITS.get((splits[0].get("pattern") or {}).get("Regex"))
+        keeps = (splits[0].get("behavior"), bool(splits[0].get("invert")))  # two spellings of "keep each match"
+        if name and keeps in (("Isolated", False), ("Removed", True)):
+            return name
+    raise StudioError("GGUF export: this tokenizer splits text in a way llama.cpp's names do not cover yet (the "
+                      "studio knows GPT-2's, Llama 3's and Qwen2's); export it merged and use llama.cpp's "
+                      "convert_hf_to_gguf.py")
+
+
+def _special_ids(tok) -> dict:
+    """The ids llama.cpp reads from the file instead of guessing them from token names: bos (the tokenizer's, else
+    its ``<|endoftext|>`` or eos, as llama.cpp's converter writes for Qwen2), eos, eot (the token the chat template
+    closes an assistant turn with, written even when it is eos, so llama.cpp does not pick one by name), padding,
+    and whether a bos starts every text."""
+    eos = tok.eos_token_id
+    separator = tok.convert_tokens_to_ids("<|endoftext|>") if "<|endoftext|>" in tok.get_vocab() else None
+    bos = next((i for i in (tok.bos_token_id, separator, eos) if i is not None), None)
+    ids = {"bos": bos, "eos": eos, "pad": tok.pad_token_id, "eot": end_of_turn(tok)}
+    probe = tok("a")["input_ids"]
+    ids["add_bos"] = tok.bos_token_id is not None and bool(probe) and probe[0] == tok.bos_token_id
+    return ids
+
+
+def end_of_turn(tok) -> int | None:
+    """The special token right after an assistant's words in the tokenizer's chat template (``<|im_end|>`` for
+    ChatML, ``<|eot_id|>`` for Llama 3), or None when the template has none or no template is set."""
+    if not tok.chat_template:
+        return None
+    mark = "Zq7 answer"
+    try:
+        text = tok.apply_chat_template([{"role": "user", "content": "hello"}, {"role": "assistant", "content": mark}],
+                                       tokenize=False)
+    except Exception:  # a template that refuses this conversation: no turn to read
+        return None
+    after = text[text.rindex(mark) + len(mark):] if mark in text else ""
+    special = set(tok.all_special_ids) | {i for i, t in tok.added_tokens_decoder.items() if t.special}
+    for token_id in tok(after, add_special_tokens=False)["input_ids"]:
+        if token_id in special:
+            return int(token_id)
+        if tok.decode([token_id]).strip():
+            return None  # words before any special token: the template has no end-of-turn token
+    return None
+
+
+_GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
+
+
+def llama_cpp_template(template: str) -> str:
+    """The chat template as llama.cpp's Jinja engine reads it: without transformers' own ``{% generation %}``
+    markers (they only mark the assistant's tokens for training and render to nothing)."""
+    return _GENERATION_TAG.sub("", template)
 
 
 # -- tensors -----------------------------------------------------------------------------------------------------
@@ -180,13 +242,15 @@ def _write(path: Path, model, tok, vocab: dict, arch: str, quant: str, name: str
     w.add_token_list(vocab["tokens"])
     w.add_token_types(vocab["types"])
     w.add_token_merges(vocab["merges"])
-    for setter, token_id in ((w.add_bos_token_id, tok.bos_token_id), (w.add_eos_token_id, tok.eos_token_id),
-                             (w.add_pad_token_id, tok.pad_token_id)):
-        if token_id is not None:
-            setter(int(token_id))
-    w.add_add_bos_token(bool(getattr(tok, "add_bos_token", False)) and tok.bos_token_id is not None)
+    ids = vocab["ids"]
+    for setter, key in ((w.add_bos_token_id, "bos"), (w.add_eos_token_id, "eos"), (w.add_eot_token_id, "eot"),
+                        (w.add_pad_token_id, "pad")):
+        if ids[key] is not None:
+            setter(int(ids[key]))
+    w.add_add_bos_token(ids["add_bos"])
+    w.add_add_eos_token(False)
     if tok.chat_template:
-        w.add_chat_template(tok.chat_template)
+        w.add_chat_template(llama_cpp_template(tok.chat_template))
     for tensor_name, array in _tensors(model, arch):
         data, kind = _stored(tensor_name, array, quant)
         w.add_tensor(tensor_name, data, raw_dtype=kind)  # quantized bytes carry their own shape
@@ -197,23 +261,69 @@ def _write(path: Path, model, tok, vocab: dict, arch: str, quant: str, name: str
 
 
 # -- Ollama ------------------------------------------------------------------------------------------------------
-CHATML = ("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ range .Messages }}"
-          "<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
+# Ollama renders a chat with a Go template over its messages (system messages included, the Modelfile's SYSTEM put
+# first when the chat has none); each form below is written only when the run's own chat template renders the probe
+# chats exactly as the Go template will (``_renders``), and tests/ollama_template renders it with Go to check.
+OLLAMA_TEMPLATES = {
+    "chatml": ("{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+               "<|im_start|>assistant\n"),
+    "llama3": ("{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
+               "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"),
+}
+PROBE_CHATS = (
+    [{"role": "user", "content": "Name a river."}],
+    [{"role": "system", "content": "Answer in one line."}, {"role": "user", "content": "Name a river."},
+     {"role": "assistant", "content": "The Nile."}, {"role": "user", "content": "And a sea?"}],
+)
+
+
+def _renders(form: str, chat: list[dict], system: str | None) -> str:
+    """What Ollama's Go template ``form`` gives for ``chat`` (with the Modelfile's ``system``), in Python."""
+    if system and chat[0]["role"] != "system":
+        chat = [{"role": "system", "content": system}, *chat]
+    if form == "chatml":
+        return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in chat) + "<|im_start|>assistant\n"
+    return "".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content']}<|eot_id|>" for m in chat) + \
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+
+
+def ollama_chat(tok) -> tuple[str, str | None] | None:
+    """(the Go template's name, the default system prompt or None) that renders as the run's chat template does,
+    or None when neither form does."""
+    try:
+        texts = [tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) for chat in PROBE_CHATS]
+    except Exception:
+        return None
+    if tok.bos_token and _special_ids(tok)["add_bos"]:  # Ollama (llama.cpp) adds the bos itself
+        texts = [t.removeprefix(tok.bos_token) for t in texts]
+    for form in OLLAMA_TEMPLATES:
+        system = None
+        if texts[0] != _renders(form, PROBE_CHATS[0], None):  # perhaps a default system turn (Qwen2's): SYSTEM
+            mark = "DefaultSystemMark"
+            pattern = re.escape(_renders(form, PROBE_CHATS[0], mark)).replace(mark, "(.*)")
+            match = re.fullmatch(pattern, texts[0], re.S)
+            system = match.group(1) if match else None
+        if all(_renders(form, chat, system) == text for chat, text in zip(PROBE_CHATS, texts)):
+            return form, system
+    return None
 
 
 def ollama_modelfile(gguf_name: str, tok) -> str:
-    """FROM the file, a TEMPLATE in Go's syntax for the run's chat template (ChatML, the studio's, is written out;
-    another template is named for the user to port), and the end-of-turn tokens as stops."""
-    template = tok.chat_template or ""
-    chatml = "<|im_start|>" in template
-    stops = ["<|im_end|>"] if chatml else []
-    if tok.eos_token and tok.eos_token not in stops:
-        stops.append(tok.eos_token)
+    """FROM the file, the TEMPLATE (and SYSTEM) in Go's syntax that renders chats as the run's chat template does
+    (a template of another shape is named for the user to port), and the end-of-turn tokens as stops."""
+    stops = []
+    for token_id in (end_of_turn(tok), tok.eos_token_id):
+        if token_id is not None and tok.convert_ids_to_tokens(token_id) not in stops:
+            stops.append(tok.convert_ids_to_tokens(token_id))
+    chat = ollama_chat(tok)
     lines = [f"FROM ./{gguf_name}"]
-    if chatml:
-        lines.append(f'TEMPLATE """{CHATML}"""')
+    if chat:
+        lines.append(f'TEMPLATE """{OLLAMA_TEMPLATES[chat[0]]}"""')
+        if chat[1]:
+            lines.append(f'SYSTEM """{chat[1]}"""')
     else:
-        lines.append("# The run's chat template is not ChatML: write its TEMPLATE in Go's syntax (ollama.com/docs)")
+        lines.append("# The run's chat template is neither ChatML nor Llama 3's: write its TEMPLATE in Go's syntax "
+                     "(ollama.com/docs); the GGUF file carries the Jinja template for llama.cpp")
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     lines.append("PARAMETER temperature 0")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,3 @@
+module studio/ollamatemplate
+
+go 1.19
