@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "peer" / "alpaca_en_demo.json"
+PEER_DATA = ROOT.parent / "shared" / "data" / "peer" / "alpaca_en_demo.json"  # LLaMA-Factory's demo, where it lies
+DATA = PEER_DATA if PEER_DATA.is_file() else ROOT / "assets" / "samples" / "instructions.json"  # both alpaca, 400+
 ROWS, LENGTH, BATCH, THREADS = 400, 256, 8, 2
 
 

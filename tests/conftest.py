@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER = ROOT.parent / "shared" / "data" / "peer"
+SHAPES = ROOT / "tests" / "data" / "shapes"  # our own file of each shape users bring (tests/data/make_shapes.py)
+PEER = ROOT.parent / "shared" / "data" / "peer"  # LLaMA-Factory's demo files, on our own machines only
+
+
+def peer(name: str) -> Path | None:
+    """A peer tool's demo file, when a folder of them lies beside the clone: an extra check inside a test that
+    already passes on our own files, never a test of its own (a fresh clone runs the same tests)."""
+    path = PEER / name
+    return path if path.is_file() else None
 SAMPLES = ROOT / "assets" / "samples"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

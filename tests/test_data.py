@@ -6,7 +6,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import PEER, SAMPLES, write_jsonl
+from conftest import SAMPLES, SHAPES, peer, write_jsonl
 
 from studio.engine.data.formats import load_examples
 from studio.engine.errors import DataError
@@ -120,16 +120,26 @@ def test_null_cells_are_dropped_and_counted(tmp_path):
     assert any("2 record(s)" in n for n in loaded.report.notices)
 
 
-@pytest.mark.parametrize("name, fmt, count", [("alpaca_en_demo.json", "alpaca", 999), ("identity.json", "alpaca", 91),
-                                              ("dpo_en_demo.json", "preference", 300),
-                                              ("c4_demo.jsonl", "text", 300)])
-def test_peer_files_load_unchanged(name, fmt, count):
-    path = PEER / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not here")
-    loaded = load_examples(path)
-    loaded.raise_for_problems()
-    assert loaded.format == fmt and len(loaded.examples) == count and not loaded.report.problems
+@pytest.mark.parametrize("name, fmt, count, peer_name, peer_count", [
+    ("alpaca_history.json", "alpaca", 24, "alpaca_en_demo.json", 999),
+    ("alpaca_history.json", "alpaca", 24, "identity.json", 91),
+    ("preference_sharegpt.json", "preference", 24, "dpo_en_demo.json", 300),
+    ("pretrain.jsonl", "text", 24, "c4_demo.jsonl", 300)])
+def test_files_of_other_tools_load_unchanged(name, fmt, count, peer_name, peer_count):
+    """Our own file of each shape; the peer tool's demo file of that shape too where it lies beside the clone."""
+    for path, records in ((SHAPES / name, count), (peer(peer_name), peer_count)):
+        if path is None:
+            continue
+        loaded = load_examples(path)
+        loaded.raise_for_problems()
+        assert loaded.format == fmt and len(loaded.examples) == records and not loaded.report.problems
+
+
+def test_alpaca_history_and_system_become_turns():
+    examples = load_examples(SHAPES / "alpaca_history.json").examples
+    first = examples[0]["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant", "user", "assistant"]
+    assert first[1]["content"] == "What is a river?" and first[3]["content"] == "Describe a red river."
 
 
 @pytest.mark.parametrize("name", ["instructions.json", "chat.jsonl", "qa.csv", "preference.jsonl", "notes.txt"])

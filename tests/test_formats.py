@@ -1,10 +1,11 @@
 """Real datasets as they come: KTO labels, tool calls, typed parts and loss weights, implicit-prompt
-preferences, long documents, media columns; which tokens are trained in each; the peer files end to end."""
+preferences, long documents, media columns; which tokens are trained in each; each shape end to end, on our own
+files (tests/data/shapes) and, where they lie beside the clone, on LLaMA-Factory's demo files too."""
 
 import json
 
 import pytest
-from conftest import PEER, tiny_config, write_jsonl
+from conftest import SHAPES, peer, tiny_config, write_jsonl
 
 from studio.config import ModelConfig, StudioConfig
 from studio.engine.data.check import inspect_data
@@ -36,34 +37,43 @@ def masked_text(example, tok) -> str:
 
 
 def test_kto_labels_are_their_own_format_and_undesirable_answers_are_never_sft_targets(tmp_path):
-    loaded = load_examples(PEER / "kto_en_demo.json")
-    assert loaded.format == "kto" and len(loaded.examples) == 300
-    assert sum(ex["label"] for ex in loaded.examples) == 150
-    p = prepare(StudioConfig.from_dict(tiny_config(PEER / "kto_en_demo.json", data={"max_length": 512})))
-    assert p.stats["train_examples"] + p.stats["val_examples"] <= 150
-    assert any("left out 150 undesirable" in n for n in p.notices)
+    for path, records in ((SHAPES / "kto.json", 36), (peer("kto_en_demo.json"), 300)):
+        if path is None:
+            continue
+        loaded = load_examples(path)
+        assert loaded.format == "kto" and len(loaded.examples) == records
+        assert sum(ex["label"] for ex in loaded.examples) == records // 2
+        p = prepare(StudioConfig.from_dict(tiny_config(path, data={"max_length": 512})))
+        assert p.stats["train_examples"] + p.stats["val_examples"] <= records // 2
+        assert any(f"left out {records // 2} undesirable" in n for n in p.notices)
     rows = [{"messages": [{"role": "user", "content": f"问题 {i}"},
                           {"role": "assistant", "content": f"{'GOOD' if i % 2 else 'BAD'} answer {i}"}],
              "label": bool(i % 2)} for i in range(20)]
     own = prepare(StudioConfig.from_dict(tiny_config(write_jsonl(tmp_path / "k.jsonl", rows))))
     trained = [own.tokenizer.decode([t for t in r["labels"] if t != IGNORE]) for r in own.train_rows + own.val_rows]
     assert len(trained) == 10 and all("GOOD" in t and "BAD" not in t for t in trained)
-    kto = prepare(StudioConfig.from_dict(tiny_config(PEER / "kto_en_demo.json", method={"kind": "kto"},
+    kto = prepare(StudioConfig.from_dict(tiny_config(SHAPES / "kto.json", method={"kind": "kto"},
                                                      data={"max_length": 512})))
     labels = [r["label"] for r in kto.train_rows]
     assert True in labels and False in labels and kto.stats["objective"] == "kto"
 
 
-def test_glaive_tool_calls_schema_in_the_prompt_calls_trained_results_masked(tok):
-    loaded = load_examples(PEER / "glaive_toolcall_en_demo.json")
-    assert loaded.format == "sharegpt"
-    ex = next(e for e in loaded.examples if e.get("tools") and any(m.get("tool_calls") for m in e["messages"]))
-    name = ex["tools"][0]["function"]["name"]
-    call = next(m for m in ex["messages"] if m.get("tool_calls"))["tool_calls"][0]["function"]["name"]
-    result = next(m for m in ex["messages"] if m["role"] == "tool")["content"]
-    assert name in masked_text(ex, tok) and "You can call these functions" in masked_text(ex, tok)
-    assert f'"name": "{call}"' in trained_text(ex, tok)
-    assert result[:40] in masked_text(ex, tok) and result[:40] not in trained_text(ex, tok)
+def test_sharegpt_tool_calls_schema_in_the_prompt_calls_trained_results_masked(tok):
+    for path in (SHAPES / "sharegpt_tools.json", peer("glaive_toolcall_en_demo.json")):
+        if path is None:
+            continue
+        loaded = load_examples(path)
+        assert loaded.format == "sharegpt" and not loaded.report.problems
+        ex = next(e for e in loaded.examples if e.get("tools") and any(m.get("tool_calls") for m in e["messages"]))
+        name = ex["tools"][0]["function"]["name"]
+        call = next(m for m in ex["messages"] if m.get("tool_calls"))["tool_calls"][0]["function"]["name"]
+        result = next(m for m in ex["messages"] if m["role"] == "tool")["content"]
+        assert name in masked_text(ex, tok) and "You can call these functions" in masked_text(ex, tok)
+        assert f'"name": "{call}"' in trained_text(ex, tok)
+        assert result[:40] in masked_text(ex, tok) and result[:40] not in trained_text(ex, tok)
+    system = next(e for e in load_examples(SHAPES / "sharegpt_tools.json").examples
+                  if e["messages"][0]["role"] == "system")
+    assert "weather assistant" in masked_text(system, tok)  # the system column, in the prompt, never trained
 
 
 def test_openai_tool_calls_and_tool_role_map_the_same_way(tmp_path, tok):
@@ -80,10 +90,17 @@ def test_openai_tool_calls_and_tool_role_map_the_same_way(tmp_path, tok):
 
 
 def test_v1_typed_parts_and_loss_weights(tok):
-    loaded = load_examples(PEER / "v1_sft_demo.jsonl")
-    assert loaded.format == "messages" and len(loaded.examples) == 500 and not loaded.report.problems
-    ex = loaded.examples[0]
-    assert ex["messages"][0]["content"] == "hi" and ex["messages"][0]["loss_weight"] == 0.0
+    for path, records in ((SHAPES / "typed_parts.jsonl", 24), (peer("v1_sft_demo.jsonl"), 500)):
+        if path is None:
+            continue
+        loaded = load_examples(path)
+        assert loaded.format == "messages" and len(loaded.examples) == records and not loaded.report.problems
+        ex = loaded.examples[0]
+        assert ex["messages"][0]["content"] == "hi" and ex["messages"][0]["loss_weight"] == 0.0
+    thinking = next(e for e in load_examples(SHAPES / "typed_parts.jsonl").examples
+                    if e["messages"][-1].get("reasoning_content"))
+    assert thinking["messages"][-1]["reasoning_content"].startswith("The word ")
+    assert "<think>" in trained_text(thinking, tok) and "What is a" in masked_text(thinking, tok)
     weighted = {"messages": [{"role": "user", "content": "first", "loss_weight": 1.0},
                              {"role": "assistant", "content": "kept out", "loss_weight": 0.0},
                              {"role": "user", "content": "second"},
@@ -158,27 +175,35 @@ def test_dpo_counts_what_it_trains(tmp_path):
     assert any("3 example(s) dropped: the prompt alone fills data.max_length 64" in n for n in p.notices)
 
 
-PEER_FILES = [("alpaca_en_demo.json", "alpaca", 999), ("identity.json", "alpaca", 91),
-              ("dpo_en_demo.json", "preference", 300), ("c4_demo.jsonl", "text", 300),
-              ("kto_en_demo.json", "kto", 300), ("glaive_toolcall_en_demo.json", "sharegpt", 300),
-              ("v1_sft_demo.jsonl", "messages", 500)]
+SHAPE_FILES = [  # (our file, its format, records; the peer's demo file of that shape, its records)
+    ("alpaca_history.json", "alpaca", 24, "alpaca_en_demo.json", 999),
+    ("alpaca_history.json", "alpaca", 24, "identity.json", 91),
+    ("preference_sharegpt.json", "preference", 24, "dpo_en_demo.json", 300),
+    ("preference_implicit.jsonl", "preference", 24, None, 0),
+    ("pretrain.jsonl", "text", 24, "c4_demo.jsonl", 300),
+    ("kto.json", "kto", 36, "kto_en_demo.json", 300),
+    ("sharegpt_tools.json", "sharegpt", 24, "glaive_toolcall_en_demo.json", 300),
+    ("typed_parts.jsonl", "messages", 24, "v1_sft_demo.jsonl", 500)]
 
 
-@pytest.mark.parametrize("name, fmt, records", PEER_FILES)
+@pytest.mark.parametrize("name, fmt, records, peer_name, peer_records", SHAPE_FILES)
 @pytest.mark.integration
-def test_every_peer_file_passes_check_data(name, fmt, records):
-    report = inspect_data(PEER / name, max_length=256).report
-    assert report["format"] == fmt and report["records"] == records and not report["problems"]
+def test_every_shape_passes_check_data(name, fmt, records, peer_name, peer_records):
+    for path, count in ((SHAPES / name, records), (peer(peer_name) if peer_name else None, peer_records)):
+        if path is None:
+            continue
+        report = inspect_data(path, max_length=256).report
+        assert report["format"] == fmt and report["records"] == count and not report["problems"], (path, report)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, fmt, records", PEER_FILES)
-def test_every_peer_file_trains_20_steps_with_the_loss_falling(name, fmt, records, tmp_path):
+@pytest.mark.parametrize("name, fmt, records", sorted({(n, f, r) for n, f, r, _, _ in SHAPE_FILES}))
+def test_every_shape_trains_20_steps_with_the_loss_falling(name, fmt, records, tmp_path):
     from studio.engine import runs
     from studio.engine.train import loop
 
     kind = {"preference": "dpo", "kto": "kto"}.get(fmt, "lora")
-    cfg = tiny_config(PEER / name, method={"kind": kind}, data={"max_length": 256, "limit": 160},
+    cfg = tiny_config(SHAPES / name, method={"kind": kind}, data={"max_length": 256, "limit": 160},
                       train={"max_steps": 20, "batch_size": 8, "logging_steps": 1,  # KTO's KL estimate wants 8
                              "learning_rate": 5e-4 if kind == "dpo" else 2e-3})
     result = loop.run(StudioConfig.from_dict(cfg), tmp_path / "r")
