@@ -1,11 +1,13 @@
 """Exports: the adapter zip loads with plain transformers + peft and gives the studio's logits; the
-merged model equals the adapter model; the card's front matter parses; quantized exports reload
-and generate; nothing half-written is left behind."""
+merged model equals the adapter model; the card loads with huggingface_hub's ModelCard with the metadata the hub
+reads, the run's measured metrics and the people's verdict; quantized exports reload and generate; nothing
+half-written is left behind."""
 
 import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,6 +73,48 @@ def test_adapter_zip_loads_with_plain_transformers_and_peft(lora_run, tmp_path):
     snippet = card.split("```python\n")[1].split("```")[0].replace("path/to/this/folder", str(tmp_path / "unzipped"))
     said = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert said.returncode == 0, said.stderr[-2000:]  # the card's "Use it" runs as written (beside studio-tiny/)
+
+
+def test_the_card_loads_in_huggingface_hub_with_metrics_and_the_peoples_verdict(lora_run, tmp_path):
+    """The zip's README as the hub reads it (``ModelCard.load``): base_model, library_name, pipeline_tag, tags, the
+    model-index of the metrics the run measured, and the human leaderboard once people rated the run, in the
+    metadata and the body; the Export tab's two paths (Download, push) and the merged export say the same."""
+    from huggingface_hub import ModelCard
+
+    from studio.config import EvalConfig
+    from studio.engine.judge.evaluate import evaluate_run
+    from studio.engine.judge.ratings import Ratings
+
+    def card_of(zipped):
+        (tmp_path / "README.md").write_bytes(zipfile.ZipFile(zipped).read("README.md"))
+        return ModelCard.load(tmp_path / "README.md")
+
+    card = card_of(E.export_adapter(lora_run, tmp_path / "before.zip", votes=[]))
+    assert card.data.base_model == "studio-tiny" and card.data.library_name == "peft"
+    assert card.data.pipeline_tag == "text-generation" and "lora" in card.data.tags
+    assert card.data.to_dict().get("human_leaderboard") is None and "Human evaluation" not in card.text
+
+    summary = evaluate_run(lora_run, limit=6, settings=EvalConfig(max_new_tokens=8, bertscore=False), name="card")
+    db = Ratings(tmp_path / "ratings.sqlite")
+    item = db.add_item("k1", "Add 2 and 3.", {"base": "five", lora_run.name: "5"})
+    for i in range(6):
+        db.vote(item, "base", lora_run.name, "b" if i < 5 else "a", f"rater{i}")
+    db.vote(item, "base", "another-run", "a", "rater9")  # not about this run: not on its card
+    zipped = E.export_adapter(lora_run, tmp_path / "after.zip", votes=db.votes())
+    card = card_of(zipped)
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert set(results) == set(summary.tuned) and len(results) >= 4
+    assert all(results[m] == pytest.approx(iv.value, abs=1e-6) for m, iv in summary.tuned.items())
+    board = {row["model"]: row for row in card.data.to_dict()["human_leaderboard"]}
+    assert set(board) == {"base", lora_run.name} and board[lora_run.name]["games"] == 6
+    assert board[lora_run.name]["rating"] > board["base"]["rating"] and board["base"]["small_sample"] is True
+    assert "## Human evaluation" in card.text and "another-run" not in card.text
+    assert json.loads(zipfile.ZipFile(zipped).read("human_leaderboard.json"))[0]["model"] == lora_run.name
+
+    merged = E.export_merged(lora_run, tmp_path / "merged", votes=db.votes())
+    merged_card = ModelCard.load(Path(merged["path"]) / "README.md")
+    assert merged_card.data.library_name == "transformers"
+    assert merged_card.data.to_dict()["human_leaderboard"] == card.data.to_dict()["human_leaderboard"]
 
 
 def test_merged_equals_adapter_and_reloads(lora_run, tmp_path):

@@ -127,11 +127,13 @@ def test_model_card_front_matter_parses_with_huggingface_hub(tmp_path):
 
     cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "qa.csv", train={"max_steps": 1}))
     run = loop.run(cfg, tmp_path / "r").run_dir
-    card = model_card(run, cfg, leaderboard=[{"rank": 1, "model": "r", "rating": 1010.0, "ci_low": 990.0,
-                                              "ci_high": 1030.0, "n": 5}])
+    votes = [{"system_a": "base", "system_b": "r", "winner": w, "item_id": i, "rater": f"p{i}"}
+             for i, w in enumerate("bbbab")]
+    card = model_card(run, cfg, votes=votes)
     (tmp_path / "README.md").write_text(str(card))
     again = ModelCard.load(tmp_path / "README.md")
     assert again.data.base_model == "studio-tiny" and again.data.library_name == "peft"
     assert again.data.studio_dataset == "qa.csv" and again.data.studio_dataset_hash.startswith("sha256:")
     assert "Human evaluation" in again.text and "python -m studio tiny" in again.text
+    assert [row["model"] for row in again.data.human_leaderboard] == ["r", "base"]
     assert str(tmp_path) not in str(card)  # no server path leaves in a card

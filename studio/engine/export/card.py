@@ -1,9 +1,12 @@
 """The model card and the config that travel with an export.
 
-Contract: ``model_card(run, cfg, leaderboard)`` -> a ``huggingface_hub.ModelCard`` whose front
+Contract: ``model_card(run, cfg, votes=None)`` -> a ``huggingface_hub.ModelCard`` whose front
 matter names a loadable ``base_model`` (the hub id; for studio-tiny its name, with the one line
-that rebuilds it), carries the evaluation as a model-index, and whose body has the config, the
-evaluation table with intervals, the human leaderboard and the training doctor's findings.
+that rebuilds it), ``library_name``, ``pipeline_tag`` and ``tags``, carries the evaluation as a
+model-index and, when people rated the run, the human leaderboard (``human_leaderboard``); its
+body has the config, the evaluation table with intervals, the human leaderboard and the training
+doctor's findings. ``run_leaderboard`` is the one rule for which votes a card counts: those on
+comparisons the run took part in (from the studio's ratings unless ``votes`` are given).
 ``portable_config(cfg)`` is the config with the data file named by its file name only: no server
 path or visitor identifier leaves in an export.
 """
@@ -88,7 +91,18 @@ def latest_eval(run: Path) -> EvalSummary | None:
     return runs.read_eval(run, names[0])[0] if names else None
 
 
-def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None, task: str):
+def run_leaderboard(run: Path, votes: list[dict] | None = None) -> list[dict]:
+    """The people's verdict on a run, for its card: Bradley-Terry ratings with intervals from the votes on
+    comparisons the run took part in (``votes``, else every vote in the studio's ratings), [] when none."""
+    from studio.engine.judge import human
+    from studio.engine.judge.ratings import default_db
+
+    votes = default_db().votes() if votes is None else votes
+    mine = [v for v in votes if run.name in (v["system_a"], v["system_b"])]
+    return human.leaderboard(mine) if mine else []
+
+
+def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None, task: str, board: list[dict]):
     from huggingface_hub import EvalResult, ModelCardData
 
     path = Path(cfg.data.path)
@@ -97,8 +111,12 @@ def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None, task: 
                for m, iv in summary.tuned.items()] if summary and summary.delta else None
     method = methods.of(cfg)
     tags = list(dict.fromkeys(["finetune-studio", method.name, *method.tags]))
-    return ModelCardData(base_model=base_reference(cfg), library_name="peft" if method.adapter else None,
+    people = [{"model": r["model"], "rating": round(r["rating"], 1), "ci_low": round(r["ci_low"], 1),
+               "ci_high": round(r["ci_high"], 1), "win_rate": round(r["win_rate"], 3), "games": r["n"],
+               "small_sample": r["small"]} for r in board]
+    return ModelCardData(base_model=base_reference(cfg), library_name="peft" if method.adapter else "transformers",
                          pipeline_tag=task, tags=tags, model_name=run.name, eval_results=results,
+                         human_leaderboard=people or None,
                          studio_dataset=path.name,
                          studio_dataset_hash=f"sha256:{file_sha256(path)}" if path.is_file() else None)
 
@@ -115,13 +133,15 @@ def _evaluation(summary: EvalSummary) -> list[str]:
 def _leaderboard(rows: list[dict]) -> list[str]:
     lines = ["", "## Human evaluation (Bradley-Terry, Elo scale)", "", "| rank | model | rating | 95% CI | n |",
              "|---|---|---|---|---|"]
-    return lines + [f"| {r['rank']} | {r['model']} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] "
-                    f"| {r['n']} |" for r in rows]
+    lines += [f"| {r['rank']} | {r['model']} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] "
+              f"| {r['n']}{' (few: read the interval)' if r['small'] else ''} |" for r in rows]
+    return lines
 
 
-def model_card(run: Path, cfg: StudioConfig, leaderboard: list[dict] | None = None):
+def model_card(run: Path, cfg: StudioConfig, votes: list[dict] | None = None):
     from huggingface_hub import ModelCard
 
+    leaderboard = run_leaderboard(run, votes)
     summary = latest_eval(run)
     objective = trained_objective(run)
     task = pipeline_tag(cfg, objective)
@@ -140,4 +160,5 @@ def model_card(run: Path, cfg: StudioConfig, leaderboard: list[dict] | None = No
         body += _evaluation(summary)
     if leaderboard:
         body += _leaderboard(leaderboard)
-    return ModelCard(f"---\n{_card_data(run, cfg, summary, task).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+    data = _card_data(run, cfg, summary, task, leaderboard)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")

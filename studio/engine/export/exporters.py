@@ -21,7 +21,7 @@ from pathlib import Path
 from studio.config import StudioConfig
 from studio.engine import methods
 from studio.engine.errors import ModelError, StudioError
-from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config
+from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config, run_leaderboard
 from studio.engine.models import load_tuned
 from studio.engine.runs import as_user_made, write_atomic
 from studio.settings import public_mode, studio_home
@@ -67,7 +67,9 @@ def _atomic_dir(target: Path, fill) -> Path:
     return target
 
 
-def export_adapter(run_dir: str | Path, out: str | Path | None = None, leaderboard: list[dict] | None = None) -> Path:
+def export_adapter(run_dir: str | Path, out: str | Path | None = None, votes: list[dict] | None = None) -> Path:
+    """The adapter, its model card (with the people's leaderboard from ``votes``, else the studio's ratings: see
+    ``card.run_leaderboard``) and config, as one zip that loads with plain peft."""
     run, cfg = _run(run_dir)
     adapter = run / "adapter"
     if not (adapter / "adapter_model.safetensors").is_file():
@@ -84,7 +86,8 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, leaderboa
             for name in TOKENIZER_FILES:
                 if (adapter / name).is_file():
                     z.write(adapter / name, name)
-            z.writestr("README.md", str(model_card(run, cfg, leaderboard)))
+            leaderboard = run_leaderboard(run, votes)
+            z.writestr("README.md", str(model_card(run, cfg, votes)))
             z.writestr("studio-config.yaml", portable_config(cfg).to_yaml())
             summary = latest_eval(run)
             if summary:
@@ -123,7 +126,8 @@ def merged_model(run: Path, cfg: StudioConfig):
     return (model.merge_and_unload() if hasattr(model, "merge_and_unload") else model), tok
 
 
-def export_merged(run_dir: str | Path, out: str | Path | None = None, max_shard_size: str = "2GB") -> dict:
+def export_merged(run_dir: str | Path, out: str | Path | None = None, max_shard_size: str = "2GB",
+                  votes: list[dict] | None = None) -> dict:
     """The adapter merged into the base (safetensors, sharded past ``max_shard_size``), checked: the
     merged model's logits against the adapter model's on a probe input."""
     import torch
@@ -142,8 +146,8 @@ def export_merged(run_dir: str | Path, out: str | Path | None = None, max_shard_
     def fill(tmp: Path) -> None:
         merged.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
         tok.save_pretrained(tmp)
-        card = model_card(run, cfg)
-        card.data.library_name = None  # merged: a plain transformers model
+        card = model_card(run, cfg, votes)
+        card.data.library_name = "transformers"  # merged: a plain transformers model
         card.save(tmp / "README.md")
 
     _atomic_dir(target, fill)

@@ -5,6 +5,7 @@ behind an OpenAI-compatible server (local deployments), and a push to the hub.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -12,7 +13,6 @@ import pandas as pd
 
 from studio.engine import gate, runs
 from studio.engine.export import exporters as E
-from studio.engine.judge import human
 from studio.engine.judge.ratings import default_db
 from studio.settings import public_mode, shown_path
 from studio.ui.handlers import deliver, guard
@@ -117,18 +117,24 @@ class Handlers:
         if not (run / "adapter" / "adapter_model.safetensors").is_file():
             return (gr.DownloadButton(value=None, interactive=False),
                     "This run is a full fine-tune: it has no adapter; use **Merge into the base** for the model.")
-        votes = default_db().votes()
-        if public_mode():  # the card carries only the ratings of this visitor's own runs
-            mine = {"base", *runs.trained_runs(gate.current().owner)}
-            votes = [v for v in votes if {v["system_a"], v["system_b"]} <= mine]
-        path = E.export_adapter(run, leaderboard=human.leaderboard(votes))
+        path = E.export_adapter(run, votes=self.card_votes())
         return (gr.DownloadButton(value=deliver(path), interactive=True),
                 f"`{path.name}` is ready ({path.stat().st_size / 2**20:.1f} MB): the adapter, its model card and "
                 "config. **Download** saves it.")
 
+    @staticmethod
+    def card_votes() -> list[dict]:
+        """The votes a card may count: on a public deployment only those between this visitor's own runs and the
+        base (the card's rule then keeps those on the run itself: ``card.run_leaderboard``)."""
+        votes = default_db().votes()
+        if public_mode():
+            mine = {"base", *runs.trained_runs(gate.current().owner)}
+            votes = [v for v in votes if {v["system_a"], v["system_b"]} <= mine]
+        return votes
+
     def merged(self, k, name, request: gr.Request):
         run = self.run_of(k, name, request)
-        r = gate.device_job(E.export_merged, run, what="the merge")
+        r = gate.device_job(partial(E.export_merged, votes=self.card_votes()), run, what="the merge")
         return f"Merged model in `{shown_path(r['path'])}`; max |logit difference| vs the adapter: " \
                f"{r['max_abs_logit_diff']:.2e}."
 
@@ -171,7 +177,7 @@ class Handlers:
         if public_mode() and not (token or oauth_token(request)):
             raise gr.Error("A push needs your own token (write scope), typed here or from your Hugging Face login: "
                            "this deployment never lends its own.", print_exception=False)
-        zip_path = E.export_adapter(self.run_of(k, name, request))
+        zip_path = E.export_adapter(self.run_of(k, name, request), votes=self.card_votes())
         return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or oauth_token(request), private)}"
 
 
