@@ -89,6 +89,28 @@ def test_export_then_import_round_trips_a_campaign_exactly(simulated, tmp_path):
         C.import_export(other, first)
 
 
+@pytest.mark.integration
+def test_an_exported_campaign_loads_with_datasets_into_the_columns_its_card_names(simulated, tmp_path):
+    """What a group publishes is read by ``datasets``: the folder loads as it is (answers by default, units by
+    name), every answer and unit is there, and the columns are the ones the card lists."""
+    import re
+
+    from datasets import load_dataset
+
+    db, sim, _ = simulated
+    folder = C.export(db, sim["campaign"], tmp_path / "published")
+    card = (folder / "README.md").read_text()
+    named = {kind: re.search(rf"`{kind}` \(.*?Columns: (.*?)\.\n", card, re.S).group(1)
+             for kind in ("answers", "units")}
+    answers = load_dataset(str(folder))["train"]
+    assert answers.column_names == [c.strip("` ") for c in named["answers"].split(",")]
+    assert len(answers) == len(C.answers(db, sim["campaign"]))
+    assert set(answers["winner"]) <= {"a", "b", "tie"} and answers[0]["rater"]
+    units = load_dataset(str(folder), "units")["train"]
+    assert units.column_names == [c.strip("` ") for c in named["units"].split(",")]
+    assert len(units) == len(C.units(db, sim["campaign"]))
+
+
 def pairs(n_questions=6, systems=("x", "y", "z")):
     return [{"question_id": f"q{i}", "prompt": f"P{i}", "model": s, "output": f"{s}{i}"}
             for i in range(n_questions) for s in systems]

@@ -611,11 +611,13 @@ def alpha(db: Ratings, cid: str, all_raters: bool = False) -> float | None:
 # -- a campaign as a Hugging Face dataset ------------------------------------------------------------------
 ANSWER_FIELDS = ("rater", "question_id", "model_a", "model_b", "left_model", "winner", *DIMENSIONS, "seconds",
                  "repeat", "gold", "created")
+UNIT_FIELDS = ("question_id", "prompt", "model_a", "model_b", "output_a", "output_b", "gold", "kind", "scores")
 
 
 def export(db: Ratings, cid: str, out: str | Path) -> Path:
-    """The campaign as a dataset folder: answers (Parquet and JSONL: rater, item, the sides shown, the answer,
-    seconds, time), its units, its spec, and a dataset card with the rubric, the exclusions and the agreement."""
+    """The campaign as a dataset folder that ``datasets.load_dataset`` reads: answers (Parquet and JSONL: rater,
+    item, the sides shown, the answer, seconds, time), its units (Parquet and JSONL), its spec, and a dataset card
+    with the rubric, the exclusions, the agreement and the columns."""
     import pandas as pd
 
     from studio.engine.runs import write_atomic, write_jsonl
@@ -632,7 +634,10 @@ def export(db: Ratings, cid: str, out: str | Path) -> Path:
             for a in answers(db, cid)]
     write_jsonl(out / "answers.jsonl", rows)
     pd.DataFrame(rows, columns=list(ANSWER_FIELDS)).to_parquet(out / "answers.parquet", index=False)
-    write_jsonl(out / "units.jsonl", ({k: v for k, v in u.items() if k != "unit"} for u in by_unit.values()))
+    unit_rows = [{k: u[k] for k in UNIT_FIELDS} for u in by_unit.values()]
+    write_jsonl(out / "units.jsonl", unit_rows)
+    pd.DataFrame([{**u, "scores": json.dumps(u["scores"]) if u["scores"] else None} for u in unit_rows],
+                 columns=list(UNIT_FIELDS)).to_parquet(out / "units.parquet", index=False)  # one format for datasets
     write_atomic(out / "campaign.json", json.dumps({**meta, "spec": asdict(spec)}, indent=1))
     write_atomic(out / "README.md", card(db, cid))
     return out
@@ -643,7 +648,8 @@ def card(db: Ratings, cid: str) -> str:
     board, a = leaderboard(db, cid), alpha(db, cid)
     cover = coverage(db, cid)
     excluded = [q for q in quality_rows if q["excluded"]]
-    lines = ["---", "configs:", "- config_name: answers", "  data_files: answers.parquet", "tags:",
+    lines = ["---", "configs:", "- config_name: answers", "  data_files: answers.parquet", "  default: true",
+             "- config_name: units", "  data_files: units.parquet", "tags:",
              "- human-evaluation", f"- {spec.mode}", "- finetune-studio", "---", "", f"# Rating campaign: {spec.name}",
              "", f"Ratings ({spec.mode}) collected with the fine-tuning studio: {cover['units']} items, "
              f"{spec.overlap} raters each ({cover['complete']} complete), {len(quality_rows)} raters.", "",
@@ -670,10 +676,17 @@ def card(db: Ratings, cid: str) -> str:
         lines += [f"| {m['system']} | {m['dimension']} | {m['mean']:.2f} | "
                   + ("-" if m["ci_low"] is None else f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}]") + f" | {m['n']} |"
                   for m in scored["means"]]
-    lines += ["", "`answers` has one row per answer: the rater, the item (question_id, model_a, model_b; model_b is "
-              "empty for a single answer), the model shown first, the winner of a pair (a, b or tie, of model_a and "
-              "model_b) or the 1-5 scores of a single answer, seconds spent, whether it was a planned repeat or a "
-              "gold check, and when.", ""]
+    lines += ["", "## Files", "", "`datasets.load_dataset(\"path/to/this/folder\")` reads `answers` (the default); "
+              "`load_dataset(\"path/to/this/folder\", \"units\")` reads `units`.", "",
+              "`answers` (answers.parquet, also answers.jsonl) has one row per answer: the rater, the item "
+              "(question_id, model_a, model_b; model_b is empty for a single answer), the model shown first, the "
+              "winner of a pair (a, b or tie, of model_a and model_b) or the 1-5 scores of a single answer, seconds "
+              "spent, whether it was a planned repeat or a gold check, and when. Columns: "
+              + ", ".join(f"`{f}`" for f in ANSWER_FIELDS) + ".", "",
+              "`units` (units.parquet, also units.jsonl) has one row per item: the prompt, the two answers shown (or "
+              "one), the gold answer if the item is a check, its kind, and the metric scores the comparison gave it "
+              "(a JSON object in the Parquet file). Columns: "
+              + ", ".join(f"`{f}`" for f in UNIT_FIELDS) + ".", ""]
     return "\n".join(lines)
 
 
