@@ -238,7 +238,8 @@ def test_campaigns_sync_to_a_dataset_repo_and_a_restarted_app_restores_them(simu
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_PORT": str(port), "STUDIO_HOST": "127.0.0.1",
+        env = {**{k: v for k, v in os.environ.items() if k not in ("STUDIO_PORT", "STUDIO_HOST")},
+               "STUDIO_HOME": str(home), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",  # Gradio's
                "STUDIO_RATINGS_REPO": "lab/ratings", "HF_TOKEN": "hf_lab_token", "STUDIO_RATINGS_SYNC_S": "3600"}
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)

@@ -86,3 +86,17 @@ def test_the_readme_speaks_to_users():
     for doc in re.findall(r"\bdocs/[\w.-]+\.md\b", body):
         assert (ROOT / doc).is_file(), doc
     assert "bash .ci/run" in body and "python app.py" in body
+
+
+def test_gradio_s_own_address_variables_are_honoured_and_the_studio_s_win(monkeypatch):
+    from studio.ui.launch import address
+
+    for name in ("STUDIO_HOST", "STUDIO_PORT", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SPACE_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert address() == ("127.0.0.1", 7860)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8080")
+    assert address() == ("0.0.0.0", 8080)
+    monkeypatch.setenv("STUDIO_HOST", "127.0.0.2")
+    monkeypatch.setenv("STUDIO_PORT", "9000")
+    assert address() == ("127.0.0.2", 9000) and address("::1", 9001) == ("::1", 9001)

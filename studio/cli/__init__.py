@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m studio", description="Fine-tuning studio")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("ui", help="start the web app")
-    s.add_argument("--host", default=None, help="default: STUDIO_HOST, else 127.0.0.1")
-    s.add_argument("--port", type=int, default=None, help="default: STUDIO_PORT, else 7860")
+    s.add_argument("--host", default=None, help="default: STUDIO_HOST, else GRADIO_SERVER_NAME, else 127.0.0.1")
+    s.add_argument("--port", type=int, default=None, help="default: STUDIO_PORT, else GRADIO_SERVER_PORT, else 7860")
     s.set_defaults(fn=cmd_ui)
     for group in (data, train, judge, export):
         group.add_commands(sub)

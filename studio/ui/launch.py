@@ -1,5 +1,6 @@
 """Launch the app with the studio's secure defaults: analytics off, SSR off, upload size capped, errors shown as
-friendly messages only, bound to 127.0.0.1 unless STUDIO_HOST says otherwise (0.0.0.0 on a Space), password
+friendly messages only, bound to 127.0.0.1 unless STUDIO_HOST or Gradio's GRADIO_SERVER_NAME says otherwise
+(0.0.0.0 on a Space; the port: STUDIO_PORT, else GRADIO_SERVER_PORT, else 7860: ``address``), password
 auth when STUDIO_AUTH=user:password[,user:password] is set. Files are served from Gradio's own upload cache only
 (no export folder: a download is handed to the visitor who asked for it, under a random name); that cache lives
 in the studio's home (``GRADIO_TEMP_DIR``) and is emptied at start, aged out while the server runs and emptied
@@ -76,6 +77,16 @@ def sync_ratings() -> None:
         RATINGS.append(campaign_hub.keep_synced(default_db(), *where, RATINGS_STOP))
 
 
+def address(host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    """Where the app listens: the argument (``--host`` / ``--port``), else the studio's own STUDIO_HOST /
+    STUDIO_PORT, else Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (as every Gradio app honours them), else
+    127.0.0.1 (0.0.0.0 on a Space) and 7860."""
+    env = os.environ
+    host = host or env.get("STUDIO_HOST") or env.get("GRADIO_SERVER_NAME") or \
+        ("0.0.0.0" if env.get("SPACE_ID") else "127.0.0.1")
+    return host, int(port or env.get("STUDIO_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
+
+
 def launch(host: str | None = None, port: int | None = None, block: bool = True, nice: int | None = None):
     """``nice``: how far the web server lowers its own CPU priority below training's (default
     ``STUDIO_SERVER_NICE``, 5, for the server that ``python app.py`` runs; 0 for an embedded one), so that a
@@ -107,9 +118,9 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
     sync_ratings()
     demo = build_app(delete_cache=(min(900, int(TEMP_AGE_S)), int(TEMP_AGE_S)))
     demo.queue(default_concurrency_limit=1, max_size=64)
+    server_name, server_port = address(host, port)
     demo.launch(
-        server_name=host or os.environ.get("STUDIO_HOST", "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"),
-        server_port=port or int(os.environ.get("STUDIO_PORT", 7860)),
+        server_name=server_name, server_port=server_port,
         auth=users(os.environ.get("STUDIO_AUTH")), max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False,
         share=False, prevent_thread_lock=not block, quiet=not block,
     )
