@@ -110,7 +110,9 @@ def plain(markdown: str) -> str:
     return markdown.replace("**", "").replace("`", "")
 
 
-def status_text(snap: JobSnapshot) -> str:
+def status_text(snap: JobSnapshot, toast: bool = False) -> str:
+    """The job's state for the status panel; ``toast``: for the pop-up, which names the run, never a server path
+    (the panel shows the run's folder where the server may be shown)."""
     state = snap.state
     if state == "queued" and snap.queue_position:
         return f"**Queued**: position {snap.queue_position}: another training job is using the device."
@@ -120,7 +122,8 @@ def status_text(snap: JobSnapshot) -> str:
     if snap.error:
         text += f": {snap.error}"
     if snap.run_dir:
-        where = f"Run directory: `{snap.run_dir}`" if shows_server() else f"Run `{Path(snap.run_dir).name}`"
+        name = Path(snap.run_dir).name
+        where = f"Run directory: `{snap.run_dir}`" if shows_server() and not toast else f"Run `{name}`"
         text += f"  \n{where}"
     for result in snap.results:  # what a reward or RL run measured at its end
         text += f"  \n**Measured**: {result.message}"
@@ -279,7 +282,7 @@ class Handlers:
             out[t.history], out[t.pick] = self.history(k, request)
             if snap.done:
                 toast = gr.Warning if snap.state in ("failed", "diverged") else gr.Info
-                toast(plain(status_text(snap)))
+                toast(plain(status_text(snap, toast=True)))
                 if snap.run_dir and runs.has_weights(Path(snap.run_dir)):
                     out[self.ctx.current_run] = Path(snap.run_dir).name
         if len(snap.metrics) != s.drawn:
