@@ -111,3 +111,14 @@ def test_the_model_tab_opens_on_the_small_model_defaults(form):
     assert form.widgets["train.learning_rate"].value == SMALL["train"]["learning_rate"]
     assert form.widgets["train.epochs"].value == SMALL["train"]["epochs"]
     assert form.widgets["method.kind"].value == "lora"
+
+
+def test_a_toast_names_the_run_never_a_server_path(monkeypatch):
+    from studio.engine.events import JobSnapshot
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("STUDIO_PUBLIC", raising=False)
+    snap = JobSnapshot(state="completed", run_dir="/srv/studio/runs/20261206-lora")
+    assert "/srv/studio/runs/20261206-lora" in train_tab.status_text(snap)  # the panel, on the operator's machine
+    toast = train_tab.plain(train_tab.status_text(snap, toast=True))
+    assert "20261206-lora" in toast and "/srv" not in toast
