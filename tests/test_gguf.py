@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow  # trains small runs and loads models
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
-    cfg = tiny_config(SAMPLES / "chat.jsonl", data={"val_size": 0.2},
-                      train={"max_steps": 30, "batch_size": 8, "learning_rate": 2e-3})
+    # a gentle LoRA run: it learns the samples' style and still answers in words and ends its turns, so greedy
+    # answers are decided by clear margins (a run pushed to babble has near ties that any rounding flips)
+    cfg = tiny_config(SAMPLES / "chat.jsonl", data={"val_size": 0.2, "max_length": 256},
+                      train={"max_steps": 30, "batch_size": 8, "learning_rate": 3e-4})
     result = train.run(StudioConfig.from_dict(cfg), tmp_path_factory.mktemp("gguf") / "lora")
     assert result.state == "completed", result.error
     return result.run_dir
@@ -113,7 +115,9 @@ def test_what_the_writer_does_not_cover_is_one_line_and_exit_2(lora_run, tmp_pat
 
 
 QUANTS = ("f16", "bf16", "q8_0")
-SAME_AT_LEAST = {"f16": 12, "bf16": 12, "q8_0": 10}  # of 12 held-out prompts; q8_0 rounds weights to 8 bits
+SAME_AT_LEAST = {"f16": 11, "bf16": 11, "q8_0": 10}  # of 12 held-out prompts; q8_0 rounds weights to 8 bits
+NEAR_TIE = {"f16": 0.05, "bf16": 0.05, "q8_0": 0.1}  # logits this close are a tie that the weights' rounding decides:
+# the only place where llama.cpp may part from transformers
 CHATS = [  # a system turn and two user turns, as a chat client sends them
     [{"role": "system", "content": "You answer in one short line."}, {"role": "user", "content": "What is a river?"},
      {"role": "assistant", "content": "Water that runs to the sea."}, {"role": "user", "content": "And a lake?"}],
@@ -140,21 +144,22 @@ def greedy(model, tok, prompt: str, max_tokens: int = 32) -> tuple[list[int], in
 
 
 def as_stored(model, quant: str):
-    """The reference for a file: the model itself for f16 and q8_0; for bf16, which keeps 8 bits of each weight's
-    mantissa, the model with its matrices rounded to bf16 as the file stores them (norms stay f32 there too)."""
+    """The reference for a file: for f16 and bf16 the model with its matrices rounded as the file stores them
+    (norms stay f32 there too; bf16 keeps 8 bits of each weight's mantissa), computed in fp32 by transformers;
+    for q8_0 the model itself."""
     import copy
 
-    if quant != "bf16":
+    if quant == "q8_0":
         return model
-    rounded = copy.deepcopy(model)
+    rounded, dtype = copy.deepcopy(model), {"f16": torch.float16, "bf16": torch.bfloat16}[quant]
     with torch.no_grad():
         for p in rounded.parameters():
             if p.ndim > 1:
-                p.copy_(p.to(torch.bfloat16).float())
+                p.copy_(p.to(dtype).float())
     return rounded
 
 
-def check_in_llama_cpp(path, model, tok, prompts: list[str], quant: str) -> dict:
+def check_in_llama_cpp(path, model, tok, prompts: list[str], quant: str, at_least: int | None = None) -> dict:
     """llama.cpp on the file against transformers on the model: the file's declared special tokens, the prompts'
     tokens, and the greedy answers (text and where they stop). Returns the counts for the docs."""
     import gguf
@@ -176,15 +181,30 @@ def check_in_llama_cpp(path, model, tok, prompts: list[str], quant: str) -> dict
     assert ([got["bos"]] if got["add_bos"] else []) + got["tokens"][-1] == plain  # a bos where transformers adds one
     model = as_stored(model, quant)
     same = stopped = 0
+    ties = []
     for prompt, answer, stop in zip(prompts, got["answers"], got["stopped"]):
         tokens, hf_stop = greedy(model, tok, prompt)
         same += answer == tokens and stop == hf_stop
         stopped += stop is not None and stop == hf_stop
+        if (answer, stop) != (tokens, hf_stop):
+            ties.append(parting_gap(model, tok, prompt, tokens + [hf_stop], answer + [stop]))
     print(f"llama.cpp vs transformers, {path.name}: {len(prompts)} of {len(prompts)} prompts tokenized alike, {same} "
-          f"greedy answers the same, {stopped} stopped at the same end-of-turn token")  # the numbers in the docs (-s)
-    assert same >= SAME_AT_LEAST[quant], (quant, same, got["answer_texts"])
+          f"greedy answers the same, {stopped} stopped at the same end-of-turn token; where they parted, "
+          f"transformers' logits of the two tokens differed by {ties}")  # the numbers in the docs (pytest -s)
+    assert same >= (at_least or SAME_AT_LEAST[quant]), (quant, same, got["answer_texts"])
+    assert all(gap < NEAR_TIE[quant] for gap in ties), (quant, ties, got["answer_texts"])  # parted at near ties only
     assert stopped >= 1 or quant != "f16", "no answer ended at the end of its turn"
     return {"same": same, "stopped": stopped}
+
+
+def parting_gap(model, tok, prompt: str, ours: list, theirs: list) -> float:
+    """Where llama.cpp's answer first leaves transformers', how much higher transformers scored its own token than
+    llama.cpp's (a stop token counts as a token; None, the length limit, is never the first difference)."""
+    k = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+    ids = tok(prompt, add_special_tokens=False)["input_ids"] + ours[:k]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, -1]
+    return round(float(logits[ours[k]] - logits[theirs[k]]), 4)
 
 
 def check_chat_templates(path, tok, modelfile: str) -> None:
@@ -220,7 +240,9 @@ def test_llama_cpp_runs_the_exported_run_as_transformers_does(lora_run, tmp_path
     merged, tok = E.merged_model(*E._run(lora_run))
     prompts = held_out_prompts(lora_run, tok)
     assert len(prompts) >= 12
-    check_in_llama_cpp(out, merged.eval(), tok, prompts[:12], quant)
+    # (training is not bit-reproducible from run to run, so this run's near ties vary: q8_0 measured 9 to 12 of 12
+    # the same over runs, every parting at a tie under 0.06; the families' untrained models hold the 10 of 12)
+    check_in_llama_cpp(out, merged.eval(), tok, prompts[:12], quant, at_least=8 if quant == "q8_0" else None)
     check_chat_templates(out, tok, out.with_suffix(".Modelfile").read_text())
 
 
