@@ -49,6 +49,30 @@ def hub_token() -> bool | None:
     return False if public_mode() else None
 
 
+OPERATOR_SECRETS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "STUDIO_OPERATOR_TOKEN", "WANDB_API_KEY",
+                    "MLFLOW_TRACKING_TOKEN", "OPENAI_API_KEY")
+
+
+def visitor_process(public: bool) -> None:
+    """Called first in every child that runs a visitor's work (training, a data check, a device job): on a public
+    deployment (``public``, as the parent that started it saw it) the operator's secrets leave the child's
+    environment and the hub client's saved login is out of reach, so no library the visitor's config switches on
+    (a tracker, a hub download) can read or send them."""
+    if not public:
+        return
+    for name in OPERATOR_SECRETS:
+        os.environ.pop(name, None)
+    os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
+    os.environ["HF_TOKEN_PATH"] = f"/nonexistent-hub-login-{os.getpid()}/token"  # the saved login: out of reach
+    try:
+        from huggingface_hub import constants
+
+        constants.HF_TOKEN_PATH = os.environ["HF_TOKEN_PATH"]  # the fork server imported the client already
+        constants.HF_HUB_DISABLE_IMPLICIT_TOKEN = True
+    except ImportError:
+        pass
+
+
 def operator_allows(setting: str) -> bool:
     return not public_mode() or os.environ.get(f"STUDIO_ALLOW_{setting.upper()}", "") in ("1", "true", "yes")
 

@@ -133,6 +133,17 @@ def test_a_rater_gets_the_least_rated_unseen_pair_and_the_same_one_until_answeri
     assert len(seen) == len(set(seen)) == 18  # every pair once: 6 questions x 3 pairs, no repeats asked for
 
 
+def test_nobody_owns_nothing_an_anonymous_owner_sees_no_ownerless_campaign(tmp_path):
+    """A campaign made from the command line (or restored from the ratings repo) has no owner; an anonymous visitor
+    has no owner either: that is no match, so the owner's list shows them nothing of the operator's."""
+    db = Ratings(tmp_path / "r.sqlite")
+    operators = C.create(db, pairs(), C.Spec(name="operator's"))
+    alices = C.create(db, pairs(), C.Spec(name="alice's"), owner="alice")
+    assert C.campaigns(db, None, everyone=False) == []
+    assert [c["id"] for c in C.campaigns(db, "alice", everyone=False)] == [alices]
+    assert {c["id"] for c in C.campaigns(db)} == {operators, alices}  # the operator's own machine lists all
+
+
 def test_bad_input_is_one_line_naming_the_file_row_and_field(tmp_path):
     db = Ratings(tmp_path / "r.sqlite")
     with pytest.raises(StudioError, match="one of pairwise, likert, both"):

@@ -60,3 +60,43 @@ def test_a_stop_ends_the_child():
     with pytest.raises(StudioError, match="was stopped"):
         isolated(time.sleep, 60, should_stop=lambda: time.time() > asked)
     assert time.time() - t0 < 10
+
+
+SEES = r"""
+import json, sys
+sys.path.insert(0, "tests")
+from test_isolate import secrets_seen
+from studio.engine.isolate import isolated
+print(json.dumps(isolated(secrets_seen, what="the probe")))
+"""
+
+
+def secrets_seen() -> dict:
+    """What a library in a visitor's job could read of the operator's login (as trackio reads HF_TOKEN)."""
+    from huggingface_hub import get_token
+
+    return {"env": os.environ.get("HF_TOKEN"), "hub": get_token()}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("public", [True, False])
+def test_a_visitors_job_never_sees_the_operators_token_on_a_public_deployment(public, tmp_path):
+    """A fresh server process with the operator's HF_TOKEN set (and a saved hub login): the job child it starts
+    for a visitor reads neither on a public deployment; on the operator's own machine the token is theirs to use."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "token").write_text("hf_saved_login")
+    env = {k: v for k, v in os.environ.items() if k not in ("STUDIO_PUBLIC", "SPACE_ID")}
+    env.update(HF_TOKEN="hf_operator_secret", HF_HOME=str(tmp_path / "hf"), STUDIO_HOME=str(tmp_path / "home"),
+               **({"STUDIO_PUBLIC": "1"} if public else {}))
+    done = subprocess.run([sys.executable, "-c", SEES], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    operator = "hf_operator_secret"
+    assert seen == ({"env": None, "hub": None} if public else {"env": operator, "hub": operator})

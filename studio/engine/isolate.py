@@ -99,10 +99,11 @@ class Child:
         self._recv.close()
 
 
-def _child(fn, args, owner, conn) -> None:
+def _child(fn, args, owner, public, conn) -> None:
     from studio.engine import runs
-    from studio.settings import quiet_libraries
+    from studio.settings import quiet_libraries, visitor_process
 
+    visitor_process(public)
     quiet_libraries()
     runs.ACTING.set(owner)
     try:
@@ -130,7 +131,9 @@ def rss_mb(pid: int) -> float:
 def isolated(fn: Callable, *args, owner: str | None = None, seconds: float = CHECK_SECONDS,
              memory_mb: float = CHECK_MEMORY_MB, should_stop: Callable[[], bool] = lambda: False,
              what: str = "the data check"):
-    child, reason = Child(_child, (fn, args, owner), "studio-check"), None
+    from studio.settings import public_mode
+
+    child, reason = Child(_child, (fn, args, owner, public_mode()), "studio-check"), None
     try:
         while reason is None:
             reply = next(child.messages(POLL_S, most=1), None)

@@ -247,11 +247,15 @@ def spec_of(db: Ratings, cid: str) -> Spec:
 
 
 def campaigns(db: Ratings, owner: str | None = None, everyone: bool = True) -> list[dict]:
-    """Newest first: all of them, or (``everyone=False``) those ``owner`` made."""
+    """Newest first: all of them, or (``everyone=False``) those ``owner`` made. Nobody owns nothing: with no
+    owner (an anonymous visitor) that is none at all, never the ownerless campaigns the operator made from the
+    command line or restored from the ratings repo."""
     _ensure(db)
     rows = db.db.execute("SELECT id, name, state, created, owner FROM campaigns ORDER BY created DESC").fetchall()
     found = [dict(zip(("id", "name", "state", "created", "owner"), r)) for r in rows]
-    return found if everyone else [c for c in found if c["owner"] == owner]
+    if everyone:
+        return found
+    return [c for c in found if owner is not None and c["owner"] == owner]
 
 
 def units(db: Ratings, cid: str) -> list[dict]:
