@@ -86,6 +86,15 @@ def run_name(status: str) -> str:
     return re.search(r"Run `([^`]+)`", status).group(1)
 
 
+def test_the_footer_keeps_no_run_history_and_shows_no_api_page(public):
+    """Gradio's run recorder kept what a visitor typed (a hub token field too) in the browser's storage and showed
+    it in plain text; on a public deployment it is off, and the footer links no API page."""
+    url, _ = public
+    config = httpx.get(url + "config", timeout=10).json()
+    assert config["run_history"] is False and config["footer_links"] == ["gradio", "settings"]
+    assert httpx.get(url + "gradio_api/runs", timeout=10).status_code == 404
+
+
 def test_identity_comes_from_the_login_not_the_client(public):
     url, home = public
     alice, bob, anon = visitor(url, "alice"), visitor(url, "bob"), visitor(url)

@@ -123,5 +123,8 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
         server_name=server_name, server_port=server_port,
         auth=users(os.environ.get("STUDIO_AUTH")), max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False,
         share=False, prevent_thread_lock=not block, quiet=not block,
+        # no run history: Gradio's recorder keeps what was typed (a token field too) in the browser's storage; on a
+        # public deployment no "Use via API" page either (the door still stands in front of every named event)
+        run_history=False, footer_links=["gradio", "settings"] if public_mode() else ["api", "gradio", "settings"],
     )
     return demo
