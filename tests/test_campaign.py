@@ -144,6 +144,35 @@ def test_nobody_owns_nothing_an_anonymous_owner_sees_no_ownerless_campaign(tmp_p
     assert {c["id"] for c in C.campaigns(db)} == {operators, alices}  # the operator's own machine lists all
 
 
+def test_a_closed_campaign_takes_no_more_answers(tmp_path):
+    """A rater who was shown a pair before the owner closed the campaign cannot answer it afterwards."""
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, pairs(), C.Spec(name="t", overlap=2, repeat=0.0))
+    shown = C.next_unit(db, cid, "ann", random.Random(0))
+    C.close(db, cid)
+    with pytest.raises(StudioError, match="closed"):
+        C.answer(db, cid, "ann", shown.unit, "left")
+    assert C.answers(db, cid) == [] and C.next_unit(db, cid, "ann") is None
+
+
+def test_names_in_the_dataset_card_link_and_load_nothing(tmp_path):
+    """A campaign, rater or model name goes into the published card as itself: no image a reader's browser fetches,
+    no link, no HTML."""
+    db = Ratings(tmp_path / "r.sqlite")
+    bad = "![x](http://evil.test/p.png) <img src=x onerror=alert(1)> [click](http://evil.test)"
+    items = [{**row, "model": bad if row["model"] == "x" else row["model"]} for row in pairs()]
+    cid = C.create(db, items, C.Spec(name=bad, overlap=1, repeat=0.0))
+    rng = random.Random(0)
+    for rater in (bad, "bob"):
+        while (shown := C.next_unit(db, cid, rater, rng)) is not None:
+            C.answer(db, cid, rater, shown.unit, "left")
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(C.card(db, cid).split("---", 2)[2])  # as a hub page shows it
+    assert "<img" not in html and "<a " not in html and "onerror=alert" in html  # shown as text, not dropped
+    assert html.count("evil.test/p.png") >= 2  # the campaign's name and a model's row, as text
+
+
 def test_bad_input_is_one_line_naming_the_file_row_and_field(tmp_path):
     db = Ratings(tmp_path / "r.sqlite")
     with pytest.raises(StudioError, match="one of pairwise, likert, both"):

@@ -14,6 +14,7 @@ import gradio as gr
 
 from studio.config import ConfigError
 from studio.engine.errors import StudioError
+from studio.engine.markdown import safe_md  # noqa: F401  (the tabs import it from here too)
 from studio.settings import shows_server
 
 FRIENDLY = (StudioError, ConfigError, ValueError)
@@ -24,19 +25,6 @@ PATH = re.compile(r"(?:/[^\s'\"`:,;()]+){2,}")
 def scrub(message: str) -> str:
     """On a public deployment no server path reaches a visitor: a path becomes its last part."""
     return message if shows_server() else PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
-
-
-_MD_SPECIAL = re.compile(r"([\\`*\[\]!|~])")  # what links, images, code and emphasis are made of
-
-
-def safe_md(text: str, literal: bool = False) -> str:
-    """The one way user-supplied text (a prompt, an answer, a column name, a cell, a file name) goes into
-    markdown: nothing in it loads anything (no image, no HTML: a stranger's URL fetched by every viewer's
-    browser). ``literal`` also shows markdown's link, image, code and emphasis characters as themselves (report
-    lines, names, cells; an underscore inside a word is never emphasis, so ``prompt_completion`` reads as is);
-    without it a model's answer keeps its lists and code."""
-    text = str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text) if literal else text.replace("![", "!\\[")
 
 
 def deliver(path) -> str:

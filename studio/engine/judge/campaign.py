@@ -37,6 +37,7 @@ from pathlib import Path
 from studio.engine.errors import DataError, StudioError
 from studio.engine.judge.human import wilson
 from studio.engine.judge.ratings import DIMENSIONS, Ratings
+from studio.engine.markdown import safe_md
 
 MODES = ("pairwise", "likert", "both")  # pairs of answers; single answers scored 1-5; or both, mixed
 SIDES = ("left", "right", "tie")
@@ -369,6 +370,9 @@ def answer(db: Ratings, cid: str, rater: str, unit: int, side: str | None = None
     elif side not in SIDES:
         raise StudioError(f"an answer is one of {', '.join(SIDES)}, got {side!r}")
     with db.write() as c:
+        state = c.execute("SELECT state FROM campaigns WHERE id = ?", (cid,)).fetchone()
+        if state is None or state[0] != "open":
+            raise StudioError("this campaign is closed: it takes no more answers")
         shown = c.execute("SELECT left_model, repeat, shown FROM campaign_shown s WHERE campaign = ? AND rater = ? "
                           "AND unit = ? AND NOT EXISTS (SELECT 1 FROM campaign_answers a WHERE a.campaign = "
                           "s.campaign AND a.rater = s.rater AND a.unit = s.unit AND a.repeat = s.repeat)",
@@ -647,25 +651,31 @@ def export(db: Ratings, cid: str, out: str | Path) -> Path:
     return out
 
 
+def md(text) -> str:
+    """A name in the card (the campaign's, a rater's, a model's): shown as itself, linking and loading nothing."""
+    return safe_md(text, literal=True)
+
+
 def card(db: Ratings, cid: str) -> str:
+    """The dataset card: every name and the owner's rubric go in through ``safe_md``."""
     spec, quality_rows = spec_of(db, cid), quality(db, cid)
     board, a = leaderboard(db, cid), alpha(db, cid)
     cover = coverage(db, cid)
     excluded = [q for q in quality_rows if q["excluded"]]
     lines = ["---", "configs:", "- config_name: answers", "  data_files: answers.parquet", "  default: true",
-             "- config_name: units", "  data_files: units.parquet", "tags:",
-             "- human-evaluation", f"- {spec.mode}", "- finetune-studio", "---", "", f"# Rating campaign: {spec.name}",
+             "- config_name: units", "  data_files: units.parquet", "tags:", "- human-evaluation", f"- {spec.mode}",
+             "- finetune-studio", "---", "", f"# Rating campaign: {md(spec.name)}",
              "", f"Ratings ({spec.mode}) collected with the fine-tuning studio: {cover['units']} items, "
              f"{spec.overlap} raters each ({cover['complete']} complete), {len(quality_rows)} raters.", "",
-             "## Rubric", "", spec.rubric.guidelines, "", f"Question: {spec.rubric.question}", ""]
+             "## Rubric", "", safe_md(spec.rubric.guidelines), "", f"Question: {md(spec.rubric.question)}", ""]
     if spec.mode != "pairwise":
-        lines += [f"- {d}: " + "; ".join(labels) for d, labels in spec.rubric.anchors.items()] + [""]
+        lines += [f"- {d}: " + "; ".join(md(x) for x in labels) for d, labels in spec.rubric.anchors.items()] + [""]
     lines += ["## Exclusions", "", spec.rules() + ".", ""]
-    lines += [f"- {q['rater']}: {q['why']}" for q in excluded] or ["Nobody was excluded."]
+    lines += [f"- {md(q['rater'])}: {q['why']}" for q in excluded] or ["Nobody was excluded."]
     lines += ["", "## Results (without the excluded raters)", "",
               f"Krippendorff's alpha (nominal) across raters: {'-' if a is None else f'{a:.3f}'}.", "",
               "| model | rating | 95% interval | n |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] | {r['n']} |"
+    lines += [f"| {md(r['model'])} | {r['rating']:.1f} | [{r['ci_low']:.1f}, {r['ci_high']:.1f}] | {r['n']} |"
               for r in board]
     agreeing = human_vs_metric(db, cid)
     if agreeing:
@@ -677,7 +687,7 @@ def card(db: Ratings, cid: str) -> str:
         alphas = ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}" for d, v in scored["alpha"].items())
         lines += ["", f"1-5 scores (Krippendorff's alpha, ordinal, per dimension: {alphas}):", "",
                   "| model | dimension | mean | 95% interval | n |", "|---|---|---|---|---|"]
-        lines += [f"| {m['system']} | {m['dimension']} | {m['mean']:.2f} | "
+        lines += [f"| {md(m['system'])} | {m['dimension']} | {m['mean']:.2f} | "
                   + ("-" if m["ci_low"] is None else f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}]") + f" | {m['n']} |"
                   for m in scored["means"]]
     lines += ["", "## Files", "", "`datasets.load_dataset(\"path/to/this/folder\")` reads `answers` (the default); "
