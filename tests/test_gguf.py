@@ -205,7 +205,9 @@ def check_in_llama_cpp(path, model, tok, prompts: list[str], quant: str, at_leas
 def parting_gap(model, tok, prompt: str, ours: list, theirs: list) -> float:
     """Where llama.cpp's answer first leaves transformers', how much higher transformers scored its own token than
     llama.cpp's (a stop token counts as a token; None, the length limit, is never the first difference)."""
-    k = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+    k = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)) - 1)
+    if None in (ours[k], theirs[k]) or ours[k] == theirs[k]:  # one stopped where the other went on: no tie to weigh
+        return float("inf")
     ids = tok(prompt, add_special_tokens=False)["input_ids"] + ours[:k]
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0, -1]
