@@ -54,7 +54,7 @@ OPERATOR_SECRETS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "STUDI
 
 
 def visitor_process(public: bool) -> None:
-    """Called first in every child that runs a visitor's work (training, a data check, a device job): on a public
+    """Called first in every child (``isolate.Child``: training, a data check, a device job): on a public
     deployment (``public``, as the parent that started it saw it) the operator's secrets leave the child's
     environment and the hub client's saved login is out of reach, so no library the visitor's config switches on
     (a tracker, a hub download) can read or send them."""

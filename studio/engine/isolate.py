@@ -60,7 +60,10 @@ class Child:
         ctx = context()
         self._recv, send = ctx.Pipe(duplex=False)
         self.extra = {k: factory(ctx) for k, factory in extra.items()}  # e.g. a stop Event made in its context
-        self.proc = ctx.Process(target=target, args=(*args, *self.extra.values(), send), name=name, daemon=True)
+        from studio.settings import public_mode
+
+        self.proc = ctx.Process(target=_enter, args=(target, public_mode(), *args, *self.extra.values(), send),
+                                name=name, daemon=True)
         self.proc.start()
         send.close()
         self.started = time.time()
@@ -99,11 +102,19 @@ class Child:
         self._recv.close()
 
 
-def _child(fn, args, owner, public, conn) -> None:
-    from studio.engine import runs
-    from studio.settings import quiet_libraries, visitor_process
+def _enter(target: Callable, public: bool, *args) -> None:
+    """Every child's first step, whatever it runs: it works for a visitor, so on a public deployment (as the parent
+    saw it) none of the operator's secrets stay in its environment (``settings.visitor_process``)."""
+    from studio.settings import visitor_process
 
     visitor_process(public)
+    target(*args)
+
+
+def _child(fn, args, owner, conn) -> None:
+    from studio.engine import runs
+    from studio.settings import quiet_libraries
+
     quiet_libraries()
     runs.ACTING.set(owner)
     try:
@@ -131,9 +142,7 @@ def rss_mb(pid: int) -> float:
 def isolated(fn: Callable, *args, owner: str | None = None, seconds: float = CHECK_SECONDS,
              memory_mb: float = CHECK_MEMORY_MB, should_stop: Callable[[], bool] = lambda: False,
              what: str = "the data check"):
-    from studio.settings import public_mode
-
-    child, reason = Child(_child, (fn, args, owner, public_mode()), "studio-check"), None
+    child, reason = Child(_child, (fn, args, owner), "studio-check"), None
     try:
         while reason is None:
             reply = next(child.messages(POLL_S, most=1), None)

@@ -138,10 +138,11 @@ def _leaderboard(rows: list[dict]) -> list[str]:
     return lines
 
 
-def model_card(run: Path, cfg: StudioConfig, votes: list[dict] | None = None):
+def model_card(run: Path, cfg: StudioConfig, votes: list[dict] | None = None, leaderboard: list[dict] | None = None):
+    """``leaderboard``: ``run_leaderboard(run, votes)`` when the caller has it already (the bootstrap runs once)."""
     from huggingface_hub import ModelCard
 
-    leaderboard = run_leaderboard(run, votes)
+    leaderboard = run_leaderboard(run, votes) if leaderboard is None else leaderboard
     summary = latest_eval(run)
     objective = trained_objective(run)
     task = pipeline_tag(cfg, objective)

@@ -87,7 +87,7 @@ def export_adapter(run_dir: str | Path, out: str | Path | None = None, votes: li
                 if (adapter / name).is_file():
                     z.write(adapter / name, name)
             leaderboard = run_leaderboard(run, votes)
-            z.writestr("README.md", str(model_card(run, cfg, votes)))
+            z.writestr("README.md", str(model_card(run, cfg, leaderboard=leaderboard)))
             z.writestr("studio-config.yaml", portable_config(cfg).to_yaml())
             summary = latest_eval(run)
             if summary:

@@ -262,13 +262,13 @@ def _write(path: Path, model, tok, vocab: dict, arch: str, quant: str, name: str
 
 # -- Ollama ------------------------------------------------------------------------------------------------------
 # Ollama renders a chat with a Go template over its messages (system messages included, the Modelfile's SYSTEM put
-# first when the chat has none); each form below is written only when the run's own chat template renders the probe
-# chats exactly as the Go template will (``_renders``), and tests/ollama_template renders it with Go to check.
-OLLAMA_TEMPLATES = {
-    "chatml": ("{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
-               "<|im_start|>assistant\n"),
-    "llama3": ("{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
-               "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"),
+# first when the chat has none). Each chat form is one turn and the generation prompt; its Go template and what that
+# template renders (``_renders``) both come from it, and a form is written only when the run's own chat template
+# renders the probe chats exactly so (tests/ollama_template renders the Go template with Go to check).
+CHAT_FORMS = {  # name: (one turn, with ROLE and CONTENT in it; the generation prompt)
+    "chatml": ("<|im_start|>ROLE\nCONTENT<|im_end|>\n", "<|im_start|>assistant\n"),
+    "llama3": ("<|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>",
+               "<|start_header_id|>assistant<|end_header_id|>\n\n"),
 }
 PROBE_CHATS = (
     [{"role": "user", "content": "Name a river."}],
@@ -277,26 +277,30 @@ PROBE_CHATS = (
 )
 
 
+def go_template(form: str) -> str:
+    turn, prompt = CHAT_FORMS[form]
+    return "{{ range .Messages }}" + turn.replace("ROLE", "{{ .Role }}").replace("CONTENT", "{{ .Content }}") + \
+        "{{ end }}" + prompt
+
+
 def _renders(form: str, chat: list[dict], system: str | None) -> str:
-    """What Ollama's Go template ``form`` gives for ``chat`` (with the Modelfile's ``system``), in Python."""
+    """What Ollama gives for ``chat`` with the Go template of ``form`` (and the Modelfile's ``system``)."""
+    turn, prompt = CHAT_FORMS[form]
     if system and chat[0]["role"] != "system":
         chat = [{"role": "system", "content": system}, *chat]
-    if form == "chatml":
-        return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in chat) + "<|im_start|>assistant\n"
-    return "".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content']}<|eot_id|>" for m in chat) + \
-        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    return "".join(turn.replace("ROLE", m["role"]).replace("CONTENT", m["content"]) for m in chat) + prompt
 
 
-def ollama_chat(tok) -> tuple[str, str | None] | None:
-    """(the Go template's name, the default system prompt or None) that renders as the run's chat template does,
-    or None when neither form does."""
+def ollama_chat(tok, add_bos: bool) -> tuple[str, str | None] | None:
+    """(the chat form's name, the default system prompt or None) that renders as the run's chat template does,
+    or None when no form does. ``add_bos``: the bos is a token llama.cpp adds, not text of the template."""
     try:
         texts = [tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) for chat in PROBE_CHATS]
     except Exception:
         return None
-    if tok.bos_token and _special_ids(tok)["add_bos"]:  # Ollama (llama.cpp) adds the bos itself
+    if tok.bos_token and add_bos:
         texts = [t.removeprefix(tok.bos_token) for t in texts]
-    for form in OLLAMA_TEMPLATES:
+    for form in CHAT_FORMS:
         system = None
         if texts[0] != _renders(form, PROBE_CHATS[0], None):  # perhaps a default system turn (Qwen2's): SYSTEM
             mark = "DefaultSystemMark"
@@ -311,14 +315,12 @@ def ollama_chat(tok) -> tuple[str, str | None] | None:
 def ollama_modelfile(gguf_name: str, tok) -> str:
     """FROM the file, the TEMPLATE (and SYSTEM) in Go's syntax that renders chats as the run's chat template does
     (a template of another shape is named for the user to port), and the end-of-turn tokens as stops."""
-    stops = []
-    for token_id in (end_of_turn(tok), tok.eos_token_id):
-        if token_id is not None and tok.convert_ids_to_tokens(token_id) not in stops:
-            stops.append(tok.convert_ids_to_tokens(token_id))
-    chat = ollama_chat(tok)
+    ids = _special_ids(tok)
+    stops = list(dict.fromkeys(tok.convert_ids_to_tokens(i) for i in (ids["eot"], ids["eos"]) if i is not None))
+    chat = ollama_chat(tok, ids["add_bos"])
     lines = [f"FROM ./{gguf_name}"]
     if chat:
-        lines.append(f'TEMPLATE """{OLLAMA_TEMPLATES[chat[0]]}"""')
+        lines.append(f'TEMPLATE """{go_template(chat[0])}"""')
         if chat[1]:
             lines.append(f'SYSTEM """{chat[1]}"""')
     else:

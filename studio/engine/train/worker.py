@@ -39,14 +39,11 @@ def prestart() -> None:
         forkserver.ensure_running()
 
 
-def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, budget, public: bool, stop,
-           conn) -> None:
-    """The child's whole life: no operator secret (``visitor_process``), quiet libraries, one run, its result (or
-    the readable reason it could not). The deployment's budget is kept here, at the step it names, not a few steps
-    later when the parent hears."""
-    from studio.settings import quiet_libraries, visitor_process
+def _child(config: dict, run_dir: str | None, resume: bool, owner: str | None, budget, stop, conn) -> None:
+    """The child's whole life: quiet libraries, one run, its result (or the readable reason it could not).
+    The deployment's budget is kept here, at the step it names, not a few steps later when the parent hears."""
+    from studio.settings import quiet_libraries
 
-    visitor_process(public)
     quiet_libraries()
     from studio.engine.train import loop
 
@@ -91,10 +88,8 @@ class Supervisor:
     """The training worker: a ``Child`` (isolate.py) running one run, relaying its events, stopped gracefully."""
 
     def __init__(self, config: StudioConfig, run_dir, resume: bool, owner: str | None, budget=None):
-        from studio.settings import public_mode
-
-        self.child = Child(_child, (config.to_dict(), str(run_dir) if run_dir else None, resume, owner, budget,
-                                    public_mode()), "studio-worker", stop=lambda ctx: ctx.Event())
+        self.child = Child(_child, (config.to_dict(), str(run_dir) if run_dir else None, resume, owner, budget),
+                           "studio-worker", stop=lambda ctx: ctx.Event())
         self.proc, self._stop = self.child.proc, self.child.extra["stop"]
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
         self._asked: float | None = None
