@@ -559,3 +559,40 @@ def test_a_rater_scores_single_answers_with_the_keys_one_to_five(page, url):
     page.wait_for_function(f"{shown('#cv-progress')}.includes('2 of 4')", timeout=30000)
     got = [a for a in C.answers(default_db(), cid) if a["rater"] == "bo"]
     assert [(a["quality"], a["relevance"], a["coherence"], a["helpfulness"]) for a in got] == [(4, 4, 3, 5)]
+
+
+def test_a_gguf_from_the_export_tab_runs_in_llama_cpp(page, url, tmp_path):
+    """Export tab -> GGUF for llama.cpp and Ollama -> q8_0: the file the page hands over, downloaded through its
+    link as a user does, loads in llama.cpp itself and answers a chat prompt, stopping at the end of its turn."""
+    import httpx
+    from conftest import tiny_config
+    from consumers import llama_cpp, modelfile_template
+
+    from studio.config import StudioConfig
+    from studio.engine.train import loop as train
+
+    cfg = StudioConfig.from_dict(tiny_config(SAMPLES / "chat.jsonl", train={"max_steps": 10, "batch_size": 8,
+                                                                            "learning_rate": 3e-4}))
+    cfg.run_name = "gguf-me"
+    result = train.run(cfg)
+    assert result.state == "completed", result.error
+    page.goto(url)
+    page.get_by_role("tab", name="Export").click()
+    pick(page, "#export-run", result.run_dir.name)
+    page.get_by_text("GGUF for llama.cpp and Ollama").click()
+    pick(page, "#gguf-quant", "q8_0")
+    page.click("#export-gguf")
+    page.wait_for_selector("#gguf-files a[href*='.gguf']", timeout=240000)
+    says(page, "#export-status", "llama-cli", 60000)
+    page.screenshot(path=str(ARTIFACTS / "16-gguf.png"), full_page=True)
+    links = page.eval_on_selector_all("#gguf-files a[href]", "els => els.map(e => e.href)")
+    got = {}
+    for link in links:
+        name = "model.gguf" if ".gguf" in link else "Modelfile"
+        (tmp_path / name).write_bytes(httpx.get(link, timeout=120).content)
+        got[name] = tmp_path / name
+    assert set(got) == {"model.gguf", "Modelfile"}, links
+    assert modelfile_template(got["Modelfile"].read_text())[0]
+    prompt = "<|im_start|>user\nWhat is a river?<|im_end|>\n<|im_start|>assistant\n"
+    ran = llama_cpp(got["model.gguf"], prompts=[prompt], max_tokens=48)
+    assert ran["answer_texts"][0].strip() and ran["stopped"][0] == ran["eot"], ran
