@@ -120,7 +120,8 @@ def test_a_stop_before_the_job_starts_ends_the_action_at_any_stage(public, monke
     from studio.ui import door
 
     ran, outcome, ready, prepared, held, free = [], {}, *(threading.Event() for _ in range(4))
-    monkeypatch.setattr(door, "_admit", lambda action: gate.admit(action, "user-alice", "user-alice"))  # her login
+    monkeypatch.setattr(door, "_admit",
+                        lambda action, *inputs: gate.admit(action, "user-alice", "user-alice"))  # her login
 
     def compare_like():  # an app handler: some preparing, then the device job
         ready.set()
@@ -195,3 +196,40 @@ def test_a_parquet_bomb_is_measured_on_its_values_not_its_metadata(tmp_path, mon
     pq.write_table(pa.table({"instruction": ["a", "b"], "output": ["c", "d"]}), small)
     rows = readers.read_records(small).rows
     assert rows == [{"instruction": "a", "output": "c"}, {"instruction": "b", "output": "d"}]
+
+
+def test_no_text_input_of_any_action_is_larger_than_the_deployments_cap(public, monkeypatch):
+    """A 16 MB setting (a config estimate, a column map) cost the web server its CPU before any check of its
+    meaning: on a public deployment the door refuses it, for every handler, in one line that is audited."""
+    import gradio as gr
+
+    from studio.ui import door
+
+    monkeypatch.setattr(gate, "MAX_FIELD_CHARS", 1000)
+    handler = door.through(lambda text, n: f"{len(text)} {n}", "estimate")
+    assert handler("x" * 1000, 3) == "1000 3"
+    with pytest.raises(gr.Error, match="1,001 characters.*at most 1,000"):
+        handler("x" * 1001, 3)
+    with pytest.raises(gr.Error, match="at most 1,000"):
+        handler("x", n="y" * 5000)
+    log = (studio_home() / "audit" / "gate.jsonl").read_text().splitlines()
+    assert '"estimate-refused"' in log[-1] and '"chars": 5000' in log[-1]
+    monkeypatch.delenv("STUDIO_PUBLIC")
+    assert door.through(lambda text: len(text), "estimate")("x" * 5000) == 5000  # locally: no cap
+
+
+def test_config_files_for_download_live_in_gradios_cache_and_do_not_pile_up(monkeypatch, tmp_path):
+    from studio.ui.tabs import model
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    monkeypatch.setattr(model, "KEEP_CONFIGS", 3)
+    made = []
+    for steps in range(1, 6):
+        cfg = tiny_config(SAMPLES / "qa.csv")
+        cfg["train"]["max_steps"] = steps
+        made.append(model.yaml_file(StudioConfig.from_dict(cfg)))
+        time.sleep(0.01)
+    assert all(p.is_relative_to(tmp_path / "studio-configs") for p in made)
+    kept = sorted((tmp_path / "studio-configs").iterdir())
+    assert len(kept) == 3 and all(p.exists() for p in made[-3:]) and not made[0].exists()
+    assert "max_steps: 5" in made[-1].read_text()

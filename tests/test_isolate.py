@@ -100,3 +100,20 @@ def test_a_visitors_job_never_sees_the_operators_token_on_a_public_deployment(pu
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     operator = "hf_operator_secret"
     assert seen == ({"env": None, "hub": None} if public else {"env": operator, "hub": operator})
+
+
+@pytest.mark.integration
+def test_an_anonymous_visitors_child_runs_below_everyone_elses(monkeypatch):
+    """On a public deployment a data check nobody can be named for (an anonymous page checking a sample) runs at a
+    lower priority than training and logged-in visitors' work; locally nothing is lowered."""
+    from studio.engine import isolate, runs
+
+    here = os.nice(0)
+    lowered = min(19, here + isolate.ANON_NICE)
+    for public, owner, expected in (("1", None, lowered), ("1", "user-alice", here), ("", None, here)):
+        monkeypatch.setenv("STUDIO_PUBLIC", public)
+        token = runs.ACTING.set(owner)
+        try:
+            assert isolated(os.nice, 0, owner=owner) == expected, (public, owner)
+        finally:
+            runs.ACTING.reset(token)

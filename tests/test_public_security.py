@@ -124,7 +124,7 @@ def test_anonymous_visitors_cannot_import_or_export_ratings(public, tmp_path):
     anon = visitor(url)
     battles = tmp_path / "b.csv"
     battles.write_text("model_a,model_b,winner,judge\nx,y,model_a,mallory\n" * 50)
-    with pytest.raises(AppError, match="operator"):
+    with pytest.raises(httpx.HTTPStatusError, match="403"):  # Gradio's upload route stores nothing of theirs
         anon.predict(handle_file(str(battles)), api_name="/rate_import")
     with pytest.raises(AppError, match="operator"):
         anon.predict(api_name="/rate_export")
@@ -404,11 +404,20 @@ def test_m3_one_visitors_slow_check_does_not_hold_up_anothers(public, tmp_path):
 
 
 def test_m4_anonymous_visitors_cannot_upload_and_refused_uploads_are_gone(public):
+    """Refused at Gradio's own upload route, before a byte is stored (the page's File fields upload there first)."""
     url, home = public
     anon = visitor(url)
-    with pytest.raises(AppError, match="Log in to upload"):
+    with pytest.raises(httpx.HTTPStatusError, match="403"):
         anon.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
-    assert not [p for p in (home / "gradio").rglob("qa.csv")]  # not left in Gradio's cache either
+    answer = httpx.post(url + "gradio_api/upload", files={"files": ("big.bin", b"x" * 2**20)})
+    assert answer.status_code == 403 and "Log in to upload" in answer.json()["detail"]
+    assert not [p for p in (home / "gradio").rglob("*") if p.name in ("qa.csv", "big.bin")]  # not in the cache
+    assert _audited(home, "upload-refused", None)
+
+
+def _audited(home, action: str, owner) -> list[dict]:
+    lines = [json.loads(line) for line in (home / "audit" / "gate.jsonl").read_text().splitlines()]
+    return [line for line in lines if line["action"] == action and line["owner"] == owner]
 
 
 def test_m5_a_huge_grid_is_refused_before_it_is_enumerated(public):
@@ -526,3 +535,81 @@ def test_h3_weights_that_do_not_fit_the_visitors_quota_are_refused_before_the_do
     assert "refused:" in out and "9,537 MB" in out, out
     assert all("/resolve/" not in path for path, _ in seen)  # no file was asked for
     assert seen and all(auth is None for _, auth in seen)
+
+
+# -- Gradio's own routes: the gateway in front of upload and the queue (studio/ui/gateway.py) --------------------
+def test_h4_the_upload_route_counts_a_logged_in_upload_and_refuses_one_past_the_quota(public):
+    url, home = public
+    answer = httpx.post(url + "gradio_api/upload", files={"files": ("notes.txt", b"y" * 200_000)},
+                        headers={"X-Studio-User": "dave"})
+    assert answer.status_code == 200
+    assert _audited(home, "upload-route", "user-dave")[-1]["bytes"] >= 200_000
+    # a body declared past the quota is refused before Gradio reads a byte of it (nothing is sent after the headers)
+    host, port = url.split("//")[1].strip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(f"POST /gradio_api/upload HTTP/1.1\r\nHost: {host}\r\nX-Studio-User: dave\r\nContent-Type: "
+                  f"multipart/form-data; boundary=b\r\nContent-Length: {600 * 2**20}\r\n\r\n".encode())
+        reply = s.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413") and "does not fit" in reply
+    assert _audited(home, "upload-refused", "user-dave")[-1]["why"] == "quota"
+
+
+def test_h2_an_anonymous_flood_leaves_room_for_a_logged_in_visitor(public):
+    """Anonymous pages (a new Gradio session each) send data checks as fast as they can, for a bounded time;
+    alice's own checks are answered all the while, and right after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, home = public
+    flooder = visitor(url)
+    codes: dict = {}
+    until = time.time() + 20
+
+    def flood():
+        import uuid
+
+        jobs = []
+        while time.time() < until:
+            flooder.session_hash = uuid.uuid4().hex  # a new anonymous session each time, as a script would
+            jobs.append(flooder.submit("qa.csv", "auto", "", 256, "studio-tiny", "auto", api_name="/check_data"))
+            time.sleep(0.05)
+        for job in jobs:
+            try:
+                job.result(timeout=120)
+                codes["answered"] = codes.get("answered", 0) + 1
+            except Exception as e:  # refused at the door: the share of the queue anonymous visitors have
+                codes[type(e).__name__ + (" 503" if "503" in str(e) or "busy" in str(e) else "")] = 1 + \
+                    codes.get(type(e).__name__ + (" 503" if "503" in str(e) or "busy" in str(e) else ""), 0)
+
+    alice = visitor(url, "alice")
+    with ThreadPoolExecutor(2) as pool:
+        floods = [pool.submit(flood) for _ in range(2)]
+        time.sleep(4)
+        during = [call(alice, "/check_data", dataset_file="qa.csv")[0] for _ in range(4)]
+        for f in floods:
+            f.result()
+    assert all("rows" in report for report in during), during
+    assert sum(v for k, v in codes.items() if k != "answered") > 0, codes  # the flood was refused in part
+    refused = _audited(home, "queue-refused", None)
+    assert refused and all(line["key"].startswith("anon-") for line in refused)
+    assert "rows" in call(alice, "/check_data", dataset_file="qa.csv")[0]
+
+
+def test_h3_new_anonymous_sessions_cost_the_web_server_little(public):
+    """800 new anonymous pages each ask for the status panel (a new Gradio session each): the web server grows
+    by well under 150 MB (Gradio kept a copy of every component per session: ~700 KB each)."""
+    import uuid
+
+    import psutil
+
+    url, _ = public
+    server = psutil.Process(SERVER["pid"])
+    page = visitor(url)
+    for _ in range(30):  # warm: the first sessions pay for what every later one shares
+        page.session_hash = uuid.uuid4().hex
+        page.predict(api_name="/status")
+    before = server.memory_info().rss
+    for _ in range(800):
+        page.session_hash = uuid.uuid4().hex
+        page.predict(api_name="/status")
+    grown_mb = (server.memory_info().rss - before) / 2**20
+    assert grown_mb < 150, f"{grown_mb:.0f} MB for 800 sessions"

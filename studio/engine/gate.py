@@ -39,6 +39,7 @@ from studio.settings import SAMPLES, hub_token, operator_allows, public_mode, st
 MAX_EXAMPLES = int(os.environ.get("STUDIO_MAX_EXAMPLES", "200"))  # per comparison / measurement, public mode
 MAX_NEW_TOKENS = int(os.environ.get("STUDIO_MAX_NEW_TOKENS", "256"))  # per answer, public mode
 MAX_PROMPT_CHARS = int(os.environ.get("STUDIO_MAX_PROMPT_CHARS", "4000"))  # a typed message, public mode
+MAX_FIELD_CHARS = int(os.environ.get("STUDIO_MAX_FIELD_CHARS", "65536"))  # any one text input, public mode
 JOB_SECONDS = float(os.environ.get("STUDIO_JOB_SECONDS", "600"))  # one device job (Compare, merge, ...), public
 JOB_MEMORY_MB = float(os.environ.get("STUDIO_JOB_MEMORY_MB", "6144"))
 AUDIT_MAX_BYTES = 8 * 2**20  # the audit log is rotated once past this size
@@ -74,8 +75,22 @@ def admit(action: str, owner: str | None, key: str | None = None) -> Visitor:
     with _lock:
         ADMITTED[(action, owner)] += 1
     if public_mode():
-        _audit({"t": round(time.time(), 3), "action": action, "owner": owner})
+        _audit({"t": round(time.time(), 3), "action": action, "owner": owner,
+                **({"key": visitor.key} if owner is None else {})})  # anonymous visitors told apart by page
     return visitor
+
+
+def check_inputs(action: str, values) -> None:
+    """On a public deployment no text input of any action is longer than ``MAX_FIELD_CHARS`` (a 16 MB setting
+    would cost the web server its CPU before any check of its meaning); refused in one line, audited."""
+    if not public_mode():
+        return
+    longest = max((len(v) for v in values if isinstance(v, str)), default=0)
+    if longest > MAX_FIELD_CHARS:
+        _audit({"t": round(time.time(), 3), "action": f"{action}-refused", "owner": current().owner,
+                "why": "field size", "chars": longest})
+        raise StudioError(f"a field of {longest:,} characters: this deployment takes at most {MAX_FIELD_CHARS:,} "
+                          f"in one field")
 
 
 def enter(visitor: Visitor) -> None:

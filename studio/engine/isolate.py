@@ -53,6 +53,9 @@ class Reply:
     value: Any
 
 
+ANON_NICE = int(os.environ.get("STUDIO_ANON_NICE", "10"))  # public mode: anonymous visitors' children
+
+
 class Child:
     """One child process from the fork server, the pipe it talks on, and the limits it is watched by."""
 
@@ -60,9 +63,12 @@ class Child:
         ctx = context()
         self._recv, send = ctx.Pipe(duplex=False)
         self.extra = {k: factory(ctx) for k, factory in extra.items()}  # e.g. a stop Event made in its context
+        from studio.engine import runs
         from studio.settings import public_mode
 
-        self.proc = ctx.Process(target=_enter, args=(target, public_mode(), *args, *self.extra.values(), send),
+        public = public_mode()
+        nice = ANON_NICE if public and runs.ACTING.get() is None else 0  # a visitor nobody can name: below all
+        self.proc = ctx.Process(target=_enter, args=(target, public, nice, *args, *self.extra.values(), send),
                                 name=name, daemon=True)
         self.proc.start()
         send.close()
@@ -102,12 +108,15 @@ class Child:
         self._recv.close()
 
 
-def _enter(target: Callable, public: bool, *args) -> None:
+def _enter(target: Callable, public: bool, nice: int, *args) -> None:
     """Every child's first step, whatever it runs: it works for a visitor, so on a public deployment (as the parent
-    saw it) none of the operator's secrets stay in its environment (``settings.visitor_process``)."""
+    saw it) none of the operator's secrets stay in its environment (``settings.visitor_process``); an anonymous
+    visitor's child (a data check of a sample) lowers its priority by ``nice`` below training and logged-in work."""
     from studio.settings import visitor_process
 
     visitor_process(public)
+    if nice > 0 and hasattr(os, "nice"):
+        os.nice(nice)
     target(*args)
 
 

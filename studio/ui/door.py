@@ -21,9 +21,16 @@ def _request():
     return LocalContext.request.get(None)
 
 
-def _admit(action: str) -> gate.Visitor:
+def _admit(action: str, args=(), kwargs=None) -> gate.Visitor:
     owner, key = visitor_of(_request()) if public_mode() else (None, "local")
-    return gate.admit(action, owner, key)
+    visitor = gate.admit(action, owner, key)
+    try:
+        gate.check_inputs(action, (*args, *(kwargs or {}).values()))
+    except gate.StudioError as e:
+        import gradio as gr
+
+        raise gr.Error(str(e), print_exception=False) from None
+    return visitor
 
 
 def through(fn, action: str):
@@ -36,7 +43,7 @@ def through(fn, action: str):
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def streamed(*args, **kwargs):
-            visitor = _admit(action)
+            visitor = _admit(action, args, kwargs)
             steps = fn(*args, **kwargs)
             while True:
                 gate.enter(visitor)
@@ -49,7 +56,7 @@ def through(fn, action: str):
     else:
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
-            _admit(action)
+            _admit(action, args, kwargs)
             with gate.action():  # the visitor's Stop reaches this action at whatever stage it is
                 return fn(*args, **kwargs)
     wrapped.__studio_door__ = True

@@ -21,6 +21,22 @@ def _oauth_info(request) -> dict | None:
         return None
 
 
+def _password_login(request) -> str | None:
+    """Gradio's password login read from its cookie, for a request that reaches the studio before Gradio's own
+    routes name the user (``ui/gateway.py``)."""
+    from starlette.requests import HTTPConnection
+
+    if not isinstance(request, HTTPConnection):  # a handler's gr.Request names its login itself
+        return None
+    app = request.scope.get("app")
+    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+    if not tokens or cookie_id is None:
+        return None
+    cookies = getattr(request, "cookies", None) or {}
+    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+    return tokens.get(token) if token else None
+
+
 def username(request) -> str | None:
     if request is None:
         return None
@@ -29,6 +45,9 @@ def username(request) -> str | None:
         return info["userinfo"]["preferred_username"]
     if getattr(request, "username", None):
         return request.username
+    login = _password_login(request)
+    if login:
+        return login
     header = os.environ.get("STUDIO_TRUSTED_USER_HEADER", "").strip()
     headers = getattr(request, "headers", None) or {}
     if header and headers.get(header.lower()):

@@ -1,12 +1,13 @@
 """Launch the app with the studio's secure defaults: analytics off, SSR off, upload size capped, errors shown as
 friendly messages only, bound to 127.0.0.1 unless STUDIO_HOST or Gradio's GRADIO_SERVER_NAME says otherwise
 (0.0.0.0 on a Space; the port: STUDIO_PORT, else GRADIO_SERVER_PORT, else 7860: ``address``), password
-auth when STUDIO_AUTH=user:password[,user:password] is set. Files are served from Gradio's own upload cache only
-(no export folder: a download is handed to the visitor who asked for it, under a random name); that cache lives
-in the studio's home (``GRADIO_TEMP_DIR``) and is emptied at start, aged out while the server runs and emptied
-at shutdown, SIGTERM and SIGINT included. On a public deployment no hub call the library makes on its own
-carries the operator's ``HF_TOKEN`` (``HF_HUB_DISABLE_IMPLICIT_TOKEN``), and the studio's own pass
-``token=False`` (``engine/gate.py``)."""
+auth when STUDIO_AUTH=user:password[,user:password] is set. On a public deployment ``ui/gateway.py`` stands in
+front of Gradio's own upload and queue routes, and Gradio keeps a bounded number of lean sessions. Files are
+served from Gradio's own upload cache only (no export folder: a download is handed to the visitor who asked for
+it, under a random name); that cache lives in the studio's home (``GRADIO_TEMP_DIR``) and is emptied at start,
+aged out while the server runs and emptied at shutdown, SIGTERM and SIGINT included. On a public deployment no
+hub call the library makes on its own carries the operator's ``HF_TOKEN`` (``HF_HUB_DISABLE_IMPLICIT_TOKEN``),
+and the studio's own pass ``token=False`` (``engine/gate.py``)."""
 
 from __future__ import annotations
 
@@ -91,9 +92,12 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
     """``nice``: how far the web server lowers its own CPU priority below training's (default
     ``STUDIO_SERVER_NICE``, 5, for the server that ``python app.py`` runs; 0 for an embedded one), so that a
     crowd of visitors slows the pages, not the run. Training workers keep the normal priority."""
+    from starlette.middleware import Middleware
+
     from studio.engine import budget
     from studio.engine.train import worker
     from studio.settings import public_mode, quiet_libraries
+    from studio.ui import gateway
     from studio.ui.app import build_app
 
     quiet_libraries()
@@ -116,13 +120,16 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _on_signal)
     sync_ratings()
+    gateway.lean_sessions()  # Gradio keeps each session's own values, not a copy of every component
     demo = build_app(delete_cache=(min(900, int(TEMP_AGE_S)), int(TEMP_AGE_S)))
-    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.queue(default_concurrency_limit=1, max_size=gateway.QUEUE_SIZE)
     server_name, server_port = address(host, port)
     demo.launch(
         server_name=server_name, server_port=server_port,
         auth=users(os.environ.get("STUDIO_AUTH")), max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False,
-        share=False, prevent_thread_lock=not block, quiet=not block,
+        share=False, prevent_thread_lock=not block, quiet=not block, state_session_capacity=gateway.SESSIONS,
+        # the door in front of Gradio's own routes (upload, queue join): identity, quota and shares, public mode
+        app_kwargs={"middleware": [Middleware(gateway.Gateway, window_s=TEMP_AGE_S)]},
         # no run history: Gradio's recorder keeps what was typed (a token field too) in the browser's storage; on a
         # public deployment no "Use via API" page either (the door still stands in front of every named event)
         run_history=False, footer_links=["gradio", "settings"] if public_mode() else ["api", "gradio", "settings"],

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shlex
+import shutil
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -142,14 +144,23 @@ def describe(config: StudioConfig) -> tuple[str, str, str, str]:
     return md, config.to_yaml(), command, str(yaml_file(config))
 
 
+KEEP_CONFIGS = 200  # config files kept for download; older ones go as new ones come
+
+
 def yaml_file(config: StudioConfig) -> Path:
-    """The config as a file named studio-config.yaml, one folder per distinct content."""
+    """The config as a file named studio-config.yaml, one folder per distinct content, in Gradio's own cache when
+    the app runs (emptied at start and at shutdown), else the system's temporary folder; only the newest
+    ``KEEP_CONFIGS`` are kept (Gradio hands the visitor its own copy)."""
     text = config.to_yaml()
-    folder = Path(tempfile.gettempdir()) / "studio-configs" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    root = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / "studio-configs"
+    folder = root / hashlib.sha256(text.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "studio-config.yaml"
     if not path.exists():
         path.write_text(text)
+    os.utime(folder)
+    for old in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP_CONFIGS:]:
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 
