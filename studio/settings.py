@@ -39,6 +39,14 @@ def studio_home() -> Path:
     return home
 
 
+def owner_id(name: str) -> str:
+    """A user's id on disk and in the run store: their login, made safe for a folder name, one to one (letters,
+    digits and ``-`` stay; any other character becomes ``_`` and its code point in hex, so ``carol.x`` and
+    ``carol_x`` never share a folder)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):x}_" for c in name[:64])
+    return "user-" + (safe or "unknown")
+
+
 def public_mode() -> bool:
     return bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
 

@@ -423,3 +423,92 @@ def test_which_metric_agrees_with_the_raters(tmp_path):
     assert got["follows"]["kendall_tau"] > 0.25 and got["follows"]["p_value"] < 0.01
     assert abs(got["noise"]["kendall_tau"]) < got["follows"]["kendall_tau"] / 2
     assert got["follows"]["n"] == 30 * 6
+
+
+@pytest.fixture
+def standin_hub(monkeypatch):
+    import huggingface_hub.constants
+    from hub_standin import Hub
+
+    hub = Hub()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    yield hub
+    hub.close()
+
+
+@pytest.mark.integration
+def test_the_sync_publishes_only_what_its_owner_chose_to(standin_hub, tmp_path):
+    """A visitor's campaign (their prompts, their raters' logins and times) reached the operator's ratings repo
+    without their choosing; now only the operator's own and those whose owner ticked "publish" go."""
+    from studio.engine.judge import campaign_hub
+
+    db = Ratings(tmp_path / "r.sqlite")
+    ops = C.create(db, pairs(2), C.Spec(name="operator's"))  # from the command line: no owner
+    quiet = C.create(db, pairs(2), C.Spec(name="alice keeps it"), owner="alice")
+    shared = C.create(db, pairs(2), C.Spec(name="bob shares it", publish=True), owner="bob")
+    assert set(campaign_hub.state(db)) == {ops, shared}
+    campaign_hub.sync(db, "lab/ratings", "hf_lab_token")
+    pushed = {p.split("/")[1] for p in standin_hub.repos[("dataset", "lab/ratings")]}
+    assert pushed == {ops, shared} and quiet not in pushed
+
+
+@pytest.mark.integration
+def test_a_restore_from_a_bad_repo_takes_what_is_sound_and_names_the_rest(standin_hub, tmp_path, monkeypatch):
+    """One malformed folder, a `..` name or a huge file no longer stops a restore (nor reaches memory): each is
+    refused in a line, the sound campaigns come back, and nothing fetched stays in the temporary folder."""
+    import tempfile
+
+    from studio.engine.judge import campaign_hub
+
+    db = Ratings(tmp_path / "r.sqlite")
+    good = [C.create(db, pairs(2), C.Spec(name=f"good {i}")) for i in range(2)]
+    campaign_hub.sync(db, "lab/ratings", "t")
+    files = standin_hub.repos[("dataset", "lab/ratings")]
+    first = {p: b for p, b in files.items() if p.startswith(f"campaigns/{good[0]}/")}
+    files.update({p.replace(good[0], "c-broken"): b for p, b in first.items()})
+    files["campaigns/c-broken/campaign.json"] = b"{not json"
+    files.update({p.replace(good[0], "c-other"): b for p, b in first.items()})  # names another campaign inside
+    files["campaigns/c-evil/../../../etc/cron.d/x"] = b"* * * * * root true"
+    files["campaigns/c-huge/answers.jsonl"] = b"x" * 300_000
+    monkeypatch.setattr(campaign_hub, "RESTORE_FILE_MB", 0.1)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    fresh, refused = Ratings(tmp_path / "fresh.sqlite"), []
+    assert sorted(campaign_hub.restore(fresh, "lab/ratings", "t", refused)) == sorted(good)
+    said = "\n".join(refused)
+    assert "c-broken: not restored" in said and "c-other: not restored" in said and "another campaign" in said
+    assert "'campaigns/c-evil/../../../etc/cron.d/x': not a name" in said
+    assert "c-huge/answers.jsonl: 0.3 MB, more than the 0.1 MB" in said
+    assert C.answers(fresh, good[0]) == C.answers(db, good[0])
+    assert not list((tmp_path / "tmp").iterdir())  # the download is gone
+
+
+@pytest.mark.integration
+def test_the_sync_thread_lives_through_any_error(tmp_path, monkeypatch):
+    """One bad push ended the thread silently (nothing pushed afterwards: ratings lost at the next restart)."""
+    import threading
+
+    from conftest import eventually
+
+    from studio.engine.judge import campaign_hub
+
+    calls, said = [], []
+
+    def flaky(db, repo, token=None, last=None):
+        calls.append(repo)
+        if len(calls) == 1:
+            raise KeyError("a malformed folder")
+        return {}
+
+    monkeypatch.setattr(campaign_hub, "restore", lambda *a, **k: (_ for _ in ()).throw(OSError("disk")))
+    monkeypatch.setattr(campaign_hub, "sync", flaky)
+    stop = threading.Event()
+    thread = campaign_hub.keep_synced(Ratings(tmp_path / "r.sqlite"), "lab/ratings", None, stop, every=0.05,
+                                      say=said.append)
+    eventually(lambda: len(calls) >= 3, timeout=20, what="three syncs")
+    assert thread.is_alive()
+    assert "ratings: OSError: disk" in said and "ratings: KeyError: 'a malformed folder'" in said
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()

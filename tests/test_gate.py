@@ -233,3 +233,50 @@ def test_config_files_for_download_live_in_gradios_cache_and_do_not_pile_up(monk
     kept = sorted((tmp_path / "studio-configs").iterdir())
     assert len(kept) == 3 and all(p.exists() for p in made[-3:]) and not made[0].exists()
     assert "max_steps: 5" in made[-1].read_text()
+
+
+def test_one_ledger_counts_uploads_runs_exports_and_campaigns_and_a_deleted_run_takes_its_exports(public):
+    """Exports were outside the quota (51 MB of exports from a 3 MB run) and outlived the run."""
+    from studio.engine import budget, runs
+    from studio.engine.judge import campaign
+    from studio.engine.judge.ratings import default_db
+
+    home = studio_home()
+    for name in ("r1", "r1-long"):
+        run = home / "runs" / name
+        run.mkdir(parents=True)
+        (run / "status.json").write_text('{"owner": "user-alice", "state": "completed"}')
+        shutil.copy(SAMPLES.parent / "configs" / "quickstart.yaml", run / "config.yaml")
+    mine = home / "exports" / "user-alice"
+    mine.mkdir(parents=True)
+    (mine / "r1-adapter.zip").write_bytes(b"z" * 2**20)
+    (mine / "r1-merged").mkdir()
+    (mine / "r1-merged" / "model.safetensors").write_bytes(b"m" * 3 * 2**20)
+    (mine / "r1-long-adapter.zip").write_bytes(b"z" * 2**20)  # another run's, whose name starts with r1's
+    held = budget.holdings("user-alice")
+    assert round(held["exports_mb"]) == 5 and held["campaigns"] == 0 and held["uploads_mb"] > 0
+    assert budget.usage_mb("user-alice") == pytest.approx(held["uploads_mb"] + held["runs_mb"] + 5, abs=0.01)
+    assert "user-alice" in budget.owners() and "user-bob" in budget.owners()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(budget, "USER_QUOTA_MB", 5.5)
+        with pytest.raises(StudioError, match="uploads, runs and exports"):
+            budget.check_disk("user-alice", 2**20)
+    assert runs.delete_run("r1")
+    assert sorted(p.name for p in mine.iterdir()) == ["r1-long-adapter.zip"]
+    items = [{"question_id": "q", "prompt": "p", "model": m, "output": m} for m in ("a", "b")]
+    campaign.create(default_db(), items, campaign.Spec(name="mine"), owner="alice")
+    assert budget.holdings("user-alice")["campaigns"] == 1 and budget.holdings("user-bob")["campaigns"] == 0
+
+
+def test_a_visitor_makes_a_bounded_number_of_campaigns_of_a_bounded_size(public, monkeypatch):
+    from studio.engine import budget
+
+    monkeypatch.setattr(budget, "MAX_CAMPAIGNS", 0)
+    with pytest.raises(StudioError, match="0 campaigns"):
+        budget.check_campaign("user-alice", 10)
+    monkeypatch.setattr(budget, "MAX_CAMPAIGNS", 5)
+    budget.check_campaign("user-alice", 10)
+    with pytest.raises(StudioError, match="at most 2,000"):
+        budget.check_campaign("user-alice", 2001)
+    monkeypatch.delenv("STUDIO_PUBLIC")
+    budget.check_campaign("user-alice", 10**6)  # locally: no limit

@@ -461,6 +461,7 @@ def test_l4_l5_l6_ratings_stay_with_their_owner_reports_load_nothing_and_the_ope
     assert "![" not in report and "<img" not in report
     everyone = visitor(url, "op").predict("op-secret", api_name="/operator_runs")[1]
     assert name in everyone and "user-alice" in everyone
+    assert re.search(r"\| user-alice \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \d+ \|", everyone)  # the ledger, per visitor
     # L1: alice trains on her own votes (the preference file is hers, named without a path) and no message of a
     # merge names a server path
     shown = alice.predict("", api_name="/rate_next_pair")

@@ -1,8 +1,9 @@
 """What one visitor may use on a public deployment: steps and minutes per job, disk, upload lifetime.
 
 Contract: the operator sets the numbers in the environment (they apply in public mode only; a local
-studio has no limits). ``check_disk(owner, adding)`` raises ``StudioError`` when a visitor's uploads and
-runs would pass their quota; ``over_budget(steps, seconds)`` says in a sentence why a job must stop;
+studio has no limits). ``holdings(owner)`` is the one ledger of what a visitor holds (uploads, runs, exports,
+campaigns); ``check_disk(owner, adding)`` raises ``StudioError`` when what they hold would pass their quota;
+``check_campaign`` bounds their campaigns; ``over_budget(steps, seconds)`` says in a sentence why a job must stop;
 ``clean_uploads()`` removes uploads older than their lifetime (called as uploads arrive, and at shutdown
 for everything).
 """
@@ -15,11 +16,13 @@ import time
 from pathlib import Path
 
 from studio.engine.errors import StudioError
-from studio.settings import public_mode, studio_home
+from studio.settings import owner_id, public_mode, studio_home
 
 MAX_STEPS = int(os.environ.get("STUDIO_MAX_STEPS", "2000"))
 MAX_MINUTES = float(os.environ.get("STUDIO_MAX_MINUTES", "30"))
 USER_QUOTA_MB = float(os.environ.get("STUDIO_USER_QUOTA_MB", "500"))
+MAX_CAMPAIGNS = int(os.environ.get("STUDIO_MAX_CAMPAIGNS", "10"))  # per visitor
+MAX_CAMPAIGN_UNITS = int(os.environ.get("STUDIO_MAX_CAMPAIGN_UNITS", "2000"))  # items in one campaign
 UPLOAD_TTL_S = float(os.environ.get("STUDIO_UPLOAD_TTL_S", str(24 * 3600)))
 
 
@@ -27,11 +30,54 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20 if Path(path).exists() else 0.0
 
 
-def usage_mb(owner: str) -> float:
+def holdings(owner: str) -> dict:
+    """The one ledger of what a visitor holds on this machine: MB of uploads, runs and exports (handed-out files
+    they made: zips, merged and quantized models, GGUF), and their campaigns. The quota and the operator's
+    listing both read it."""
     from studio.engine import runs
 
-    return folder_mb(studio_home() / "uploads" / owner) + sum(folder_mb(r.path) for r in runs.list_runs(owner)
-                                                              if r.owner == owner)
+    held = {"uploads_mb": folder_mb(studio_home() / "uploads" / owner),
+            "runs_mb": sum(folder_mb(r.path) for r in runs.list_runs(owner) if r.owner == owner),
+            "exports_mb": folder_mb(studio_home() / "exports" / owner)}
+    held["campaigns"] = sum(1 for name in _campaign_owners() if owner_id(name) == owner)  # filed by login
+    return held
+
+
+def _campaign_owners() -> list[str]:
+    """The login each campaign was made under (the campaigns table of the ratings database)."""
+    import sqlite3
+
+    from studio.engine.judge.ratings import default_db
+
+    try:
+        return [r[0] for r in default_db().db.execute("SELECT owner FROM campaigns WHERE owner IS NOT NULL")]
+    except sqlite3.Error:  # no campaign made yet (no table), or a database that cannot be read: none counted
+        return []
+
+
+def usage_mb(owner: str) -> float:
+    held = holdings(owner)
+    return held["uploads_mb"] + held["runs_mb"] + held["exports_mb"]
+
+
+def owners() -> list[str]:
+    """Everyone who holds something: a folder of uploads or exports, or a run."""
+    from studio.engine import runs
+
+    found = {p.name for kind in ("uploads", "exports") for p in (studio_home() / kind).glob("user-*") if p.is_dir()}
+    return sorted(found | {r.owner for r in runs.list_runs(None, everyone=True) if r.owner})
+
+
+def check_campaign(owner: str | None, units: int) -> None:
+    """A visitor's campaign: at most ``MAX_CAMPAIGNS`` of them and ``MAX_CAMPAIGN_UNITS`` items each (each copies
+    its answers into the shared ratings database)."""
+    if not public_mode() or owner is None:
+        return
+    if units > MAX_CAMPAIGN_UNITS:
+        raise StudioError(f"a campaign of {units:,} items: this deployment takes at most {MAX_CAMPAIGN_UNITS:,}")
+    if holdings(owner)["campaigns"] >= MAX_CAMPAIGNS:
+        raise StudioError(f"you have {MAX_CAMPAIGNS} campaigns, as many as this deployment keeps for one visitor: "
+                          "export and close one first")
 
 
 def check_disk(owner: str | None, adding: int = 0) -> None:
@@ -39,8 +85,8 @@ def check_disk(owner: str | None, adding: int = 0) -> None:
         return
     used = usage_mb(owner) + adding / 2**20
     if used > USER_QUOTA_MB:
-        raise StudioError(f"your uploads and runs would take {used:,.0f} MB, more than the {USER_QUOTA_MB:,.0f} MB "
-                          "this deployment gives each visitor: delete some runs first")
+        raise StudioError(f"your uploads, runs and exports would take {used:,.0f} MB, more than the "
+                          f"{USER_QUOTA_MB:,.0f} MB this deployment gives each visitor: delete some runs first")
 
 
 def over_budget(step: int, seconds: float) -> str | None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.engine.errors import StudioError
-from studio.settings import SAMPLES, hub_token, operator_allows, public_mode, studio_home  # noqa: F401
+from studio.settings import SAMPLES, hub_token, operator_allows, owner_id, public_mode, studio_home  # noqa: F401
 
 MAX_EXAMPLES = int(os.environ.get("STUDIO_MAX_EXAMPLES", "200"))  # per comparison / measurement, public mode
 MAX_NEW_TOKENS = int(os.environ.get("STUDIO_MAX_NEW_TOKENS", "256"))  # per answer, public mode

@@ -421,8 +421,24 @@ def delete_run(name: str, busy: set[str] = frozenset()) -> bool:
     path = _confined(name)
     if path is None or str(path) in {str(Path(b).resolve()) for b in busy}:
         return False
+    owner = read_status(path).get("owner")
     shutil.rmtree(path)
+    if public_mode() and owner:  # what was exported from it goes too (on a public deployment, the owner's folder)
+        for made in exports_of(path.name, studio_home() / "exports" / owner):
+            shutil.rmtree(made) if made.is_dir() else made.unlink(missing_ok=True)
     return True
+
+
+EXPORT_NAMES = re.compile(r"-(adapter\.zip|merged|int8|nf4|[a-z0-9_]+(-f16)?\.(gguf|Modelfile))")
+
+
+def exports_of(run_name: str, folder: Path) -> list[Path]:
+    """The files and folders exported from ``run_name`` in ``folder`` (the exporters name them ``<run>-<kind>``;
+    another run whose name starts with this one's keeps its own)."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.name.startswith(run_name + "-")
+            and EXPORT_NAMES.fullmatch(p.name[len(run_name):])]
 
 
 def evals(run: Path) -> list[str]:

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from studio.engine import runs
+from studio.engine import budget, runs
+from studio.engine.errors import StudioError
 from studio.engine.judge import campaign as C
+from studio.engine.judge import campaign_hub
 from studio.engine.judge.ratings import default_db
 from studio.settings import public_mode
 from studio.ui.handlers import guard, safe_md
-from studio.ui.identity import username
+from studio.ui.identity import owner_id, username
 
 REFRESH_S = 5.0  # the rater table follows the raters this often while the tab is open
 
@@ -24,6 +26,7 @@ class Panel:
     name: gr.Textbox
     mode: gr.Dropdown
     overlap: gr.Number
+    publish: gr.Checkbox
     create: gr.Button
     pick: gr.Dropdown
     everyone: gr.Checkbox
@@ -51,6 +54,10 @@ def build() -> Panel:
             mode = gr.Dropdown([("pairs (A / B / tie)", "pairwise"), ("single answers, 1-5", "likert"),
                                 ("both", "both")], value="pairwise", label="raters judge", scale=1)
             overlap = gr.Number(3, label="raters per pair", precision=0, minimum=1, maximum=20, scale=1)
+            publish = gr.Checkbox(False, label="publish its answers to the ratings repo", scale=1,
+                                  elem_id="campaign-publish", visible=campaign_hub.from_env() is not None,
+                                  info="the deployment's dataset on the hub: prompts, answers, raters' logins and "
+                                       "times")
             create = gr.Button("Make a campaign of the comparison above", elem_id="campaign-create", scale=2)
         with gr.Row():
             pick = gr.Dropdown(label="Campaign", choices=[], allow_custom_value=True, elem_id="campaign-pick", scale=3)
@@ -69,8 +76,8 @@ def build() -> Panel:
         offer = gr.Markdown(elem_id="campaign-offer")
         use = gr.Button("Use them for training", visible=False, variant="primary", elem_id="campaign-use")
         timer = gr.Timer(REFRESH_S, active=False)
-    return Panel(name, mode, overlap, create, pick, everyone, link, summary, raters, board, likert, to_dpo, to_reward,
-                 offer, use, timer)
+    return Panel(name, mode, overlap, publish, create, pick, everyone, link, summary, raters, board, likert, to_dpo,
+                 to_reward, offer, use, timer)
 
 
 class Handlers:
@@ -83,7 +90,7 @@ class Handlers:
     def mine(self, request) -> list[dict]:
         return C.campaigns(self.db, self.owner(request), everyone=not public_mode())
 
-    def create(self, run_name, result, name, mode, overlap, request: gr.Request):
+    def create(self, run_name, result, name, mode, overlap, publish=False, request: gr.Request = None):
         owner = self.owner(request)
         if public_mode() and not owner:
             raise gr.Error("Log in to make a campaign: it is kept under your login.", print_exception=False)
@@ -91,8 +98,13 @@ class Handlers:
         if run is None or not result:
             raise gr.Error("Pick a run and one of its comparisons above first.", print_exception=False)
         spec = C.Spec(name=(name or "").strip()[:100] or f"{run.name} {result}", mode=mode or "pairwise",
-                      overlap=int(overlap or 3))
-        cid = C.create(self.db, C.items_from_eval(run, result), spec, owner=owner)  # gold checks: the CLI
+                      overlap=int(overlap or 3), publish=bool(publish))
+        items = C.items_from_eval(run, result)
+        try:
+            budget.check_campaign(owner and owner_id(owner), len(items))  # how many, how large: the ledger's rule
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        cid = C.create(self.db, items, spec, owner=owner)  # gold checks: the CLI
         return self.choices(request, cid), *self.view(cid, False, request), gr.Timer(active=True)
 
     def choices(self, request, value=None) -> gr.Dropdown:
@@ -144,7 +156,7 @@ def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab,
     p.to_reward.click(guard(to_training("reward")), p.pick, [p.offer, p.use], api_visibility="private")
     take_offer(p.use)
     shown = [p.link, p.summary, p.raters, p.board, p.likert]
-    p.create.click(guard(h.create), [run, result, p.name, p.mode, p.overlap], [p.pick, *shown, p.timer],
+    p.create.click(guard(h.create), [run, result, p.name, p.mode, p.overlap, p.publish], [p.pick, *shown, p.timer],
                    api_name="campaign_create")
     def listed(request: gr.Request):
         return h.choices(request)

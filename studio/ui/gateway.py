@@ -119,9 +119,13 @@ class Gateway:
                     return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
-        recent.append((time.time(), seen))
-        gate._audit({"t": round(time.time(), 3), "action": "upload-route", "owner": owner, "bytes": seen})
+        async def answered(message):  # counted and audited before the visitor hears back (a next upload sees it)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                recent.append((time.time(), seen))
+                gate._audit({"t": round(time.time(), 3), "action": "upload-route", "owner": owner, "bytes": seen})
+            await send(message)
+
+        await self.app(scope, counted, answered)
 
     # -- the queue -----------------------------------------------------------------------------------------------
     def _key(self, scope, session_hash: str | None) -> tuple[str, bool]:

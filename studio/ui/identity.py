@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from studio.settings import owner_id  # noqa: F401  (the id a login is filed under)
+
 
 def _oauth_info(request) -> dict | None:
     """Gradio's OAuth session on a Space; None where no login middleware is installed."""
@@ -53,14 +55,6 @@ def username(request) -> str | None:
     if header and headers.get(header.lower()):
         return headers.get(header.lower()).strip()[:64] or None
     return None
-
-
-def owner_id(name: str) -> str:
-    """A user's id on disk and in the run store: their login, made safe for a folder name, one to one (letters,
-    digits and ``-`` stay; any other character becomes ``_`` and its code point in hex, so ``carol.x`` and
-    ``carol_x`` never share a folder)."""
-    safe = "".join(c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):x}_" for c in name[:64])
-    return "user-" + (safe or "unknown")
 
 
 def visitor_of(request) -> tuple[str | None, str]:

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import gradio as gr
 
-from studio.engine import gate, runs
+from studio.engine import budget, gate, runs
 from studio.ui.handlers import guard
 from studio.ui.state import Context
 
@@ -79,6 +79,12 @@ class Handlers:
         infos = runs.list_runs(None, everyone=True)
         table = "| run | owner | state | step |\n|---|---|---|---|\n" + "\n".join(
             f"| `{r.name}` | {r.owner or '-'} | {r.state} | {r.step} |" for r in infos)
+        held = [(o, budget.holdings(o)) for o in budget.owners()]  # the ledger the quota reads
+        if held:
+            table += ("\n\n**What each visitor holds** (quota " f"{budget.USER_QUOTA_MB:,.0f} MB)\n\n"
+                      "| visitor | uploads MB | runs MB | exports MB | campaigns |\n|---|---|---|---|---|\n" +
+                      "\n".join(f"| {o} | {h['uploads_mb']:,.1f} | {h['runs_mb']:,.1f} | {h['exports_mb']:,.1f} | "
+                                f"{h['campaigns']} |" for o, h in held))
         return gr.CheckboxGroup(choices=[r.name for r in infos], value=[]), table
 
     def delete(self, token, names, request: gr.Request):

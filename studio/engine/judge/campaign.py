@@ -92,6 +92,7 @@ class Spec:
     min_seconds: float = 3.0  # a median time per item below this excludes a rater
     seed: int = 0
     rubric: Rubric = field(default_factory=Rubric)
+    publish: bool = False  # a visitor's campaign goes to the deployment's ratings repo only when they chose it
 
     def rules(self) -> str:
         return (f"Excluded: a rater whose gold accuracy is surely below {self.min_gold:.0%} (its 95 % Wilson "

@@ -11,7 +11,9 @@ tests). Failures are one line; the campaigns stay in the database either way.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -21,6 +23,8 @@ from studio.engine.judge import campaign as C
 from studio.engine.judge.ratings import Ratings
 
 PREFIX = "campaigns"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # one part of a campaign file's path in the repo
+RESTORE_FILE_MB = float(os.environ.get("STUDIO_RESTORE_FILE_MB", "64"))
 SYNC_S = float(os.environ.get("STUDIO_RATINGS_SYNC_S", "300"))
 
 
@@ -36,11 +40,14 @@ def _api(token: str | None):
 
 
 def state(db: Ratings) -> dict[str, tuple]:
-    """What a sync compares: each campaign's state and number of answers."""
+    """What a sync compares: each published campaign's state and number of answers. Published: the operator's
+    own (made from the command line: no owner; the operator set the repo) and a visitor's whose owner chose to
+    publish it (``Spec.publish``); another visitor's campaign never leaves the machine."""
     C._ensure(db)
-    rows = db.db.execute("SELECT c.id, c.state, COUNT(a.id) FROM campaigns c LEFT JOIN campaign_answers a "
-                         "ON a.campaign = c.id GROUP BY c.id").fetchall()
-    return {cid: (s, n) for cid, s, n in rows}
+    rows = db.db.execute("SELECT c.id, c.state, c.owner, c.spec, COUNT(a.id) FROM campaigns c LEFT JOIN "
+                         "campaign_answers a ON a.campaign = c.id GROUP BY c.id").fetchall()
+    return {cid: (s, n) for cid, s, owner, spec, n in rows
+            if owner is None or json.loads(spec or "{}").get("publish") is True}
 
 
 def push(db: Ratings, ids: list[str], repo: str, token: str | None = None, private: bool = True) -> None:
@@ -66,21 +73,55 @@ def sync(db: Ratings, repo: str, token: str | None = None, last: dict | None = N
     return now
 
 
-def restore(db: Ratings, repo: str, token: str | None = None) -> list[str]:
-    """Import the repo's campaigns this database does not have; returns their ids."""
-    from huggingface_hub import snapshot_download
+def restore(db: Ratings, repo: str, token: str | None = None, refused: list[str] | None = None) -> list[str]:
+    """Import the repo's campaigns this database does not have; returns their ids. Every file is checked before
+    it is fetched: its name (``campaigns/<id>/<file>``, no ``..``, no odd characters) and its size
+    (``RESTORE_FILE_MB``); a campaign with a refused file, or whose files do not import, is skipped and named in
+    ``refused`` (one line each); the others are restored. What was fetched is deleted afterwards."""
+    from huggingface_hub import hf_hub_download
 
+    refused = [] if refused is None else refused
     try:
-        folder = Path(snapshot_download(repo, repo_type="dataset", token=token, allow_patterns=f"{PREFIX}/*",
-                                        endpoint=os.environ.get("HF_ENDPOINT") or None,
-                                        cache_dir=tempfile.mkdtemp(prefix="ratings-")))
+        listing = [e for e in _api(token).list_repo_tree(repo, repo_type="dataset", recursive=True)
+                   if getattr(e, "size", None) is not None]
     except Exception as e:  # noqa: BLE001 - a new repo, offline, refused: said in one line
         raise ModelError(f"ratings from {repo}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     have = {c["id"] for c in C.campaigns(db)}
+    wanted: dict[str, list | None] = {}
+    for entry in listing:
+        parts = entry.path.split("/")
+        if parts[0] != PREFIX:
+            continue
+        if len(parts) < 3 or not all(SAFE_NAME.fullmatch(p) for p in parts[1:]):
+            refused.append(f"{entry.path[:200]!r}: not a name a campaign's file has")
+            if len(parts) >= 3 and SAFE_NAME.fullmatch(parts[1]):
+                wanted[parts[1]] = None
+            continue
+        if entry.size > RESTORE_FILE_MB * 2**20:
+            refused.append(f"{entry.path}: {entry.size / 2**20:,.1f} MB, more than the {RESTORE_FILE_MB:g} MB a "
+                           f"campaign file may have here")
+            wanted[parts[1]] = None
+            continue
+        if wanted.get(parts[1], []) is not None:
+            wanted.setdefault(parts[1], []).append(entry.path)
     restored = []
-    for path in sorted((folder / PREFIX).iterdir()) if (folder / PREFIX).is_dir() else []:
-        if path.name not in have and (path / "campaign.json").is_file():
-            restored.append(C.import_export(db, path))
+    with tempfile.TemporaryDirectory(prefix="ratings-") as tmp:
+        for cid, files in sorted(wanted.items()):
+            if cid in have:
+                continue
+            if files is None:
+                refused.append(f"campaign {cid}: not restored (a file of it was refused)")
+                continue
+            try:
+                for path in files:
+                    hf_hub_download(repo, path, repo_type="dataset", token=token, local_dir=tmp,
+                                    endpoint=os.environ.get("HF_ENDPOINT") or None)
+                folder = Path(tmp) / PREFIX / cid
+                if json.loads((folder / "campaign.json").read_text()).get("id") != cid:
+                    raise ValueError("its campaign.json names another campaign")
+                restored.append(C.import_export(db, folder))
+            except Exception as e:  # noqa: BLE001 - one campaign's fault never stops the others
+                refused.append(f"campaign {cid}: not restored ({type(e).__name__}: {str(e).splitlines()[0][:200]})")
     return restored
 
 
@@ -90,17 +131,23 @@ def keep_synced(db: Ratings, repo: str, token: str | None, stop: threading.Event
 
     def loop() -> None:
         try:
-            got = restore(db, repo, token)
+            refused: list[str] = []
+            got = restore(db, repo, token, refused)
             say(f"ratings: restored {len(got)} campaign(s) from {repo}" if got else f"ratings: syncing to {repo}")
-        except ModelError as e:
-            say(f"ratings: {e}")
-        last = state(db)
+            for line in refused:
+                say(f"ratings: refused {line}")
+        except Exception as e:  # noqa: BLE001 - whatever the repo holds, the pushes below still happen
+            say(f"ratings: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        try:
+            last = state(db)  # what is there now (restored campaigns included) is not pushed back
+        except Exception:  # noqa: BLE001 - a database that cannot be read now: everything is pushed when it can
+            last = {}
         while True:
             stopping = stop.wait(every)
             try:
                 last = sync(db, repo, token, last)
-            except ModelError as e:
-                say(f"ratings: {e}")
+            except Exception as e:  # noqa: BLE001 - the thread lives on and tries again next time
+                say(f"ratings: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
             if stopping:
                 return
 
