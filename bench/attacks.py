@@ -9,6 +9,12 @@
 - a 300,000-row file checked as the public Data tab checks it: in a child process with time and memory limits.
 Each case runs in a fresh process; peak memory is that process's VmHWM.
 
+    python bench/attacks.py --gradio
+
+runs the public app and measures Gradio's own routes (ui/gateway.py): 800 new anonymous sessions (the web server's
+growth), a 20 s flood of anonymous data checks from new sessions (alice's own check alone, during, after), and a
+50 MB anonymous upload (refused; bytes stored).
+
     python bench/attacks.py --server
 
 runs the public app (STUDIO_PUBLIC=1, two logged-in visitors by a trusted header, as the security tests do) and
@@ -252,8 +258,96 @@ def _timed(fn) -> float:
     return round(time.perf_counter() - t, 2)
 
 
+def gradio_routes(sessions: int = 800, flood_s: float = 20.0) -> dict:
+    """Gradio's own routes on a public app: new anonymous sessions (each asks for the status panel once: the web
+    server's growth), a flood of anonymous data checks from new sessions (alice's own check during and after),
+    and an anonymous upload (refused, nothing stored)."""
+    import socket
+    import threading
+    import uuid
+
+    import httpx
+    import psutil
+    from gradio_client import Client
+
+    work = Path(tempfile.mkdtemp(prefix="attacks-gradio-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "STUDIO_PUBLIC": "1", "STUDIO_HOME": str(work / "home"), "STUDIO_HOST": "127.0.0.1",
+           "STUDIO_PORT": str(port), "STUDIO_TRUSTED_USER_HEADER": "X-Studio-User", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url, out = f"http://127.0.0.1:{port}/", {}
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        server = psutil.Process(proc.pid)
+        page = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        for _ in range(30):
+            page.session_hash = uuid.uuid4().hex
+            page.predict(api_name="/status")
+        before, t = server.memory_info().rss, time.perf_counter()
+        for _ in range(sessions):
+            page.session_hash = uuid.uuid4().hex
+            page.predict(api_name="/status")
+        grown = (server.memory_info().rss - before) / 2**20
+        out["new_sessions"] = {"sessions": sessions, "grown_mb": round(grown, 1), "seconds": timed_since(t),
+                               "kb_per_session": round(grown * 1024 / sessions, 1)}
+        alice = Client(url, verbose=False, analytics_enabled=False, download_files=False,
+                       headers={"X-Studio-User": "alice"})
+        check = ("qa.csv", "auto", "", 256, "studio-tiny", "auto")
+        out["alice_check_alone_s"] = _timed(lambda: alice.predict(*check, api_name="/check_data"))
+        outcomes: dict = {}
+        until = time.time() + flood_s
+
+        def flood():
+            flooder = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            while time.time() < until:
+                flooder.session_hash = uuid.uuid4().hex
+                try:
+                    flooder.predict(*check, api_name="/check_data")
+                    kind = "answered"
+                except Exception as e:  # noqa: BLE001 - refused at the door
+                    kind = "refused" if "busy" in str(e) or "503" in str(e) else type(e).__name__
+                outcomes[kind] = outcomes.get(kind, 0) + 1
+
+        threads = [threading.Thread(target=flood) for _ in range(12)]
+        for th in threads:
+            th.start()
+        time.sleep(3)
+        during = []
+        while time.time() < until - 2:
+            try:
+                during.append(_timed(lambda: alice.predict(*check, api_name="/check_data")))
+            except Exception as e:  # noqa: BLE001
+                during.append(f"refused: {str(e)[:60]}")
+        for th in threads:
+            th.join()
+        out["flood"] = {"threads": 12, "seconds": flood_s, "anonymous": outcomes, "alice_during_s": during,
+                        "alice_after_s": _timed(lambda: alice.predict(*check, api_name="/check_data"))}
+        answer = httpx.post(url + "gradio_api/upload", files={"files": ("big.bin", b"x" * 50 * 2**20)}, timeout=60)
+        stored = sum(f.stat().st_size for f in (work / "home" / "gradio").rglob("*") if f.is_file()) \
+            if (work / "home" / "gradio").exists() else 0
+        out["anonymous_upload_50mb"] = {"status": answer.status_code, "bytes_stored": stored}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def timed_since(t: float) -> float:
+    return round(time.perf_counter() - t, 1)
+
+
 if __name__ == "__main__":
     if "--server" in sys.argv:
         print(json.dumps(server_attacks(), indent=1))
+    elif "--gradio" in sys.argv:
+        print(json.dumps(gradio_routes(), indent=1))
     else:
         main()
