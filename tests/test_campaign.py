@@ -512,3 +512,46 @@ def test_the_sync_thread_lives_through_any_error(tmp_path, monkeypatch):
     stop.set()
     thread.join(10)
     assert not thread.is_alive()
+
+
+def test_the_leaderboard_is_computed_again_only_when_the_votes_change(tmp_path, monkeypatch):
+    """Its bootstrap took 6-7 s for 2,000 answers on every view and every 5 s refresh of the owner's page."""
+    from studio.engine.judge import human
+
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, pairs(), C.Spec(name="t", overlap=1, repeat=0.0, min_seconds=0))
+    rng, computed = random.Random(0), []
+    real = human.leaderboard
+    monkeypatch.setattr(human, "leaderboard",
+                        lambda votes, seed=0: computed.append(len(votes)) or real(votes, seed=seed))
+
+    def rate(n):
+        for _ in range(n):
+            shown = C.next_unit(db, cid, "ann", rng)
+            C.answer(db, cid, "ann", shown.unit, rng.choice(("left", "right")))
+
+    rate(4)
+    first = C.leaderboard(db, cid)
+    assert C.leaderboard(db, cid) == first and C.leaderboard(db, cid) == first and computed == [4]
+    first[0]["rating"] = -1.0  # a caller's change does not reach the next one
+    assert C.leaderboard(db, cid)[0]["rating"] != -1.0
+    rate(1)
+    C.leaderboard(db, cid)
+    assert computed == [4, 5]
+
+
+def test_a_rater_reads_a_models_links_as_text_never_as_links():
+    """A model's answer (or a prompt) may carry a stranger's link; the rater's view shows it, not a link to click."""
+    from markdown_it import MarkdownIt
+
+    from studio.engine.markdown import safe_md
+
+    answer = ("See [the docs](https://evil.example/x) or https://evil.example/y, www.evil.example, "
+              "<http://evil.example/z>, ![p](http://evil.example/p.png)\n\n- a list stays\n\n`code stays`")
+    shown = safe_md(answer, links=False)
+    md = MarkdownIt("commonmark", {"linkify": True}).enable("linkify")
+    html = md.render(shown)
+    assert "<a " not in html and "<img" not in html
+    assert "<li>a list stays</li>" in html and "<code>code stays</code>" in html
+    assert "evil.example/x" in html.replace("\u200b", "")  # the address is still there to read
+    assert "<a " in md.render(safe_md(answer))  # the owner's own views keep links

@@ -280,3 +280,23 @@ def test_a_visitor_makes_a_bounded_number_of_campaigns_of_a_bounded_size(public,
         budget.check_campaign("user-alice", 2001)
     monkeypatch.delenv("STUDIO_PUBLIC")
     budget.check_campaign("user-alice", 10**6)  # locally: no limit
+
+
+def test_a_logged_in_rater_rates_under_their_login_whatever_name_is_typed(monkeypatch):
+    """With STUDIO_AUTH on one's own machine, a logged-in rater could rate under another's typed name."""
+    from types import SimpleNamespace
+
+    from studio.ui.identity import rater
+
+    monkeypatch.delenv("STUDIO_PUBLIC", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    alice = SimpleNamespace(username="alice", headers={})
+    nobody = SimpleNamespace(username=None, headers={})
+    assert rater("bob", alice) == "alice" and rater("", alice) == "alice"
+    assert rater(" bob ", nobody) == "bob"
+    with pytest.raises(StudioError, match="Type your name"):
+        rater("  ", nobody)
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    assert rater("bob", alice) == "alice"
+    with pytest.raises(StudioError, match="Log in to rate"):
+        rater("bob", nobody)

@@ -124,3 +124,36 @@ def test_preparing_a_visitors_data_has_the_checks_time_limit(alpaca_file, tmp_pa
     job = Job(cfg, tmp_path / "r", queue=DeviceQueue(), owner="user-prep").start()
     assert job.wait(60) and job.state == "failed"
     assert "longer than this deployment's 6 s" in job.snapshot().error
+
+
+def test_one_visitors_queued_jobs_do_not_hold_up_anothers():
+    """One visitor queued four comparisons and another's waited behind all of them; now each visitor's k-th waiting
+    job goes after every other visitor's (k-1)-th, first come first served among equals."""
+    from studio.engine.device import Ticket
+
+    queue = DeviceQueue()
+    holder = Ticket("someone")
+    queue.enter(holder)
+    assert queue.acquire(holder)
+    alice = [Ticket("alice") for _ in range(4)]
+    bob, nobody = Ticket("bob"), Ticket()
+    for t in (*alice, bob, nobody):
+        queue.enter(t)
+    assert queue.order() == [alice[0], bob, nobody, *alice[1:]]
+    assert [queue.position(t) for t in (bob, nobody, alice[3])] == [2, 3, 6]
+    served = []
+
+    def take(t):
+        assert queue.acquire(t)
+        served.append(t)
+        queue.release(t)
+
+    import threading
+
+    threads = [threading.Thread(target=take, args=(t,)) for t in (*alice, bob, nobody)]
+    for th in threads:
+        th.start()
+    queue.release(holder)
+    for th in threads:
+        th.join(10)
+    assert served == [alice[0], bob, nobody, *alice[1:]]

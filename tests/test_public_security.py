@@ -117,6 +117,9 @@ def test_a_push_never_lends_the_operators_token(public):
     alice = visitor(url, "alice")
     with pytest.raises(AppError, match="your own token"):
         alice.predict(None, "someone/repo", "", True, api_name="/export_push")
+    # a token typed into the form (or sent by a script) is not taken either: only the visitor's login gives one
+    with pytest.raises(AppError, match="takes no typed token"):
+        alice.predict(None, "someone/repo", "hf_typed_by_alice", True, api_name="/export_push")
 
 
 def test_anonymous_visitors_cannot_import_or_export_ratings(public, tmp_path):

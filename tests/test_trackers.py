@@ -72,3 +72,15 @@ def test_a_public_deployment_records_visitors_runs_locally_only(monkeypatch):
     monkeypatch.setenv("TRACKIO_SPACE_ID", "operator/dashboard")  # trackio would push with the operator's token
     with pytest.raises(StudioError, match="report_to trackio is not offered"):
         gate.check_trackers(["trackio"])
+
+
+def test_the_tracker_line_names_no_server_path_on_a_public_deployment(monkeypatch, tmp_path):
+    from studio.engine.train import trackers
+
+    cfg = StudioConfig.from_dict({"train": {"report_to": ["tensorboard", "trackio"]}})
+    run = tmp_path / "secret-home" / "runs" / "r1"
+    local = "; ".join(trackers.where(cfg, run))
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in local  # one's own machine: the command to run
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    public = "; ".join(trackers.where(cfg, run))
+    assert "secret-home" not in public and str(tmp_path) not in public and "r1/tensorboard" in public

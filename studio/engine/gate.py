@@ -297,7 +297,7 @@ def device_job(fn, *args, what: str = "the job", seconds: float | None = None, m
     from studio.engine.device import exclusive
     from studio.engine.isolate import isolated
 
-    with stoppable() as halt, exclusive() if device else contextlib.nullcontext():
+    with stoppable() as halt, exclusive(visitor=current().key) if device else contextlib.nullcontext():
         if halt.is_set():  # stopped while it waited for the device or got ready
             raise StudioError(f"{what} was stopped")
         if not public_mode():

@@ -14,8 +14,8 @@ from studio.engine.errors import StudioError
 from studio.engine.judge import campaign as C
 from studio.engine.judge.ratings import DIMENSIONS, default_db
 from studio.settings import public_mode
+from studio.ui import identity
 from studio.ui.handlers import guard, safe_md
-from studio.ui.identity import username
 
 KEYS_JS = """
 () => { document.addEventListener('keydown', (e) => {
@@ -99,14 +99,10 @@ class Handlers:
         self.v, self.db = v, default_db()
 
     def rater(self, name: str, request: gr.Request) -> str:
-        if public_mode():
-            who = username(request)
-            if not who:
-                raise gr.Error("Log in to rate: your ratings are kept under your login.", print_exception=False)
-            return who
-        if not (name or "").strip():
-            raise gr.Error("Type your name first: it keeps your ratings apart from others'.", print_exception=False)
-        return name.strip()[:100]
+        try:
+            return identity.rater(name, request)
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
 
     def open(self, request: gr.Request) -> dict:
         """The link's campaign: its guidelines instead of the studio (whose column is hidden), or the studio."""
@@ -140,10 +136,11 @@ class Handlers:
         anchors = C.spec_of(self.db, cid).rubric.anchors
         return {v.item: gr.Column(visible=True), v.unit: shown.unit,
                 v.progress: f"**{shown.done + 1} of {shown.total}**",
-                v.prompt: f"**Prompt**\n\n{safe_md(shown.prompt)}",
+                v.prompt: f"**Prompt**\n\n{safe_md(shown.prompt, links=False)}",
                 v.pair: gr.Column(visible=not single), v.single: gr.Column(visible=single),
-                v.left: f"**A**\n\n{safe_md(shown.left)}", v.right: f"**B**\n\n{safe_md(shown.right)}",
-                v.one: f"**Answer**\n\n{safe_md(shown.left)}" if single else "",
+                v.left: f"**A**\n\n{safe_md(shown.left, links=False)}",
+                v.right: f"**B**\n\n{safe_md(shown.right, links=False)}",
+                v.one: f"**Answer**\n\n{safe_md(shown.left, links=False)}" if single else "",
                 **{box: gr.Radio(value=None, info=" · ".join(anchors.get(d, C.ANCHORS[d])))
                    for box, d in zip(v.dims, DIMENSIONS)}}
 

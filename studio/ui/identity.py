@@ -72,3 +72,20 @@ def visitor_of(request) -> tuple[str | None, str]:
 def oauth_token(request) -> str | None:
     """The visitor's own Hugging Face token from their login on a Space (write scope if the Space asks for it)."""
     return (_oauth_info(request) or {}).get("access_token")
+
+
+def rater(typed: str | None, request) -> str:
+    """Who rates, one rule for the Rate tab and a campaign's link: the login wherever there is one (with
+    ``STUDIO_AUTH`` on one's own machine too: no one rates under another's typed name); else, on a public
+    deployment, nobody (``StudioError``); else the name typed."""
+    from studio.engine.errors import StudioError
+    from studio.settings import public_mode
+
+    name = username(request)
+    if name:
+        return name
+    if public_mode():
+        raise StudioError("Log in to rate: your ratings are kept under your login.")
+    if not (typed or "").strip():
+        raise StudioError("Type your name first: every rating records its rater.")
+    return typed.strip()[:100]

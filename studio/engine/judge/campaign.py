@@ -30,7 +30,7 @@ import random
 import statistics
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -534,10 +534,24 @@ def likert(db: Ratings, cid: str, all_raters: bool = False) -> dict:
             "alpha": {d: a["krippendorff_alpha"] for d, a in agreement.items()}}
 
 
+_BOARDS: OrderedDict[tuple, list[dict]] = OrderedDict()  # the leaderboard of a set of votes, computed once
+
+
 def leaderboard(db: Ratings, cid: str, all_raters: bool = False, seed: int = 0) -> list[dict]:
+    """Bradley-Terry with bootstrap intervals (seconds for thousands of answers): computed again only when the
+    votes changed, not on every view and every refresh of the page."""
+    import hashlib
+
     from studio.engine.judge import human
 
-    return human.leaderboard(votes(db, cid, all_raters), seed=seed)
+    counted = votes(db, cid, all_raters)
+    key = (cid, seed, hashlib.sha256(json.dumps(counted, sort_keys=True, default=str).encode()).hexdigest())
+    if key not in _BOARDS:
+        _BOARDS[key] = human.leaderboard(counted, seed=seed)
+        while len(_BOARDS) > 64:
+            _BOARDS.popitem(last=False)
+    _BOARDS.move_to_end(key)
+    return [dict(row) for row in _BOARDS[key]]
 
 
 def preference_rows(db: Ratings, cid: str) -> list[dict]:

@@ -81,7 +81,8 @@ def build() -> ExportTab:
         with gr.Accordion("Push to the Hugging Face Hub", open=False):
             with gr.Row():
                 repo = gr.Textbox(label="Repo id", placeholder="you/my-adapter")
-                token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password")
+                # a public deployment takes a token only from the visitor's Hugging Face login, never a form field
+                token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password", visible=not public_mode())
                 private = gr.Checkbox(True, label="Private")
             push = gr.Button("Push the adapter zip's contents")
     return ExportTab(page, run, adapter, merged, quantize, status, table, repo, token, private, push, gguf_quant, gguf,
@@ -174,11 +175,13 @@ class Handlers:
     def push(self, k, name, repo, token, private, request: gr.Request):
         if not (repo or "").strip():
             raise gr.Error("Type a repo id first.", print_exception=False)
-        if public_mode() and not (token or oauth_token(request)):
-            raise gr.Error("A push needs your own token (write scope), typed here or from your Hugging Face login: "
-                           "this deployment never lends its own.", print_exception=False)
+        if public_mode():
+            token = oauth_token(request)  # a token typed or sent with the request is not taken here
+            if not token:
+                raise gr.Error("A push needs your own token, from your Hugging Face login (write scope): this "
+                               "deployment takes no typed token and never lends its own.", print_exception=False)
         zip_path = E.export_adapter(self.run_of(k, name, request), votes=self.card_votes())
-        return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token or oauth_token(request), private)}"
+        return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token, private)}"
 
 
 def wire(t: ExportTab, ctx: Context) -> None:

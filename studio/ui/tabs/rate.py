@@ -16,12 +16,13 @@ import gradio as gr
 import pandas as pd
 
 from studio.engine import methods, runs
+from studio.engine.errors import StudioError
 from studio.engine.export.exporters import export_root
 from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
 from studio.settings import public_mode, shown_path
-from studio.ui import campaigns
+from studio.ui import campaigns, identity
 from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import username
 from studio.ui.state import Context
@@ -222,14 +223,10 @@ class Handlers:
         self.sent: dict[str, int] = {}  # browser session -> the version of the results it was last sent
 
     def who(self, typed: str, request) -> str:
-        if public_mode():
-            name = username(request)
-            if not name:
-                raise gr.Error("Log in to rate (every rating records its rater).", print_exception=False)
-            return name
-        if not (typed or "").strip():
-            raise gr.Error("Type your name first: every rating records its rater.", print_exception=False)
-        return typed.strip()
+        try:
+            return identity.rater(typed, request)
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
 
     def keep(self, request):
         """Which items this visitor works with: all locally (None); on a public deployment only the comparisons
