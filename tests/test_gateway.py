@@ -29,6 +29,8 @@ class FakeGradio:
         self.blocks = SimpleNamespace(_queue=queue)
         self.tokens, self.cookie_id = {}, "c"
         self.n = 0
+        self.seen: list[tuple[str, bytes]] = []  # (path, body) of every request, as Gradio got it
+        self.answer: bytes | None = None  # what an upload answers (default: "[]")
 
     def get_blocks(self):
         return self.blocks
@@ -44,8 +46,9 @@ class FakeGradio:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        answer = b"[]"
-        if scope["path"].endswith("/upload"):
+        answer = self.answer or b"[]"
+        self.seen.append((scope["path"], body))
+        if scope["path"].endswith("/upload") or scope["method"] == "GET":
             self.stored += len(body)
         else:
             self.n += 1
@@ -53,7 +56,8 @@ class FakeGradio:
             self.line.append(event)
             self.blocks._queue.event_ids_to_events[event._id] = event
             answer = json.dumps({"event_id": event._id}).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
 
@@ -66,12 +70,12 @@ def public(monkeypatch, tmp_path):
     return gateway.Gateway(inner), inner, tmp_path
 
 
-def request(door, path, body: bytes, user=None, chunks=None, declared=None):
-    """One POST through the door; (status, answer)."""
+def request(door, path, body: bytes, user=None, chunks=None, declared=None, method="POST"):
+    """One request through the door (a POST unless said); (status, answer)."""
     headers = [(b"content-length", str(len(body) if declared is None else declared).encode())]
     if user:
         headers.append((b"x-user", user.encode()))
-    scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b"",
+    scope = {"type": "http", "method": method, "path": path, "headers": headers, "query_string": b"",
              "app": door.app}
     parts = list(chunks or [body])
     sent: list[dict] = []
@@ -97,7 +101,7 @@ def audit(home) -> list[dict]:
 def test_an_anonymous_upload_is_refused_before_a_byte_is_stored(public):
     door, inner, home = public
     status, answer = request(door, "/gradio_api/upload", b"x" * 1000)
-    assert status == 403 and "Log in to upload" in json.loads(answer)["detail"]
+    assert status == 403 and answer.decode().startswith("Log in to upload")  # the page shows it as it is
     assert inner.stored == 0
     assert audit(home)[-1] | {"t": 0} == {"t": 0, "action": "upload-refused", "owner": None, "why": "anonymous"}
 
@@ -109,7 +113,7 @@ def test_a_logged_in_upload_counts_against_the_quota(public, monkeypatch):
     assert inner.stored == 600_000 and audit(home)[-1]["bytes"] == 600_000
     # what alice uploaded a moment ago still counts (it sits in Gradio's cache): a second one does not fit
     status, answer = request(door, "/gradio_api/upload", b"x" * 600_000, user="alice")
-    assert status == 413 and "1 MB" in json.loads(answer)["detail"] and inner.stored == 600_000
+    assert status == 413 and "1 MB" in answer.decode() and inner.stored == 600_000
     assert request(door, "/gradio_api/upload", b"x" * 600_000, user="bob")[0] == 200  # bob has his own quota
     # declared small, sent large: cut off where it stops fitting
     status, _ = request(door, "/gradio_api/upload", b"", user="carol", declared=100,
@@ -170,8 +174,9 @@ def test_a_session_keeps_its_own_values_not_a_copy_of_the_page(monkeypatch, tmp_
 
     from studio.ui.app import build_app
 
-    full = state_holder.SessionState
-    monkeypatch.setattr(state_holder, "SessionState", full)  # put back after this test
+    current = state_holder.SessionState  # an app launched earlier in this process made it lean already
+    full = current.__mro__[1] if getattr(current, "__studio_lean__", False) else current
+    monkeypatch.setattr(state_holder, "SessionState", full)  # Gradio's own; put back as it was after this test
     gateway.lean_sessions()
     lean = state_holder.SessionState
     assert lean is not full and lean.__studio_lean__
@@ -195,3 +200,26 @@ def test_a_session_keeps_its_own_values_not_a_copy_of_the_page(monkeypatch, tmp_
     session[some] = demo.blocks[some]  # what Gradio does with an updated component: kept for this session only
     assert session.blocks_config.blocks.maps[0] == {some: demo.blocks[some]}
     assert any(c["id"] == some for c in session.components)  # a deep link's snapshot is still made on demand
+
+
+def test_no_server_path_reaches_a_visitor_and_files_are_named_by_their_place_in_the_cache(public, monkeypatch):
+    """Gradio names an upload, a file output and its link by the server's absolute path."""
+    door, inner, home = public
+    cache = home / "gradio"
+    (cache / "abc123").mkdir(parents=True)
+    (cache / "abc123" / "notes.txt").write_text("hi")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    inner.answer = json.dumps([str(cache / "abc123" / "notes.txt")]).encode()
+    status, answer = request(door, "/gradio_api/upload", b"hi", user="alice")
+    assert status == 200 and json.loads(answer) == ["abc123/notes.txt"] and str(home) not in answer.decode()
+    # the same file named by its place: in an event's inputs, and in Gradio's file route
+    sent = {"data": [{"path": "abc123/notes.txt", "meta": {"_type": "gradio.FileData"}}, {"path": "not/a/file"}],
+            "fn_index": 0, "session_hash": "alice-page"}
+    request(door, "/gradio_api/queue/join", json.dumps(sent).encode(), user="alice")
+    got = json.loads(inner.seen[-1][1])["data"]
+    assert got[0]["path"] == str(cache / "abc123" / "notes.txt") and got[1] == {"path": "not/a/file"}
+    request(door, "/gradio_api/file=abc123/notes.txt", b"", method="GET")
+    assert inner.seen[-1][0] == f"/gradio_api/file={cache}/abc123/notes.txt"
+    for outside in ("../../etc/passwd", "/etc/passwd", "abc123/../../x"):  # never a way out of the cache
+        request(door, f"/gradio_api/file={outside}", b"", method="GET")
+        assert inner.seen[-1][0] == f"/gradio_api/file={outside}"

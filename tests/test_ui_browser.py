@@ -596,3 +596,50 @@ def test_a_gguf_from_the_export_tab_runs_in_llama_cpp(page, url, tmp_path):
     prompt = "<|im_start|>user\nWhat is a river?<|im_end|>\n<|im_start|>assistant\n"
     ran = llama_cpp(got["model.gguf"], prompts=[prompt], max_tokens=48)
     assert ran["answer_texts"][0].strip() and ran["stopped"][0] == ran["eot"], ran
+
+
+def test_a_public_deployment_walked_by_a_logged_in_visitor_and_an_anonymous_one(page, url, tmp_path, monkeypatch,
+                                                                                  studio_home):
+    """Public mode, through the gateway in front of Gradio's routes: alice (logged in by the trusted header a
+    proxy would set) uploads her file, trains and downloads her adapter; the page never shows the server's
+    folders; an anonymous visitor's upload is refused at Gradio's own upload route with the studio's sentence."""
+    import zipfile
+
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    monkeypatch.setenv("STUDIO_TRUSTED_USER_HEADER", "X-Studio-User")
+    home = str(studio_home)
+    page.context.set_extra_http_headers({"X-Studio-User": "alice"})
+    page.goto(url)
+    page.wait_for_selector("#data-upload")
+    page.set_input_files("#data-upload input[type=file]", str(SAMPLES / "qa.csv"))
+    says(page, "#data-report", "detected")
+    page.get_by_role("tab", name="Model").click()
+    page.fill("#train-max_steps input", "3")
+    page.press("#train-max_steps input", "Tab")
+    page.get_by_role("tab", name="Train").click()
+    page.click("#start")
+    says(page, "#status", "Completed", 240000)
+    page.get_by_role("tab", name="Export").click()
+    says(page, "#export-status", "is ready")
+    with page.expect_download() as download:
+        page.click("#export-adapter")
+    saved = tmp_path / "alice.zip"
+    download.value.save_as(saved)
+    assert "adapter_model.safetensors" in zipfile.ZipFile(saved).namelist()
+    hrefs = page.eval_on_selector_all("a[href*='gradio_api/file=']", "els => els.map(e => e.href)")
+    assert hrefs and not [h for h in hrefs if home in h], hrefs  # files named by their place in Gradio's cache
+    assert home not in page.content()
+    page.screenshot(path=str(ARTIFACTS / "17-public-alice.png"), full_page=True)
+
+    anon = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # no login header
+    anon.goto(url)
+    anon.wait_for_selector("#data-upload")
+    anon.set_input_files("#data-upload input[type=file]", str(SAMPLES / "qa.csv"))
+    anon.wait_for_selector("[data-testid='toast-text']:has-text('Log in to upload')", timeout=30000)
+    anon.wait_for_timeout(800)  # the toast's fade-in, for the screenshot only
+    anon.screenshot(path=str(ARTIFACTS / "18-public-anonymous-upload.png"))  # the toast, as the visitor sees it
+    toast = anon.inner_text("[data-testid='toast-text']")
+    assert "Log in to upload a file" in toast and "{" not in toast, toast  # the sentence, not a JSON body
+    anon.close()
+    stored = [p.name for p in (studio_home / "gradio").rglob("qa.csv")]
+    assert len(stored) <= 1  # alice's (moved to her uploads), never the anonymous visitor's

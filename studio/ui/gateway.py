@@ -13,6 +13,10 @@ stands in front of those routes with the same identity the handlers see (``ui/id
 - **the queue**: each visitor may have ``PER_VISITOR`` events waiting, anonymous visitors together
   ``ANON_SHARE`` (so they can never fill it: ``QUEUE_SIZE`` in all), and a logged-in visitor's event goes
   ahead of anonymous ones waiting for the same worker. A refusal is one sentence (HTTP 429 / 503).
+- **paths**: Gradio names files by the server's absolute path (an upload's answer, a file output's path and
+  link); on their way out the cache folder is taken out of every JSON and event-stream answer, and a file named
+  by its place in the cache (in an event's inputs, in ``/gradio_api/file=``) gets its full path back on the way
+  in, so no server path reaches a visitor.
 - **sessions**: ``lean_sessions()`` makes Gradio's per-session state hold the session's own values only (not a
   copy of every component's configuration, ~650 KB a session on this page); ``SESSIONS`` bounds how many
   are kept (Gradio's ``state_session_capacity``). ``bench/attacks.py --sessions`` measures the cost.
@@ -42,9 +46,12 @@ MAX_BODY = 4 * 2**20  # an event's own body (its inputs; files come through the 
 JOIN_ROUTES = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
 
 
-def _refuse(status: int, sentence: str):
-    body = json.dumps({"detail": sentence, "error": sentence}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+def _refuse(status: int, sentence: str, plain: bool = False):
+    """A refusal in one sentence: as Gradio's own routes answer (JSON ``detail`` for the queue; plain text for an
+    upload, which the page shows as it is)."""
+    body = sentence.encode() if plain else json.dumps({"detail": sentence}).encode()
+    kind = b"text/plain; charset=utf-8" if plain else b"application/json"
+    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
 
     async def respond(send):
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -62,7 +69,12 @@ class Gateway:
         self.uploaded: dict[str, deque] = {}  # owner -> (time, bytes) of uploads through the route
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") != "POST" or not public_mode():
+        if scope["type"] != "http" or not public_mode():
+            return await self.app(scope, receive, send)
+        roots = cache_roots()
+        if roots:  # no server path in any answer: Gradio's cache is named by the place in it
+            scope, send = _by_place(scope, roots), _hiding(send, roots)
+        if scope.get("method") != "POST":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         if path.endswith("/gradio_api/upload"):
@@ -93,12 +105,12 @@ class Gateway:
             gate._audit({"t": round(time.time(), 3), "action": "upload-refused", "owner": None,
                          "why": "anonymous"})
             return await _refuse(403, "Log in to upload a file: visitors who are not logged in can try the "
-                                      "samples.")(send)
+                                      "samples.", plain=True)(send)
         recent = self.uploaded.setdefault(owner, deque())
         self.recent_mb(owner)
         if sum(1 for t, _ in recent if time.time() - t < 60) >= UPLOADS_PER_MINUTE:
             gate._audit({"t": round(time.time(), 3), "action": "upload-refused", "owner": owner, "why": "rate"})
-            return await _refuse(429, f"at most {UPLOADS_PER_MINUTE} uploads a minute: wait a moment")(send)
+            return await _refuse(429, f"at most {UPLOADS_PER_MINUTE} uploads a minute: wait a moment", plain=True)(send)
         declared = int(dict(scope.get("headers", [])).get(b"content-length", b"0") or 0)
         left = (budget.USER_QUOTA_MB - budget.usage_mb(owner) - self.recent_mb(owner)) * 2**20
         if declared > left:
@@ -106,7 +118,7 @@ class Gateway:
                          "bytes": declared})
             return await _refuse(413, f"this upload ({declared / 2**20:,.1f} MB) does not fit in what is left of "
                                       f"your {budget.USER_QUOTA_MB:,.0f} MB on this deployment "
-                                      f"({max(left, 0) / 2**20:,.1f} MB): delete some runs first")(send)
+                                      f"({max(left, 0) / 2**20:,.1f} MB): delete some runs first", plain=True)(send)
         seen = 0
         limit = min(left, declared) if declared else left
 
@@ -155,7 +167,10 @@ class Gateway:
             if len(body) > MAX_BODY:
                 return await _refuse(413, "this request is too large")(send)
         try:
-            session_hash = json.loads(body or b"{}").get("session_hash")
+            parsed = json.loads(body or b"{}")
+            session_hash = parsed.get("session_hash")
+            if _absolute(parsed, cache_roots()):  # files named by their place in the cache: Gradio's own paths
+                body = bytearray(json.dumps(parsed).encode())
         except (ValueError, AttributeError):
             session_hash = None
         key, anonymous = self._key(scope, session_hash if isinstance(session_hash, str) else None)
@@ -212,6 +227,83 @@ class Gateway:
         at = next((i for i, e in enumerate(line) if self.keys.get(e.session_hash, "anon-?").startswith("anon-")),
                   len(line))
         line.insert(at, event)
+
+
+# -- no server path in any answer -----------------------------------------------------------------------------
+def cache_roots() -> list[str]:
+    """Gradio's cache folder (where uploads and handed-out downloads live), as written and as resolved, each
+    ending in ``/``: what answers name files under, and what is taken out of them."""
+    root = os.environ.get("GRADIO_TEMP_DIR", "")
+    if not root:
+        return []
+    return sorted({root.rstrip("/") + "/", os.path.realpath(root).rstrip("/") + "/"}, key=len, reverse=True)
+
+
+def _hiding(send, roots: list[str]):
+    """``send`` with Gradio's cache folder taken out of every JSON and event-stream answer (an upload's paths, a
+    file output's path and link): a file is named by its place in the cache."""
+    prefixes = [r.encode() for r in roots]
+    textual = {"on": False}
+
+    async def hidden(message):
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+            textual["on"] = kind.startswith((b"application/json", b"text/event-stream"))
+            if textual["on"]:
+                message = {**message, "headers": [(k, v) for k, v in headers if k.lower() != b"content-length"]}
+        elif message["type"] == "http.response.body" and textual["on"]:
+            body = message.get("body", b"")
+            for prefix in prefixes:
+                body = body.replace(prefix, b"")
+            message = {**message, "body": body}
+        await send(message)
+    return hidden
+
+
+def _in_cache(place: str, roots: list[str]) -> str | None:
+    """The cache's own path of a file named by its place in the cache, or None (absolute, a URL, outside it)."""
+    if not place or place.startswith("/") or "://" in place:
+        return None
+    for root in roots:
+        full = os.path.realpath(root + place)
+        if full.startswith(os.path.realpath(root) + os.sep):
+            return root + place
+    return None
+
+
+def _by_place(scope, roots: list[str]):
+    """A request for ``/gradio_api/file=<place in the cache>`` as Gradio's file route expects it."""
+    from urllib.parse import quote
+
+    path = scope.get("path", "")
+    at = path.find("/gradio_api/file=")
+    if at < 0:
+        return scope
+    full = _in_cache(path[at + len("/gradio_api/file="):], roots)
+    if full is None:
+        return scope
+    path = path[:at] + "/gradio_api/file=" + full
+    return {**scope, "path": path, "raw_path": quote(path).encode()}
+
+
+def _absolute(data, roots: list[str]) -> bool:
+    """Files an event names by their place in the cache (``{"path": ...}``) get Gradio's own path back; whether
+    any did."""
+    changed = False
+    if isinstance(data, dict):
+        place = data.get("path")
+        a_file = isinstance(data.get("meta"), dict) and data["meta"].get("_type") == "gradio.FileData" or \
+            "orig_name" in data or "url" in data
+        full = _in_cache(place, roots) if a_file and isinstance(place, str) else None
+        if full is not None and os.path.exists(full):
+            data["path"], changed = full, True
+        for value in data.values():
+            changed = _absolute(value, roots) or changed
+    elif isinstance(data, list):
+        for value in data:
+            changed = _absolute(value, roots) or changed
+    return changed
 
 
 # -- what Gradio keeps per session -----------------------------------------------------------------------------
