@@ -118,21 +118,62 @@ class Handlers:
         spec, cover, alpha = C.spec_of(self.db, cid), C.coverage(self.db, cid), C.alpha(self.db, cid, everyone)
         host = (getattr(request, "headers", None) or {}).get("host", "")
         link = f"Raters open **{safe_md(f'http://{host}/?campaign={cid}' if host else f'?campaign={cid}', True)}**"
-        quality = pd.DataFrame(C.quality(self.db, cid))
+        quality = rater_table(C.quality(self.db, cid), cover)
         small = " (few ratings yet: read the intervals)" if cover["complete"] < 10 else ""
         scored = C.likert(self.db, cid, everyone)
         alphas = "; ".join(f"{d} {'-' if a is None else f'{a:.2f}'}" for d, a in scored["alpha"].items())
         who = "with every rater" if everyone else "without the excluded raters"
-        summary = (f"Results {who}. {cover['complete']} of {cover['units']} items have their {cover['overlap']} "
-                   "raters; "
-                   f"Krippendorff's alpha of the pairs {'-' if alpha is None else f'{alpha:.2f}'}"
-                   + (f", of the scores {alphas}" if alphas else "") + f"{small}. {spec.rules()}.")
-        board = pd.DataFrame(C.leaderboard(self.db, cid, all_raters=everyone))
-        cols = [c for c in ("rank", "model", "rating", "ci_low", "ci_high", "n") if c in board]
+        out = f" ({len(cover['excluded'])} excluded: their items went back to the others)" if cover["excluded"] else ""
+        summary = (f"Results {who}. **{cover['complete']} of {cover['units']} items** have their {cover['overlap']} "
+                   f"raters; the campaign needs **{cover['needed']} more answers**{out}. "
+                   f"Agreement (Krippendorff's alpha) of the pairs {'-' if alpha is None else f'{alpha:.2f}'}"
+                   + (f", of the scores {alphas}" if alphas else "") + f"{small}: {ALPHA_WORDS}\n\n{spec.rules()}."
+                   f"\n\n{RATER_LEGEND}")
+        board = board_table(C.leaderboard(self.db, cid, all_raters=everyone))
         means = pd.DataFrame(scored["means"])
-        return (link, summary, gr.Dataframe(quality.round(3), visible=not quality.empty),
-                gr.Dataframe(board[cols].round(1) if cols else board, visible=bool(cols)),
+        return (link, summary, gr.Dataframe(quality, visible=not quality.empty, wrap=True),
+                gr.Dataframe(board, visible=not board.empty, wrap=True),
                 gr.Dataframe(means.round(2), visible=not means.empty))
+
+
+ALPHA_WORDS = ("1 means the raters always agree, 0 what random answers would give, below 0 less agreement than "
+               "chance (raters who contradict each other, or too few items to tell).")
+RATER_LEGEND = ("**Raters**: *answers* given of the most they are asked for; *gold right* the share of known "
+                "answers they got (95 % interval); *same on repeat* how often they answered a repeated item as "
+                "before; *agrees* how often they side with the others' majority; *picked A* the share of their A/B "
+                "answers that went to the side shown first (about half for a careful rater) and how likely a fair coin "
+                "is to do that (*A-bias p*); *why* the rule that excluded them; *note* what deserves a look.")
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def rater_table(rows: list[dict], cover: dict) -> pd.DataFrame:
+    """The raters' quality in words (``RATER_LEGEND``), the why fully shown."""
+    progress = {r["rater"]: f"{r['answers']} of {r['of']}" for r in cover["raters"]}
+    return pd.DataFrame([{
+        "rater": q["rater"], "answers": progress.get(q["rater"], "-"),
+        "gold right": "-" if q["gold_accuracy"] is None else
+        f"{q['gold_accuracy']:.0%} of {q['gold_answers']} [{q['gold_ci_low']:.0%}, {q['gold_ci_high']:.0%}]",
+        "same on repeat": "-" if q["self_consistency"] is None else f"{q['self_consistency']:.0%} of {q['repeats']}",
+        "agrees": "-" if q["agreement"] is None else f"{q['agreement']:.0%} of {q['agreed_on']}",
+        "median s / item": "-" if q["median_seconds"] is None else f"{q['median_seconds']:.1f}",
+        "picked A": "-" if q["first_side_share"] is None else
+        f"{q['first_side_share']:.0%} of {q['first_side_answers']}",
+        "A-bias p": "-" if q["first_side_p"] is None else f"{q['first_side_p']:.2g}",
+        "excluded": "yes" if q["excluded"] else "no", "why": q["why"] or "-", "note": q["flag"] or "-"}
+        for q in rows])
+
+
+def board_table(rows: list[dict]) -> pd.DataFrame:
+    """The leaderboard with its win rates beside the ratings, each with its interval; small samples said."""
+    return pd.DataFrame([{
+        "rank": r["rank"], "model": r["model"],
+        "rating (95 % interval)": f"{r['rating']:.0f} [{r['ci_low']:.0f}, {r['ci_high']:.0f}]",
+        "win rate (95 % interval)": f"{_pct(r.get('win_rate'))} [{_pct(r.get('win_rate_ci_low'))}, "
+                                    f"{_pct(r.get('win_rate_ci_high'))}]",
+        "comparisons": r["n"], "": "few votes: read the interval" if r.get("small") else ""} for r in rows])
 
 
 def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab, offer, take_offer) -> None:

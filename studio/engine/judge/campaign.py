@@ -90,14 +90,24 @@ class Spec:
     repeat: float = 0.1  # share of a rater's answers shown to them again
     min_gold: float = 0.7  # gold accuracy below this excludes a rater
     min_seconds: float = 3.0  # a median time per item below this excludes a rater
+    speed_min: int = 5  # ... once they gave at least this many answers (a first quick one or two exclude nobody)
+    side_p: float = 0.001  # position bias: a first-side share whose binomial test against 50 % is below this
+    #                        (strict: it is looked at after every answer)
+    side_min: int = 10  # ... once they gave at least this many A/B answers (ties aside)
+    flat_min: int = 8  # straight-lining: this many 1-5 answers with the same score on every dimension
     seed: int = 0
     rubric: Rubric = field(default_factory=Rubric)
     publish: bool = False  # a visitor's campaign goes to the deployment's ratings repo only when they chose it
 
     def rules(self) -> str:
         return (f"Excluded: a rater whose gold accuracy is surely below {self.min_gold:.0%} (its 95 % Wilson "
-                "interval entirely under it: a few unlucky gold answers exclude nobody), or whose median time per "
-                f"item is under {self.min_seconds:g} s")
+                "interval entirely under it: a few unlucky gold answers exclude nobody); whose median time per "
+                f"item is under {self.min_seconds:g} s (from {self.speed_min} answers on); who picks the first "
+                f"side (A) so often or so rarely that a fair coin would do it with probability under "
+                f"{self.side_p:g} (binomial test, from {self.side_min} A/B answers on; the sides are drawn at "
+                f"random, so a careful rater sits near 50 %); or who gave every one of {self.flat_min} or more "
+                "1-5 answers the same score on every dimension. A rater who agrees with the others' majority less "
+                "than half the time is flagged, not excluded")
 
     @classmethod
     def from_dict(cls, raw: dict) -> Spec:
@@ -116,7 +126,7 @@ class Shown:
     left_model: str  # recorded, never shown
     repeat: bool
     done: int  # items this rater has answered
-    total: int  # done, this one, and the items still open to them now (fewer as other raters take theirs)
+    total: int  # the most this rater is asked for (``planned``): fixed, so "N of M" never moves under them
 
 
 def _ensure(db: Ratings) -> None:
@@ -297,6 +307,7 @@ def next_unit(db: Ratings, cid: str, rater: str, rng: random.Random | None = Non
     """What ``rater`` sees next (the same unit again until they answer it), or None when they are done.
     ``at``: the time it is shown (now; a simulation passes its own clock)."""
     spec, rng, at = spec_of(db, cid), rng or random.Random(), time.time() if at is None else at
+    out = excluded(db, cid)  # their places reopen for this rater
     with db.write() as c:
         if c.execute("SELECT state FROM campaigns WHERE id = ?", (cid,)).fetchone()[0] != "open":
             return None
@@ -304,7 +315,9 @@ def next_unit(db: Ratings, cid: str, rater: str, rng: random.Random | None = Non
                             "AND NOT EXISTS (SELECT 1 FROM campaign_answers a WHERE a.campaign = s.campaign AND "
                             "a.rater = s.rater AND a.unit = s.unit AND a.repeat = s.repeat)", (cid, rater)).fetchone()
         if pending is None:
-            pending = _assign(c, cid, rater, spec, rng, at)
+            if rater in out:  # an excluded rater is done: their answers no longer count, their items reopen
+                return None
+            pending = _assign(c, cid, rater, spec, rng, at, out)
             if pending is None:
                 return None
             c.execute("INSERT INTO campaign_shown VALUES (?, ?, ?, ?, ?, ?)", (cid, rater, *pending, at))
@@ -313,25 +326,39 @@ def next_unit(db: Ratings, cid: str, rater: str, rng: random.Random | None = Non
                       "campaign = ? AND unit = ?", (cid, unit)).fetchone()
         done = c.execute("SELECT COUNT(*) FROM campaign_answers WHERE campaign = ? AND rater = ?",
                          (cid, rater)).fetchone()[0]
-        still_open = len(_open_units(c, cid, rater, spec, at)[0])  # what the others leave them, as it stands now
     prompt, a, b, out_a, out_b, kind = u
     left_text, right_text = (out_a, out_b) if left == a else (out_b, out_a)
-    return Shown(unit, prompt, left_text, right_text, kind, left, bool(repeat), done, done + 1 + still_open)
+    return Shown(unit, prompt, left_text, right_text, kind, left, bool(repeat), done, max(planned(db, cid), done + 1))
 
 
-def _open_units(c, cid: str, rater: str, spec: Spec, now: float) -> tuple[list[int], Counter]:
+def _open_units(c, cid: str, rater: str, spec: Spec, now: float, out: set[str] = frozenset()
+                ) -> tuple[list[int], Counter]:
     """(the items this rater may still be given: not seen by them, not gold, short of raters; raters per item,
-    holds of the last ``HOLD_S`` seconds included)."""
+    holds of the last ``HOLD_S`` seconds included). The excluded raters (``out``) hold no place: their items
+    reopen for the next raters."""
     rows = c.execute("SELECT unit FROM campaign_units WHERE campaign = ? AND gold IS NULL", (cid,)).fetchall()
     seen = {u for (u,) in c.execute("SELECT unit FROM campaign_shown WHERE campaign = ? AND rater = ?", (cid, rater))}
-    taken = Counter(u for (u,) in c.execute(
-        "SELECT unit FROM campaign_shown WHERE campaign = ? AND repeat = 0 AND (shown > ? OR EXISTS (SELECT 1 FROM "
-        "campaign_answers a WHERE a.campaign = campaign_shown.campaign AND a.rater = campaign_shown.rater AND "
-        "a.unit = campaign_shown.unit AND a.repeat = 0))", (cid, now - HOLD_S)))
+    taken = Counter(u for (u, who) in c.execute(
+        "SELECT unit, rater FROM campaign_shown WHERE campaign = ? AND repeat = 0 AND (shown > ? OR EXISTS (SELECT 1 "
+        "FROM campaign_answers a WHERE a.campaign = campaign_shown.campaign AND a.rater = campaign_shown.rater AND "
+        "a.unit = campaign_shown.unit AND a.repeat = 0))", (cid, now - HOLD_S)) if who not in out)
     return [u for (u,) in rows if u not in seen and taken[u] < spec.overlap], taken
 
 
-def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float) -> tuple[int, str, int] | None:
+def planned(db: Ratings, cid: str) -> int:
+    """How many answers a rater is asked for at most: every item once, the repeats the campaign plans and every
+    gold check. Fixed when the campaign is made, so a rater's "N of M" never moves under them (a rater the others
+    leave less to finishes early, and is told so)."""
+    spec = spec_of(db, cid)
+    plain, gold = db.db.execute("SELECT SUM(gold IS NULL), SUM(gold IS NOT NULL) FROM campaign_units WHERE "
+                                "campaign = ?", (cid,)).fetchone()
+    return (plain or 0) + int(spec.repeat * (plain or 0)) + (gold or 0)
+
+
+def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float, out: set[str] = frozenset()
+            ) -> tuple[int, str, int] | None:
+    """The next item for ``rater``: now and then (at random positions, so they cannot be told apart) a gold check
+    or a repeat of an item they answered, else one of the items with the fewest raters."""
     rows = c.execute("SELECT unit, model_a, model_b, gold FROM campaign_units WHERE campaign = ?", (cid,)).fetchall()
     models = {u: (a, b) if b else (a,) for u, a, b, _ in rows}  # a single answer has one "side"
     gold = {u for u, _, _, g in rows if g is not None}
@@ -341,17 +368,17 @@ def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float)
                                     (cid, rater))}
     plain_done = [u for u, rep in mine if not rep and u not in gold]
     repeated = {u for u, rep in mine if rep}
-    gold_done = sum(1 for u, _ in mine if u in gold)
     side = lambda u: rng.choice(models[u])  # noqa: E731 - sides drawn per showing
-    if gold - seen and len(mine) >= GOLD_EVERY - 1 and gold_done < (len(mine) + 1) // GOLD_EVERY:
-        unit = rng.choice(sorted(gold - seen))
+    open_units, taken = _open_units(c, cid, rater, spec, now, out)
+    golden = sorted(gold - seen)
+    if golden and (not open_units or rng.random() < 1 / GOLD_EVERY):
+        unit = rng.choice(golden)
         return unit, side(unit), 0
-    if spec.repeat and len(repeated) < int(spec.repeat * len(plain_done)):
-        again = [u for u in plain_done if u not in repeated]
-        if again:
-            unit = again[0]
-            return unit, side(unit), 1
-    open_units, taken = _open_units(c, cid, rater, spec, now)
+    again = [u for u in plain_done if u not in repeated]
+    owed = len(repeated) < int(spec.repeat * len(plain_done))
+    if again and owed and (not open_units or rng.random() < 0.5):
+        unit = rng.choice(again)
+        return unit, side(unit), 1
     if not open_units:
         return None
     fewest = min(taken[u] for u in open_units)
@@ -440,7 +467,11 @@ def _number(value, name: str, where: str, key: str) -> float | None:
 
 
 def quality(db: Ratings, cid: str) -> list[dict]:
-    """One row per rater: what they did, how well they did on what is known, and whether they are excluded."""
+    """One row per rater: what they did, how well they did on what is known (gold, repeats), how they answer
+    when nothing is known (which side they pick, whether their scores vary, whether they agree with the others),
+    and whether they are excluded and why (``Spec.rules``)."""
+    from scipy.stats import binomtest
+
     spec, all_units = spec_of(db, cid), {u["unit"]: u for u in units(db, cid)}
     gold = {u: x["gold"] for u, x in all_units.items() if x["gold"] is not None}
     rows = answers(db, cid)
@@ -455,20 +486,44 @@ def quality(db: Ratings, cid: str) -> list[dict]:
         repeats = [_same(r, first[(rater, r["unit"])]) for r in mine if r["repeat"] and (rater, r["unit"]) in first]
         agree = [a for said in by_unit.values() if rater in said for a in _agrees(said[rater], said, rater)]
         seconds = [r["seconds"] for r in mine if r["seconds"] is not None]
+        sides = [_picked_first(r, all_units[r["unit"]]) for r in mine if r["winner"] in ("a", "b")]
+        side_p = binomtest(sum(sides), len(sides), 0.5).pvalue if sides else None
+        scored = [tuple(r[d] for d in DIMENSIONS) for r in mine if r["winner"] is None and r[DIMENSIONS[0]]]
+        flat = len(scored) >= spec.flat_min and len({v for t in scored for v in t}) == 1
         gold_low, gold_high = wilson(sum(golds), len(golds)) if golds else (None, None)
         row = {"rater": rater, "items": sum(1 for r in mine if not r["repeat"] and r["unit"] not in gold),
                "gold_answers": len(golds), "gold_accuracy": _share_of(golds), "gold_ci_low": gold_low,
                "gold_ci_high": gold_high, "repeats": len(repeats),
-               "self_consistency": _share_of(repeats), "agreement": _share_of(agree),
-               "median_seconds": statistics.median(seconds) if seconds else None}
+               "self_consistency": _share_of(repeats), "agreement": _share_of(agree), "agreed_on": len(agree),
+               "median_seconds": statistics.median(seconds) if seconds else None,
+               "first_side_share": _share_of(sides), "first_side_answers": len(sides), "first_side_p": side_p,
+               "straight_lined": flat}
         why = []
         if golds and gold_high < spec.min_gold:
             why.append(f"gold accuracy {row['gold_accuracy']:.0%} of {len(golds)} [{gold_low:.0%}, {gold_high:.0%}] "
                        f"< {spec.min_gold:.0%}")
-        if row["median_seconds"] is not None and row["median_seconds"] < spec.min_seconds:
+        if len(seconds) >= spec.speed_min and row["median_seconds"] < spec.min_seconds:
             why.append(f"median {row['median_seconds']:.1f} s per item < {spec.min_seconds:g} s")
-        out.append({**row, "excluded": bool(why), "why": "; ".join(why)})
+        if len(sides) >= spec.side_min and side_p < spec.side_p:
+            why.append(f"picked the first side {row['first_side_share']:.0%} of {len(sides)} times "
+                       f"(binomial p {side_p:.2g} < {spec.side_p:g})")
+        if flat:
+            why.append(f"the same score on every dimension of all {len(scored)} answers")
+        flag = ""
+        if len(agree) >= 5 and row["agreement"] < 0.5:
+            flag = f"agrees with the others' majority on {row['agreement']:.0%} of {len(agree)} items"
+        out.append({**row, "excluded": bool(why), "why": "; ".join(why), "flag": flag})
     return out
+
+
+def _picked_first(answer: dict, unit: dict) -> bool:
+    """Whether a pair's answer went to the side shown first (left, A): the sides are drawn per showing."""
+    picked = unit["model_a"] if answer["winner"] == "a" else unit["model_b"]
+    return picked == answer["left_model"]
+
+
+def excluded(db: Ratings, cid: str) -> set[str]:
+    return {q["rater"] for q in quality(db, cid) if q["excluded"]}
 
 
 def _right(answer: dict, gold: str) -> bool:
@@ -602,13 +657,21 @@ def human_vs_metric(db: Ratings, cid: str) -> list[dict]:
 
 
 def coverage(db: Ratings, cid: str) -> dict:
-    """Raters per item (gold and repeats aside) against the overlap asked for: the counts, and each item's."""
-    spec = spec_of(db, cid)
+    """Raters per item (gold and repeats aside, the excluded raters left out: their items reopen for others)
+    against the overlap asked for: the counts, each item's, each rater's progress, and how many more answers the
+    campaign needs."""
+    spec, out = spec_of(db, cid), excluded(db, cid)
     plain = [u for u in units(db, cid) if u["gold"] is None]
-    got = Counter(r["unit"] for r in answers(db, cid) if not r["repeat"])
+    rows = answers(db, cid)
+    got = Counter(r["unit"] for r in rows if not r["repeat"] and r["rater"] not in out)
     counts = [got[u["unit"]] for u in plain]
-    return {"units": len(plain), "overlap": spec.overlap, "complete": sum(c == spec.overlap for c in counts),
+    per_rater = Counter(r["rater"] for r in rows)
+    total = planned(db, cid)
+    return {"units": len(plain), "overlap": spec.overlap, "complete": sum(c >= spec.overlap for c in counts),
             "under": sum(c < spec.overlap for c in counts), "over": sum(c > spec.overlap for c in counts),
+            "needed": sum(max(0, spec.overlap - c) for c in counts), "excluded": sorted(out),
+            "raters": [{"rater": r, "answers": n, "of": total, "excluded": r in out}
+                       for r, n in sorted(per_rater.items())],
             "per_item": [{"question_id": u["question_id"], "model_a": u["model_a"], "model_b": u["model_b"],
                           "raters": got[u["unit"]]} for u in plain]}
 
@@ -706,7 +769,9 @@ def card(db: Ratings, cid: str) -> str:
                   + ("-" if m["ci_low"] is None else f"[{m['ci_low']:.2f}, {m['ci_high']:.2f}]") + f" | {m['n']} |"
                   for m in scored["means"]]
     lines += ["", "## Files", "", "`datasets.load_dataset(\"path/to/this/folder\")` reads `answers` (the default); "
-              "`load_dataset(\"path/to/this/folder\", \"units\")` reads `units`.", "",
+              "`load_dataset(\"path/to/this/folder\", \"units\")` reads `units`. `datasets` keeps what it read of a "
+              "local folder under the folder's name: after a newer export to the same place, add "
+              "`download_mode=\"force_redownload\"`.", "",
               "`answers` (answers.parquet, also answers.jsonl) has one row per answer: the rater, the item "
               "(question_id, model_a, model_b; model_b is empty for a single answer), the model shown first, the "
               "winner of a pair (a, b or tie, of model_a and model_b) or the 1-5 scores of a single answer, seconds "
