@@ -647,3 +647,42 @@ def test_the_progress_total_never_changes_and_checks_come_at_random_places(tmp_p
         checks.append(tuple(i for i, s in enumerate(seen) if s.unit in gold_units or s.repeat))
     assert len(set(checks)) == 3  # each rater met their checks at other places
     assert len({i % C.GOLD_EVERY for c in checks for i in c}) > 1  # not every fifth item
+
+
+def test_a_campaign_zip_comes_back_under_its_importer_and_a_bad_zip_is_refused(tmp_path):
+    import zipfile
+
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, pairs(3), C.Spec(name="t", overlap=1, repeat=0.0, min_seconds=0), owner="alice")
+    rate_all(db, cid, "ann", honest)
+    zipped = C.export_zip(db, cid, tmp_path / "c.zip")
+    fresh = Ratings(tmp_path / "fresh.sqlite")
+    assert C.import_zip(fresh, zipped, owner="carol") == cid
+    assert C.answers(fresh, cid) == C.answers(db, cid)
+    assert [c["owner"] for c in C.campaigns(fresh)] == ["carol"]  # the importer owns the copy
+    with pytest.raises(StudioError, match="already here"):
+        C.import_zip(fresh, zipped, owner="carol")
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../../outside.txt", "x")
+    with pytest.raises(DataError, match="not a name"):
+        C.import_zip(fresh, evil)
+    assert not (tmp_path.parent / "outside.txt").exists()
+    (tmp_path / "not.zip").write_text("hello")
+    with pytest.raises(DataError, match="not a zip"):
+        C.import_zip(fresh, tmp_path / "not.zip")
+
+
+def test_raters_read_only_what_their_campaign_asks_of_them(tmp_path):
+    """A pairs-only campaign's guidelines spoke of 1-5 scores and of known answers it did not have."""
+    pair, single = C.default_guidelines("pairwise"), C.default_guidelines("likert")
+    assert "pick the answer" in pair and "1-5" not in pair and "score" not in pair
+    assert "1-5" in single and "pair" not in single
+    db = Ratings(tmp_path / "r.sqlite")
+    plain = C.create(db, pairs(2), C.Spec(name="t", repeat=0.0))
+    items, gold = B.items_and_gold(2, gold_questions=2)
+    checked = C.create(db, items, C.Spec(name="g", repeat=0.2), gold)
+    assert C.checks_said(db, plain) == ""
+    assert C.checks_said(db, checked) == "; some come back later and some have a known answer"
+    own = C.create(db, pairs(2), C.Spec(name="o", rubric=C.Rubric(guidelines="Prefer **short** answers.")))
+    assert C.guidelines(C.spec_of(db, own)) == "Prefer **short** answers."

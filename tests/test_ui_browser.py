@@ -508,14 +508,15 @@ def test_a_rater_rates_a_campaign_with_the_keyboard_and_the_owner_sees_the_table
              for i in range(4) for m in ("base", "tuned", "other")]
     cid = C.create(default_db(), items, C.Spec(name="Keyboard check", overlap=2, repeat=0.0))
     page.goto(f"{url}?campaign={cid}")
-    page.wait_for_function(f"{shown('#cv-guidelines')}.includes('Keyboard check')",
+    page.wait_for_function(f"{shown('#cv-guidelines')}.includes('Which answer is better?')",
                            timeout=30000)
     assert not page.locator("#data-upload").is_visible()  # nothing of the studio on screen
-    assert "press A, B or T" in page.inner_text("#cv-guidelines").replace("*", "")
+    said = page.inner_text("#cv-guidelines").replace("*", "")
+    assert "press A, B or T" in said and "Keyboard check" not in said  # a neutral title: the owner's name stays theirs
+    assert "single answer" not in said and "known answer" not in said  # only what this campaign asks and has
     page.click("#cv-name input, #cv-name textarea")
     page.keyboard.type("ann")
-    page.keyboard.press("Tab")
-    page.keyboard.press("Enter")  # the start button has the focus: the keyboard alone starts
+    page.keyboard.press("Enter")  # Enter in the name field starts, as the button says
     page.wait_for_function(f"{shown('#cv-progress')}.includes('1 of')", timeout=30000)
     total = page.inner_text("#cv-progress").split(" of ")[1].strip()
     page.screenshot(path=str(ARTIFACTS / "campaign-rater.png"), full_page=True)
@@ -546,7 +547,8 @@ def test_a_rater_scores_single_answers_with_the_keys_one_to_five(page, url):
              for i in range(2) for m in ("base", "tuned")]
     cid = C.create(default_db(), items, C.Spec(name="Scores by key", mode="likert", overlap=1, repeat=0.0))
     page.goto(f"{url}?campaign={cid}")
-    page.wait_for_function(f"{shown('#cv-guidelines')}.includes('Scores by key')", timeout=30000)
+    page.wait_for_function(f"{shown('#cv-guidelines')}.includes('score every dimension')", timeout=30000)
+    assert "Scores by key" not in page.inner_text("#cv-guidelines")
     page.fill("#cv-name input, #cv-name textarea", "bo")
     page.click("#cv-start")
     page.wait_for_function(f"{shown('#cv-progress')}.includes('1 of 4')", timeout=30000)

@@ -118,13 +118,14 @@ class Handlers:
                     v.guidelines: f"No campaign `{safe_md(cid, True)}` here: ask for a new link."}
         how = []
         if spec.mode != "likert":
-            how.append(f"**{safe_md(spec.rubric.question)}** For a pair of answers, A and B: press **A**, **B** or "
-                       "**T** (a tie), or use the buttons.")
+            how.append("For a pair of answers, A and B: press **A**, **B** or **T** (a tie), or use the buttons.")
         if spec.mode != "pairwise":
             how.append("For a single answer: score each dimension 1-5 as its labels say (keys **1**-**5** fill the "
                        "next one, **Enter** submits).")
-        text = (f"# {safe_md(spec.name, True)}\n\n{safe_md(spec.rubric.guidelines)}\n\n" + " ".join(how)
-                + " One item at a time; some come back later, and some have a known answer.")
+        checks = C.checks_said(self.db, cid)
+        # a neutral title: the campaign's own name (which may say which system is which) is the owner's alone
+        text = (f"# {safe_md(spec.rubric.question, True)}\n\n{safe_md(C.guidelines(spec))}\n\n" + " ".join(how)
+                + f" One item at a time{checks}. Type your name (or log in) and press **Enter** to start.")
         return {**rater_view, v.campaign: cid, v.guidelines: text}
 
     def show(self, cid: str, rater: str):
@@ -215,6 +216,7 @@ def wire(v: View, demo: gr.Blocks) -> None:
     demo.load(None, None, None, js=KEYS_JS)
     shown = [v.item, v.unit, v.progress, v.prompt, v.pair, v.single, v.left, v.right, v.one, *v.dims, v.guidelines]
     v.start.click(guard(h.begin), [v.campaign, v.name], [v.start, v.name, *shown], api_name="campaign_start")
+    v.name.submit(guard(h.begin), [v.campaign, v.name], [v.start, v.name, *shown], api_visibility="private")  # Enter
     for button, side in ((v.a, "left"), (v.tie, "tie"), (v.b, "right")):
         button.click(guard(h.answer(side)), [v.campaign, v.unit, v.name], shown, api_name=f"campaign_{side}")
     v.submit.click(guard(h.scored), [v.campaign, v.unit, v.name, *v.dims], shown, api_name="campaign_scores")

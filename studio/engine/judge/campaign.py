@@ -73,9 +73,8 @@ ANCHORS = {  # what each score means, per dimension (the rater view shows them a
 
 @dataclass(frozen=True)
 class Rubric:
-    guidelines: str = ("Read the prompt, then the answer(s). For a pair, pick the one that answers it better: "
-                       "correct first, then helpful and clear; tie when you cannot tell them apart. For a single "
-                       "answer, score each dimension 1-5 as its labels say.")
+    guidelines: str = ""  # the owner's own (markdown); empty: the default text for the campaign's mode
+
     question: str = "Which answer is better?"
     anchors: dict = field(default_factory=lambda: {d: list(a) for d, a in ANCHORS.items()})
 
@@ -134,6 +133,28 @@ def _ensure(db: Ratings) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 c.execute(statement)
+
+
+def default_guidelines(mode: str) -> str:
+    """What raters read when the owner wrote nothing: only what this campaign asks of them."""
+    pair = ("For each pair, pick the answer that answers the prompt better: correct first, then helpful and "
+            "clear; a tie only when you cannot tell them apart. Which side an answer is on means nothing.")
+    single = "For each single answer, score every dimension 1-5 as its labels say."
+    return {"pairwise": f"Read the prompt, then both answers. {pair}",
+            "likert": f"Read the prompt, then the answer. {single}"}.get(mode, f"Read the prompt, then the "
+                                                                            f"answer(s). {pair} {single}")
+
+
+def guidelines(spec: Spec) -> str:
+    return spec.rubric.guidelines.strip() or default_guidelines(spec.mode)
+
+
+def checks_said(db: Ratings, cid: str) -> str:
+    """What raters are told of the checks, only those this campaign has: "; some come back later, and some have
+    a known answer" (where they come is never said)."""
+    spec, gold = spec_of(db, cid), any(u["gold"] is not None for u in units(db, cid))
+    said = (["some come back later"] if spec.repeat > 0 else []) + (["some have a known answer"] if gold else [])
+    return "; " + " and ".join(said) if said else ""
 
 
 def items_from(path: str | Path) -> list[dict]:
@@ -729,6 +750,49 @@ def export(db: Ratings, cid: str, out: str | Path) -> Path:
     return out
 
 
+ZIP_MAX_MB = 256  # a campaign zip brought back to the page: at most this, unpacked
+
+
+def export_zip(db: Ratings, cid: str, out: str | Path) -> Path:
+    """``export``'s folder as one zip (what the page hands out)."""
+    import tempfile
+    import zipfile
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export(db, cid, Path(tmp) / cid)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(folder.rglob("*")):
+                if f.is_file():
+                    z.write(f, f"{cid}/{f.relative_to(folder)}")
+    return out
+
+
+def import_zip(db: Ratings, path: str | Path, owner: str | None = None) -> str:
+    """A zip ``export_zip`` made, back as a campaign filed under ``owner``: every name and size checked before a
+    byte is unpacked (no absolute path, no ``..``, at most ``ZIP_MAX_MB`` in all)."""
+    import tempfile
+    import zipfile
+
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as z:
+            infos = z.infolist()
+            bad = [i.filename for i in infos if i.filename.startswith("/") or ".." in Path(i.filename).parts]
+            if bad:
+                raise DataError(f"{p.name}: {bad[0]!r} is not a name a campaign's file has")
+            if sum(i.file_size for i in infos) > ZIP_MAX_MB * 2**20:
+                raise DataError(f"{p.name}: more than {ZIP_MAX_MB} MB once unpacked")
+            tops = {Path(i.filename).parts[0] for i in infos if i.filename.strip("/")}
+            with tempfile.TemporaryDirectory() as tmp:
+                z.extractall(tmp)
+                nested = len(tops) == 1 and not (Path(tmp) / "campaign.json").is_file()
+                folder = Path(tmp) / next(iter(tops)) if nested else Path(tmp)
+                return import_export(db, folder, owner, as_owner=True)
+    except zipfile.BadZipFile:
+        raise DataError(f"{p.name}: not a zip file (the page's Export makes one)") from None
+
+
 def md(text) -> str:
     """A name in the card (the campaign's, a rater's, a model's): shown as itself, linking and loading nothing."""
     return safe_md(text, literal=True)
@@ -745,7 +809,7 @@ def card(db: Ratings, cid: str) -> str:
              "- finetune-studio", "---", "", f"# Rating campaign: {md(spec.name)}",
              "", f"Ratings ({spec.mode}) collected with the fine-tuning studio: {cover['units']} items, "
              f"{spec.overlap} raters each ({cover['complete']} complete), {len(quality_rows)} raters.", "",
-             "## Rubric", "", safe_md(spec.rubric.guidelines), "", f"Question: {md(spec.rubric.question)}", ""]
+             "## Rubric", "", safe_md(guidelines(spec)), "", f"Question: {md(spec.rubric.question)}", ""]
     if spec.mode != "pairwise":
         lines += [f"- {d}: " + "; ".join(md(x) for x in labels) for d, labels in spec.rubric.anchors.items()] + [""]
     lines += ["## Exclusions", "", spec.rules() + ".", ""]
@@ -784,8 +848,9 @@ def card(db: Ratings, cid: str) -> str:
     return "\n".join(lines)
 
 
-def import_export(db: Ratings, folder: str | Path) -> str:
-    """A folder ``export`` wrote, back into the database under its own id (all or nothing)."""
+def import_export(db: Ratings, folder: str | Path, owner: str | None = None, as_owner: bool = False) -> str:
+    """A folder ``export`` wrote, back into the database under its own id (all or nothing); ``as_owner``: filed
+    under ``owner`` (a visitor who imports a campaign owns the copy), else under the owner it names."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / "campaign.json").read_text())
@@ -800,7 +865,8 @@ def import_export(db: Ratings, folder: str | Path) -> str:
         if c.execute("SELECT 1 FROM campaigns WHERE id = ?", (cid,)).fetchone():
             raise StudioError(f"campaign {cid} is already here")
         c.execute("INSERT INTO campaigns (id, name, spec, state, created, owner) VALUES (?, ?, ?, ?, ?, ?)",
-                  (cid, meta["name"], json.dumps(meta["spec"]), meta["state"], meta["created"], meta.get("owner")))
+                  (cid, meta["name"], json.dumps(meta["spec"]), meta["state"], meta["created"],
+                   owner if as_owner else meta.get("owner")))
         c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, u["question_id"], u["prompt"], u["model_a"], u["model_b"], u["output_a"],
                         u["output_b"], u["gold"], u.get("kind", "pair"),
