@@ -686,3 +686,38 @@ def test_raters_read_only_what_their_campaign_asks_of_them(tmp_path):
     assert C.checks_said(db, checked) == "; some come back later and some have a known answer"
     own = C.create(db, pairs(2), C.Spec(name="o", rubric=C.Rubric(guidelines="Prefer **short** answers.")))
     assert C.guidelines(C.spec_of(db, own)) == "Prefer **short** answers."
+
+
+def test_a_campaigns_verdict_reaches_the_model_card_of_the_run_it_rated():
+    """Campaign results reached neither the Results view nor the model card; the card now counts them beside
+    the rating pool's votes (without the excluded raters)."""
+    from pathlib import Path
+
+    from studio.engine.export import card
+    from studio.engine.judge.ratings import default_db
+
+    db = default_db()
+    items = [{"question_id": f"c{i}", "prompt": f"P{i}", "model": m, "output": f"{m} {i}"}
+             for i in range(6) for m in ("base", "card-run")]
+    cid = C.create(db, items, C.Spec(name="for the card", overlap=1, repeat=0.0, min_seconds=0))
+    rate_all(db, cid, "ann", lambda shown, rng: "left" if shown.left_model == "card-run" else "right")
+    board = card.run_leaderboard(Path("/anywhere/card-run"))
+    assert board[0]["model"] == "card-run" and board[0]["win_rate"] == 1.0 and board[0]["n"] == 6
+    assert all(v["item_id"].startswith(f"{cid}:") for v in C.all_votes(db) if v["campaign"] == cid)
+
+
+def test_export_all_ratings_carries_the_campaigns_answers(tmp_path):
+    """"Export all ratings (CSV)" gave a header-only file although 39 campaign answers existed."""
+    import csv
+
+    from studio.engine.judge.ratings_io import export_file
+
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, pairs(3), C.Spec(name="t", overlap=1, repeat=0.0, min_seconds=0))
+    rate_all(db, cid, "ann", honest)
+    n = export_file(db, tmp_path / "all.csv", extra=C.rating_rows(db))
+    rows = list(csv.DictReader((tmp_path / "all.csv").open()))
+    assert n == len(rows) == len(C.answers(db, cid)) == 9
+    assert {r["campaign"] for r in rows} == {cid} and {r["judge"] for r in rows} == {"ann"}
+    assert all(r["winner"] in ("model_a", "model_b", "tie") and r["prompt"] and r["output_a"] for r in rows)
+    assert export_file(db, tmp_path / "bob.csv", rater="bob", extra=C.rating_rows(db)) == 0  # only one's own

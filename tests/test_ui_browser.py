@@ -645,3 +645,88 @@ def test_a_public_deployment_walked_by_a_logged_in_visitor_and_an_anonymous_one(
     anon.close()
     stored = [p.name for p in (studio_home / "gradio").rglob("qa.csv")]
     assert len(stored) <= 1  # alice's (moved to her uploads), never the anonymous visitor's
+
+
+def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(page, url, tmp_path):
+    """The owner makes a campaign from the page alone (an items file, a gold file, their guidelines and rules);
+    raters answer through the campaign's API as the page does: one always picks A at a human pace, one clicks
+    faster than anyone reads, one is careful; both careless raters are excluded with the rule that caught them,
+    a fourth rater gets the items they held, and the owner exports the campaign from the page as a zip that
+    `datasets` loads."""
+    import json
+    import time
+    import zipfile
+
+    from datasets import load_dataset
+    from gradio_client import Client
+
+    systems = ("sun", "moon", "star")
+    items = [{"question_id": f"q{i}", "prompt": f"Question {i}?", "model": m, "output": f"{m} answers {i}"}
+             for i in range(8) for m in systems]
+    gold = [{"question_id": "g0", "model_a": "sun", "model_b": "moon", "winner": "model_a"}]
+    items += [{"question_id": "g0", "prompt": "What is 2 + 2?", "model": "sun", "output": "4"},
+              {"question_id": "g0", "prompt": "What is 2 + 2?", "model": "moon", "output": "5"}]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gold))
+    page.goto(url)
+    page.get_by_role("tab", name="Rate").click()
+    page.get_by_role("tab", name="Campaigns").click()
+    page.fill("#campaign-name input, #campaign-name textarea", "sun vs moon vs star, round 2")
+    set_number(page, "campaign-overlap", "1")
+    page.get_by_text("More comparisons, an items file, gold, guidelines and rules").click()
+    page.set_input_files("#campaign-items input[type=file]", str(tmp_path / "items.jsonl"))
+    page.set_input_files("#campaign-gold input[type=file]", str(tmp_path / "gold.jsonl"))
+    page.fill("#campaign-guidelines textarea", "Prefer the answer that is **right**.")
+    says(page, "#campaign-preview", "Prefer the answer that is right")
+    page.fill("#campaign-min-seconds input", "1")
+    page.press("#campaign-min-seconds input", "Tab")
+    page.fill("#campaign-repeat input[type=number]", "0")
+    page.press("#campaign-repeat input[type=number]", "Tab")
+    page.click("#campaign-create")
+    says(page, "#campaign-link", "?campaign=")
+    cid = page.inner_text("#campaign-link").split("?campaign=")[1].split()[0].strip("*")
+
+    rater = Client(url, verbose=False, analytics_enabled=False)
+
+    def rate(name, pick, pace):
+        n = 0
+        while not (shown := rater.predict(cid, name, api_name="/campaign_next"))["done"]:
+            time.sleep(pace)
+            rater.predict(cid, shown["unit"], pick(shown), name, api_name="/campaign_answer")
+            n += 1
+        return n
+
+    def careful(shown):  # the right answer, wherever it is shown
+        order = {"4": 0, "sun": 1, "moon": 2, "star": 3, "5": 4}
+        rank = [min(order[w] for w in order if w in text) for text in (shown["a"], shown["b"])]
+        return "a" if rank[0] < rank[1] else "b"
+
+    rate("al", lambda shown: "a", 1.2)  # always the first side, at a human pace
+    rate("fay", careful, 0.0)  # right, but faster than anyone reads
+    page.wait_for_function(f"{shown('#campaign-raters')}.includes('fay')", timeout=30000)
+    table = page.inner_text("#campaign-raters")
+    assert "picked the first side 100% of 11 times" in table, table
+    assert "median" in table and "< 1 s" in table, table
+    held = {a["unit"] for a in C_answers(cid) if a["rater"] in ("al", "fay")}
+    took = rate("dee", careful, 1.05)
+    dee = {a["unit"] for a in C_answers(cid) if a["rater"] == "dee"}
+    assert took and dee & held  # the fourth rater got items the excluded raters held
+    says(page, "#campaign-summary", "0 more answers", 60000)
+    page.screenshot(path=str(ARTIFACTS / "19-campaign-from-the-page.png"), full_page=True)
+
+    page.click("#campaign-export")
+    page.wait_for_selector("#campaign-download a[href]", timeout=60000)
+    link = page.eval_on_selector("#campaign-download a[href]", "a => a.href")
+    import httpx
+
+    (tmp_path / "c.zip").write_bytes(httpx.get(link, timeout=60).content)
+    zipfile.ZipFile(tmp_path / "c.zip").extractall(tmp_path / "unzipped")
+    answers = load_dataset(str(tmp_path / "unzipped" / cid), cache_dir=str(tmp_path / "hf"))["train"]
+    assert len(answers) == len(C_answers(cid)) and set(answers["rater"]) == {"al", "fay", "dee"}
+
+
+def C_answers(cid):
+    from studio.engine.judge import campaign as C
+    from studio.engine.judge.ratings import default_db
+
+    return C.answers(default_db(), cid)

@@ -15,7 +15,7 @@ from studio.engine.judge import campaign as C
 from studio.engine.judge import campaign_hub
 from studio.engine.judge.ratings import default_db
 from studio.settings import public_mode
-from studio.ui.handlers import guard, safe_md
+from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import owner_id, username
 
 REFRESH_S = 5.0  # the rater table follows the raters this often while the tab is open
@@ -40,44 +40,119 @@ class Panel:
     offer: gr.Markdown
     use: gr.Button
     timer: gr.Timer
+    more: gr.Dropdown  # other comparisons of the visitor's runs
+    items_file: gr.File
+    gold_file: gr.File
+    question: gr.Textbox
+    guidelines: gr.Textbox
+    preview: gr.Markdown
+    repeat: gr.Slider
+    min_gold: gr.Slider
+    min_seconds: gr.Number
+    close: gr.Button
+    copy: gr.Button
+    export: gr.Button
+    download: gr.File
+    import_file: gr.File
+    push_repo: gr.Textbox
+    push_token: gr.Textbox
+    push: gr.Button
+    act: gr.Markdown
+
+
+INTRO = ("A campaign freezes a comparison's pairs for a group of raters: each pair gets the number of raters you "
+         "choose, sides are drawn at random, some pairs come back to measure self-consistency, gold pairs (a known "
+         "answer) check the raters, and careless raters are excluded by rules fixed now; their items go to the "
+         "next raters. Raters never see the systems' names, nor this campaign's name.")
 
 
 def build() -> Panel:
     with gr.Tab("Campaigns"):
-        gr.Markdown("A campaign freezes a comparison's pairs for a group of raters: each pair gets the number of "
-                    "raters you choose, sides are drawn at random, some pairs come back to measure "
-                    "self-consistency, and raters who click faster than they can read are excluded (rules fixed "
-                    "now). The command line adds gold checks, several systems and your own guidelines "
-                    "(`studio campaign create`).")
+        gr.Markdown(INTRO)
+        parts = {**_making(), **_more(), **_picking(), **_results()}
+    return Panel(**parts)
+
+
+def _making() -> dict:
+    with gr.Row():
+        name = gr.Textbox(label="Campaign name", elem_id="campaign-name", scale=2)
+        mode = gr.Dropdown([("pairs (A / B / tie)", "pairwise"), ("single answers, 1-5", "likert"),
+                            ("both", "both")], value="pairwise", label="raters judge", scale=1)
+        overlap = gr.Number(3, label="raters per pair", precision=0, minimum=1, maximum=20, scale=1,
+                            elem_id="campaign-overlap")
+        publish = gr.Checkbox(False, label="publish its answers to the ratings repo", scale=1,
+                              elem_id="campaign-publish", visible=campaign_hub.from_env() is not None,
+                              info="the deployment's dataset on the hub: prompts, answers, raters' logins and times")
+        create = gr.Button("Make a campaign", variant="primary", elem_id="campaign-create", scale=2)
+    return {"name": name, "mode": mode, "overlap": overlap, "publish": publish, "create": create}
+
+
+def _more() -> dict:
+    with gr.Accordion("More comparisons, an items file, gold, guidelines and rules", open=False,
+                      elem_id="campaign-more"):
+        more = gr.Dropdown(label="more comparisons (several systems: every pair of them)", multiselect=True,
+                           choices=[], value=[], elem_id="campaign-comparisons")
         with gr.Row():
-            name = gr.Textbox(label="Campaign name", elem_id="campaign-name", scale=2)
-            mode = gr.Dropdown([("pairs (A / B / tie)", "pairwise"), ("single answers, 1-5", "likert"),
-                                ("both", "both")], value="pairwise", label="raters judge", scale=1)
-            overlap = gr.Number(3, label="raters per pair", precision=0, minimum=1, maximum=20, scale=1)
-            publish = gr.Checkbox(False, label="publish its answers to the ratings repo", scale=1,
-                                  elem_id="campaign-publish", visible=campaign_hub.from_env() is not None,
-                                  info="the deployment's dataset on the hub: prompts, answers, raters' logins and "
-                                       "times")
-            create = gr.Button("Make a campaign of the comparison above", elem_id="campaign-create", scale=2)
+            items_file = gr.File(label="items file (question_id, prompt, model, output)",
+                                 file_types=[".jsonl", ".json", ".csv"], elem_id="campaign-items")
+            gold_file = gr.File(label="gold file (question_id, model_a, model_b, winner)",
+                                file_types=[".jsonl", ".json", ".csv"], elem_id="campaign-gold")
+        question = gr.Textbox(C.Rubric().question, label="the question raters answer", elem_id="campaign-question")
         with gr.Row():
-            pick = gr.Dropdown(label="Campaign", choices=[], allow_custom_value=True, elem_id="campaign-pick", scale=3)
-            everyone = gr.Checkbox(False, label="results with the excluded raters too", scale=1,
-                                   elem_id="campaign-everyone")
-        link = gr.Markdown(elem_id="campaign-link")
-        summary = gr.Markdown(elem_id="campaign-summary")
-        raters = gr.Dataframe(label="Raters", interactive=False, elem_id="campaign-raters")
-        board = gr.Dataframe(label="Leaderboard (Bradley-Terry, 95% CI)", interactive=False,
-                             elem_id="campaign-board")
-        likert = gr.Dataframe(label="1-5 scores (mean, 95% CI)", interactive=False, elem_id="campaign-likert",
-                              visible=False)
+            guidelines = gr.Textbox("", label="guidelines (markdown; empty: the default for the mode)", lines=6,
+                                    elem_id="campaign-guidelines", scale=1)
+            preview = gr.Markdown(C.default_guidelines("pairwise"), elem_id="campaign-preview", container=True,
+                                  label="what raters read")
         with gr.Row():
-            to_dpo = gr.Button("Train on its votes (DPO)", elem_id="campaign-dpo")
-            to_reward = gr.Button("Train a reward model on its votes (then RL)", elem_id="campaign-reward")
-        offer = gr.Markdown(elem_id="campaign-offer")
-        use = gr.Button("Use them for training", visible=False, variant="primary", elem_id="campaign-use")
-        timer = gr.Timer(REFRESH_S, active=False)
-    return Panel(name, mode, overlap, publish, create, pick, everyone, link, summary, raters, board, likert, to_dpo,
-                 to_reward, offer, use, timer)
+            repeat = gr.Slider(0, 0.5, 0.1, step=0.05, label="share of items shown again", elem_id="campaign-repeat")
+            min_gold = gr.Slider(0.5, 1.0, 0.7, step=0.05, label="exclude below this gold accuracy (surely)",
+                                 elem_id="campaign-min-gold")
+            min_seconds = gr.Number(3.0, label="exclude a median under this many seconds an item", minimum=0,
+                                    elem_id="campaign-min-seconds")
+    return {"more": more, "items_file": items_file, "gold_file": gold_file, "question": question,
+            "guidelines": guidelines, "preview": preview, "repeat": repeat, "min_gold": min_gold,
+            "min_seconds": min_seconds}
+
+
+def _picking() -> dict:
+    with gr.Row():
+        pick = gr.Dropdown(label="Campaign", choices=[], allow_custom_value=True, elem_id="campaign-pick", scale=3)
+        everyone = gr.Checkbox(False, label="results with the excluded raters too", scale=1,
+                               elem_id="campaign-everyone")
+    with gr.Row():
+        close = gr.Button("Close (no more answers)", size="sm", elem_id="campaign-close")
+        copy = gr.Button("Copy (same items and rules, no answers)", size="sm", elem_id="campaign-copy")
+        export = gr.Button("Export (zip of its dataset folder)", size="sm", elem_id="campaign-export")
+    download = gr.File(label="the campaign's dataset (loads with datasets.load_dataset)", visible=False,
+                       elem_id="campaign-download")
+    with gr.Accordion("Import a campaign, push one to the hub", open=False):
+        import_file = gr.File(label="a campaign zip (the Export above makes one)", file_types=[".zip"],
+                              elem_id="campaign-import")
+        with gr.Row():
+            push_repo = gr.Textbox(label="dataset repo", placeholder="you/my-ratings", elem_id="campaign-repo")
+            push_token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password", visible=not public_mode())
+            push = gr.Button("Push the picked campaign", elem_id="campaign-push")
+    act = gr.Markdown(elem_id="campaign-act")
+    return {"pick": pick, "everyone": everyone, "close": close, "copy": copy, "export": export,
+            "download": download, "import_file": import_file, "push_repo": push_repo, "push_token": push_token,
+            "push": push, "act": act}
+
+
+def _results() -> dict:
+    link = gr.Markdown(elem_id="campaign-link")
+    summary = gr.Markdown(elem_id="campaign-summary")
+    raters = gr.Dataframe(label="Raters", interactive=False, elem_id="campaign-raters")
+    board = gr.Dataframe(label="Leaderboard (Bradley-Terry, 95% CI)", interactive=False, elem_id="campaign-board")
+    likert = gr.Dataframe(label="1-5 scores (mean, 95% CI)", interactive=False, elem_id="campaign-likert",
+                          visible=False)
+    with gr.Row():
+        to_dpo = gr.Button("Train on its votes (DPO)", elem_id="campaign-dpo")
+        to_reward = gr.Button("Train a reward model on its votes (then RL)", elem_id="campaign-reward")
+    offer = gr.Markdown(elem_id="campaign-offer")
+    use = gr.Button("Use them for training", visible=False, variant="primary", elem_id="campaign-use")
+    timer = gr.Timer(REFRESH_S, active=False)
+    return {"link": link, "summary": summary, "raters": raters, "board": board, "likert": likert, "to_dpo": to_dpo,
+            "to_reward": to_reward, "offer": offer, "use": use, "timer": timer}
 
 
 class Handlers:
@@ -90,22 +165,106 @@ class Handlers:
     def mine(self, request) -> list[dict]:
         return C.campaigns(self.db, self.owner(request), everyone=not public_mode())
 
-    def create(self, run_name, result, name, mode, overlap, publish=False, request: gr.Request = None):
+    def create(self, run_name, result, name, mode, overlap, publish=False, more=None, items_file=None,
+               gold_file=None, question="", guidelines="", repeat=0.1, min_gold=0.7, min_seconds=3.0,
+               request: gr.Request = None):
+        """A campaign of the comparison picked above and any more of the visitor's comparisons, and/or an items
+        file; gold from a file; the question, guidelines and rules as set here."""
         owner = self.owner(request)
         if public_mode() and not owner:
             raise gr.Error("Log in to make a campaign: it is kept under your login.", print_exception=False)
-        run = runs.find_run(run_name, self.session(request).owner)
-        if run is None or not result:
-            raise gr.Error("Pick a run and one of its comparisons above first.", print_exception=False)
-        spec = C.Spec(name=(name or "").strip()[:100] or f"{run.name} {result}", mode=mode or "pairwise",
-                      overlap=int(overlap or 3), publish=bool(publish))
-        items = C.items_from_eval(run, result)
+        visitor = self.session(request).owner
+        picked = ([f"{run_name}/{result}"] if run_name and result else []) + list(more or [])
+        items, names = [], []
+        for ref in dict.fromkeys(picked):
+            run_of, _, saved = ref.partition("/")
+            run = runs.find_run(run_of, visitor)
+            if run is None or saved not in runs.evals(run):
+                raise gr.Error(f"{ref}: not one of your saved comparisons", print_exception=False)
+            items += C.items_from_eval(run, saved)
+            names.append(f"{run.name} {saved}")
+        if items_file:
+            items += C.items_from(items_file)
+        if not items:
+            raise gr.Error("Pick a run and one of its comparisons above, or give an items file.",
+                           print_exception=False)
+        rubric = C.Rubric(question=(question or "").strip()[:300] or C.Rubric().question,
+                          guidelines=(guidelines or "").strip()[:20000])
+        spec = C.Spec(name=(name or "").strip()[:100] or " + ".join(names)[:100] or "campaign", mode=mode or "pairwise",
+                      overlap=int(overlap or 3), publish=bool(publish), repeat=float(repeat or 0),
+                      min_gold=float(min_gold or 0.7), min_seconds=float(min_seconds or 0), rubric=rubric)
         try:
             budget.check_campaign(owner and owner_id(owner), len(items))  # how many, how large: the ledger's rule
+            cid = C.create(self.db, items, spec, C.gold_from(gold_file) if gold_file else [], owner=owner)
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        cid = C.create(self.db, items, spec, owner=owner)  # gold checks: the CLI
         return self.choices(request, cid), *self.view(cid, False, request), gr.Timer(active=True)
+
+    def comparisons(self, request) -> gr.Dropdown:
+        """Every saved comparison of the visitor's runs, for a campaign of several."""
+        owner = self.session(request).owner
+        refs = [f"{name}/{saved}" for name in runs.trained_runs(owner)
+                for saved in runs.evals(runs.find_run(name, owner))]
+        return gr.Dropdown(choices=refs)
+
+    def preview(self, mode, guidelines) -> str:
+        return safe_md((guidelines or "").strip() or C.default_guidelines(mode or "pairwise"))
+
+    def _picked(self, cid, request) -> str:
+        if not cid or cid not in {c["id"] for c in self.mine(request)}:
+            raise gr.Error("Pick one of your campaigns first.", print_exception=False)
+        return cid
+
+    def close(self, cid, request: gr.Request):
+        C.close(self.db, self._picked(cid, request))
+        return f"Closed: campaign `{safe_md(cid, True)}` takes no more answers."
+
+    def copy(self, cid, request: gr.Request):
+        cid, owner = self._picked(cid, request), self.owner(request)
+        try:
+            budget.check_campaign(owner and owner_id(owner), 0)
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        new = C.copy(self.db, cid, owner=owner)
+        return self.choices(request, new), f"Copied into a new campaign `{new}` (no answers yet; its own link)."
+
+    def export(self, cid, request: gr.Request):
+        from studio.engine.export.exporters import export_root
+
+        cid = self._picked(cid, request)
+        zipped = C.export_zip(self.db, cid, export_root() / f"campaign-{cid}.zip")
+        return gr.File(deliver(zipped), visible=True), (f"`campaign-{cid}.zip`: its answers and items as a dataset "
+                                                        "folder (`datasets.load_dataset` reads it unzipped).")
+
+    def import_zip(self, path, request: gr.Request):
+        owner = self.owner(request)
+        if public_mode() and not owner:
+            raise gr.Error("Log in to import a campaign: it is kept under your login.", print_exception=False)
+        if not path:
+            return gr.skip(), ""
+        try:
+            budget.check_campaign(owner and owner_id(owner), 0)
+            cid = C.import_zip(self.db, path, owner=owner)
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        return self.choices(request, cid), f"Imported campaign `{safe_md(cid, True)}`."
+
+    def push(self, cid, repo, token, request: gr.Request):
+        from studio.ui.identity import oauth_token
+
+        cid = self._picked(cid, request)
+        if not (repo or "").strip():
+            raise gr.Error("Type a dataset repo first (you/my-ratings).", print_exception=False)
+        if public_mode():
+            token = oauth_token(request)  # only the visitor's own login: a typed token is not taken here
+            if not token:
+                raise gr.Error("A push needs your own token, from your Hugging Face login (write scope): this "
+                               "deployment takes no typed token and never lends its own.", print_exception=False)
+        try:
+            campaign_hub.push(self.db, [cid], repo.strip(), token or None)
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        return f"Pushed campaign `{safe_md(cid, True)}` to `{safe_md(repo.strip(), True)}` (campaigns/{cid}/)."
 
     def choices(self, request, value=None) -> gr.Dropdown:
         found = self.mine(request)
@@ -131,7 +290,7 @@ class Handlers:
                    f"\n\n{RATER_LEGEND}")
         board = board_table(C.leaderboard(self.db, cid, all_raters=everyone))
         means = pd.DataFrame(scored["means"])
-        return (link, summary, gr.Dataframe(quality, visible=not quality.empty, wrap=True),
+        return (link, summary, gr.Dataframe(quality, visible=not quality.empty, wrap=True, column_widths=RATER_WIDTHS),
                 gr.Dataframe(board, visible=not board.empty, wrap=True),
                 gr.Dataframe(means.round(2), visible=not means.empty))
 
@@ -143,6 +302,9 @@ RATER_LEGEND = ("**Raters**: *answers* given of the most they are asked for; *go
                 "before; *agrees* how often they side with the others' majority; *picked A* the share of their A/B "
                 "answers that went to the side shown first (about half for a careful rater) and how likely a fair coin "
                 "is to do that (*A-bias p*); *why* the rule that excluded them; *note* what deserves a look.")
+
+
+RATER_WIDTHS = ["7%", "7%", "12%", "7%", "7%", "6%", "7%", "6%", "5%", "24%", "12%"]  # the why in full
 
 
 def _pct(x) -> str:
@@ -197,12 +359,21 @@ def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab,
     p.to_reward.click(guard(to_training("reward")), p.pick, [p.offer, p.use], api_visibility="private")
     take_offer(p.use)
     shown = [p.link, p.summary, p.raters, p.board, p.likert]
-    p.create.click(guard(h.create), [run, result, p.name, p.mode, p.overlap, p.publish], [p.pick, *shown, p.timer],
-                   api_name="campaign_create")
-    def listed(request: gr.Request):
-        return h.choices(request)
+    made_of = [run, result, p.name, p.mode, p.overlap, p.publish, p.more, p.items_file, p.gold_file, p.question,
+               p.guidelines, p.repeat, p.min_gold, p.min_seconds]
+    p.create.click(guard(h.create), made_of, [p.pick, *shown, p.timer], api_name="campaign_create")
+    gr.on([p.mode.change, p.guidelines.change], h.preview, [p.mode, p.guidelines], p.preview,
+          api_visibility="private", show_progress="hidden")
+    p.close.click(guard(h.close), p.pick, p.act, api_name="campaign_close")
+    p.copy.click(guard(h.copy), p.pick, [p.pick, p.act], api_name="campaign_copy")
+    p.export.click(guard(h.export), p.pick, [p.download, p.act], api_name="campaign_export")
+    p.import_file.upload(guard(h.import_zip), p.import_file, [p.pick, p.act], api_name="campaign_import")
+    p.push.click(guard(h.push), [p.pick, p.push_repo, p.push_token], p.act, api_name="campaign_push")
 
-    page.select(listed, None, p.pick, api_visibility="private")
+    def listed(request: gr.Request):
+        return h.choices(request), h.comparisons(request)
+
+    page.select(listed, None, [p.pick, p.more], api_visibility="private")
     gr.on([p.pick.change, p.everyone.change], guard(h.view), [p.pick, p.everyone], shown, api_name="campaign_view")
     p.pick.change(lambda cid: gr.Timer(active=bool(cid)), p.pick, p.timer, api_visibility="private")
     p.timer.tick(h.view, [p.pick, p.everyone], shown, api_visibility="private", show_progress="hidden")

@@ -91,13 +91,23 @@ def latest_eval(run: Path) -> EvalSummary | None:
     return runs.read_eval(run, names[0])[0] if names else None
 
 
-def run_leaderboard(run: Path, votes: list[dict] | None = None) -> list[dict]:
-    """The people's verdict on a run, for its card: Bradley-Terry ratings with intervals from the votes on
-    comparisons the run took part in (``votes``, else every vote in the studio's ratings), [] when none."""
-    from studio.engine.judge import human
+def people_votes() -> list[dict]:
+    """Every vote people gave in this studio: the rating pool's and every campaign's (without its excluded
+    raters)."""
+    from studio.engine.judge import campaign
     from studio.engine.judge.ratings import default_db
 
-    votes = default_db().votes() if votes is None else votes
+    db = default_db()
+    return db.votes() + campaign.all_votes(db)
+
+
+def run_leaderboard(run: Path, votes: list[dict] | None = None) -> list[dict]:
+    """The people's verdict on a run, for its card: Bradley-Terry ratings with intervals from the votes on
+    comparisons the run took part in (``votes``, else ``people_votes()``: the rating pool's and the campaigns'),
+    [] when none."""
+    from studio.engine.judge import human
+
+    votes = people_votes() if votes is None else votes
     mine = [v for v in votes if run.name in (v["system_a"], v["system_b"])]
     return human.leaderboard(mine) if mine else []
 

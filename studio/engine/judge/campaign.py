@@ -392,7 +392,7 @@ def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float,
     side = lambda u: rng.choice(models[u])  # noqa: E731 - sides drawn per showing
     open_units, taken = _open_units(c, cid, rater, spec, now, out)
     golden = sorted(gold - seen)
-    if golden and (not open_units or rng.random() < 1 / GOLD_EVERY):
+    if golden and open_units and rng.random() < 1 / GOLD_EVERY:  # checks amid the work, never instead of it
         unit = rng.choice(golden)
         return unit, side(unit), 0
     again = [u for u in plain_done if u not in repeated]
@@ -500,9 +500,10 @@ def quality(db: Ratings, cid: str) -> list[dict]:
     by_unit: dict[int, dict] = defaultdict(dict)
     for (rater, unit), r in first.items():
         by_unit[unit][rater] = r
-    out = []
-    for rater in sorted({r["rater"] for r in rows}):
-        mine = [r for r in rows if r["rater"] == rater]
+    out, by_rater = [], defaultdict(list)
+    for r in rows:
+        by_rater[r["rater"]].append(r)
+    for rater, mine in sorted(by_rater.items()):
         golds = [_right(r, gold[r["unit"]]) for r in mine if r["unit"] in gold]
         repeats = [_same(r, first[(rater, r["unit"])]) for r in mine if r["repeat"] and (rater, r["unit"]) in first]
         agree = [a for said in by_unit.values() if rater in said for a in _agrees(said[rater], said, rater)]
@@ -587,6 +588,34 @@ def votes(db: Ratings, cid: str, all_raters: bool = False) -> list[dict]:
     return [{"item_id": r["unit"], "system_a": out_units[r["unit"]]["model_a"],
              "system_b": out_units[r["unit"]]["model_b"], "winner": r["winner"], "rater": r["rater"]}
             for r in answers(db, cid) if not r["repeat"] and r["unit"] in out_units and r["rater"] not in excluded]
+
+
+def rating_rows(db: Ratings) -> list[dict]:
+    """Every campaign's answers as the rating pool's export rows (Arena battle columns, Likert scores), with the
+    campaign named: what "Export all ratings" adds to the pool's."""
+    from studio.engine.judge.ratings_io import ARENA
+
+    back = {v: k for k, v in ARENA.items()}
+    rows = []
+    for c in campaigns(db):
+        by_unit = {u["unit"]: u for u in units(db, c["id"])}
+        for a in answers(db, c["id"]):
+            u = by_unit[a["unit"]]
+            common = {"question_id": u["question_id"], "judge": a["rater"], "prompt": u["prompt"],
+                      "tstamp": a["created"], "campaign": c["id"]}
+            if a["winner"] is not None:
+                rows.append({**common, "kind": "pairwise", "model_a": u["model_a"], "model_b": u["model_b"],
+                             "winner": back[a["winner"]], "output_a": u["output_a"], "output_b": u["output_b"]})
+            else:
+                rows.append({**common, "kind": "likert", "model": u["model_a"], **{d: a[d] for d in DIMENSIONS}})
+    return rows
+
+
+def all_votes(db: Ratings) -> list[dict]:
+    """Every campaign's counted votes (the excluded raters left out), each item named by its campaign so that
+    they never mix with another campaign's or the rating pool's: what a model card counts beside the pool."""
+    return [{**v, "item_id": f"{c['id']}:{v['item_id']}", "campaign": c["id"]}
+            for c in campaigns(db) for v in votes(db, c["id"])]
 
 
 def scores(db: Ratings, cid: str, all_raters: bool = False) -> list[dict]:

@@ -25,7 +25,7 @@ from studio.engine.runs import write_atomic, write_jsonl
 ARENA = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "bothbad"}
 RISKY = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ["kind", "question_id", "judge", "model_a", "model_b", "winner", "model", *DIMENSIONS, "comment",
-           "prompt", "output_a", "output_b", "tstamp"]
+           "prompt", "output_a", "output_b", "tstamp", "campaign"]  # campaign: empty for the rating pool's rows
 
 
 def neutralise(value):
@@ -141,10 +141,11 @@ def export_rows(db: Ratings) -> list[dict]:
     return rows
 
 
-def export_file(db: Ratings, path: str | Path, rater: str | None = None) -> int:
-    """All ratings, or only ``rater``'s (what a visitor of a public deployment may take away)."""
+def export_file(db: Ratings, path: str | Path, rater: str | None = None, extra: list[dict] = ()) -> int:
+    """All ratings, or only ``rater``'s (what a visitor of a public deployment may take away); ``extra``: more rows
+    of the same columns (the campaigns' answers)."""
     p = Path(path)
-    rows = [r for r in export_rows(db) if rater is None or r["judge"] == rater]
+    rows = [r for r in [*export_rows(db), *extra] if rater is None or r["judge"] == rater]
     if p.suffix.lower() == ".jsonl":
         write_jsonl(p, ({k: r[k] for k in COLUMNS if k in r} for r in rows))
     elif p.suffix.lower() == ".csv":

@@ -13,7 +13,7 @@ import pandas as pd
 
 from studio.engine import gate, runs
 from studio.engine.export import exporters as E
-from studio.engine.judge.ratings import default_db
+from studio.engine.export.card import people_votes
 from studio.settings import public_mode, shown_path
 from studio.ui.handlers import deliver, guard
 from studio.ui.identity import oauth_token
@@ -127,7 +127,7 @@ class Handlers:
     def card_votes() -> list[dict]:
         """The votes a card may count: on a public deployment only those between this visitor's own runs and the
         base (the card's rule then keeps those on the run itself: ``card.run_leaderboard``)."""
-        votes = default_db().votes()
+        votes = people_votes()  # the rating pool's and the campaigns'
         if public_mode():
             mine = {"base", *runs.trained_runs(gate.current().owner)}
             votes = [v for v in votes if {v["system_a"], v["system_b"]} <= mine]

@@ -393,7 +393,9 @@ class Handlers:
                 raise gr.Error("Log in to export your own ratings; the operator exports them all.",
                                print_exception=False)
         path = export_root() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        export_file(self.db, path, rater=rater)
+        from studio.engine.judge import campaign
+
+        export_file(self.db, path, rater=rater, extra=campaign.rating_rows(self.db))  # the campaigns' answers too
         return deliver(path)  # to this visitor alone
 
     def to_training(self, kind: str):
