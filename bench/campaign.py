@@ -1,12 +1,13 @@
 """A rating campaign with a known truth: do its rules find the spammers, and does the leaderboard recover the
 true order without them?
 
-    python bench/campaign.py [--raters 30] [--spammers 5] [--questions 40] [--overlap 3] [--seed 0]
+    python bench/campaign.py [--raters 30] [--spammers 5] [--careless 0] [--questions 40] [--overlap 3] [--seed 0]
 
 Four systems with true Bradley-Terry ratings 1150, 1050, 950, 850 (bravo, delta, alpha, charlie); every
 question has an answer from each (6 pairs), 10 gold questions have two answers, one clearly better. Honest
 raters take 4-20 s per item, answer a pair as the true ratings make likely (5 % ties) and a gold pair right 95
-% of the time; spammers take about a second: half click at random, half always pick the left answer. Each
+% of the time; spammers take about a second: half click at random, half always pick the left answer; careless
+raters (``--careless``) always pick the left answer at an honest rater's pace, so only the sides catch them. Each
 rater asks the campaign for items until it has none for them (``campaign.next_unit`` / ``campaign.answer``,
 the calls the rater view makes), on a simulated clock. Then the same answers go through ``ratings import
 --campaign`` from a CSV into a copy.
@@ -60,6 +61,8 @@ def rater_answer(kind: str, left: str, right: str, rng: random.Random) -> tuple[
         return rng.choice(C.SIDES), rng.uniform(0.6, 1.6)
     if kind == "left":
         return "left", rng.uniform(0.8, 1.8)
+    if kind == "careless":  # always the first side, at a human pace
+        return "left", rng.uniform(4.0, 20.0)
     if "careful" in left + right:  # a gold pair: one answer is plainly better
         better = "left" if "careful" in left else "right"
         side = better if rng.random() < 0.95 else ("right" if better == "left" else "left")
@@ -71,13 +74,13 @@ def rater_answer(kind: str, left: str, right: str, rng: random.Random) -> tuple[
 
 
 def simulate(db: Ratings, raters: int = 30, spammers: int = 5, questions: int = 40, overlap: int = 3,
-             seed: int = 0) -> dict:
+             seed: int = 0, careless: int = 0) -> dict:
     rng = random.Random(seed)
     items, gold = items_and_gold(questions)
     cid = C.create(db, items, C.Spec(name="simulation", overlap=overlap, repeat=0.1, min_gold=0.7, min_seconds=3.0),
                    gold)
-    kinds = {f"rater{i:02d}": ("random" if i < (spammers + 1) // 2 else "left") if i < spammers else "honest"
-             for i in range(raters)}
+    kinds = {f"rater{i:02d}": ("random" if i < (spammers + 1) // 2 else "left") if i < spammers else
+             "careless" if i < spammers + careless else "honest" for i in range(raters)}
     clock = {r: 1_000_000.0 for r in kinds}
     shown_twice = []
     active = list(kinds)
@@ -235,6 +238,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--raters", type=int, default=30)
     p.add_argument("--spammers", type=int, default=5)
+    p.add_argument("--careless", type=int, default=0, help="raters who always pick the left side at a human pace")
     p.add_argument("--questions", type=int, default=40)
     p.add_argument("--overlap", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
@@ -251,7 +255,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         db = Ratings(Path(tmp) / "ratings.sqlite")
-        sim = simulate(db, a.raters, a.spammers, a.questions, a.overlap, a.seed)
+        sim = simulate(db, a.raters, a.spammers, a.questions, a.overlap, a.seed, a.careless)
         got = report(db, sim["campaign"], sim["kinds"])
         items, gold = items_and_gold(a.questions)
         copy = C.create(db, items, C.Spec(name="imported"), gold)

@@ -29,7 +29,9 @@ def public(tmp_path_factory):
         port = s.getsockname()[1]
     env = {**os.environ, "STUDIO_PUBLIC": "1", "STUDIO_HOME": str(home), "STUDIO_HOST": "127.0.0.1",
            "STUDIO_PORT": str(port), "STUDIO_TRUSTED_USER_HEADER": "X-Studio-User", "HF_TOKEN": "hf_operator_secret",
-           "STUDIO_MAX_STEPS": "40", "STUDIO_OPERATOR_TOKEN": "op-secret", "HF_HUB_OFFLINE": "1"}
+           "STUDIO_MAX_STEPS": "40", "STUDIO_OPERATOR_TOKEN": "op-secret", "HF_HUB_OFFLINE": "1",
+           "STUDIO_UPLOADS_PER_MINUTE": "1000"}  # the hostile walk uploads a file for every endpoint that takes one
+    # (the rate limit itself is tests/test_gateway.py's)
     log = (home / "server.log").open("w")  # read it when a test here fails
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -495,6 +497,10 @@ def test_every_endpoint_passes_the_door_as_a_hostile_visitor(public, alice_run, 
     before = log.read_text().count("\n") if log.is_file() else 0
     evil_yaml = tmp_path / "evil.yaml"  # a config naming alice's file and run, for the endpoint that loads one
     evil_yaml.write_text(f"data:\n  path: {alice_run[1]}\nmodel:\n  name: run:{alice_run[0]}\n")
+    evil_zip = tmp_path / "evil.zip"  # a campaign zip that climbs out of its folder, for the campaign import
+    with zipfile.ZipFile(evil_zip, "w") as z:
+        z.writestr("../../../outside/campaign.json", "{}")
+    given = {"/load_config": evil_yaml, "/campaign_import": evil_zip}
     answers = []
     for api, info in endpoints.items():
         if api == "/operator_stop_all":
@@ -508,7 +514,7 @@ def test_every_endpoint_passes_the_door_as_a_hostile_visitor(public, alice_run, 
                 if evil is not None and kind in ("Textbox", "Dropdown", "Code", "Markdown"):
                     args.append(evil)
                 elif kind in ("File", "UploadButton"):
-                    args.append(handle_file(str(evil_yaml if api == "/load_config" else SAMPLES / "qa.csv")))
+                    args.append(handle_file(str(given.get(api, SAMPLES / "qa.csv"))))
                 else:
                     args.append(p.get("parameter_default", p.get("example_input")))
             job = mallory.submit(*args, api_name=api)

@@ -33,6 +33,8 @@ import time
 from collections import ChainMap, OrderedDict, deque
 from types import SimpleNamespace
 
+import anyio
+
 from studio.engine import budget, gate
 from studio.settings import public_mode
 from studio.ui import identity
@@ -111,8 +113,12 @@ class Gateway:
         if sum(1 for t, _ in recent if time.time() - t < 60) >= UPLOADS_PER_MINUTE:
             gate._audit({"t": round(time.time(), 3), "action": "upload-refused", "owner": owner, "why": "rate"})
             return await _refuse(429, f"at most {UPLOADS_PER_MINUTE} uploads a minute: wait a moment", plain=True)(send)
-        declared = int(dict(scope.get("headers", [])).get(b"content-length", b"0") or 0)
-        left = (budget.USER_QUOTA_MB - budget.usage_mb(owner) - self.recent_mb(owner)) * 2**20
+        try:
+            declared = int(dict(scope.get("headers", [])).get(b"content-length", b"0") or 0)
+        except ValueError:
+            return await _refuse(400, "a Content-Length that is not a number", plain=True)(send)
+        held = await anyio.to_thread.run_sync(budget.usage_mb, owner)  # a walk of their folders: off the loop
+        left = (budget.USER_QUOTA_MB - held - self.recent_mb(owner)) * 2**20
         if declared > left:
             gate._audit({"t": round(time.time(), 3), "action": "upload-refused", "owner": owner, "why": "quota",
                          "bytes": declared})
