@@ -4,6 +4,7 @@ and rating campaigns (a frozen set of pairs, k raters each, gold checks, repeats
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -179,9 +180,9 @@ def cmd_campaign(a: argparse.Namespace) -> int:
             raise ConfigError("campaign create needs --from RUN/eval/NAME or --items FILE")
         rubric = campaign.Rubric()
         if a.guidelines:
-            rubric = campaign.replace(rubric, guidelines=Path(a.guidelines).read_text(encoding="utf-8")[:20000])
+            rubric = dataclasses.replace(rubric, guidelines=Path(a.guidelines).read_text(encoding="utf-8")[:20000])
         if a.question:
-            rubric = campaign.replace(rubric, question=a.question[:300])
+            rubric = dataclasses.replace(rubric, question=a.question[:300])
         spec = campaign.Spec(name=a.name or "campaign", mode=a.mode, overlap=a.overlap, repeat=a.repeat,
                              min_gold=a.min_gold, min_seconds=a.min_seconds, rubric=rubric)
         cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [])

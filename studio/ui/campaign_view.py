@@ -1,7 +1,7 @@
 """The rater's view of a campaign: the link ``?campaign=ID`` opens it instead of the studio. The guidelines
 first, then one pair at a time with nothing else on screen, "12 of 40", and keys A / B / T (or the buttons).
 Who rates is the login on a public deployment, a name typed here locally; what they see is the campaign's
-(``engine/judge/campaign.py``: assignment, sides, timing)."""
+(``engine/judge/campaign/``: assignment, sides, timing)."""
 
 from __future__ import annotations
 

@@ -43,7 +43,6 @@ def state(db: Ratings) -> dict[str, tuple]:
     """What a sync compares: each published campaign's state and number of answers. Published: the operator's
     own (made from the command line: no owner; the operator set the repo) and a visitor's whose owner chose to
     publish it (``Spec.publish``); another visitor's campaign never leaves the machine."""
-    C._ensure(db)
     rows = db.db.execute("SELECT c.id, c.state, c.owner, c.spec, COUNT(a.id) FROM campaigns c LEFT JOIN "
                          "campaign_answers a ON a.campaign = c.id GROUP BY c.id").fetchall()
     return {cid: (s, n) for cid, s, owner, spec, n in rows

@@ -18,7 +18,7 @@ from pathlib import Path
 
 DIMENSIONS = ("quality", "relevance", "coherence", "helpfulness")
 WINNERS = ("a", "b", "tie", "bothbad")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS = {1: """
 CREATE TABLE raters (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL);
 CREATE TABLE items (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, prompt TEXT NOT NULL,
@@ -37,7 +37,25 @@ CREATE TABLE votes (id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES 
                     rater_id INTEGER NOT NULL REFERENCES raters(id), client_key TEXT UNIQUE,
                     created REAL NOT NULL, current INTEGER NOT NULL DEFAULT 1);
 CREATE UNIQUE INDEX votes_current ON votes(item_id, system_a, system_b, rater_id) WHERE current = 1;
-"""}
+""",
+    2: """
+CREATE TABLE IF NOT EXISTS campaigns (id TEXT PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL,
+                                      state TEXT NOT NULL DEFAULT 'open', created REAL NOT NULL, owner TEXT);
+CREATE TABLE IF NOT EXISTS campaign_units (campaign TEXT NOT NULL REFERENCES campaigns(id), unit INTEGER NOT NULL,
+                                           question_id TEXT NOT NULL, prompt TEXT NOT NULL, model_a TEXT NOT NULL,
+                                           model_b TEXT NOT NULL, output_a TEXT NOT NULL, output_b TEXT NOT NULL,
+                                           gold TEXT, kind TEXT NOT NULL DEFAULT 'pair', scores TEXT,
+                                           PRIMARY KEY (campaign, unit));
+CREATE TABLE IF NOT EXISTS campaign_shown (campaign TEXT NOT NULL, rater TEXT NOT NULL, unit INTEGER NOT NULL,
+                                           left_model TEXT NOT NULL, repeat INTEGER NOT NULL, shown REAL NOT NULL,
+                                           PRIMARY KEY (campaign, rater, unit, repeat));
+CREATE TABLE IF NOT EXISTS campaign_answers (id INTEGER PRIMARY KEY, campaign TEXT NOT NULL, rater TEXT NOT NULL,
+                                             unit INTEGER NOT NULL, left_model TEXT NOT NULL,
+                                             winner TEXT CHECK (winner IN ('a', 'b', 'tie')),
+                                             quality INTEGER, relevance INTEGER, coherence INTEGER,
+                                             helpfulness INTEGER, seconds REAL, repeat INTEGER NOT NULL,
+                                             created REAL NOT NULL, UNIQUE (campaign, rater, unit, repeat))
+"""}  # rating campaigns (``campaign``): "IF NOT EXISTS", as a database of the first version may have them
 
 
 def default_db() -> Ratings:
