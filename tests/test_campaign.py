@@ -721,3 +721,62 @@ def test_export_all_ratings_carries_the_campaigns_answers(tmp_path):
     assert {r["campaign"] for r in rows} == {cid} and {r["judge"] for r in rows} == {"ann"}
     assert all(r["winner"] in ("model_a", "model_b", "tie") and r["prompt"] and r["output_a"] for r in rows)
     assert export_file(db, tmp_path / "bob.csv", rater="bob", extra=C.rating_rows(db)) == 0  # only one's own
+
+
+def test_with_a_share_per_rater_the_progress_total_is_what_each_rater_is_given(tmp_path):
+    """Without a share, "N of M" was an upper bound (every item, every repeat, every gold check: 274 where a rater
+    gave 39); with ``per_rater`` each rater is given their share, its repeats and a gold check in every few, and
+    the total said from the first item on is what they end at."""
+    items, gold = B.items_and_gold(10, gold_questions=4)  # 10 questions x 4 systems: 60 pairs, and 4 gold pairs
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, items, C.Spec(name="t", overlap=2, repeat=0.2, per_rater=8, min_seconds=0), gold)
+    assert C.planned(db, cid) == 8 + 1 + 2  # the share, a fifth of it again, a check in about every four
+    gold_units = {u["unit"] for u in C.units(db, cid) if u["gold"] is not None}
+    for seed, r in enumerate(("ann", "bob", "cid", "dan")):
+        seen = rate_all(db, cid, r, lambda shown, rng: rng.choice(("left", "right")), seed=seed)
+        assert {s.total for s in seen} == {11}
+        plain = [s for s in seen if not s.repeat and s.unit not in gold_units]
+        assert len(plain) == 8 and len(seen) <= 11, [(s.unit, s.repeat) for s in seen]
+        assert sum(s.repeat for s in seen) == 1 and sum(s.unit in gold_units for s in seen) <= 2
+    assert C.coverage(db, cid)["needed"] == 60 * 2 - 4 * 8  # four shares of 8 toward 60 pairs x 2 raters
+
+
+def test_a_draft_is_previewed_and_marked_with_gold_then_opened(tmp_path):
+    """Gold came only from a file; now the owner sees each pair as raters will (sides drawn), marks the known
+    answers, and opens the campaign; until then nobody rates it, and afterwards its gold is fixed."""
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, pairs(4), C.Spec(name="t", overlap=1, repeat=0.0, min_seconds=0), draft=True)
+    assert C.state_of(db, cid) == "draft" and C.next_unit(db, cid, "ann") is None  # nobody rates a draft
+    rng = random.Random(3)
+    shown = [C.preview(db, cid, i, rng) for i in range(12)]
+    assert C.preview(db, cid, 12, rng) is None and {s.total for s in shown} == {12}
+    assert {s.left_model for s in shown} == {"x", "y", "z"}  # sides drawn as for a rater
+    first = shown[0]  # x0 vs y0 (sides drawn): the owner says the answer shown first is better
+    u = C.units(db, cid)[0]
+    C.mark_gold(db, cid, first.unit, "a" if first.left_model == u["model_a"] else "b")
+    C.mark_gold(db, cid, shown[1].unit, "tie")
+    C.mark_gold(db, cid, shown[1].unit, None)  # unmarked again
+    golden = {x["unit"]: x["gold"] for x in C.units(db, cid) if x["gold"] is not None}
+    assert golden == {first.unit: "a" if first.left_model == u["model_a"] else "b"}
+    assert C.checks_said(db, cid) == "; some have a known answer"
+    with pytest.raises(StudioError, match="a, b or tie"):
+        C.mark_gold(db, cid, 2, "left")
+    C.open_draft(db, cid)
+    with pytest.raises(StudioError, match="draft only"):
+        C.mark_gold(db, cid, 2, "a")
+    with pytest.raises(StudioError, match="only a draft"):
+        C.open_draft(db, cid)
+    right = "left" if first.left_model == u["model_a"] else "right"  # not the side: the known winner
+    seen = rate_all(db, cid, "ann", lambda s, rng: right if s.unit == first.unit and s.left_model == first.left_model
+                    else ("left" if s.unit != first.unit else ("right" if right == "left" else "left")), seed=1)
+    assert first.unit in {s.unit for s in seen}
+    q = C.quality(db, cid)[0]
+    assert q["gold_answers"] == 1 and q["gold_accuracy"] == 1.0
+
+
+def test_every_item_gold_is_refused_when_opening(tmp_path):
+    db = Ratings(tmp_path / "r.sqlite")
+    cid = C.create(db, pairs(1, ("x", "y")), C.Spec(name="t"), draft=True)
+    C.mark_gold(db, cid, 0, "a")
+    with pytest.raises(StudioError, match="leave some"):
+        C.open_draft(db, cid)

@@ -118,6 +118,11 @@ def _campaign_commands(sub) -> None:
     r.add_argument("--mode", default="pairwise", choices=("pairwise", "likert", "both"),
                    help="pairs of answers, single answers scored 1-5 per dimension, or both")
     r.add_argument("--overlap", type=int, default=3, help="raters per pair")
+    r.add_argument("--per-rater", type=int, default=0,
+                   help="items a rater is given at most (default 0: as many as still need raters)")
+    r.add_argument("--draft", action="store_true",
+                   help="nobody rates it until `campaign open ID`; meanwhile its link shows you what raters will "
+                        "see and lets you mark gold pairs")
     r.add_argument("--gold", help="JSONL rows of question_id, model_a, model_b, winner: pairs with a known answer")
     r.add_argument("--repeat", type=float, default=0.1, help="share of a rater's answers shown to them again")
     r.add_argument("--min-gold", type=float, default=0.7, help="exclude raters surely below this gold accuracy")
@@ -134,9 +139,9 @@ def _campaign_commands(sub) -> None:
     r.add_argument("--api-key", default="none")
     r.add_argument("--json", action="store_true")
     for name in ("list", "quality", "leaderboard", "scores", "metrics", "coverage", "export", "import", "close", "push",
-                 "copy"):
+                 "copy", "open"):
         r = cs.add_parser(name)
-        if name in ("quality", "leaderboard", "scores", "metrics", "coverage", "export", "close", "push", "copy"):
+        if name not in ("list", "import"):
             r.add_argument("id")
         if name == "copy":
             r.add_argument("--name", help="the copy's name (default: NAME (copy))")
@@ -184,9 +189,15 @@ def cmd_campaign(a: argparse.Namespace) -> int:
         if a.question:
             rubric = dataclasses.replace(rubric, question=a.question[:300])
         spec = campaign.Spec(name=a.name or "campaign", mode=a.mode, overlap=a.overlap, repeat=a.repeat,
-                             min_gold=a.min_gold, min_seconds=a.min_seconds, rubric=rubric)
-        cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [])
-        print(json.dumps({"id": cid}) if a.json else f"campaign {cid}: raters open it with ?campaign={cid}")
+                             min_gold=a.min_gold, min_seconds=a.min_seconds, rubric=rubric, per_rater=a.per_rater)
+        cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [], draft=a.draft)
+        print(json.dumps({"id": cid}) if a.json else
+              f"campaign {cid}: " + (f"a draft: open ?campaign={cid} to see it as raters will and mark gold pairs, "
+                                     f"then `studio campaign open {cid}`" if a.draft else
+                                     f"raters open it with ?campaign={cid}"))
+    elif a.action == "open":
+        campaign.open_draft(db, a.id)
+        print(f"campaign {a.id} is open: raters open it with ?campaign={a.id}")
     elif a.action in ("quality", "leaderboard", "scores", "metrics", "coverage", "list"):
         _campaign_tables(a, db)
     elif a.action == "judge":

@@ -27,53 +27,72 @@ The package: ``store`` (spec, units, answers; make, copy, close), ``assign`` (wh
 ``dataset`` (export, import, Arena battles, the dataset card), ``judges`` (a judge beside the people).
 """
 
-from studio.engine.judge.campaign.assign import GOLD_EVERY, answer, next_unit, planned
-from studio.engine.judge.campaign.dataset import (
-                                                  ANSWER_FIELDS,
-                                                  UNIT_FIELDS,
-                                                  ZIP_MAX_MB,
-                                                  card,
-                                                  export,
-                                                  export_zip,
-                                                  import_battles,
-                                                  import_export,
-                                                  import_zip,
+from studio.engine.judge.campaign.assign import (
+    GOLD_EVERY,
+    answer,
+    next_unit,
+    planned,
 )
-from studio.engine.judge.campaign.judges import JUDGE_PROMPT, endpoint_judge, judge_agreement, judge_units, reward_judge
-from studio.engine.judge.campaign.raters import excluded, quality
+from studio.engine.judge.campaign.dataset import (
+    ANSWER_FIELDS,
+    UNIT_FIELDS,
+    ZIP_MAX_MB,
+    card,
+    export,
+    export_zip,
+    import_battles,
+    import_export,
+    import_zip,
+)
+from studio.engine.judge.campaign.judges import (
+    JUDGE_PROMPT,
+    endpoint_judge,
+    judge_agreement,
+    judge_units,
+    reward_judge,
+)
+from studio.engine.judge.campaign.raters import (
+    excluded,
+    quality,
+)
 from studio.engine.judge.campaign.results import (
-                                                  all_votes,
-                                                  alpha,
-                                                  coverage,
-                                                  human_vs_metric,
-                                                  leaderboard,
-                                                  likert,
-                                                  preference_rows,
-                                                  rating_rows,
-                                                  scores,
-                                                  votes,
+    all_votes,
+    alpha,
+    coverage,
+    human_vs_metric,
+    leaderboard,
+    likert,
+    preference_rows,
+    rating_rows,
+    scores,
+    votes,
 )
 from studio.engine.judge.campaign.store import (
-                                                  ANCHORS,
-                                                  HOLD_S,
-                                                  MODES,
-                                                  SIDES,
-                                                  Rubric,
-                                                  Shown,
-                                                  Spec,
-                                                  answers,
-                                                  campaigns,
-                                                  checks_said,
-                                                  close,
-                                                  copy,
-                                                  create,
-                                                  default_guidelines,
-                                                  gold_from,
-                                                  guidelines,
-                                                  items_from,
-                                                  items_from_eval,
-                                                  spec_of,
-                                                  units,
+    ANCHORS,
+    HOLD_S,
+    MODES,
+    SIDES,
+    Rubric,
+    Shown,
+    Spec,
+    answers,
+    campaigns,
+    checks_said,
+    close,
+    copy,
+    create,
+    default_guidelines,
+    gold_from,
+    guidelines,
+    items_from,
+    items_from_eval,
+    mark_gold,
+    open_draft,
+    owner_of,
+    preview,
+    spec_of,
+    state_of,
+    units,
 )
 from studio.engine.judge.ratings import DIMENSIONS
 
@@ -82,5 +101,6 @@ __all__ = ["ANCHORS", "ANSWER_FIELDS", "DIMENSIONS", "GOLD_EVERY", "HOLD_S", "JU
            "campaigns", "card", "checks_said", "close", "copy", "coverage", "create", "default_guidelines",
            "endpoint_judge", "excluded", "export", "export_zip", "gold_from", "guidelines", "human_vs_metric",
            "import_battles", "import_export", "import_zip", "items_from", "items_from_eval", "judge_agreement",
-           "judge_units", "leaderboard", "likert", "next_unit", "planned", "preference_rows", "quality",
-           "rating_rows", "reward_judge", "scores", "spec_of", "units", "votes"]
+           "judge_units", "leaderboard", "likert", "mark_gold", "next_unit", "open_draft", "owner_of", "planned",
+           "preference_rows", "preview", "quality", "rating_rows", "reward_judge", "scores", "spec_of", "state_of",
+           "units", "votes"]

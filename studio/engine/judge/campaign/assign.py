@@ -59,13 +59,25 @@ def _open_units(c, cid: str, rater: str, spec: Spec, now: float, out: set[str] =
 
 
 def planned(db: Ratings, cid: str) -> int:
-    """How many answers a rater is asked for at most: every item once, the repeats the campaign plans and every
-    gold check. Fixed when the campaign is made, so a rater's "N of M" never moves under them (a rater the others
-    leave less to finishes early, and is told so)."""
+    """How many answers a rater is asked for at most: their share of the items (``Spec.per_rater``, else every
+    item once), the repeats the campaign plans on it and the gold checks they may get. Fixed when the campaign is
+    made, so a rater's "N of M" never moves under them (a rater the others leave less to finishes early, and is
+    told so)."""
     spec = spec_of(db, cid)
     plain, gold = db.db.execute("SELECT SUM(gold IS NULL), SUM(gold IS NOT NULL) FROM campaign_units WHERE "
                                 "campaign = ?", (cid,)).fetchone()
-    return (plain or 0) + int(spec.repeat * (plain or 0)) + (gold or 0)
+    share = _share(spec, plain or 0)
+    return share + int(spec.repeat * share) + _gold_share(spec, share, gold or 0)
+
+
+def _share(spec: Spec, plain: int) -> int:
+    return min(spec.per_rater, plain) if spec.per_rater else plain
+
+
+def _gold_share(spec: Spec, share: int, gold: int) -> int:
+    """Gold checks a rater may get: all of them, or with a share of the items about one check in ``GOLD_EVERY``
+    answers (at least one)."""
+    return min(gold, max(1, -(-share // (GOLD_EVERY - 1)))) if spec.per_rater else gold
 
 
 def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float, out: set[str] = frozenset()
@@ -83,7 +95,10 @@ def _assign(c, cid: str, rater: str, spec: Spec, rng: random.Random, now: float,
     repeated = {u for u, rep in mine if rep}
     side = lambda u: rng.choice(models[u])  # noqa: E731 - sides drawn per showing
     open_units, taken = _open_units(c, cid, rater, spec, now, out)
-    golden = sorted(gold - seen)
+    share = _share(spec, len(models) - len(gold))
+    if spec.per_rater and len({u for u in seen if u not in gold}) >= share:
+        open_units = []  # their share is given: repeats still owed come, nothing new
+    golden = sorted(gold - seen) if len(gold & seen) < _gold_share(spec, share, len(gold)) else []
     if golden and open_units and rng.random() < 1 / GOLD_EVERY:  # checks amid the work, never instead of it
         unit = rng.choice(golden)
         return unit, side(unit), 0

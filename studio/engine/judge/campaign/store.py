@@ -5,6 +5,7 @@ ratings database's (``ratings.MIGRATIONS``)."""
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from collections import defaultdict
@@ -42,6 +43,7 @@ class Spec:
     name: str
     mode: str = "pairwise"
     overlap: int = 3  # raters per unit
+    per_rater: int = 0  # items a rater is given at most (0: as many as still need raters), so "N of M" is exact
     repeat: float = 0.1  # share of a rater's answers shown to them again
     min_gold: float = 0.7  # gold accuracy below this excludes a rater
     min_seconds: float = 3.0  # a median time per item below this excludes a rater
@@ -162,13 +164,17 @@ def gold_from(path: str | Path) -> list[dict]:
     return out
 
 
-def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), owner: str | None = None) -> str:
+def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), owner: str | None = None,
+           draft: bool = False) -> str:
     """A campaign of every pair of systems that answered each question (pairwise), of every answer alone to be
-    scored 1-5 on each dimension (likert), or both; gold pairs become gold units."""
+    scored 1-5 on each dimension (likert), or both; gold pairs become gold units. ``draft``: nobody rates it until
+    its owner opens it (``open_draft``); meanwhile they may see it as raters will and mark gold pairs
+    (``mark_gold``)."""
     if spec.mode not in MODES:
         raise StudioError(f"campaign mode {spec.mode!r}: one of {', '.join(MODES)}")
-    if spec.overlap < 1 or not 0 <= spec.repeat < 1 or not 0 <= spec.min_gold <= 1:
-        raise StudioError("a campaign needs --overlap >= 1, --repeat in [0, 1) and --min-gold in [0, 1]")
+    if spec.overlap < 1 or not 0 <= spec.repeat < 1 or not 0 <= spec.min_gold <= 1 or spec.per_rater < 0:
+        raise StudioError("a campaign needs --overlap >= 1, --repeat in [0, 1), --min-gold in [0, 1] and "
+                          "--per-rater >= 0")
     by_q: dict[str, dict] = defaultdict(lambda: {"prompt": "", "outputs": {}, "scores": {}})
     for it in items:
         q = by_q[it["question_id"]]
@@ -205,8 +211,8 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
         raise DataError("the items give no pair to rate: each question needs answers from at least two systems")
     cid = uuid.uuid4().hex[:12]
     with db.write() as c:
-        c.execute("INSERT INTO campaigns (id, name, spec, created, owner) VALUES (?, ?, ?, ?, ?)",
-                  (cid, spec.name, json.dumps(asdict(spec)), time.time(), owner))
+        c.execute("INSERT INTO campaigns (id, name, spec, state, created, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                  (cid, spec.name, json.dumps(asdict(spec)), "draft" if draft else "open", time.time(), owner))
         c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, *u) for n, u in enumerate(units)])
     return cid
@@ -267,3 +273,56 @@ def close(db: Ratings, cid: str) -> None:
     spec_of(db, cid)
     with db.write() as c:
         c.execute("UPDATE campaigns SET state = 'closed' WHERE id = ?", (cid,))
+
+
+def state_of(db: Ratings, cid: str) -> str:
+    """draft (its owner previews it and marks gold; nobody rates), open, or closed."""
+    row = db.db.execute("SELECT state FROM campaigns WHERE id = ?", (cid,)).fetchone()
+    if row is None:
+        raise StudioError(f"no campaign {cid!r} (studio campaign list shows them)")
+    return row[0]
+
+
+def owner_of(db: Ratings, cid: str) -> str | None:
+    row = db.db.execute("SELECT owner FROM campaigns WHERE id = ?", (cid,)).fetchone()
+    return None if row is None else row[0]
+
+
+def mark_gold(db: Ratings, cid: str, unit: int, winner: str | None) -> None:
+    """In a draft: the known answer of a pair (``a`` / ``b`` / ``tie``, of its model_a and model_b), or None to
+    make it an ordinary pair again. A gold pair checks raters and is not counted in the results."""
+    if winner not in ("a", "b", "tie", None):
+        raise StudioError(f"a gold answer is a, b or tie, got {winner!r}")
+    with db.write() as c:
+        row = c.execute("SELECT state FROM campaigns WHERE id = ?", (cid,)).fetchone()
+        if row is None or row[0] != "draft":
+            raise StudioError("gold is marked in a draft only: once raters answer, the campaign is fixed")
+        kind = c.execute("SELECT kind FROM campaign_units WHERE campaign = ? AND unit = ?", (cid, unit)).fetchone()
+        if kind is None or kind[0] != "pair":
+            raise StudioError(f"unit {unit} is not a pair of this campaign")
+        c.execute("UPDATE campaign_units SET gold = ? WHERE campaign = ? AND unit = ?", (winner, cid, unit))
+
+
+def open_draft(db: Ratings, cid: str) -> None:
+    """A draft opened to raters: from now on it is fixed (gold included)."""
+    with db.write() as c:
+        row = c.execute("SELECT state FROM campaigns WHERE id = ?", (cid,)).fetchone()
+        if row is None or row[0] != "draft":
+            raise StudioError("only a draft is opened (this campaign is open or closed already)")
+        plain = c.execute("SELECT COUNT(*) FROM campaign_units WHERE campaign = ? AND gold IS NULL",
+                          (cid,)).fetchone()[0]
+        if not plain:
+            raise StudioError("every item is marked gold: leave some for the raters to judge")
+        c.execute("UPDATE campaigns SET state = 'open' WHERE id = ?", (cid,))
+
+
+def preview(db: Ratings, cid: str, index: int, rng: random.Random) -> Shown | None:
+    """The ``index``-th unit of a draft as a rater would see it (sides drawn), for its owner to check and mark:
+    ``done`` is its place, ``total`` the number of units; None past the last."""
+    all_units = units(db, cid)
+    if not 0 <= index < len(all_units):
+        return None
+    u = all_units[index]
+    left = rng.choice((u["model_a"], u["model_b"])) if u["kind"] == "pair" else u["model_a"]
+    texts = (u["output_a"], u["output_b"]) if left == u["model_a"] else (u["output_b"], u["output_a"])
+    return Shown(u["unit"], u["prompt"], *texts, u["kind"], left, False, index, len(all_units))
