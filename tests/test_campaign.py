@@ -234,6 +234,12 @@ def test_the_cli_contract(tmp_path):
                               "--json", home=home))
     prefs = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert said["pairs"] == len(prefs) == 12 and all(p["chosen"].startswith("alpha") for p in prefs)
+    made = json.loads(run_cli("campaign", "create", "--items", str(items_file), "--draft", "--per-rater", "4",
+                              "--json", home=home))
+    assert made["preview"].startswith(f"?campaign={made['id']}&prepare=")
+    assert "is open" in run_cli("campaign", "open", made["id"], home=home)
+    listed = json.loads(run_cli("campaign", "list", "--json", home=home))
+    assert {c["id"]: c["state"] for c in listed}[made["id"]] == "open"
 
 
 @pytest.mark.integration

@@ -264,6 +264,15 @@ def test_rate_tab_pairs_likert_results_and_dpo_data(url, tmp_path):
     kinds = {u["kind"] for u in C.units(default_db(), cid)}
     assert kinds == {"pair", "single"} and C.spec_of(default_db(), cid).overlap == 2
 
+    # a draft, made through the API like the page: nobody rates it until it is opened, then it takes answers
+    made = c.predict(run.name, "r1", "a draft", "pairwise", 1, False, True, api_name="/campaign_create")
+    draft = next(c["id"] for c in C.campaigns(default_db()) if c["name"] == "a draft")
+    assert f"prepare={C.draft_key(default_db(), draft)}" in str(made)
+    assert c.predict(draft, "ann", api_name="/campaign_next") == {"done": True}
+    assert "Open: raters may rate" in str(c.predict(draft, api_name="/campaign_open"))
+    assert c.predict(draft, "ann", api_name="/campaign_next")["done"] is False
+    assert C.draft_key(default_db(), draft) is None  # the preview link's key is spent
+
 
 def test_export_tab_gives_the_adapter_zip(url):
     from conftest import tiny_config

@@ -725,8 +725,78 @@ def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(pa
     assert len(answers) == len(C_answers(cid)) and set(answers["rater"]) == {"al", "fay", "dee"}
 
 
+
+def test_an_owner_marks_gold_in_a_drafts_rater_view_opens_it_and_a_rater_rates_in_the_browser(page, url, tmp_path):
+    """Gold came only from a file. Now the owner makes a draft, opens its link and sees each pair as raters will,
+    marks the one whose answer they know; nobody can rate until they press Open for raters; then a rater rates
+    with the keys, with a fixed share ("N of 4"), and the campaign's ranking shows in the Rate tab's Results."""
+    import json
+
+    items = [{"question_id": f"q{i}", "prompt": f"Which is {i} + {i}?", "model": m, "output": f"{m} says {2 * i}"}
+             for i in range(4) for m in ("left-model", "right-model")]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    page.goto(url)
+    page.get_by_role("tab", name="Rate").click()
+    page.get_by_role("tab", name="Campaigns").click()
+    page.fill("#campaign-name input, #campaign-name textarea", "drafted")
+    set_number(page, "campaign-overlap", "1")
+    page.check("#campaign-draft input")
+    page.get_by_text("More comparisons, an items file, gold, guidelines and rules").click()
+    page.set_input_files("#campaign-items input[type=file]", str(tmp_path / "items.jsonl"))
+    page.fill("#campaign-repeat input[type=number]", "0")
+    page.press("#campaign-repeat input[type=number]", "Tab")
+    set_number(page, "campaign-per-rater", "3")
+    page.click("#campaign-create")
+    says(page, "#campaign-link", "A draft")
+    said = page.inner_text("#campaign-link")
+    preview = said.split("open ")[1].split()[0].strip("*")  # the owner's preview link, with its key
+    cid = preview.split("?campaign=")[1].split("&")[0]
+    assert "&prepare=" in preview
+
+    view = page.context.browser.new_page(viewport={"width": 1400, "height": 1200})
+    view.goto(preview)
+    says(view, "#cv-guidelines", "A draft: only you see it")
+    view.click("#cv-start")
+    says(view, "#cv-progress", "Draft: item 1 of 4")
+    view.click("#cv-gold-a")  # the answer shown first is the right one
+    says(view, "#cv-progress", "1 marked gold")
+    view.screenshot(path=str(ARTIFACTS / "20-campaign-draft-gold.png"), full_page=True)
+    marked = [u for u in C_units(cid) if u["gold"] is not None]
+    assert len(marked) == 1 and marked[0]["gold"] in ("a", "b")
+
+    rater = page.context.browser.new_page(viewport={"width": 1400, "height": 1200})
+    rater.goto(f"{url}?campaign={cid}")
+    says(rater, "#cv-guidelines", "not open yet")
+    page.click("#campaign-open")
+    says(page, "#campaign-act", "1 gold pairs")
+    rater.goto(f"{url}?campaign={cid}")
+    says(rater, "#cv-guidelines", "some have a known answer")
+    rater.fill("#cv-name input, #cv-name textarea", "rita")
+    rater.press("#cv-name input, #cv-name textarea", "Enter")
+    says(rater, "#cv-progress", "1 of 4")  # 3 items and 1 gold check: the total said from the start
+    done = "document.body.innerText.includes('every pair this campaign needs from you')"
+    seen = 0
+    while seen < 6 and not rater.evaluate(done):
+        seen += 1
+        rater.keyboard.press("a")
+        rater.wait_for_function(f"{shown('#cv-progress')}.includes('{seen + 1} of 4') || {done}", timeout=45000)
+    assert 3 <= seen <= 4 and len([a for a in C_answers(cid) if a["rater"] == "rita"]) == seen
+
+    page.get_by_role("tab", name="Results").click()
+    page.wait_for_function(f"{shown('#rate-campaigns')}.includes('drafted')", timeout=30000)
+    table = page.inner_text("#rate-campaigns")
+    assert "left-model" in table and "right-model" in table and "3 of 3" in table, table
+
+
 def C_answers(cid):
     from studio.engine.judge import campaign as C
     from studio.engine.judge.ratings import default_db
 
     return C.answers(default_db(), cid)
+
+
+def C_units(cid):
+    from studio.engine.judge import campaign as C
+    from studio.engine.judge.ratings import default_db
+
+    return C.units(default_db(), cid)

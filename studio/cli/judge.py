@@ -179,22 +179,7 @@ def cmd_campaign(a: argparse.Namespace) -> int:
 
     db = default_db()
     if a.action == "create":
-        items = [it for src in a.sources for it in campaign.items_from_eval(*_eval_source(src))]
-        items += campaign.items_from(a.items) if a.items else []
-        if not items:
-            raise ConfigError("campaign create needs --from RUN/eval/NAME or --items FILE")
-        rubric = campaign.Rubric()
-        if a.guidelines:
-            rubric = dataclasses.replace(rubric, guidelines=Path(a.guidelines).read_text(encoding="utf-8")[:20000])
-        if a.question:
-            rubric = dataclasses.replace(rubric, question=a.question[:300])
-        spec = campaign.Spec(name=a.name or "campaign", mode=a.mode, overlap=a.overlap, repeat=a.repeat,
-                             min_gold=a.min_gold, min_seconds=a.min_seconds, rubric=rubric, per_rater=a.per_rater)
-        cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [], draft=a.draft)
-        print(json.dumps({"id": cid}) if a.json else
-              f"campaign {cid}: " + (f"a draft: open ?campaign={cid} to see it as raters will and mark gold pairs, "
-                                     f"then `studio campaign open {cid}`" if a.draft else
-                                     f"raters open it with ?campaign={cid}"))
+        _campaign_create(a, db)
     elif a.action == "open":
         campaign.open_draft(db, a.id)
         print(f"campaign {a.id} is open: raters open it with ?campaign={a.id}")
@@ -237,6 +222,28 @@ def cmd_campaign(a: argparse.Namespace) -> int:
         campaign.close(db, a.id)
         print(f"campaign {a.id} is closed")
     return 0
+
+
+def _campaign_create(a: argparse.Namespace, db) -> None:
+    from studio.engine.judge import campaign
+
+    items = [it for src in a.sources for it in campaign.items_from_eval(*_eval_source(src))]
+    items += campaign.items_from(a.items) if a.items else []
+    if not items:
+        raise ConfigError("campaign create needs --from RUN/eval/NAME or --items FILE")
+    rubric = campaign.Rubric()
+    if a.guidelines:
+        rubric = dataclasses.replace(rubric, guidelines=Path(a.guidelines).read_text(encoding="utf-8")[:20000])
+    if a.question:
+        rubric = dataclasses.replace(rubric, question=a.question[:300])
+    spec = campaign.Spec(name=a.name or "campaign", mode=a.mode, overlap=a.overlap, repeat=a.repeat,
+                         min_gold=a.min_gold, min_seconds=a.min_seconds, rubric=rubric, per_rater=a.per_rater)
+    cid = campaign.create(db, items, spec, campaign.gold_from(a.gold) if a.gold else [], draft=a.draft)
+    key = campaign.draft_key(db, cid)
+    print(json.dumps({"id": cid, **({"preview": f"?campaign={cid}&prepare={key}"} if key else {})}) if a.json else
+          f"campaign {cid}: " + (f"a draft: open ?campaign={cid}&prepare={key} (your preview link) to see it as "
+                                 f"raters will and mark gold pairs, then `studio campaign open {cid}`" if key else
+                                 f"raters open it with ?campaign={cid}"))
 
 
 def _campaign_tables(a: argparse.Namespace, db) -> None:

@@ -1,11 +1,14 @@
 """The rater's view of a campaign: the link ``?campaign=ID`` opens it instead of the studio. The guidelines
 first, then one pair at a time with nothing else on screen, "12 of 40", and keys A / B / T (or the buttons).
 Who rates is the login on a public deployment, a name typed here locally; what they see is the campaign's
-(``engine/judge/campaign/``: assignment, sides, timing)."""
+(``engine/judge/campaign/``: assignment, sides, timing). A draft's preview link (``&prepare=KEY``, shown only on
+its owner's page) gives the same view, item by item, with buttons that mark a pair's known answer (gold); its plain link
+says it is not open yet."""
 
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass
 
 import gradio as gr
@@ -56,9 +59,13 @@ class View:
     pair: gr.Column  # two answers, A / B / tie
     left: gr.Markdown
     right: gr.Markdown
+    answers: gr.Row  # A / tie / B
     a: gr.Button
     tie: gr.Button
     b: gr.Button
+    draft: gr.State  # a draft's preview: its link's key, and the item shown to its owner (index, unit, left side)
+    marks: gr.Row  # a draft's gold buttons
+    gold: list  # gold: A / tie / B, not gold, next
     single: gr.Column  # one answer, scored 1-5 on each dimension
     one: gr.Markdown
     dims: list
@@ -81,17 +88,29 @@ def build(studio: gr.Column) -> View:
                 with gr.Row(equal_height=True):
                     left = gr.Markdown(elem_id="cv-left", container=True)
                     right = gr.Markdown(elem_id="cv-right", container=True)
-                with gr.Row():
+                with gr.Row() as answers:
                     a = gr.Button("A is better (A)", elem_id="cv-a")
                     tie = gr.Button("Tie (T)", elem_id="cv-t")
                     b = gr.Button("B is better (B)", elem_id="cv-b")
+            with gr.Row(visible=False) as marks:
+                gold = [gr.Button(text, elem_id=f"cv-gold-{key}", variant="primary" if key == "next" else "secondary")
+                        for key, text in GOLD_BUTTONS]
             with gr.Column(visible=False) as single:
                 one = gr.Markdown(elem_id="cv-one", container=True)
                 dims = [gr.Radio([1, 2, 3, 4, 5], label=d, info=" · ".join(C.ANCHORS[d]), elem_id=f"cv-dim-{d}",
                                  elem_classes=["cv-dim"]) for d in DIMENSIONS]
                 submit = gr.Button("Submit (Enter)", variant="primary", elem_id="cv-submit")
-    return View(studio, column, campaign, unit, guidelines, name, start, item, progress, prompt, pair, left, right, a,
-                tie, b, single, one, dims, submit)
+        draft = gr.State(None)
+    return View(studio, column, campaign, unit, guidelines, name, start, item, progress, prompt, pair, left, right,
+                answers, a, tie, b, draft, marks, gold, single, one, dims, submit)
+
+
+DRAFT_SAID = ("**A draft: only you see it.** Start, and each item comes as raters will see it (the sides drawn at "
+              "random). Mark a pair whose better answer you know as gold (it then checks the raters, unannounced, and "
+              "is not counted in the results), or go on with Next. Raters get nothing until you open the campaign "
+              "from the Campaigns tab (Open for raters).")
+GOLD_BUTTONS = (("a", "Gold: A is better"), ("tie", "Gold: a tie"), ("b", "Gold: B is better"),
+                ("none", "Not gold"), ("next", "Next item"))
 
 
 class Handlers:
@@ -107,7 +126,8 @@ class Handlers:
     def open(self, request: gr.Request) -> dict:
         """The link's campaign: its guidelines instead of the studio (whose column is hidden), or the studio."""
         v = self.v
-        cid = str((getattr(request, "query_params", None) or {}).get("campaign") or "")[:64]
+        query = getattr(request, "query_params", None) or {}
+        cid, key = str(query.get("campaign") or "")[:64], str(query.get("prepare") or "")[:64]
         if not cid:
             return {v.column: gr.Column(visible=False), v.studio: gr.Column(visible=True)}
         rater_view = {v.column: gr.Column(visible=True), v.studio: gr.Column(visible=False)}
@@ -126,17 +146,79 @@ class Handlers:
         # a neutral title: the campaign's own name (which may say which system is which) is the owner's alone
         text = (f"# {safe_md(spec.rubric.question, True)}\n\n{safe_md(C.guidelines(spec))}\n\n" + " ".join(how)
                 + f" One item at a time{checks}. Type your name (or log in) and press **Enter** to start.")
-        return {**rater_view, v.campaign: cid, v.guidelines: text}
+        if C.state_of(self.db, cid) == "draft":
+            if not self.may_prepare(cid, key):
+                return {**rater_view, v.start: gr.Button(visible=False),
+                        v.guidelines: "This campaign is not open yet: its owner is still preparing it. Come back "
+                                      "to this link later."}
+            text = f"{DRAFT_SAID}\n\n---\n\n{text}"
+        return {**rater_view, v.campaign: cid, v.guidelines: text, v.draft: {"key": key} if key else None}
+
+    def may_prepare(self, cid: str, key: str | None) -> bool:
+        """A draft is previewed and marked through the key its owner's page alone shows (``C.draft_key``)."""
+        expected = C.draft_key(self.db, cid)
+        return bool(expected and key and secrets.compare_digest(expected, key))
+
+    def preview(self, cid: str, key: str, index: int, note: str = "") -> dict:
+        """The draft's ``index``-th item as raters will see it, with the gold buttons (its owner's view)."""
+        v, shown = self.v, C.preview(self.db, cid, index, random.Random())
+        if shown is None:
+            return {v.item: gr.Column(visible=False),
+                    v.guidelines: f"{note}**That was the last item.** Open the campaign for raters from the "
+                                  "Campaigns tab (Open for raters), or reload this link to look again."}
+        units = C.units(self.db, cid)
+        u = next(x for x in units if x["unit"] == shown.unit)
+        marked = sum(x["gold"] is not None for x in units)
+        said = {"a": "A", "b": "B"}
+        if u["gold"] is None:
+            now = "not gold"
+        elif u["gold"] == "tie":
+            now = "gold: a tie"
+        else:  # the known winner, as the side it is shown on now
+            now = f"gold: {said['a' if (u['gold'] == 'a') == (shown.left_model == u['model_a']) else 'b']} is better"
+        single = shown.kind == "single"
+        return {**self.item(shown, cid), v.answers: gr.Row(visible=False),
+                v.marks: gr.Row(visible=True), **{button: gr.Button(interactive=not single or key == "next")
+                                                  for button, (key, _) in zip(v.gold, GOLD_BUTTONS)},
+                v.draft: {"key": key, "index": index, "unit": shown.unit, "left": shown.left_model},
+                v.progress: f"{note}**Draft: item {index + 1} of {shown.total}** · {marked} marked gold · this one: "
+                            f"{now}" + (" (single answers are not marked)" if single else "")}
+
+    def mark(self, key: str):
+        def handler(cid, draft):
+            if not cid or not draft or "unit" not in draft:
+                raise gr.Error("Open the draft's preview link and start first.", print_exception=False)
+            if not self.may_prepare(cid, draft["key"]):
+                raise gr.Error("This campaign is not a draft any more (or this is not its preview link): its gold "
+                               "is fixed.", print_exception=False)
+            note = ""
+            if key != "next":
+                u = next(x for x in C.units(self.db, cid) if x["unit"] == draft["unit"])
+                winner = None if key == "none" else "tie" if key == "tie" else \
+                    "a" if (key == "a") == (draft["left"] == u["model_a"]) else "b"  # the side, as model_a / model_b
+                try:
+                    C.mark_gold(self.db, cid, draft["unit"], winner)
+                except StudioError as e:
+                    raise gr.Error(str(e), print_exception=False) from None
+                note = f"Item {draft['index'] + 1}: {'not gold' if winner is None else 'marked gold'}. "
+            return self.preview(cid, draft["key"], draft["index"] + 1, note)
+        handler.__name__ = f"campaign_gold_{key}"
+        return handler
 
     def show(self, cid: str, rater: str):
         shown = C.next_unit(self.db, cid, rater, random.Random())
         if shown is None:
             return {self.v.item: gr.Column(visible=False), self.v.unit: None,
                     self.v.guidelines: "**Thank you: that is every pair this campaign needs from you.**"}
+        v = self.v
+        return {**self.item(shown, cid), v.unit: shown.unit, v.progress: f"**{shown.done + 1} of {shown.total}**",
+                v.answers: gr.Row(visible=True), v.marks: gr.Row(visible=False), v.draft: None}
+
+    def item(self, shown: C.Shown, cid: str) -> dict:
+        """What is on screen for an item, a rater's or a draft's preview alike."""
         v, single = self.v, shown.kind == "single"
         anchors = C.spec_of(self.db, cid).rubric.anchors
-        return {v.item: gr.Column(visible=True), v.unit: shown.unit,
-                v.progress: f"**{shown.done + 1} of {shown.total}**",
+        return {v.item: gr.Column(visible=True),
                 v.prompt: f"**Prompt**\n\n{safe_md(shown.prompt, links=False)}",
                 v.pair: gr.Column(visible=not single), v.single: gr.Column(visible=single),
                 v.left: f"**A**\n\n{safe_md(shown.left, links=False)}",
@@ -145,11 +227,14 @@ class Handlers:
                 **{box: gr.Radio(value=None, info=" · ".join(anchors.get(d, C.ANCHORS[d])))
                    for box, d in zip(v.dims, DIMENSIONS)}}
 
-    def begin(self, cid, name, request: gr.Request):
+    def begin(self, cid, name, draft, request: gr.Request):
         if not cid:
             raise gr.Error("Open a campaign's link to rate.", print_exception=False)
-        rater = self.rater(name, request)
-        out = self.show(cid, rater)
+        key = (draft or {}).get("key")
+        if key and self.may_prepare(cid, key):
+            out = self.preview(cid, key, 0)
+        else:
+            out = self.show(cid, self.rater(name, request))
         return {self.v.start: gr.Button(visible=False), self.v.name: gr.Textbox(interactive=False), **out}
 
     def scored(self, cid, unit, name, quality, relevance, coherence, helpfulness, request: gr.Request):
@@ -212,11 +297,16 @@ def api(h: Handlers) -> None:
 def wire(v: View, demo: gr.Blocks) -> None:
     h = Handlers(v)
     api(h)
-    demo.load(h.open, None, [v.column, v.studio, v.campaign, v.guidelines, v.start], api_visibility="private")
+    demo.load(h.open, None, [v.column, v.studio, v.campaign, v.guidelines, v.start, v.draft],
+              api_visibility="private")
     demo.load(None, None, None, js=KEYS_JS)
-    shown = [v.item, v.unit, v.progress, v.prompt, v.pair, v.single, v.left, v.right, v.one, *v.dims, v.guidelines]
-    v.start.click(guard(h.begin), [v.campaign, v.name], [v.start, v.name, *shown], api_name="campaign_start")
-    v.name.submit(guard(h.begin), [v.campaign, v.name], [v.start, v.name, *shown], api_visibility="private")  # Enter
+    shown = [v.item, v.unit, v.progress, v.prompt, v.pair, v.single, v.left, v.right, v.one, *v.dims, v.guidelines,
+             v.answers, v.marks, *v.gold, v.draft]
+    v.start.click(guard(h.begin), [v.campaign, v.name, v.draft], [v.start, v.name, *shown], api_name="campaign_start")
+    v.name.submit(guard(h.begin), [v.campaign, v.name, v.draft], [v.start, v.name, *shown],
+                  api_visibility="private")  # Enter
     for button, side in ((v.a, "left"), (v.tie, "tie"), (v.b, "right")):
         button.click(guard(h.answer(side)), [v.campaign, v.unit, v.name], shown, api_name=f"campaign_{side}")
     v.submit.click(guard(h.scored), [v.campaign, v.unit, v.name, *v.dims], shown, api_name="campaign_scores")
+    for button, (key, _) in zip(v.gold, GOLD_BUTTONS):
+        button.click(guard(h.mark(key)), [v.campaign, v.draft], shown, api_visibility="private")

@@ -27,6 +27,9 @@ class Panel:
     mode: gr.Dropdown
     overlap: gr.Number
     publish: gr.Checkbox
+    draft: gr.Checkbox
+    per_rater: gr.Number
+    open: gr.Button
     create: gr.Button
     pick: gr.Dropdown
     everyone: gr.Checkbox
@@ -83,8 +86,10 @@ def _making() -> dict:
         publish = gr.Checkbox(False, label="publish its answers to the ratings repo", scale=1,
                               elem_id="campaign-publish", visible=campaign_hub.from_env() is not None,
                               info="the deployment's dataset on the hub: prompts, answers, raters' logins and times")
+        draft = gr.Checkbox(False, label="a draft first", scale=1, elem_id="campaign-draft",
+                            info="see it through its link as raters will and mark gold pairs; then Open for raters")
         create = gr.Button("Make a campaign", variant="primary", elem_id="campaign-create", scale=2)
-    return {"name": name, "mode": mode, "overlap": overlap, "publish": publish, "create": create}
+    return {"name": name, "mode": mode, "overlap": overlap, "publish": publish, "draft": draft, "create": create}
 
 
 def _more() -> dict:
@@ -109,8 +114,10 @@ def _more() -> dict:
                                  elem_id="campaign-min-gold")
             min_seconds = gr.Number(3.0, label="exclude a median under this many seconds an item", minimum=0,
                                     elem_id="campaign-min-seconds")
-    return {"more": more, "items_file": items_file, "gold_file": gold_file, "question": question,
-            "guidelines": guidelines, "preview": preview, "repeat": repeat, "min_gold": min_gold,
+            per_rater = gr.Number(0, label="items per rater (0: as many as still need raters)", precision=0,
+                                  minimum=0, elem_id="campaign-per-rater")
+    return {"per_rater": per_rater, "more": more, "items_file": items_file, "gold_file": gold_file,
+            "question": question, "guidelines": guidelines, "preview": preview, "repeat": repeat, "min_gold": min_gold,
             "min_seconds": min_seconds}
 
 
@@ -120,6 +127,7 @@ def _picking() -> dict:
         everyone = gr.Checkbox(False, label="results with the excluded raters too", scale=1,
                                elem_id="campaign-everyone")
     with gr.Row():
+        open_ = gr.Button("Open for raters (a draft)", size="sm", elem_id="campaign-open")
         close = gr.Button("Close (no more answers)", size="sm", elem_id="campaign-close")
         copy = gr.Button("Copy (same items and rules, no answers)", size="sm", elem_id="campaign-copy")
         export = gr.Button("Export (zip of its dataset folder)", size="sm", elem_id="campaign-export")
@@ -133,7 +141,7 @@ def _picking() -> dict:
             push_token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password", visible=not public_mode())
             push = gr.Button("Push the picked campaign", elem_id="campaign-push")
     act = gr.Markdown(elem_id="campaign-act")
-    return {"pick": pick, "everyone": everyone, "close": close, "copy": copy, "export": export,
+    return {"pick": pick, "everyone": everyone, "open": open_, "close": close, "copy": copy, "export": export,
             "download": download, "import_file": import_file, "push_repo": push_repo, "push_token": push_token,
             "push": push, "act": act}
 
@@ -165,8 +173,8 @@ class Handlers:
     def mine(self, request) -> list[dict]:
         return C.campaigns(self.db, self.owner(request), everyone=not public_mode())
 
-    def create(self, run_name, result, name, mode, overlap, publish=False, more=None, items_file=None,
-               gold_file=None, question="", guidelines="", repeat=0.1, min_gold=0.7, min_seconds=3.0,
+    def create(self, run_name, result, name, mode, overlap, publish=False, draft=False, more=None, items_file=None,
+               gold_file=None, question="", guidelines="", repeat=0.1, min_gold=0.7, min_seconds=3.0, per_rater=0,
                request: gr.Request = None):
         """A campaign of the comparison picked above and any more of the visitor's comparisons, and/or an items
         file; gold from a file; the question, guidelines and rules as set here."""
@@ -192,10 +200,12 @@ class Handlers:
                           guidelines=(guidelines or "").strip()[:20000])
         spec = C.Spec(name=(name or "").strip()[:100] or " + ".join(names)[:100] or "campaign", mode=mode or "pairwise",
                       overlap=int(overlap or 3), publish=bool(publish), repeat=float(repeat or 0),
-                      min_gold=float(min_gold or 0.7), min_seconds=float(min_seconds or 0), rubric=rubric)
+                      min_gold=float(min_gold or 0.7), min_seconds=float(min_seconds or 0), rubric=rubric,
+                      per_rater=max(0, int(per_rater or 0)))
         try:
             budget.check_campaign(owner and owner_id(owner), len(items))  # how many, how large: the ledger's rule
-            cid = C.create(self.db, items, spec, C.gold_from(gold_file) if gold_file else [], owner=owner)
+            cid = C.create(self.db, items, spec, C.gold_from(gold_file) if gold_file else [], owner=owner,
+                           draft=bool(draft))
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
         return self.choices(request, cid), *self.view(cid, False, request), gr.Timer(active=True)
@@ -214,6 +224,15 @@ class Handlers:
         if not cid or cid not in {c["id"] for c in self.mine(request)}:
             raise gr.Error("Pick one of your campaigns first.", print_exception=False)
         return cid
+
+    def open_draft(self, cid, request: gr.Request):
+        cid = self._picked(cid, request)
+        try:
+            C.open_draft(self.db, cid)
+        except StudioError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        marked = sum(u["gold"] is not None for u in C.units(self.db, cid))
+        return f"Open: raters may rate campaign `{safe_md(cid, True)}` now ({marked} gold pairs, fixed from now on)."
 
     def close(self, cid, request: gr.Request):
         C.close(self.db, self._picked(cid, request))
@@ -276,7 +295,15 @@ class Handlers:
             return "", "", *(gr.Dataframe(value=None, visible=False),) * 3
         spec, cover, alpha = C.spec_of(self.db, cid), C.coverage(self.db, cid), C.alpha(self.db, cid, everyone)
         host = (getattr(request, "headers", None) or {}).get("host", "")
-        link = f"Raters open **{safe_md(f'http://{host}/?campaign={cid}' if host else f'?campaign={cid}', True)}**"
+        url = safe_md(f"http://{host}/?campaign={cid}" if host else f"?campaign={cid}", True)
+        link = f"Raters open **{url}**"
+        if C.state_of(self.db, cid) == "draft":
+            key = C.draft_key(self.db, cid) or ""
+            mine = safe_md(f"http://{host}/?campaign={cid}&prepare={key}" if host else
+                           f"?campaign={cid}&prepare={key}", True)
+            link = (f"**A draft**: open **{mine}** (your preview link: keep it to yourself) to see it as raters "
+                    f"will and mark gold pairs, then press Open for raters. Raters will open **{url}**; until then "
+                    "it tells them it is not open yet.")
         quality = rater_table(C.quality(self.db, cid), cover)
         small = " (few ratings yet: read the intervals)" if cover["complete"] < 10 else ""
         scored = C.likert(self.db, cid, everyone)
@@ -338,6 +365,18 @@ def board_table(rows: list[dict]) -> pd.DataFrame:
         "comparisons": r["n"], "": "few votes: read the interval" if r.get("small") else ""} for r in rows])
 
 
+def overview(db, found: list[dict]) -> pd.DataFrame:
+    """Every campaign the visitor may see, each model's place in it (kept raters only): what the Rate tab's
+    Results show beside the rating pool's, so that a campaign's verdict is not only on its own page."""
+    rows = []
+    for c in found:
+        cover = C.coverage(db, c["id"])
+        for r in board_table(C.leaderboard(db, c["id"])).to_dict("records"):
+            rows.append({"campaign": c["name"], "state": c["state"],
+                         "items done": f"{cover['complete']} of {cover['units']}", **r})
+    return pd.DataFrame(rows)
+
+
 def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab, offer, take_offer) -> None:
     """``offer(session, rows, kind)`` and ``take_offer(button)`` are the Rate tab's: the votes become training
     data the same way, whichever tab they come from."""
@@ -359,11 +398,13 @@ def wire(p: Panel, run: gr.Dropdown, result: gr.Dropdown, session, page: gr.Tab,
     p.to_reward.click(guard(to_training("reward")), p.pick, [p.offer, p.use], api_visibility="private")
     take_offer(p.use)
     shown = [p.link, p.summary, p.raters, p.board, p.likert]
-    made_of = [run, result, p.name, p.mode, p.overlap, p.publish, p.more, p.items_file, p.gold_file, p.question,
-               p.guidelines, p.repeat, p.min_gold, p.min_seconds]
+    made_of = [run, result, p.name, p.mode, p.overlap, p.publish, p.draft, p.more, p.items_file, p.gold_file,
+               p.question, p.guidelines, p.repeat, p.min_gold, p.min_seconds, p.per_rater]
     p.create.click(guard(h.create), made_of, [p.pick, *shown, p.timer], api_name="campaign_create")
     gr.on([p.mode.change, p.guidelines.change], h.preview, [p.mode, p.guidelines], p.preview,
           api_visibility="private", show_progress="hidden")
+    p.open.click(guard(h.open_draft), p.pick, p.act, api_name="campaign_open").then(
+        guard(h.view), [p.pick, p.everyone], shown, api_visibility="private")
     p.close.click(guard(h.close), p.pick, p.act, api_name="campaign_close")
     p.copy.click(guard(h.copy), p.pick, [p.pick, p.act], api_name="campaign_copy")
     p.export.click(guard(h.export), p.pick, [p.download, p.act], api_name="campaign_export")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 DIMENSIONS = ("quality", "relevance", "coherence", "helpfulness")
 WINNERS = ("a", "b", "tie", "bothbad")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS = {1: """
 CREATE TABLE raters (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL);
 CREATE TABLE items (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, prompt TEXT NOT NULL,
@@ -55,7 +55,10 @@ CREATE TABLE IF NOT EXISTS campaign_answers (id INTEGER PRIMARY KEY, campaign TE
                                              quality INTEGER, relevance INTEGER, coherence INTEGER,
                                              helpfulness INTEGER, seconds REAL, repeat INTEGER NOT NULL,
                                              created REAL NOT NULL, UNIQUE (campaign, rater, unit, repeat))
-"""}  # rating campaigns (``campaign``): "IF NOT EXISTS", as a database of the first version may have them
+""",  # rating campaigns (``campaign``): "IF NOT EXISTS", as a database of the first version may have them
+    3: """
+ALTER TABLE campaigns ADD COLUMN draft_key TEXT
+"""}  # a draft's preview link carries this key: only its owner's page shows it
 
 
 def default_db() -> Ratings:

@@ -69,6 +69,8 @@ class RateTab:
     likert: gr.Dataframe
     agree: gr.Dataframe
     versus: gr.Dataframe
+    in_campaigns: gr.Dataframe
+    results_tab: gr.Tab
     export: gr.Button
     export_file: gr.File
     to_dpo: gr.Button
@@ -112,7 +114,7 @@ def build() -> RateTab:
             comment = gr.Textbox(label="Comment (optional)")
             submit = gr.Button("Submit rating", elem_id="likert-submit")
             progress = gr.Markdown(elem_id="likert-progress")
-        with gr.Tab("Results"):
+        with gr.Tab("Results") as results_tab:
             refresh = gr.Button("Refresh results", elem_id="rate-refresh", size="sm")
             note = gr.Markdown(NO_RESULTS, elem_id="rate-note")
             board = gr.Dataframe(label="Leaderboard (Bradley-Terry, Elo scale, 95% bootstrap CI)", interactive=False,
@@ -122,6 +124,9 @@ def build() -> RateTab:
             agree = gr.Dataframe(label="Rater agreement", interactive=False, visible=False)
             versus = gr.Dataframe(label="Which metric agrees with people (Kendall's tau, per item)", interactive=False,
                                   visible=False)
+            in_campaigns = gr.Dataframe(label="Rating campaigns (their kept raters; each campaign ranks its own "
+                                              "items)", interactive=False, visible=False, elem_id="rate-campaigns",
+                                        wrap=True)
             with gr.Row():
                 export = gr.Button("Export all ratings (CSV)")
                 to_dpo = gr.Button("Train on these votes (DPO)", variant="primary", elem_id="rate-dpo")
@@ -132,7 +137,8 @@ def build() -> RateTab:
         panel = campaigns.build()
     return RateTab(page, rater, run, result, add, upload, pool, next_pair, prompt, out_a, out_b, votes, reveal,
                    next_one, one_prompt, one_output, dims, comment, submit, progress, refresh, note, board, likert,
-                   agree, versus, export, export_file, to_dpo, to_reward, offer, use_votes, panel)
+                   agree, versus, in_campaigns, results_tab, export, export_file, to_dpo, to_reward, offer, use_votes,
+                   panel)
 
 
 
@@ -344,6 +350,16 @@ class Handlers:
         self.db.rate(one.item, one.system, rater, dict(zip(DIMENSIONS, map(int, scores))), comment or "")
         return self.refreshed(self.show_one(k, typed, request), request)
 
+    def campaigns(self, request) -> list[dict]:
+        """The campaigns this visitor's results show: all locally, their own on a public deployment."""
+        from studio.engine.judge import campaign
+
+        return campaign.campaigns(self.db, username(request) if public_mode() else None, everyone=not public_mode())
+
+    def campaign_results(self, request: gr.Request):
+        frame = campaigns.overview(self.db, self.campaigns(request))
+        return gr.Dataframe(value=frame, visible=not frame.empty)
+
     def results(self, request: gr.Request):
         """The results as they stand: the Refresh button and opening the tab always send them."""
         return self.current(request)[1]
@@ -395,7 +411,9 @@ class Handlers:
         path = export_root() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         from studio.engine.judge import campaign
 
-        export_file(self.db, path, rater=rater, extra=campaign.rating_rows(self.db))  # the campaigns' answers too
+        mine = {c["id"] for c in self.campaigns(request)}  # not another owner's: its answers name its systems
+        extra = [r for r in campaign.rating_rows(self.db) if r["campaign"] in mine]
+        export_file(self.db, path, rater=rater, extra=extra)  # the campaigns' answers too
         return deliver(path)  # to this visitor alone
 
     def to_training(self, kind: str):
@@ -466,7 +484,9 @@ def wire(t: RateTab, ctx: Context) -> None:
     t.next_one.click(guard(h.next_one), [key, t.rater], one_out, api_name="rate_next_answer")
     t.submit.click(guard(h.submit), [key, t.rater, *t.dims, t.comment], one_out + after, api_name="rate_submit",
                    trigger_mode="once", concurrency_limit=4, concurrency_id="ratings")
-    gr.on([t.refresh.click, t.page.select], h.results, None, after[1:], api_name="rate_results")
+    gr.on([t.refresh.click, t.page.select, t.results_tab.select], h.results, None, after[1:], api_name="rate_results")
+    gr.on([t.refresh.click, t.page.select, t.results_tab.select], guard(h.campaign_results), None, t.in_campaigns,
+          api_visibility="private", show_progress="hidden")
     t.export.click(guard(h.export), None, t.export_file, api_name="rate_export")
     t.to_dpo.click(guard(h.to_training("dpo")), None, [t.offer, t.use_votes], api_name="rate_to_dpo")
     t.to_reward.click(guard(h.to_training("reward")), None, [t.offer, t.use_votes], api_name="rate_to_reward")

@@ -82,6 +82,7 @@ from studio.engine.judge.campaign.store import (
     copy,
     create,
     default_guidelines,
+    draft_key,
     gold_from,
     guidelines,
     items_from,
@@ -98,7 +99,7 @@ from studio.engine.judge.ratings import DIMENSIONS
 
 __all__ = ["ANCHORS", "ANSWER_FIELDS", "DIMENSIONS", "GOLD_EVERY", "HOLD_S", "JUDGE_PROMPT", "MODES", "SIDES",
            "UNIT_FIELDS", "ZIP_MAX_MB", "Rubric", "Shown", "Spec", "all_votes", "alpha", "answer", "answers",
-           "campaigns", "card", "checks_said", "close", "copy", "coverage", "create", "default_guidelines",
+           "campaigns", "card", "checks_said", "close", "copy", "coverage", "create", "default_guidelines", "draft_key",
            "endpoint_judge", "excluded", "export", "export_zip", "gold_from", "guidelines", "human_vs_metric",
            "import_battles", "import_export", "import_zip", "items_from", "items_from_eval", "judge_agreement",
            "judge_units", "leaderboard", "likert", "mark_gold", "next_unit", "open_draft", "owner_of", "planned",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import time
 import uuid
 from collections import defaultdict
@@ -211,8 +212,10 @@ def create(db: Ratings, items: list[dict], spec: Spec, gold: list[dict] = (), ow
         raise DataError("the items give no pair to rate: each question needs answers from at least two systems")
     cid = uuid.uuid4().hex[:12]
     with db.write() as c:
-        c.execute("INSERT INTO campaigns (id, name, spec, state, created, owner) VALUES (?, ?, ?, ?, ?, ?)",
-                  (cid, spec.name, json.dumps(asdict(spec)), "draft" if draft else "open", time.time(), owner))
+        c.execute("INSERT INTO campaigns (id, name, spec, state, created, owner, draft_key) VALUES "
+                  "(?, ?, ?, ?, ?, ?, ?)",
+                  (cid, spec.name, json.dumps(asdict(spec)), "draft" if draft else "open", time.time(), owner,
+                   secrets.token_urlsafe(16) if draft else None))
         c.executemany("INSERT INTO campaign_units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       [(cid, n, *u) for n, u in enumerate(units)])
     return cid
@@ -286,6 +289,13 @@ def state_of(db: Ratings, cid: str) -> str:
 def owner_of(db: Ratings, cid: str) -> str | None:
     row = db.db.execute("SELECT owner FROM campaigns WHERE id = ?", (cid,)).fetchone()
     return None if row is None else row[0]
+
+
+def draft_key(db: Ratings, cid: str) -> str | None:
+    """The key a draft's preview link carries (``?campaign=ID&prepare=KEY``): whoever has it previews the draft and
+    marks its gold, so only its owner's page shows it; None once the campaign is open."""
+    row = db.db.execute("SELECT draft_key, state FROM campaigns WHERE id = ?", (cid,)).fetchone()
+    return row[0] if row and row[1] == "draft" else None
 
 
 def mark_gold(db: Ratings, cid: str, unit: int, winner: str | None) -> None:
