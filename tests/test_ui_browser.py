@@ -786,6 +786,7 @@ def test_an_owner_marks_gold_in_a_drafts_rater_view_opens_it_and_a_rater_rates_i
     page.wait_for_function(f"{shown('#rate-campaigns')}.includes('drafted')", timeout=30000)
     table = page.inner_text("#rate-campaigns")
     assert "left-model" in table and "right-model" in table and "3 of 3" in table, table
+    page.locator("#rate-campaigns").screenshot(path=str(ARTIFACTS / "21-campaigns-in-results.png"))
 
 
 def C_answers(cid):
