@@ -20,11 +20,18 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         raise ConfigError(f"{run}: not a run directory (no config.yaml)")
     settings = StudioConfig.load(run / "config.yaml").with_overrides(a.set or []).eval
     say = (lambda m: None) if a.json else (lambda m: print(m, file=sys.stderr))
-    s = evaluate_run(run, data=a.data, limit=a.limit, settings=settings, name=a.name, progress=say)
+    s = evaluate_run(run, data=a.data, limit=a.limit, settings=settings, name=a.name, progress=say,
+                     leave_out_seen=a.leave_out_seen)
     if a.json:
         print(json.dumps({**s.to_dict(), "dir": s.dir}, indent=1))
         return 0
     print(f"{s.examples} examples from {s.eval_set}; results in {s.dir}")
+    o = s.overlap_with_training
+    if o.get("exact") or o.get("near"):
+        print(f"{'left out' if o.get('left_out') else 'among them'}: {o['exact']} prompts the run trained on (the "
+              f"same once case, spaces and punctuation are set aside) and {o['near']} nearly the same"
+              + ("" if o.get("left_out") else "; a metric is called better only when the other prompts say so too "
+                                               "(--leave-out-seen compares on those alone)"))
     print(f"{'metric':20s} {'base [95% CI]':>28s} {'tuned [95% CI]':>28s} {'delta':>9s} {'p':>7s}  verdict")
     for m, d in s.delta.items():
         print(f"{m:20s} {s.base[m].cell():>28s} {s.tuned[m].cell():>28s} {d.value:+9.4g} {d.p_value:7.3f}  "
@@ -89,6 +96,8 @@ def add_commands(sub) -> None:
     s.add_argument("--data", help="evaluate on this file instead of the run's validation split")
     s.add_argument("--limit", type=int, help="at most N examples (default eval.limit)")
     s.add_argument("--name", help="the results folder under RUN_DIR/eval/ (default: a timestamp)")
+    s.add_argument("--leave-out-seen", action="store_true",
+                   help="compare only the prompts that are not (nearly) among the run's training prompts")
     s.add_argument("--set", action="append", metavar="eval.KEY=VALUE", help="generation settings")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_evaluate)

@@ -2,7 +2,8 @@
 trains.
 
 Contract: ``inspect_data(path, ...) -> Inspection`` with the report (format, counts, token lengths
-for the chosen tokenizer: min, median, p95, max; rows over max_length; empty and duplicate rows;
+for the chosen tokenizer: min, median, p95, max; rows over max_length; empty rows; exact duplicates (normalised)
+and groups of near-duplicate prompts with their row numbers (``dedup.report``);
 notices; problems by row), every example's token length, and the first examples as the model
 sees them. ``check_data`` is its report. Unreadable files raise ``DataError`` (one line).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from studio.config import ModelConfig
 from studio.engine import runs
+from studio.engine.data import dedup
 from studio.engine.data.encode import encode, length_stats, segments
 from studio.engine.data.formats import default_objective, load_examples
 from studio.engine.models import RUN_PREFIX, family_objective, load_tokenizer, resolve_model
@@ -52,7 +54,8 @@ def inspect_data(path: str | Path, fmt: str = "auto", columns: dict | None = Non
     enc = encode(loaded.examples, tokenizer, objective, max_length, pack=pack)
     notices = r.notices + list(model_notices) + enc.notices + _kto_note(loaded)
     report = {"file": r.file, "format": r.format, "objective": objective, "model": model, "records": r.records,
-              "examples": r.examples, "empty": r.empty, "duplicates": r.duplicates, "columns": r.columns,
+              "examples": r.examples, "empty": r.empty, **dedup.report(loaded.examples, loaded.where),
+              "columns": r.columns,
               "max_length": max_length, "lengths": length_stats(enc.lengths, max_length),
               "tokens_total": enc.tokens_total, "tokens_trained": enc.tokens_used,
               "no_target_after_truncation": enc.no_target, "notices": notices, "problems": r.problems}
@@ -86,7 +89,15 @@ def report_lines(r: dict) -> list[str]:
              f"{r['examples']} usable",
              f"tokens ({r['model']}): min {ln['min']}, median {ln['median']}, p95 {ln['p95']}, max {ln['max']}; "
              f"{ln['over_max_length']} over max_length {r['max_length']} (truncated)",
-             f"empty rows dropped: {r['empty']}; duplicate rows: {r['duplicates']}; columns: {', '.join(r['columns'])}"]
+             f"empty rows dropped: {r['empty']}; duplicate rows: {r['duplicates']} (the same once case, spaces and "
+             f"punctuation are set aside); near-duplicate prompts: {r.get('near_duplicates', 0)} more; columns: "
+             f"{', '.join(r['columns'])}"]
+    groups = r.get("duplicate_where") or []
+    if groups:
+        lines.append("prompts that are (nearly) the same, kept on one side of the train / validation split: "
+                     + "; ".join(", ".join(g[:6]) + (f" and {len(g) - 6} more" if len(g) > 6 else "")
+                                 for g in groups[:10]) + (f"; and {len(groups) - 10} more groups" if len(groups) > 10
+                                                          else ""))
     lines += [f"note: {n}" for n in r["notices"]]
     lines += [f"problem: {p}" for p in r["problems"][:50]]
     if len(r["problems"]) > 50:

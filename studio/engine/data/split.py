@@ -1,9 +1,9 @@
 """The train / validation split, decided once and stored with the run.
 
-Contract: ``make_split(path, n, val_size, seed) -> Split``: seeded, sorted index lists and the data
-file's SHA-256. The run directory keeps it as ``split.json``; evaluation reads the validation
-examples from it and refuses, in one line, when the data file has changed since training (a
-re-derived split would silently be another one).
+Contract: ``make_split(path, n, val_size, seed, groups=...) -> Split``: seeded, sorted index lists and the
+data file's SHA-256; each group of near-duplicate prompts on one side. The run directory keeps it as
+``split.json``; evaluation reads the validation examples from it and refuses, in one line, when the data file
+has changed since training (a re-derived split would silently be another one).
 """
 
 from __future__ import annotations
@@ -45,11 +45,21 @@ class Split:
                                 "are gone; evaluate on a file instead")
 
 
-def split_indices(n: int, val_size: float, seed: int) -> tuple[list[int], list[int]]:
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
+def split_indices(n: int, val_size: float, seed: int, groups: list[list[int]] | None = None
+                  ) -> tuple[list[int], list[int]]:
+    """Seeded (train, validation) indices. ``groups``: rows that must stay on one side (near-duplicate prompts,
+    ``dedup.groups``): whole groups go to validation while they fit, so no prompt is held out while another
+    wording of it trains. Without groups (or with none found) the split is the one every earlier run made."""
+    grouped = {i for g in groups or [] for i in g}
+    units = sorted([sorted(g) for g in groups or []] + [[i] for i in range(n) if i not in grouped])
+    random.Random(seed).shuffle(units)
     n_val = 0 if val_size == 0 or n < 2 else min(n - 1, max(1, round(n * val_size)))
-    return sorted(order[n_val:]), sorted(order[:n_val])
+    val: list[int] = []
+    for unit in units:
+        if len(val) + len(unit) <= n_val:
+            val += unit
+    held = set(val)
+    return [i for i in range(n) if i not in held], sorted(val)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -61,10 +71,11 @@ def file_sha256(path: str | Path) -> str:
 
 
 def make_split(path: str | Path, n: int, val_size: float, seed: int, val_path: str | Path = "",
-               n_val: int = 0) -> Split:
-    """Seeded indices; with a separate validation file, all of ``path`` trains and all of ``val_path`` validates."""
+               n_val: int = 0, groups: list[list[int]] | None = None) -> Split:
+    """Seeded indices; with a separate validation file, all of ``path`` trains and all of ``val_path`` validates.
+    ``groups``: rows kept on one side (``split_indices``)."""
     if val_path:
         return Split(Path(path).name, file_sha256(path), list(range(n)), list(range(n_val)), Path(val_path).name,
                      file_sha256(val_path))
-    train, val = split_indices(n, val_size, seed)
+    train, val = split_indices(n, val_size, seed, groups)
     return Split(Path(path).name, file_sha256(path), train, val)

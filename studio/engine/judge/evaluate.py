@@ -21,8 +21,9 @@ import torch
 
 from studio.config import EvalConfig, StudioConfig
 from studio.engine import runs
+from studio.engine.data import dedup
 from studio.engine.data.formats import as_conversation, load_examples
-from studio.engine.data.split import Split, split_indices
+from studio.engine.data.split import Split, file_sha256, split_indices
 from studio.engine.errors import DataError
 from studio.engine.judge import metrics as M
 from studio.engine.judge.generate import auto_max_new_tokens, base_of, generate, load_pair, reference_nll
@@ -75,14 +76,43 @@ def eval_set(run: Path | None, cfg: StudioConfig, data: str | None = None, promp
     return [to_pair(loaded.examples[i]) for i in val[:limit]]
 
 
+def asked(messages: list[dict]) -> str:
+    """What a prompt asks, as compared with the training prompts: its user turns."""
+    return "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "user")
+
+
+def training_prompts(run: Path, cfg: StudioConfig) -> list[str]:
+    """The prompts the run trained on (its stored split's training rows), as ``asked`` gives them; none when the
+    data is gone or changed (nothing can be said then)."""
+    d = cfg.data
+    stored = Split.load(run)
+    try:
+        if stored is not None and file_sha256(d.path) != stored.data_sha256:
+            return []
+        loaded = load_examples(d.path, d.format, d.columns, d.limit, d.system_prompt)
+    except (DataError, OSError):
+        return []
+    rows = stored.train if stored is not None else range(len(loaded.examples))
+    return [asked(to_pair(loaded.examples[i])[0]) for i in rows if i < len(loaded.examples)]
+
+
 def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str] | None = None,
                  limit: int | None = None, settings: EvalConfig | None = None, name: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> EvalSummary:
+                 progress: Callable[[str], None] | None = None, leave_out_seen: bool = False) -> EvalSummary:
+    """``leave_out_seen``: compare only the prompts that are not (nearly) among the run's training prompts."""
     run = Path(run_dir)
     cfg = StudioConfig.load(run / "config.yaml")
     s = settings or cfg.eval
     say = progress or (lambda msg: None)
     pairs = eval_set(run, cfg, data, prompts, limit)
+    flags = dedup.overlap(training_prompts(run, cfg), [asked(q) for q, _ in pairs])
+    overlap = {**dedup.counts(flags), "left_out": leave_out_seen}
+    if leave_out_seen:
+        pairs = [p for p, f in zip(pairs, flags) if f is None]
+        if not pairs:
+            raise DataError("every prompt of this evaluation set is (nearly) one the run trained on: nothing is "
+                            "left to compare once they are left out")
+        flags = [None] * len(pairs)
     if is_masked_run(run):  # an encoder fills in hidden words: measured by how well, not by generated answers
         texts = [" ".join(x for x in (p[-1]["content"], r) if x) for p, r in pairs]
         return evaluate_masked(run, texts, s, name, say,
@@ -105,13 +135,15 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
         say("scoring the answers with the reward model")
         added["reward"] = rewards(run, s.reward_model, qs, outputs)
     say("scoring")
-    summary, per = compare(outputs["base"], outputs["tuned"], refs, nll["base"], nll["tuned"], s, added)
+    summary, per = compare(outputs["base"], outputs["tuned"], refs, nll["base"], nll["tuned"], s, added,
+                           unseen=[i for i, f in enumerate(flags) if f is None])
     summary.run, summary.examples, summary.generation = run.name, len(pairs), asdict(s)
+    summary.overlap_with_training = overlap
     summary.eval_set = data or ("typed prompts" if prompts else "validation split")
     summary.generation_s = round(gen_s, 2)
     out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
-    rows = [{"prompt": q, "reference": r, "base": b, "tuned": t, "scores": sc}
-            for q, r, b, t, sc in zip(qs, refs, outputs["base"], outputs["tuned"], per)]
+    rows = [{"prompt": q, "reference": r, "base": b, "tuned": t, "scores": sc, "seen_in_training": f}
+            for q, r, b, t, sc, f in zip(qs, refs, outputs["base"], outputs["tuned"], per, flags)]
     runs.write_jsonl(out / "predictions.jsonl", rows)
     runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
     summary.dir = str(out)
@@ -131,9 +163,11 @@ def rewards(run: Path, reference: str, prompts: list[list[dict]], outputs: dict)
 
 
 def compare(base_out: list[str], tuned_out: list[str], refs: list[str], base_nll, tuned_nll,
-            s: EvalConfig, added: dict | None = None) -> tuple[EvalSummary, list[dict]]:
+            s: EvalConfig, added: dict | None = None, unseen: list[int] | None = None
+            ) -> tuple[EvalSummary, list[dict]]:
     """Scores, intervals, paired tests, win/tie/loss and the got-worse list. ``added``: metric -> (base, tuned)
-    scored elsewhere (a reward model's), which need no reference."""
+    scored elsewhere (a reward model's), which need no reference. ``unseen``: the examples whose prompts the run
+    did not train on, when some others it did: their own paired deltas (``delta_unseen``)."""
     b, t, info = {}, {}, {}
     if all(refs):
         scored = {side: M.score_texts(out, refs, s.bertscore, s.extra_metrics)
@@ -152,6 +186,9 @@ def compare(base_out: list[str], tuned_out: list[str], refs: list[str], base_nll
         win_tie_loss={m: M.win_tie_loss(b[m], t[m], m) for m in names},
         info={**info, "bootstrap_resamples": M.BOOTSTRAP, "lower_is_better": sorted(LOWER_IS_BETTER)},
         note=None if all(refs) else "no references: scored by the reward model only")
+    if unseen is not None and len(unseen) < len(refs):
+        summary.delta_unseen = {m: M.paired(M.subset(b[m], unseen), M.subset(t[m], unseen), s.seed)
+                                for m in names} if len(unseen) > 1 else {}
     per = [{side: {m: float(metrics[m].per_example[i]) for m in names} for side, metrics in (("base", b), ("tuned", t))}
            for i in range(len(refs))]
     primary = PRIMARY if PRIMARY in names else names[0]

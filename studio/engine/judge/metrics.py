@@ -217,6 +217,11 @@ def _bootstrap(statistic, n: int, seed: int, resamples: int):
                          vectorized=True, rng=np.random.default_rng(seed))
 
 
+def subset(metric: Metric, rows: list[int]) -> Metric:
+    """The same metric over some of its examples (a corpus metric is reduced again from their statistics)."""
+    return Metric(metric.stats[rows], metric.reduce, metric.per_example[rows])
+
+
 def interval(metric: Metric, seed: int = 0, resamples: int = BOOTSTRAP) -> Interval:
     """Point estimate and a percentile bootstrap 95 % interval over examples."""
     value = metric.value

@@ -44,18 +44,27 @@ class EvalSummary:
     generation_s: float = 0.0
     note: str | None = None
     dir: str | None = None
+    overlap_with_training: dict = field(default_factory=dict)  # exact, near: prompts the run trained on; left_out
+    delta_unseen: dict[str, Delta] = field(default_factory=dict)  # the deltas on the prompts it did not train on
 
     @property
     def metrics(self) -> list[str]:
         return list(self.delta)
 
     def verdict(self, metric: str, alpha: float = 0.05) -> str:
-        """better / worse when the paired test says so, else no clear change."""
-        d = self.delta[metric]
-        if d.p_value >= alpha:
-            return "no clear change"
-        better = d.value < 0 if metric in LOWER_IS_BETTER else d.value > 0
-        return "better" if better else "worse"
+        """better / worse when the paired test says so, else no clear change. "Better" needs the prompts the run
+        did not train on to say so too: an improvement on prompts it trained on may be memory."""
+        said = _said(self.delta[metric], metric, alpha)
+        if said == "better" and self.seen():
+            unseen = self.delta_unseen.get(metric)
+            if unseen is None or _said(unseen, metric, alpha) != "better":
+                return "better only on prompts it trained on"
+        return said
+
+    def seen(self) -> int:
+        """How many of the prompts compared were (nearly) among the training prompts."""
+        o = self.overlap_with_training
+        return 0 if o.get("left_out") else int(o.get("exact", 0)) + int(o.get("near", 0))
 
     def to_dict(self) -> dict:
         """What ``summary.json`` holds (``dir`` is where it was read from, not part of it)."""
@@ -68,10 +77,12 @@ class EvalSummary:
     @classmethod
     def from_dict(cls, raw: dict) -> EvalSummary:
         known = {f.name for f in fields(cls)}
-        s = cls(**{k: v for k, v in raw.items() if k in known and k not in ("base", "tuned", "delta")})
+        s = cls(**{k: v for k, v in raw.items() if k in known and k not in ("base", "tuned", "delta",
+                                                                            "delta_unseen")})
         s.base = {m: Interval(**v) for m, v in raw.get("base", {}).items()}
         s.tuned = {m: Interval(**v) for m, v in raw.get("tuned", {}).items()}
         s.delta = {m: Delta(**v) for m, v in raw.get("delta", {}).items()}
+        s.delta_unseen = {m: Delta(**v) for m, v in raw.get("delta_unseen", {}).items()}
         return s
 
     @classmethod
@@ -79,3 +90,10 @@ class EvalSummary:
         s = cls.from_dict(json.loads((Path(folder) / "summary.json").read_text()))
         s.dir = str(folder)
         return s
+
+
+def _said(d: Delta, metric: str, alpha: float) -> str:
+    if d.p_value >= alpha:
+        return "no clear change"
+    better = d.value < 0 if metric in LOWER_IS_BETTER else d.value > 0
+    return "better" if better else "worse"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from studio.config import ConfigError, StudioConfig
 from studio.engine import methods
+from studio.engine.data import dedup
 from studio.engine.data.encode import encode, length_stats, render
 from studio.engine.data.formats import CHAT_FORMATS, default_objective, load_examples
 from studio.engine.data.split import Split, make_split
@@ -103,14 +104,18 @@ def prepare(config: StudioConfig) -> Prepared:
     objective = resolve_objective(config, loaded.format, model_family(resolved.path))
     tokenizer = load_tokenizer(resolved, config.model)
     val_loaded = _validation_file(config)
+    groups = [] if val_loaded or not d.val_size else dedup.groups([dedup.prompt_text(ex) for ex in loaded.examples])
     split = make_split(d.path, len(loaded.examples), d.val_size, config.train.seed, d.val_path,
-                       len(val_loaded.examples) if val_loaded else 0)
+                       len(val_loaded.examples) if val_loaded else 0, groups)
     train_ex = [loaded.examples[i] for i in split.train]
     val_ex = val_loaded.examples if val_loaded else [loaded.examples[i] for i in split.val]
     if config.train.early_stopping_patience and not val_ex:
         raise ConfigError("train.early_stopping_patience needs validation examples: set data.val_size > 0 or "
                           "data.val_path")
     notices = [*loaded.report.notices, *resolved.notices]
+    if groups:
+        notices.append(f"{sum(map(len, groups))} rows share a prompt (the same or nearly: {len(groups)} groups): "
+                       "each group is kept on one side of the train / validation split")
     base = {"config": config, "tokenizer": tokenizer, "resolved": resolved, "split": split}
     if wanted in RECORDS:
         return _preferences(base, loaded.format, objective, train_ex, val_ex, notices)

@@ -35,6 +35,7 @@ class CompareTab:
     source: gr.Radio
     file: gr.File
     prompts: gr.Textbox
+    leave_out: gr.Checkbox
     go: gr.Button
     status: gr.Markdown
     saved: gr.Dropdown
@@ -70,7 +71,11 @@ def build(form: Form) -> CompareTab:
             with gr.Row():
                 for name in EVAL:
                     form.add(f"eval.{name}")
-        go = gr.Button("Run comparison", variant="primary", elem_id="compare-go")
+        with gr.Row():
+            leave_out = gr.Checkbox(False, label="leave out prompts the run trained on", elem_id="compare-leave-out",
+                                    scale=1, info="the same or nearly the same as a training prompt: an improvement "
+                                                  "there may be memory")
+            go = gr.Button("Run comparison", variant="primary", elem_id="compare-go", scale=3)
         status = gr.Markdown(elem_id="compare-status")
         with gr.Row():
             saved = gr.Dropdown(label="Results of this run", choices=[], scale=2)
@@ -97,8 +102,8 @@ def build(form: Form) -> CompareTab:
                     pe_go = gr.Button("Measure phrasings", elem_id="pe-go")
             pe_table = gr.Dataframe(interactive=False, elem_id="pe-table", visible=False)
             pe_summary = gr.Markdown()
-    return CompareTab(page, run, refresh, source, file, prompts, go, status, saved, metric, summary, bars, scatter,
-                      table, worse, pe_templates, pe_k, pe_model, pe_go, pe_table, pe_summary)
+    return CompareTab(page, run, refresh, source, file, prompts, leave_out, go, status, saved, metric, summary, bars,
+                      scatter, table, worse, pe_templates, pe_k, pe_model, pe_go, pe_table, pe_summary)
 
 
 def effectiveness_view(result: dict) -> tuple[pd.DataFrame, str]:
@@ -139,7 +144,8 @@ def side_by_side(rows: list[dict], metric: str):
     for i, r in enumerate(rows):
         b, t = r["scores"].get("base", {}).get(metric), r["scores"].get("tuned", {}).get(metric)
         delta = None if b is None or t is None else round(t - b, 4)
-        data.append([i + 1, _text(r["prompt"]), r["reference"], r["base"], r["tuned"],
+        seen = {"exact": "(trained on) ", "near": "(nearly trained on) "}.get(r.get("seen_in_training"), "")
+        data.append([i + 1, seen + _text(r["prompt"]), r["reference"], r["base"], r["tuned"],
                      None if b is None else round(b, 4), None if t is None else round(t, 4), delta])
     frame = pd.DataFrame(data, columns=["#", "prompt", "reference", "base", "tuned", f"base {metric}",
                                         f"tuned {metric}", "delta"])
@@ -182,6 +188,9 @@ def worse_text(s: EvalSummary, rows: list[dict]) -> str:
         lines.append(f"**Small sample: only {len(rows)} examples.** The intervals above are computed from so few "
                      "that they can look narrower than the truth (a zero-width one means every example scored "
                      f"alike, not certainty); compare on {SMALL_EXAMPLES} or more before trusting a difference.\n")
+    said = overlap_text(s)
+    if said:
+        lines.append(said + "\n")
     metric = worse[0]["metric"] if worse else "rougeL"
     lines += [f"**Got worse** on {metric} ({len(worse)} of {len(rows)} examples), worst first:"] \
         if worse else [f"Nothing got worse on {s.info.get('worse_metric', 'rougeL')}."]
@@ -193,6 +202,20 @@ def worse_text(s: EvalSummary, rows: list[dict]) -> str:
     lines.append(f"\nBLEU signature `{info.get('bleu_signature')}`; {info.get('meteor')}; BERTScore: "
                  f"{info.get('bertscore_model', 'off')}; {info.get('bootstrap_resamples')} bootstrap resamples.")
     return "\n".join(lines)
+
+
+def overlap_text(s: EvalSummary) -> str:
+    """How many of the compared prompts the run trained on, and what that does to the verdict."""
+    o = s.overlap_with_training
+    n = int(o.get("exact", 0)) + int(o.get("near", 0))
+    if not n:
+        return "None of these prompts is one the run trained on." if o else ""
+    how = f"{o.get('exact', 0)} the same once case, spaces and punctuation are set aside, {o.get('near', 0)} nearly"
+    if o.get("left_out"):
+        return f"**Left out {n} prompts the run trained on** ({how}): the {s.examples} compared are new to it."
+    return (f"**{n} of these {s.examples} prompts are ones the run trained on** ({how}; marked in the table): a "
+            "metric is called better only when the other prompts say so too. Tick *leave out prompts the run trained "
+            "on* to compare on the rest alone.")
 
 
 class Handlers:
@@ -232,10 +255,12 @@ class Handlers:
         progress(0, desc="waiting for the device")
         say = None if public_mode() else (lambda msg: progress(None, desc=msg))  # a child cannot call back
         summary = gate.device_job(evaluate_run, run, data, prompts[:settings.limit] if prompts else None,
-                                  settings.limit, settings, None, say, what="the comparison")
+                                  settings.limit, settings, None, say, bool(values[t.leave_out]),
+                                  what="the comparison")
         name = Path(summary.dir).name
         return (gr.Dropdown(choices=runs.evals(run), value=name),
-                f"Done: {summary.examples} examples in {summary.generation_s} s of generation.", [run.name, name])
+                f"Done: {summary.examples} examples in {summary.generation_s} s of generation. "
+                f"{overlap_text(summary)}", [run.name, name])
 
     def measure(self, values: dict, request: gr.Request, progress=gr.Progress()):
         t = self.t
@@ -263,7 +288,7 @@ def wire(t: CompareTab, ctx: Context) -> None:
     t.page.select(h.run_choices, [ctx.key, t.run, ctx.current_run], t.run, api_visibility="private")
     t.source.change(h.source, t.source, [t.file, t.prompts], api_visibility="private")
     t.run.change(h.results_of, [ctx.key, t.run], t.saved, api_visibility="private")
-    t.go.click(guard(h.run_compare), form.inputs | {ctx.key, t.run, t.source, t.file, t.prompts},
+    t.go.click(guard(h.run_compare), form.inputs | {ctx.key, t.run, t.source, t.file, t.prompts, t.leave_out},
                [t.saved, t.status, ctx.current_eval], api_name="compare")
     t.pe_go.click(guard(h.measure), form.inputs | {ctx.key, t.run, t.pe_templates, t.pe_k, t.pe_model},
                   [t.pe_table, t.pe_summary], api_name="prompt_effectiveness")
