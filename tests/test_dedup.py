@@ -10,16 +10,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, tiny_config, write_jsonl
+from test_benchmark import CITIES, COUNTRIES
 
 from studio.engine.data import dedup
 from studio.engine.data.split import split_indices
 from studio.engine.judge.summary import Delta, EvalSummary
 
-CITIES = ["Paris", "Rome", "Madrid", "Berlin", "Vienna", "Lisbon", "Athens", "Dublin", "Oslo", "Warsaw", "Prague",
-          "Budapest", "Helsinki", "Stockholm", "Copenhagen", "Brussels", "Amsterdam", "Bern", "Sofia", "Riga"]
-COUNTRIES = ["France", "Italy", "Spain", "Germany", "Austria", "Portugal", "Greece", "Ireland", "Norway", "Poland",
-             "Czechia", "Hungary", "Finland", "Sweden", "Denmark", "Belgium", "the Netherlands", "Switzerland",
-             "Bulgaria", "Latvia"]
 WORDINGS = ("Tell me the capital of {c}.", "Tell me the capital of {c}, please.", "Please tell me the capital of {c}!")
 
 

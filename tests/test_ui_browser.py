@@ -801,3 +801,25 @@ def C_units(cid):
     from studio.engine.judge.ratings import default_db
 
     return C.units(default_db(), cid)
+
+
+def test_benchmarks_in_the_compare_tab_show_what_tuning_gained_and_that_nothing_was_forgotten(page, url, studio_home,
+                                                                                             tmp_path):
+    """A run trained on facts, benchmarked from the Compare tab on a local task about those facts (a YAML file
+    with its data beside it) and on the studio's general check: the table says gained on the one and no clear
+    change on the other, each with its paired interval."""
+    from test_benchmark import facts_and_task, train_on_facts
+
+    data, task = facts_and_task(tmp_path / "facts")
+    run = train_on_facts(data, studio_home / "runs" / "facts-run")
+    page.goto(url)
+    page.get_by_role("tab", name="Compare").click()
+    pick(page, "#compare-run", run.name)
+    page.click("#bm-section button, #bm-section .label-wrap")
+    page.fill("#bm-tasks textarea, #bm-tasks input", f"{task}, studio-general")
+    page.click("#bm-go")
+    says(page, "#bm-table", "gained", 240000)
+    table = page.inner_text("#bm-table")
+    assert "capitals_of_the_run" in table and "studio-general" in table and "no clear change" in table, table
+    assert "Nothing forgotten" in page.inner_text("#bm-said")
+    page.locator("#bm-section").screenshot(path=str(ARTIFACTS / "22-benchmarks.png"))

@@ -41,6 +41,19 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(a: argparse.Namespace) -> int:
+    from studio.engine.judge.benchmark import DEFAULT_TASKS, benchmark, summary_text
+
+    run = Path(a.run_dir)
+    if not (run / "config.yaml").is_file():
+        raise ConfigError(f"{run}: not a run directory (no config.yaml)")
+    tasks = [t for t in (a.tasks or ",".join(DEFAULT_TASKS)).split(",") if t.strip()]
+    say = (lambda m: None) if a.json else (lambda m: print(m, file=sys.stderr))
+    got = benchmark(run, tasks, a.limit, a.fewshot, a.name, say)
+    print(json.dumps(got, indent=1) if a.json else summary_text(got))
+    return 0
+
+
 def cmd_ratings(a: argparse.Namespace) -> int:
     from studio.engine.judge import human
     from studio.engine.judge.ratings import default_db
@@ -101,6 +114,15 @@ def add_commands(sub) -> None:
     s.add_argument("--set", action="append", metavar="eval.KEY=VALUE", help="generation settings")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_evaluate)
+    s = sub.add_parser("benchmark", help="standard benchmarks (lm-evaluation-harness), base vs tuned, paired")
+    s.add_argument("run_dir")
+    s.add_argument("--tasks", help="comma-separated: lm-eval task names, task YAML files or folders (default: "
+                                   "studio-general, the studio's offline quick check)")
+    s.add_argument("--limit", type=int, help="at most N items a task")
+    s.add_argument("--fewshot", type=int, help="few-shot examples (default: the task's own)")
+    s.add_argument("--name", help="the result's name under RUN_DIR/benchmarks/ (default: a timestamp)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_benchmark)
     s = sub.add_parser("ratings", help="human ratings: import, export, leaderboard, agreement")
     rs = s.add_subparsers(dest="action", required=True)
     r = rs.add_parser("import", help="CSV/JSONL: Chatbot Arena battles or Likert rows")

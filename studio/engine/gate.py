@@ -211,6 +211,25 @@ def check_eval(settings):
     return capped(settings)
 
 
+
+MAX_BENCHMARK_ITEMS = 200  # a public visitor's benchmark: at most this many items a task
+
+
+def check_benchmark(tasks: list[str], limit: int | None) -> tuple[list[str], int | None]:
+    """Benchmark tasks as the visitor may name them: on a public deployment the studio's own tasks only (a path
+    reads the operator's disk; an lm-eval task downloads its dataset onto it, and some run their own code), and at
+    most ``MAX_BENCHMARK_ITEMS`` items each."""
+    from studio.engine.judge.benchmark import DEFAULT_TASKS
+
+    tasks = [t.strip() for t in tasks if t.strip()]
+    if not public_mode():
+        return tasks, limit
+    other = [t for t in tasks if t not in DEFAULT_TASKS]
+    if other:
+        raise StudioError(f"{other[0]!r}: this public deployment runs the studio's own benchmark "
+                          f"({', '.join(DEFAULT_TASKS)}); run others on your own machine (studio benchmark)")
+    return tasks, min(limit or MAX_BENCHMARK_ITEMS, MAX_BENCHMARK_ITEMS)
+
 # -- device time -----------------------------------------------------------------------------------------------
 def capped(settings):
     """Generation settings inside the deployment's caps (examples, new tokens); locally unchanged."""

@@ -32,6 +32,7 @@ STATES = ("queued", "running", "completed", "stopped", "failed", "diverged", "in
 COMPLETE = "COMPLETE"
 REGISTRY = "registry.txt"  # runs made outside STUDIO_HOME/runs, one path a line
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
+SAFE_RESULT = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # a saved result's name: a file name, never a path
 # Who is acting: set where a request's visitor is known (the page's session, the training worker), read where a
 # model name may name one of their runs (``run:NAME``). Unset, a public deployment lends no run to anyone.
 ACTING: ContextVar[str | None] = ContextVar("studio_acting_owner", default=None)
@@ -446,6 +447,26 @@ def evals(run: Path) -> list[str]:
     root = Path(run) / "eval"
     found = [p.name for p in root.iterdir() if (p / "summary.json").is_file()] if root.is_dir() else []
     return sorted(found, reverse=True)
+
+
+
+def benchmarks(run: Path) -> list[str]:
+    """The run's saved benchmark results (``studio benchmark``), newest first."""
+    root = Path(run) / "benchmarks"
+    return sorted((p.stem for p in root.glob("*.json")), reverse=True) if root.is_dir() else []
+
+
+def benchmark_file(run: Path, name: str) -> Path:
+    if not SAFE_RESULT.fullmatch(name or ""):
+        raise StudioError(f"{name!r}: a benchmark result's name is letters, digits, '-', '_' and '.'")
+    return Path(run) / "benchmarks" / f"{name}.json"
+
+
+def write_benchmark(run: Path, name: str, result: dict) -> Path:
+    path = benchmark_file(run, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(result, indent=1))
+    return path
 
 
 def read_eval(run: Path, name: str) -> tuple[EvalSummary, list[dict]]:

@@ -91,6 +91,13 @@ def latest_eval(run: Path) -> EvalSummary | None:
     return runs.read_eval(run, names[0])[0] if names else None
 
 
+def latest_benchmark(run: Path) -> dict | None:
+    from studio.engine.judge.benchmark import load
+
+    names = runs.benchmarks(run)
+    return load(run, names[0]) if names else None
+
+
 def people_votes() -> list[dict]:
     """Every vote people gave in this studio: the rating pool's and every campaign's (without its excluded
     raters)."""
@@ -112,20 +119,25 @@ def run_leaderboard(run: Path, votes: list[dict] | None = None) -> list[dict]:
     return human.leaderboard(mine) if mine else []
 
 
-def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None, task: str, board: list[dict]):
+def _card_data(run: Path, cfg: StudioConfig, summary: EvalSummary | None, task: str, board: list[dict],
+               bench: dict | None = None):
     from huggingface_hub import EvalResult, ModelCardData
 
     path = Path(cfg.data.path)
     results = [EvalResult(task_type=task, dataset_type="json", dataset_name=path.name, metric_type=m,
                           metric_value=round(iv.value, 6), metric_name=f"{m} (tuned; base {summary.base[m].value:.4g})")
-               for m, iv in summary.tuned.items()] if summary and summary.delta else None
+               for m, iv in summary.tuned.items()] if summary and summary.delta else []
+    results += [EvalResult(task_type=task, dataset_type=r["task"], dataset_name=r["task"], metric_type=r["metric"],
+                           metric_value=round(r["tuned"], 6),
+                           metric_name=f"{r['metric']} (tuned; base {r['base']:.4g}; lm-evaluation-harness)")
+                for r in (bench or {}).get("tasks", [])]
     method = methods.of(cfg)
     tags = list(dict.fromkeys(["finetune-studio", method.name, *method.tags]))
     people = [{"model": r["model"], "rating": round(r["rating"], 1), "ci_low": round(r["ci_low"], 1),
                "ci_high": round(r["ci_high"], 1), "win_rate": round(r["win_rate"], 3), "games": r["n"],
                "small_sample": r["small"]} for r in board]
     return ModelCardData(base_model=base_reference(cfg), library_name="peft" if method.adapter else "transformers",
-                         pipeline_tag=task, tags=tags, model_name=run.name, eval_results=results,
+                         pipeline_tag=task, tags=tags, model_name=run.name, eval_results=results or None,
                          human_leaderboard=people or None,
                          studio_dataset=path.name,
                          studio_dataset_hash=f"sha256:{file_sha256(path)}" if path.is_file() else None)
@@ -137,6 +149,16 @@ def _evaluation(summary: EvalSummary) -> list[str]:
     for m, d in summary.delta.items():
         lines.append(f"| {m} | {summary.base[m].value:.4g} | {summary.tuned[m].value:.4g} | "
                      f"{d.value:+.4g} [{d.ci_low:.4g}, {d.ci_high:.4g}] | {d.p_value:.3g} | {summary.verdict(m)} |")
+    return lines
+
+
+def _benchmarks(bench: dict) -> list[str]:
+    lines = ["", f"## Benchmarks (lm-evaluation-harness {bench.get('lm_eval', '')}, base vs tuned, the same items)", "",
+             "| task | metric | base | tuned | delta [95% CI] | p | items | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['task']} | {r['metric']} | {r['base']:.4g} | {r['tuned']:.4g} | {r['delta']:+.4g} "
+              f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}] | {r['p']:.3g} | {r['n']} | {r['verdict']} |"
+              for r in bench["tasks"]]
     return lines
 
 
@@ -169,7 +191,10 @@ def model_card(run: Path, cfg: StudioConfig, votes: list[dict] | None = None, le
     body += ["", "## Training config", "", "```yaml", portable_config(cfg).to_yaml().strip(), "```"]
     if summary and summary.delta:
         body += _evaluation(summary)
+    bench = latest_benchmark(run)
+    if bench:
+        body += _benchmarks(bench)
     if leaderboard:
         body += _leaderboard(leaderboard)
-    data = _card_data(run, cfg, summary, task, leaderboard)
+    data = _card_data(run, cfg, summary, task, leaderboard, bench)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")

@@ -11,6 +11,8 @@ import gradio as gr
 import pandas as pd
 
 from studio.engine import gate, runs
+from studio.engine.judge.benchmark import DEFAULT_TASKS, benchmark
+from studio.engine.judge.benchmark import load as load_benchmark
 from studio.engine.judge.evaluate import evaluate_run
 from studio.engine.judge.metrics import ORDER
 from studio.engine.judge.prompts import DEFAULT_TEMPLATES, prompt_effectiveness
@@ -51,6 +53,7 @@ class CompareTab:
     pe_go: gr.Button
     pe_table: gr.Dataframe
     pe_summary: gr.Markdown
+    bm: dict  # the Benchmarks section's components
 
 
 def build(form: Form) -> CompareTab:
@@ -89,6 +92,7 @@ def build(form: Form) -> CompareTab:
                              elem_id="compare-table", max_height=600,
                              column_widths=["4%", "24%", "18%", "18%", "18%", "6%", "6%", "6%"])
         worse = gr.Markdown("No comparison yet: pick a run and press **Run comparison**.", elem_id="compare-worse")
+        bm = _benchmarks()
         with gr.Accordion("Prompt effectiveness: which phrasing works best?", open=False):
             gr.Markdown("Each phrasing wraps the task's own question (`{input}`); each is answered K times by sampling "
                         "(the generation settings above). Accuracy is token F1 against the reference; consistency, "
@@ -103,7 +107,52 @@ def build(form: Form) -> CompareTab:
             pe_table = gr.Dataframe(interactive=False, elem_id="pe-table", visible=False)
             pe_summary = gr.Markdown()
     return CompareTab(page, run, refresh, source, file, prompts, leave_out, go, status, saved, metric, summary, bars,
-                      scatter, table, worse, pe_templates, pe_k, pe_model, pe_go, pe_table, pe_summary)
+                      scatter, table, worse, pe_templates, pe_k, pe_model, pe_go, pe_table, pe_summary, bm)
+
+
+def _benchmarks() -> dict:
+    with gr.Accordion("Benchmarks: did it forget what it knew?", open=False, elem_id="bm-section"):
+        gr.Markdown("Standard benchmarks (lm-evaluation-harness) on the base and the tuned model, the same items: "
+                    "the difference with a paired 95 % interval. **studio-general** (160 questions: capitals, sums, "
+                    "opposites, kinds of things) runs offline; " + ("this public deployment runs it alone." if
+                                                                   public_mode() else
+                                                                   "or name lm-eval tasks (their data come from "
+                                                                   "the hub) or a task YAML file of your own with "
+                                                                   "local data."))
+        with gr.Row():
+            tasks = gr.Textbox(", ".join(DEFAULT_TASKS), label="tasks (comma-separated)", elem_id="bm-tasks", scale=3)
+            limit = gr.Number(0, label="at most N items a task (0: all)", precision=0, minimum=0, elem_id="bm-limit",
+                              scale=1)
+            fewshot = gr.Number(0, label="few-shot examples", precision=0, minimum=0, scale=1)
+            go = gr.Button("Run benchmarks", elem_id="bm-go", scale=1)
+        with gr.Row():
+            saved = gr.Dropdown(label="Benchmark results of this run", choices=[], elem_id="bm-saved", scale=1)
+        said = gr.Markdown(elem_id="bm-said")
+        table = gr.Dataframe(label="Base vs tuned", interactive=False, visible=False, elem_id="bm-table", wrap=True)
+    return {"tasks": tasks, "limit": limit, "fewshot": fewshot, "go": go, "saved": saved, "said": said,
+            "table": table}
+
+
+def benchmark_view(result: dict | None):
+    """(the table, the verdict in words) of a saved benchmark result."""
+    if not result:
+        return gr.Dataframe(visible=False), "No benchmark yet for this run."
+    frame = pd.DataFrame([{"task": r["task"], "metric": r["metric"], "base": round(r["base"], 4),
+                           "tuned": round(r["tuned"], 4),
+                           "tuned − base [95% CI]": f"{r['delta']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+                           "p": round(r["p"], 4), "items": r["n"], "verdict": r["verdict"]} for r in result["tasks"]])
+    forgot = [r["task"] for r in result["tasks"] if r["verdict"] == "forgot"]
+    small = [r["task"] for r in result["tasks"] if r["n"] < 30]
+    text = (f"**Forgot**: the tuned model is surely worse on {', '.join(forgot)} (the interval is under 0)."
+            if forgot else "Nothing forgotten: no task is surely worse after tuning.")
+    gained = [r["task"] for r in result["tasks"] if r["verdict"] == "gained"]
+    if gained:
+        text += f" **Gained** on {', '.join(gained)} (the interval above 0)."
+    if small:
+        text += f" Few items on {', '.join(small)}: the intervals are wide on purpose."
+    text += (f" lm-eval {result.get('lm_eval', '?')}, {result.get('seconds', '?')} s"
+             + (", in the run's chat template" if result.get("chat_template") else "") + ".")
+    return gr.Dataframe(value=frame, visible=True), text
 
 
 def effectiveness_view(result: dict) -> tuple[pd.DataFrame, str]:
@@ -278,6 +327,28 @@ class Handlers:
                                  values[t.pe_model], what="the measurement")
         return effectiveness_view(result)
 
+    def run_benchmark(self, k, run_name, tasks, limit, fewshot, request: gr.Request, progress=gr.Progress()):
+        self.ctx.session(k, request)
+        run = gate.own_run(run_name)
+        if run is None:
+            raise gr.Error("Pick a trained run first.", print_exception=False)
+        names, limit = gate.check_benchmark((tasks or "").split(","), int(limit) if limit else None)
+        progress(0, desc="waiting for the device")
+        result = gate.device_job(benchmark, run, names, limit, int(fewshot) if fewshot not in (None, "") else None,
+                                 None, None, what="the benchmark")
+        return (gr.Dropdown(choices=runs.benchmarks(run), value=runs.benchmarks(run)[0]), *benchmark_view(result))
+
+    def benchmark_results(self, k, run_name, request: gr.Request):
+        run = runs.find_run(run_name, self.owner(k, request))
+        found = runs.benchmarks(run) if run else []
+        return gr.Dropdown(choices=found, value=next(iter(found), None))
+
+    def show_benchmark(self, k, run_name, name, request: gr.Request):
+        run = runs.find_run(run_name, self.owner(k, request))
+        if run is None or name not in runs.benchmarks(run):
+            return benchmark_view(None)
+        return benchmark_view(load_benchmark(run, name))
+
     def show(self, k, run_name, result, metric, request: gr.Request):
         return show(runs.find_run(run_name, self.owner(k, request)), result, metric)
 
@@ -292,5 +363,11 @@ def wire(t: CompareTab, ctx: Context) -> None:
                [t.saved, t.status, ctx.current_eval], api_name="compare")
     t.pe_go.click(guard(h.measure), form.inputs | {ctx.key, t.run, t.pe_templates, t.pe_k, t.pe_model},
                   [t.pe_table, t.pe_summary], api_name="prompt_effectiveness")
+    bm = t.bm
+    bm["go"].click(guard(h.run_benchmark), [ctx.key, t.run, bm["tasks"], bm["limit"], bm["fewshot"]],
+                   [bm["saved"], bm["table"], bm["said"]], api_name="benchmark")
+    t.run.change(h.benchmark_results, [ctx.key, t.run], bm["saved"], api_visibility="private")
+    bm["saved"].change(guard(h.show_benchmark), [ctx.key, t.run, bm["saved"]], [bm["table"], bm["said"]],
+                       api_name="show_benchmark")
     gr.on([t.saved.change, t.metric.change], h.show, [ctx.key, t.run, t.saved, t.metric],
           [t.summary, t.bars, t.scatter, t.table, t.worse], api_name="show_comparison")
