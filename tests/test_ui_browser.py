@@ -647,6 +647,14 @@ def test_a_public_deployment_walked_by_a_logged_in_visitor_and_an_anonymous_one(
     assert len(stored) <= 1  # alice's (moved to her uploads), never the anonymous visitor's
 
 
+def campaign_form(page, url, name: str) -> None:
+    """The Campaigns tab with a campaign's name typed and one rater a pair."""
+    page.goto(url)
+    page.get_by_role("tab", name="Rate").click()
+    page.get_by_role("tab", name="Campaigns").click()
+    page.fill("#campaign-name input, #campaign-name textarea", name)
+    set_number(page, "campaign-overlap", "1")
+
 def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(page, url, tmp_path):
     """The owner makes a campaign from the page alone (an items file, a gold file, their guidelines and rules);
     raters answer through the campaign's API as the page does: one always picks A at a human pace, one clicks
@@ -668,11 +676,7 @@ def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(pa
               {"question_id": "g0", "prompt": "What is 2 + 2?", "model": "moon", "output": "5"}]
     (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
     (tmp_path / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gold))
-    page.goto(url)
-    page.get_by_role("tab", name="Rate").click()
-    page.get_by_role("tab", name="Campaigns").click()
-    page.fill("#campaign-name input, #campaign-name textarea", "sun vs moon vs star, round 2")
-    set_number(page, "campaign-overlap", "1")
+    campaign_form(page, url, "sun vs moon vs star, round 2")
     page.get_by_text("More comparisons, an items file, gold, guidelines and rules").click()
     page.set_input_files("#campaign-items input[type=file]", str(tmp_path / "items.jsonl"))
     page.set_input_files("#campaign-gold input[type=file]", str(tmp_path / "gold.jsonl"))
@@ -735,11 +739,7 @@ def test_an_owner_marks_gold_in_a_drafts_rater_view_opens_it_and_a_rater_rates_i
     items = [{"question_id": f"q{i}", "prompt": f"Which is {i} + {i}?", "model": m, "output": f"{m} says {2 * i}"}
              for i in range(4) for m in ("left-model", "right-model")]
     (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
-    page.goto(url)
-    page.get_by_role("tab", name="Rate").click()
-    page.get_by_role("tab", name="Campaigns").click()
-    page.fill("#campaign-name input, #campaign-name textarea", "drafted")
-    set_number(page, "campaign-overlap", "1")
+    campaign_form(page, url, "drafted")
     page.check("#campaign-draft input")
     page.get_by_text("More comparisons, an items file, gold, guidelines and rules").click()
     page.set_input_files("#campaign-items input[type=file]", str(tmp_path / "items.jsonl"))
