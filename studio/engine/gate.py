@@ -151,10 +151,10 @@ def own_run(name: str | None) -> Path | None:
 
 def check_model_name(name: str, what: str = "model.name") -> None:
     """A model a visitor may name: a hub id, a starter, or run:<one of theirs> (never a folder)."""
-    from studio.engine import models
+    from studio.engine import hub, models
 
     name = (name or "").strip()
-    if not public_mode() or name in models.STARTERS or models.hub_id(name):
+    if not public_mode() or name in models.STARTERS or hub.hub_id(name):
         return
     if name.startswith(models.RUN_PREFIX) and own_run(name[len(models.RUN_PREFIX):]) is not None:
         return

