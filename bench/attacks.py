@@ -1,4 +1,4 @@
-"""Small inputs that used to take the server down, measured (issue 17): peak memory and time of refusing them.
+"""Small inputs that used to take the server down, measured: peak memory and time of refusing them.
 
     python bench/attacks.py
 

@@ -1,4 +1,4 @@
-"""The first run, measured (issue 10): the default path must train in about a minute and prove itself.
+"""The first run, measured: the default path must train in about a minute and prove itself.
 
 For each dataset (the bundled chat sample, and a held-out task in a format of its own) it trains with
 nothing set but ``data.path`` (the CLI, through the same defaults rule as the UI's untouched form),
@@ -8,7 +8,7 @@ intervals, distinct-1 of the base answers, and the tuned answers' median length 
 
     python bench/first_run.py [--data FILE ...] [--threads N]
 
-Baseline: issue 10's measurement of the default path before this work (docs/benchmarks.md).
+Baseline: the measurement of the default path before the small-model defaults (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""GPU benchmark (issue 2): a random-init Llama-style model of about 1B parameters, built from a
+"""GPU benchmark: a random-init Llama-style model of about 1B parameters, built from a
 config (no download), trained 30 steps at sequence length 2048 in bf16 with LoRA, full
 fine-tuning and QLoRA through the studio's own `train.run`. Prints tokens/s, MFU (LoRA 4·N,
 full 6·N FLOPs per token, against 989 TFLOP/s dense bf16 on H100/H200) and peak memory.

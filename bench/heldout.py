@@ -1,7 +1,7 @@
 """Write bench/data/plurals.json: a task and a chat format the studio never saw while it was tuned.
 
 A sharegpt file (``conversations`` with ``from``/``value`` turns) asking for English plurals, to check that
-the first-run defaults learn a task other than the bundled samples (issue 10). Deterministic.
+the first-run defaults learn a task other than the bundled samples. Deterministic.
 """
 
 from __future__ import annotations

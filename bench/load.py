@@ -1,6 +1,6 @@
 """Load: 20 gradio_client clients on loopback for 60 s, each polling the training status and casting
 blind votes, while a job trains. Counts errors and lost votes, prints p50/p95 latency per call and
-the drop in training tokens/s against the same job before the load began (issue 7).
+the drop in training tokens/s against the same job before the load began.
 
 Usage: python bench/load.py [--clients 20] [--seconds 60] [--baseline 20] [--nice 5]
 """

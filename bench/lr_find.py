@@ -1,4 +1,4 @@
-"""Does the LR finder's suggestion train better? (issue 11) For each bundled sample: `studio lr-find` on the
+"""Does the LR finder's suggestion train better? For each bundled sample: `studio lr-find` on the
 config a newcomer gets (only ``data.path`` set; the model's defaults fill the rest), then three 60-step runs
 from the same seed that differ only in the learning rate: the schema's generic default (2e-4, what a hub
 model gets), the default fitted to studio-tiny, and the finder's suggestion. Prints the final training loss
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERIC = 2e-4  # the learning rate a hub-sized model gets (and every model got before issue 10)
+GENERIC = 2e-4  # the learning rate a hub-sized model gets (and every model got before the small-model defaults)
 
 
 def studio(*args: str) -> str:

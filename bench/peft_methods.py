@@ -1,4 +1,4 @@
-"""The PEFT family on one task and budget (issue 14): LoRA, AdaLoRA, IA3, prefix, P-tuning and prompt tuning
+"""The PEFT family on one task and budget: LoRA, AdaLoRA, IA3, prefix, P-tuning and prompt tuning
 on studio-tiny, the chat.jsonl sample, the same steps, batch and seed; each at a learning rate fitted to its
 kind (the few parameters of the prompt methods need a far larger one). Prints trainable parameters,
 median tokens/s, peak RSS, the final eval loss and ROUGE-L of the tuned model (greedy, the validation split),

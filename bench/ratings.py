@@ -1,10 +1,10 @@
-"""Ratings at scale (issue 15): importing 50,000 Chatbot-Arena battles and the leaderboard on them.
+"""Ratings at scale: importing 50,000 Chatbot-Arena battles and the leaderboard on them.
 
     python bench/ratings.py [--battles 50000]
 
 Prints the import time (one transaction, batched inserts), the re-import time (everything already there),
 and the leaderboard time (Bradley-Terry by logistic regression, 100 bootstrap rounds). Goals: import
-<= 3 s, leaderboard <= 2 s on the 2-core VM. Baseline: issue 15's measurement of the row-by-row import
+<= 3 s, leaderboard <= 2 s on the 2-core VM. Baseline: the measurement of the row-by-row import
 (2-5 ms a row: 50,000 battles in ~30 s) and the iterative fit (17 s).
 """
 

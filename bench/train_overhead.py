@@ -1,7 +1,7 @@
 """Wall time of the same LoRA job through `studio train` and through a plain HF Trainer + PEFT
 script (bench/plain_trainer.py), alternated in one session; prints the median ratio.
 
-Goal (issue 2): studio / plain <= 1.05. Usage: python bench/train_overhead.py [--reps 3] [--steps 60]
+Goal: studio / plain <= 1.05. Usage: python bench/train_overhead.py [--reps 3] [--steps 60]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training-loop speed (issue 13): the studio against the plain script a practitioner would write, alternated.
+"""Training-loop speed: the studio against the plain script a practitioner would write, alternated.
 
 One epoch of LoRA (r 16 / alpha 32, every linear layer) on 400 rows of LLaMA-Factory's alpaca demo
 (variable length, at most 256 tokens, batch 8) on studio-tiny, 2 threads. Each runner in its own process;

@@ -2,7 +2,7 @@
 on the real app) ÷ the same run headless, alternated; and the median latency of a UI event (the
 estimate refresh, through gradio_client) while a job trains.
 
-Goals (issue 3): tokens/s ratio >= 0.95; event latency < 300 ms.
+Goals: tokens/s ratio >= 0.95; event latency < 300 ms.
 Usage: python bench/ui_overhead.py [--steps 150] [--rounds 2]
 """
 

@@ -1,4 +1,4 @@
-"""The rest of the PEFT family (issue 14): AdaLoRA, IA3, prefix tuning, P-tuning and prompt tuning, each through
+"""The rest of the PEFT family: AdaLoRA, IA3, prefix tuning, P-tuning and prompt tuning, each through
 PEFT's own config. Each trains on studio-tiny with its loss falling, saves an adapter that plain transformers +
 peft reload and generate with, has a memory estimate; combinations that cannot work are refused in a line."""
 

@@ -1,4 +1,4 @@
-"""The masked-LM objective (issue 14): BERT-style encoders trained with 15 % of tokens hidden
+"""The masked-LM objective: BERT-style encoders trained with 15 % of tokens hidden
 (DataCollatorForLanguageModeling), full or LoRA, measured in Compare by masked-token accuracy and
 pseudo-perplexity; the real pretrained encoder is all-MiniLM-L6-v2 from its pip package (studio-minilm).
 Impossible combinations are refused in a line."""

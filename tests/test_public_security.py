@@ -245,7 +245,7 @@ def alice_run(public, tmp_path_factory):
     return name, next((home / "uploads").rglob("alice-secret.csv"))
 
 
-def test_h1_a_sweep_grid_cannot_name_another_visitors_file(public, alice_run):
+def test_a_sweep_grid_cannot_name_another_visitors_file(public, alice_run):
     url, home = public
     bob = visitor(url, "bob")
     bob.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
@@ -257,7 +257,7 @@ def test_h1_a_sweep_grid_cannot_name_another_visitors_file(public, alice_run):
         call(bob, "/sweep_start", Grid=f"data.val_path={alice_run[1]}", steps_per_run=4)
 
 
-def test_h2_exports_are_handed_to_their_owner_only(public, alice_run):
+def test_exports_are_handed_to_their_owner_only(public, alice_run):
     url, home = public
     alice = visitor(url, "alice")
     zipped, _ = alice.predict(alice_run[0], api_name="/export_adapter")
@@ -312,7 +312,7 @@ def as_visitor_against_a_stand_in_hub(tmp_path, script: str, status: int, body: 
     return out.stdout + out.stderr[-1500:], seen
 
 
-def test_h3_no_hub_call_for_a_visitor_carries_the_operators_token(tmp_path):
+def test_no_hub_call_for_a_visitor_carries_the_operators_token(tmp_path):
     """A public deployment's estimate and data check of a private repo send no token to the hub."""
     script = ("from studio.config import StudioConfig\n"
               "from studio.engine.train.estimate import estimate\n"
@@ -325,7 +325,7 @@ def test_h3_no_hub_call_for_a_visitor_carries_the_operators_token(tmp_path):
     assert seen and all(auth is None for _, auth in seen), seen  # the hub was asked, never with the token
 
 
-def test_h3_a_data_check_asks_the_hub_for_no_weights(monkeypatch):
+def test_a_data_check_asks_the_hub_for_no_weights(monkeypatch):
     import huggingface_hub
 
     from studio.config import ModelConfig
@@ -346,7 +346,7 @@ def _rss_mb(pid) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
-def test_h4_a_parquet_bomb_and_a_huge_message_never_reach_the_web_server(public, alice_run, tmp_path):
+def test_a_parquet_bomb_and_a_huge_message_never_reach_the_web_server(public, alice_run, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -373,7 +373,7 @@ def test_h4_a_parquet_bomb_and_a_huge_message_never_reach_the_web_server(public,
     assert time.time() - asked < 10
 
 
-def test_m1_m2_device_work_is_capped_and_stopped_by_the_visitor(public, alice_run):
+def test_device_work_is_capped_and_stopped_by_the_visitor(public, alice_run):
     url, _ = public
     alice = visitor(url, "alice")
     job = alice.submit(api_name="/compare", **_compare_args(alice, alice_run[0], limit=10**6, new_tokens=2500))
@@ -398,7 +398,7 @@ def _compare_args(c: Client, run: str, limit: int, new_tokens: int) -> dict:
 
 
 
-def test_m3_one_visitors_slow_check_does_not_hold_up_anothers(public, tmp_path):
+def test_one_visitors_slow_check_does_not_hold_up_anothers(public, tmp_path):
     url, _ = public
     bob, carol = visitor(url, "bob"), visitor(url, "carol")
     big = tmp_path / "big.csv"
@@ -413,7 +413,7 @@ def test_m3_one_visitors_slow_check_does_not_hold_up_anothers(public, tmp_path):
     bob.predict(api_name="/stop")
 
 
-def test_m4_anonymous_visitors_cannot_upload_and_refused_uploads_are_gone(public):
+def test_anonymous_visitors_cannot_upload_and_refused_uploads_are_gone(public):
     """Refused at Gradio's own upload route, before a byte is stored (the page's File fields upload there first)."""
     url, home = public
     anon = visitor(url)
@@ -430,7 +430,7 @@ def _audited(home, action: str, owner) -> list[dict]:
     return [line for line in lines if line["action"] == action and line["owner"] == owner]
 
 
-def test_m5_a_huge_grid_is_refused_before_it_is_enumerated(public):
+def test_a_huge_grid_is_refused_before_it_is_enumerated(public):
     url, _ = public
     bob = visitor(url, "bob")
     bob.predict(handle_file(str(SAMPLES / "qa.csv")), api_name="/upload")
@@ -535,7 +535,7 @@ def test_every_endpoint_passes_the_door_as_a_hostile_visitor(public, alice_run, 
     assert not leaks, leaks[:5]
 
 
-def test_h3_weights_that_do_not_fit_the_visitors_quota_are_refused_before_the_download(tmp_path):
+def test_weights_that_do_not_fit_the_visitors_quota_are_refused_before_the_download(tmp_path):
     """The stand-in hub says the repo's weights take 10 GB: a visitor's training is refused before a byte comes
     down (asked without the operator's token)."""
     script = ("from studio.config import ModelConfig\n"
@@ -553,7 +553,7 @@ def test_h3_weights_that_do_not_fit_the_visitors_quota_are_refused_before_the_do
 
 
 # -- Gradio's own routes: the gateway in front of upload and the queue (studio/ui/gateway.py) --------------------
-def test_h4_the_upload_route_counts_a_logged_in_upload_and_refuses_one_past_the_quota(public):
+def test_the_upload_route_counts_a_logged_in_upload_and_refuses_one_past_the_quota(public):
     url, home = public
     answer = httpx.post(url + "gradio_api/upload", files={"files": ("notes.txt", b"y" * 200_000)},
                         headers={"X-Studio-User": "dave"})
@@ -581,7 +581,7 @@ def _http_reply(sock) -> str:
     return (head + b"\r\n\r\n" + body).decode()
 
 
-def test_h2_an_anonymous_flood_leaves_room_for_a_logged_in_visitor(public):
+def test_an_anonymous_flood_leaves_room_for_a_logged_in_visitor(public):
     """Anonymous pages (a new Gradio session each) send data checks as fast as they can, for a bounded time;
     alice's own checks are answered all the while, and right after."""
     from concurrent.futures import ThreadPoolExecutor
@@ -621,7 +621,7 @@ def test_h2_an_anonymous_flood_leaves_room_for_a_logged_in_visitor(public):
     assert "rows" in call(alice, "/check_data", dataset_file="qa.csv")[0]
 
 
-def test_h3_new_anonymous_sessions_cost_the_web_server_little(public):
+def test_new_anonymous_sessions_cost_the_web_server_little(public):
     """800 new anonymous pages each ask for the status panel (a new Gradio session each): the web server grows
     by well under 150 MB (Gradio kept a copy of every component per session: ~700 KB each)."""
     import uuid

@@ -1,4 +1,4 @@
-"""RLHF's last two stages (issue 14): a reward model (TRL's RewardTrainer, LoRA + a score head) that ranks chosen
+"""RLHF's last two stages: a reward model (TRL's RewardTrainer, LoRA + a score head) that ranks chosen
 above rejected on held-out pairs better than chance, and an RL stage (TRL's GRPO) against it that raises the
 reward model's score of what the model writes. Impossible combinations are refused in a line."""
 
