@@ -8,10 +8,11 @@ import threading
 import time
 
 import pytest
-from conftest import SAMPLES, tiny_config
+from conftest import SAMPLES, eventually, tiny_config
 
 from studio.config import StudioConfig
 from studio.engine import gate
+from studio.engine.device import DEVICE
 from studio.engine.errors import StudioError
 from studio.settings import studio_home
 
@@ -106,7 +107,7 @@ def test_stop_ends_a_visitors_device_job_and_stop_all_everyones(public):
         outcome.clear()
         worker = threading.Thread(target=job)
         worker.start()
-        time.sleep(3)
+        eventually(lambda: gate.going("user-alice") == 1, 30, what="alice's job to start")
         asked = time.time()
         assert stop() == 1
         worker.join(20)
@@ -153,7 +154,7 @@ def test_a_stop_before_the_job_starts_ends_the_action_at_any_stage(public, monke
     outcome.clear()
     worker = threading.Thread(target=visit)
     worker.start()
-    time.sleep(0.3)  # past the handler's preparing (already done): now it waits for the device
+    eventually(lambda: len(DEVICE.order()) == 1, 10, what="the comparison to wait for the device")
     gate.stop("user-alice")
     free.set()
     worker.join(20)

@@ -30,9 +30,8 @@ def test_second_job_queues_and_each_stop_is_its_own(alpaca_file, tmp_path):
     assert wait_for(lambda: len(a.snapshot().metrics) >= 1)
     b = Job(long, tmp_path / "b", queue=queue, isolate=False).start()
     c = Job(short, tmp_path / "c", queue=queue, isolate=False).start()
-    time.sleep(0.3)
+    assert wait_for(lambda: c.snapshot().queue_position == 2, timeout=30)  # both have entered the queue
     assert b.snapshot().state == "queued" and b.snapshot().queue_position == 1
-    assert c.snapshot().queue_position == 2
     b.stop()  # leaves the queue; a keeps training
     assert b.wait(10) and b.state == "stopped" and not (tmp_path / "b" / "status.json").exists()
     assert c.snapshot().queue_position == 1

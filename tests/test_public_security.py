@@ -215,9 +215,7 @@ def test_a_visitors_data_check_runs_apart_and_their_stop_ends_it(public, tmp_pat
                                                   for i in range(300_000)))
     shown = bob.predict(handle_file(str(big)), api_name="/upload")[0]
     checking = bob.submit(shown, "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")
-    time.sleep(6)  # the child has started and is reading
-    asked = time.time()
-    stopped = bob.predict(api_name="/stop")
+    stopped, asked = stop_once_going(bob), time.time()  # Stop as soon as the check is going
     report = checking.result(timeout=60)[0]
     assert "Stopped reading your data" in stopped, report
     assert "was stopped" in report and time.time() - asked < 15
@@ -377,17 +375,24 @@ def test_device_work_is_capped_and_stopped_by_the_visitor(public, alice_run):
     url, _ = public
     alice = visitor(url, "alice")
     job = alice.submit(api_name="/compare", **_compare_args(alice, alice_run[0], limit=10**6, new_tokens=2500))
-    time.sleep(3)
-    alice.predict(api_name="/stop")
+    stop_once_going(alice)
     with pytest.raises(AppError) as err:
         job.result(timeout=60)
     assert "was stopped" in str(err.value)
     info = alice.view_api(return_format="dict", print_info=False)["named_endpoints"]["/lr_find"]["parameters"]
     finding = alice.submit(api_name="/lr_find", **{p["parameter_name"]: p.get("parameter_default") for p in info})
-    time.sleep(3)  # the range test runs as a device job too: in a child with limits, and Stop ends it
-    alice.predict(api_name="/stop")
+    stop_once_going(alice)  # the range test runs as a device job too: in a child with limits, and Stop ends it
     with pytest.raises(AppError, match="was stopped"):
         finding.result(timeout=60)
+
+
+def stop_once_going(c: Client, timeout: float = 60) -> str:
+    """Press Stop as soon as the visitor has a job or a check going (Stop says nothing until then); what it said."""
+    def stopped() -> str | None:
+        said = c.predict(api_name="/stop")  # unchanged (Gradio's skip) while nothing is going
+        return said if isinstance(said, str) and said.startswith("Stop") else None
+
+    return eventually(stopped, timeout, what="a job of the visitor's to be going")
 
 
 def _compare_args(c: Client, run: str, limit: int, new_tokens: int) -> dict:
@@ -399,13 +404,13 @@ def _compare_args(c: Client, run: str, limit: int, new_tokens: int) -> dict:
 
 
 def test_one_visitors_slow_check_does_not_hold_up_anothers(public, tmp_path):
-    url, _ = public
+    url, home = public
     bob, carol = visitor(url, "bob"), visitor(url, "carol")
     big = tmp_path / "big.csv"
     big.write_text("instruction,output\n" + "".join(f"What is {i} plus {i}?,{2 * i}.\n" for i in range(300_000)))
     slow = bob.submit(bob.predict(handle_file(str(big)), api_name="/upload")[0], "auto", "", 256, "studio-tiny", "auto",
                       api_name="/check_data")
-    time.sleep(2)
+    eventually(lambda: _audited(home, "check_data", "user-bob"), 30, what="bob's check to go through the door")
     asked = time.time()
     report = carol.predict("qa.csv", "auto", "", 256, "studio-tiny", "auto", api_name="/check_data")[0]
     assert "detected" in report and not slow.done()
@@ -610,7 +615,7 @@ def test_an_anonymous_flood_leaves_room_for_a_logged_in_visitor(public):
     alice = visitor(url, "alice")
     with ThreadPoolExecutor(2) as pool:
         floods = [pool.submit(flood) for _ in range(2)]
-        time.sleep(4)
+        eventually(lambda: _audited(home, "queue-refused", None), 30, what="the flood to fill the anonymous share")
         during = [call(alice, "/check_data", dataset_file="qa.csv")[0] for _ in range(4)]
         for f in floods:
             f.result()

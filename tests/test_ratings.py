@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from conftest import ROOT
@@ -114,8 +113,7 @@ def test_threads_and_a_killed_process_lose_and_double_nothing(tmp_path):
     threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
     for th in threads:
         th.start()
-    first = proc.stdout.readline()  # the writer is committing (however slow the machine is today)
-    time.sleep(0.5)
+    first = "".join(proc.stdout.readline() for _ in range(3))  # the writer is committing, however slow the machine
     proc.send_signal(signal.SIGKILL)  # mid-write, as far as it knows
     out, _ = proc.communicate()
     out = first + out

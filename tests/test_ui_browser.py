@@ -88,7 +88,8 @@ def test_upload_train_watch_stop(page, url):
     page.wait_for_function("(() => { const el = document.querySelector('#loss-chart .js-plotly-plot');"
                            " return el && el.data && el.data[0].x.length >= 2; })()", timeout=60000)
     first = points(page)
-    time.sleep(3)
+    page.wait_for_function("(n) => { const el = document.querySelector('#loss-chart .js-plotly-plot');"
+                           " return el && el.data && el.data[0].x.length > n; }", arg=first, timeout=60000)
     assert points(page) > first, "the loss chart did not gain points while training"
     page.screenshot(path=str(ARTIFACTS / "04-training.png"), full_page=True)
     page.reload()  # the page forgets everything; the browser keeps the session key
@@ -662,7 +663,6 @@ def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(pa
     a fourth rater gets the items they held, and the owner exports the campaign from the page as a zip that
     `datasets` loads."""
     import json
-    import time
     import zipfile
 
     from datasets import load_dataset

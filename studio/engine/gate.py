@@ -291,6 +291,12 @@ def stoppable():
             _stops.get(key, set()).discard(event)
 
 
+def going(key: str) -> int:
+    """How many of a visitor's device jobs and data checks are in progress (what their Stop would end)."""
+    with _lock:
+        return sum(not e.is_set() for e in _stops.get(key, ()))
+
+
 def stop(key: str) -> int:
     """Stop a visitor's device jobs and data checks, and whatever their actions in progress start next; how many
     jobs and checks were going."""
