@@ -47,6 +47,8 @@ def test_the_split_keeps_every_group_on_one_side_and_is_unchanged_without_groups
         train, val = split_indices(len(rows), 0.2, seed, groups)
         assert len(val) == 12 and not set(train) & set(val)
         assert all(set(g) <= set(train) or set(g) <= set(val) for g in groups)  # no group on both sides
+    train, val = split_indices(10, 0.2, 0, [list(range(10))])  # one prompt everywhere: no split keeps it whole
+    assert len(val) == 2 and (train, val) == split_indices(10, 0.2, 0)  # then row by row, as before (and said)
 
 
 def test_check_data_reports_duplicates_with_row_numbers(tmp_path):

@@ -178,8 +178,8 @@ class Handlers:
             now = f"gold: {said['a' if (u['gold'] == 'a') == (shown.left_model == u['model_a']) else 'b']} is better"
         single = shown.kind == "single"
         return {**self.item(shown, cid), v.answers: gr.Row(visible=False),
-                v.marks: gr.Row(visible=True), **{button: gr.Button(interactive=not single or key == "next")
-                                                  for button, (key, _) in zip(v.gold, GOLD_BUTTONS)},
+                v.marks: gr.Row(visible=True), **{button: gr.Button(interactive=not single or choice == "next")
+                                                  for button, (choice, _) in zip(v.gold, GOLD_BUTTONS)},
                 v.draft: {"key": key, "index": index, "unit": shown.unit, "left": shown.left_model},
                 v.progress: f"{note}**Draft: item {index + 1} of {shown.total}** · {marked} marked gold · this one: "
                             f"{now}" + (" (single answers are not marked)" if single else "")}

@@ -42,11 +42,11 @@ def jaccard(a: set, b: set) -> float:
 def prompt_text(example: dict) -> str:
     if "text" in example:
         return str(example["text"])
-    if "chosen" in example:  # a preference pair: its prompt (a conversation or a string)
-        prompt = example.get("prompt")
-        return _user_turns(prompt) if isinstance(prompt, list) else str(prompt or "")
     if "messages" in example:
         return _user_turns(example["messages"])
+    prompt = example.get("prompt")  # a preference pair's or a KTO row's: a conversation, or a string
+    if isinstance(prompt, list):
+        return _user_turns(prompt)
     return " ".join(str(example.get(k) or "") for k in ("instruction", "input", "prompt")).strip()
 
 

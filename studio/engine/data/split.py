@@ -58,6 +58,8 @@ def split_indices(n: int, val_size: float, seed: int, groups: list[list[int]] | 
     for unit in units:
         if len(val) + len(unit) <= n_val:
             val += unit
+    if n_val and not val:  # every group is larger than the validation split: rows are split one by one
+        return split_indices(n, val_size, seed)
     held = set(val)
     return [i for i in range(n) if i not in held], sorted(val)
 

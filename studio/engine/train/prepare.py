@@ -114,8 +114,12 @@ def prepare(config: StudioConfig) -> Prepared:
                           "data.val_path")
     notices = [*loaded.report.notices, *resolved.notices]
     if groups:
+        held = set(split.val)
+        apart = sum(1 for g in groups if 0 < len(held.intersection(g)) < len(g))
         notices.append(f"{sum(map(len, groups))} rows share a prompt (the same or nearly: {len(groups)} groups): "
-                       "each group is kept on one side of the train / validation split")
+                       + ("each group is kept on one side of the train / validation split" if not apart else
+                          f"{apart} groups are larger than the validation split and were split row by row: "
+                          "an evaluation on it says how many of its prompts trained"))
     base = {"config": config, "tokenizer": tokenizer, "resolved": resolved, "split": split}
     if wanted in RECORDS:
         return _preferences(base, loaded.format, objective, train_ex, val_ex, notices)

@@ -128,7 +128,9 @@ def answer(db: Ratings, cid: str, rater: str, unit: int, side: str | None = None
     with db.write() as c:
         state = c.execute("SELECT state FROM campaigns WHERE id = ?", (cid,)).fetchone()
         if state is None or state[0] != "open":
-            raise StudioError("this campaign is closed: it takes no more answers")
+            draft = state is not None and state[0] == "draft"
+            raise StudioError("this campaign is not open yet: its owner is preparing it" if draft else
+                              "this campaign is closed: it takes no more answers")
         shown = c.execute("SELECT left_model, repeat, shown FROM campaign_shown s WHERE campaign = ? AND rater = ? "
                           "AND unit = ? AND NOT EXISTS (SELECT 1 FROM campaign_answers a WHERE a.campaign = "
                           "s.campaign AND a.rater = s.rater AND a.unit = s.unit AND a.repeat = s.repeat)",
