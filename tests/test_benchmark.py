@@ -117,11 +117,22 @@ def test_a_run_trained_on_facts_gains_on_them_and_forgets_nothing_general(tmp_pa
     from studio.engine import runs
     from studio.engine.export.card import model_card
 
-    assert runs.benchmarks(run) == ["first"]
+    assert runs.benchmarks(run)[-1] == "first"
     card = model_card(run, StudioConfig.load(run / "config.yaml"))
     index = card.data.to_dict()["model-index"][0]["results"]
     assert {r["dataset"]["name"] for r in index} >= {"capitals_of_the_run", "studio-general"}
     assert "## Benchmarks" in card.content and "| gained |" in card.content
+
+    group = tmp_path / "facts" / "group"  # a folder with a group of two tasks: the group is one row, paired
+    group.mkdir()
+    for part in ("one", "two"):
+        (group / f"{part}.yaml").write_text(TASK_YAML.replace("capitals_of_the_run", f"part_{part}")
+                                            .replace("capitals.jsonl", "../capitals.jsonl"))
+    (group / "group.yaml").write_text("group: both_parts\ntask:\n  - part_one\n  - part_two\n")
+    from studio.engine.judge.benchmark import benchmark
+
+    both = benchmark(run, [str(group)], limit=3, name="group")["tasks"]
+    assert [(r["task"], r["n"]) for r in both] == [("both_parts", 6)]
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub task offline: one line, no traceback
     out = subprocess.run([sys.executable, "-m", "studio", "benchmark", str(run), "--tasks", "arc_easy",

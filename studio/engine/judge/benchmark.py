@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from studio.engine import runs
 from studio.engine.errors import DataError, StudioError
 
@@ -49,21 +51,21 @@ def task_sources(tasks: list[str], into: Path) -> tuple[list[str], list[Path]]:
         else:
             names.append(t)
             continue
-        folder = _localised(found, into / f"local{len(include)}")
-        for y in found:
-            task = _read_yaml(y).get("task")
-            if not task and p.is_file():
-                raise DataError(f"{y.name}: a task YAML names its task (task: NAME)")
-            names += [str(task)] if task else []
-        include.append(folder)
+        include.append(_localised(found, into / f"local{len(include)}"))
+        read = [_read_yaml(y) for y in found]
+        groups = {str(d["group"]): d.get("task") for d in read if d.get("group")}  # a group runs its members
+        members = {m for ts in groups.values() if isinstance(ts, list) for m in ts if isinstance(m, str)}
+        tasks_here = [*groups, *(str(d["task"]) for d in read if isinstance(d.get("task"), str)
+                                 and not d.get("group") and d["task"] not in members)]
+        if not tasks_here:
+            raise DataError(f"{p.name}: a task YAML names its task (task: NAME) or its group (group: NAME)")
+        names += tasks_here
     if not names:
         raise StudioError("name at least one task (studio-general, a YAML file, or an lm-eval task name)")
     return names, include
 
 
 def _read_yaml(path: Path) -> dict:
-    import yaml
-
     try:
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_Tolerant)
     except yaml.YAMLError as e:
@@ -94,23 +96,27 @@ def _tolerant_tag(loader, suffix, node):
     return None
 
 
-class _Tolerant(__import__("yaml").SafeLoader):
+class _Tolerant(yaml.SafeLoader):
     """Reads a task YAML's plain keys, skipping lm-eval's own tags (``!function``)."""
 
 
 _Tolerant.add_multi_constructor("!", _tolerant_tag)
 
 
-def _samples_of(result: dict, task: str) -> tuple[str, dict[int, float]]:
-    """(metric, {doc_id: value}) of one task's logged samples, the first of ``PREFERRED`` it has."""
-    samples = result.get("samples", {}).get(task) or []
+def _samples_of(result: dict, task: str) -> tuple[str, dict[tuple, float]]:
+    """(metric, {(subtask, doc_id): value}) of one task's logged samples (a group's: every subtask's), the first
+    metric of ``PREFERRED`` they have."""
+    logged = result.get("samples", {})
+    parts = [task] if task in logged else [s for s in result.get("group_subtasks", {}).get(task, []) if s in logged]
+    samples = [(part, s) for part in parts for s in logged[part]]
     if not samples:
         raise StudioError(f"{task}: lm-eval logged no samples")
-    metrics = [m for m in samples[0].get("metrics", []) if isinstance(samples[0].get(m), (int, float))]
+    first = samples[0][1]
+    metrics = [m for m in first.get("metrics", []) if isinstance(first.get(m), (int, float))]
     metric = next((m for m in PREFERRED if m in metrics), metrics[0] if metrics else None)
     if metric is None:
-        raise StudioError(f"{task}: no per-item metric to pair (lm-eval reported {samples[0].get('metrics')})")
-    return metric, {s["doc_id"]: float(s[metric]) for s in samples}
+        raise StudioError(f"{task}: no per-item metric to pair (lm-eval reported {first.get('metrics')})")
+    return metric, {(part, s["doc_id"]): float(s[metric]) for part, s in samples if metric in s}
 
 
 def _evaluate(model, tokenizer, names: list[str], include: list[Path], limit: int | None, fewshot: int | None,
@@ -135,7 +141,7 @@ def _evaluate(model, tokenizer, names: list[str], include: list[Path], limit: in
                           "studio-general)") from None
 
 
-def paired(base: dict[int, float], tuned: dict[int, float], seed: int = 0) -> dict:
+def paired(base: dict, tuned: dict, seed: int = 0) -> dict:
     """The tuned-minus-base difference over the items both answered, with a paired bootstrap interval and p."""
     from studio.engine.judge import metrics as M
 
