@@ -8,7 +8,7 @@ advice follows the troubleshooting table of the course the studio follows, and i
 
 Detectors and their thresholds (why: docs/doctor.md):
 - instability: a loss above 4x the median of the previous 10 and at least 1.0 above it, a grad norm above 10x
-  theirs (30x for a reward model, whose new score head bursts early) and above 1.0 (warnings; a loss near 0
+  theirs (100x for a reward model, whose new score head bursts early) and above 1.0 (warnings; a loss near 0
   moves by multiples without being unstable). A pairwise loss (reward model, DPO) is -log sigmoid of a margin:
   once most pairs are ranked with room to spare, its batches are heavy-tailed (one misranked pair is the whole
   loss), so its baseline is at least the loss at chance (ln 2), and its gradient norm's at least the clipping
