@@ -20,7 +20,7 @@ import unicodedata
 
 NEAR = 0.8  # Jaccard similarity of word 1- and 2-gram sets from which two prompts are near duplicates (a reworded
 #            question keeps most of its words and pairs; a template filled with another word or number falls under it)
-NUM_PERM = 64  # MinHash permutations: enough to find pairs at NEAR with the band layout datasketch picks
+NUM_PERM = 128  # MinHash permutations: with the lenient LSH threshold below, a pair at NEAR is all but never missed
 
 
 def normalise(text: str) -> str:
@@ -63,7 +63,7 @@ def _minhashes(sets: list[set[str]]):
 def _lsh(threshold: float):
     from datasketch import MinHashLSH
 
-    return MinHashLSH(threshold=max(0.3, threshold - 0.15), num_perm=NUM_PERM)  # lenient: each pair is confirmed
+    return MinHashLSH(threshold=max(0.3, threshold - 0.3), num_perm=NUM_PERM)  # lenient: each pair is confirmed
 
 
 def groups(texts: list[str], threshold: float = NEAR) -> list[list[int]]:
