@@ -27,7 +27,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         return 0
     print(f"{s.examples} examples from {s.eval_set}; results in {s.dir}")
     o = s.overlap_with_training
-    if o.get("exact") or o.get("near"):
+    if o.get("unknown"):
+        print(f"whether the run trained on these prompts cannot be said: {o['unknown']}")
+    elif o.get("exact") or o.get("near"):
         print(f"{'left out' if o.get('left_out') else 'among them'}: {o['exact']} prompts the run trained on (the "
               f"same once case, spaces and punctuation are set aside) and {o['near']} nearly the same"
               + ("" if o.get("left_out") else "; a metric is called better only when the other prompts say so too "

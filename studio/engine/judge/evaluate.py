@@ -105,9 +105,11 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     s = settings or cfg.eval
     say = progress or (lambda msg: None)
     pairs = eval_set(run, cfg, data, prompts, limit)
-    flags = dedup.overlap(training_prompts(run, cfg), [asked(q) for q, _ in pairs])
-    overlap = {**dedup.counts(flags), "left_out": leave_out_seen}
-    if leave_out_seen:
+    trained = training_prompts(run, cfg)
+    flags = dedup.overlap(trained, [asked(q) for q, _ in pairs])
+    overlap = {**dedup.counts(flags), "left_out": leave_out_seen} if trained else \
+        {"exact": None, "near": None, "left_out": False, "unknown": "the run's training data is gone or changed"}
+    if leave_out_seen and trained:
         pairs = [p for p, f in zip(pairs, flags) if f is None]
         if not pairs:
             raise DataError("every prompt of this evaluation set is (nearly) one the run trained on: nothing is "

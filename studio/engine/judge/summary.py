@@ -64,7 +64,7 @@ class EvalSummary:
     def seen(self) -> int:
         """How many of the prompts compared were (nearly) among the training prompts."""
         o = self.overlap_with_training
-        return 0 if o.get("left_out") else int(o.get("exact", 0)) + int(o.get("near", 0))
+        return 0 if o.get("left_out") else int(o.get("exact") or 0) + int(o.get("near") or 0)
 
     def to_dict(self) -> dict:
         """What ``summary.json`` holds (``dir`` is where it was read from, not part of it)."""

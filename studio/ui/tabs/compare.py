@@ -256,7 +256,9 @@ def worse_text(s: EvalSummary, rows: list[dict]) -> str:
 def overlap_text(s: EvalSummary) -> str:
     """How many of the compared prompts the run trained on, and what that does to the verdict."""
     o = s.overlap_with_training
-    n = int(o.get("exact", 0)) + int(o.get("near", 0))
+    if o.get("unknown"):
+        return f"Whether the run trained on these prompts cannot be said: {o['unknown']}."
+    n = int(o.get("exact") or 0) + int(o.get("near") or 0)
     if not n:
         return "None of these prompts is one the run trained on." if o else ""
     how = f"{o.get('exact', 0)} the same once case, spaces and punctuation are set aside, {o.get('near', 0)} nearly"
