@@ -656,6 +656,17 @@ def campaign_form(page, url, name: str) -> None:
     page.fill("#campaign-name input, #campaign-name textarea", name)
     set_number(page, "campaign-overlap", "1")
 
+
+def create_campaign(page, name: str) -> str:
+    """Press Create and wait until the campaign picked is the new one (opening the tab picks the latest one
+    there was, so its link is already on the page); the new campaign's id."""
+    page.click("#campaign-create")
+    page.wait_for_function(f"(document.querySelector('#campaign-pick input') || {{value: ''}}).value"
+                           f".startsWith({name + ' ('!r})", timeout=60000)
+    cid = page.input_value("#campaign-pick input").rsplit("(", 1)[1].rstrip(")")
+    says(page, "#campaign-link", f"?campaign={cid}")
+    return cid
+
 def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(page, url, tmp_path):
     """The owner makes a campaign from the page alone (an items file, a gold file, their guidelines and rules);
     raters answer through the campaign's API as the page does: one always picks A at a human pace, one clicks
@@ -686,9 +697,7 @@ def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(pa
     page.press("#campaign-min-seconds input", "Tab")
     page.fill("#campaign-repeat input[type=number]", "0")
     page.press("#campaign-repeat input[type=number]", "Tab")
-    page.click("#campaign-create")
-    says(page, "#campaign-link", "?campaign=")
-    cid = page.inner_text("#campaign-link").split("?campaign=")[1].split()[0].strip("*")
+    cid = create_campaign(page, "sun vs moon vs star, round 2")
 
     rater = Client(url, verbose=False, analytics_enabled=False)
 
@@ -746,12 +755,11 @@ def test_an_owner_marks_gold_in_a_drafts_rater_view_opens_it_and_a_rater_rates_i
     page.fill("#campaign-repeat input[type=number]", "0")
     page.press("#campaign-repeat input[type=number]", "Tab")
     set_number(page, "campaign-per-rater", "3")
-    page.click("#campaign-create")
+    cid = create_campaign(page, "drafted")
     says(page, "#campaign-link", "A draft")
     said = page.inner_text("#campaign-link")
     preview = said.split("open ")[1].split()[0].strip("*")  # the owner's preview link, with its key
-    cid = preview.split("?campaign=")[1].split("&")[0]
-    assert "&prepare=" in preview
+    assert preview.split("?campaign=")[1].split("&")[0] == cid and "&prepare=" in preview
 
     view = page.context.browser.new_page(viewport={"width": 1400, "height": 1200})
     view.goto(preview)
