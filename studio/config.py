@@ -28,9 +28,14 @@ class ConfigError(ValueError):
     """A setting is invalid; the message names the field."""
 
 
-def _f(default: Any, help: str, choices: Any = None, **bounds: float) -> Any:
-    """A setting: its default, its help line, its choices (if any) and its bounds (``ge=1``, ``gt=0``...)."""
-    extra = {"choices": choices} if choices is not None else None
+def _f(default: Any, help: str, choices: Any = None, names: str | None = None, runs_code: bool = False,
+       **bounds: float) -> Any:
+    """A setting: its default, its help line, its choices (if any) and its bounds (``ge=1``, ``gt=0``...).
+    ``names``: the setting names a "model" or a "data" file (what a public deployment checks: ``references``);
+    ``runs_code``: switching it on runs code that is not the studio's (a public deployment needs the operator's
+    consent)."""
+    extra = {**({"choices": choices} if choices is not None else {}), **({"names": names} if names else {}),
+             **({"runs_code": True} if runs_code else {})} or None
     if isinstance(default, (list, dict)):
         return Field(default_factory=lambda d=default: type(d)(d), description=help, json_schema_extra=extra)
     return Field(default=default, description=help, json_schema_extra=extra, **bounds)
@@ -112,11 +117,12 @@ def _section(name: str | None):
 
 @_section("data")
 class DataConfig(_Section):
-    path: str = _f("", "Dataset file: CSV, JSON, JSONL, Parquet or TXT.")
+    path: str = _f("", "Dataset file: CSV, JSON, JSONL, Parquet or TXT.", names="data")
     format: str = _f("auto", "Record format; auto detects it from the columns.", FORMATS)
     columns: dict = _f({}, "Column mapping, studio name -> file column, e.g. {instruction: question}.")
     val_size: float = _f(0.1, "Fraction of records held out for validation, in [0, 1).", ge=0, lt=1)
-    val_path: str = _f("", "A separate validation file (any format the studio reads); empty = split data.path.")
+    val_path: str = _f("", "A separate validation file (any format the studio reads); empty = split data.path.",
+                       names="data")
     max_length: int = _f(512, "Longest tokenized example; longer ones are truncated and counted.", ge=8)
     pack_documents: bool = _f(True, "Plain text: concatenate documents (EOS between them) into max_length blocks "
                                     "instead of truncating each.")
@@ -126,10 +132,11 @@ class DataConfig(_Section):
 
 @_section("model")
 class ModelConfig(_Section):
-    name: str = _f("studio-tiny", "Base model: a hub id, a local folder, or studio-tiny (offline).")
+    name: str = _f("studio-tiny", "Base model: a hub id, a local folder, or studio-tiny (offline).", names="model")
     revision: str = _f("", "Hub revision (branch, tag or commit); empty = the default branch.")
-    trust_remote_code: bool = _f(False, "Run model code shipped in the repo. Off: only trust it if you read it.")
-    allow_pickle: bool = _f(False, "Allow pickle .bin weights when no safetensors exist (unsafe).")
+    trust_remote_code: bool = _f(False, "Run model code shipped in the repo. Off: only trust it if you read it.",
+                                 runs_code=True)
+    allow_pickle: bool = _f(False, "Allow pickle .bin weights when no safetensors exist (unsafe).", runs_code=True)
     chat_template: str = _f("", "Jinja chat template overriding the tokenizer's; empty = its own or the default.")
 
     def __post_init__(self) -> None:
@@ -158,7 +165,7 @@ class MethodConfig(_Section):
     adalora_target_r: int = _f(8, "AdaLoRA: the average rank left at the end of the schedule.", ge=1)
     num_virtual_tokens: int = _f(20, "prefix / ptuning / prompt: how many virtual tokens are trained.", ge=1)
     encoder_hidden_size: int = _f(128, "ptuning: hidden size of the prompt encoder (an MLP).", ge=1)
-    reward_model: str = _f("", "rl: the reward model, run:NAME of a method.kind reward run.")
+    reward_model: str = _f("", "rl: the reward model, run:NAME of a method.kind reward run.", names="model")
     num_generations: int = _f(4, "rl: answers sampled per prompt; GRPO scores each against the others (>= 2).",
                               ge=2)
     max_completion_length: int = _f(32, "rl: longest sampled answer, in tokens.", ge=1)
@@ -234,9 +241,10 @@ class EvalConfig(_Section):
     seed: int = _f(0, "Seed for sampling and for the bootstrap.", ge=0)
     batch_size: int = _f(8, "Prompts generated together (left-padded).", ge=1)
     bertscore: bool = _f(True, "Compute BERTScore (offline: MiniLM from its pip package).")
-    extra_metrics: list = _f([], "More metrics: evaluate ids or local metric script folders, scored per example.")
+    extra_metrics: list = _f([], "More metrics: evaluate ids or local metric script folders, scored per example.",
+                             runs_code=True)
     reward_model: str = _f("", "Score every answer with a reward model (run:NAME of a method.kind reward run): "
-                               "mean reward of base and tuned, with intervals and a paired test.")
+                               "mean reward of base and tuned, with intervals and a paired test.", names="model")
 
 
 @_section(None)
@@ -295,6 +303,14 @@ def setting(section: str, name: str) -> Setting:
     bounds = _bounds(info)
     return Setting(info.get_default(call_default_factory=True), field_help(section, name), info.annotation,
                    (info.json_schema_extra or {}).get("choices"), bounds.get("ge", bounds.get("gt")))
+
+
+def marked(mark: str) -> list[tuple[str, str, Any]]:
+    """Every ``(section, field, value of the mark)`` whose field carries ``mark`` ("names", "runs_code"), in the
+    order of the sections: what a public deployment checks walks these, so a new method's model setting marked
+    ``names="model"`` is checked without a line in the gate."""
+    return [(section, name, (info.json_schema_extra or {})[mark]) for section, cls in SECTIONS.items()
+            for name, info in cls.__pydantic_fields__.items() if (info.json_schema_extra or {}).get(mark)]
 
 
 _OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}

@@ -110,8 +110,9 @@ def test_stop_ends_a_visitors_device_job_and_stop_all_everyones(public):
         eventually(lambda: gate.going("user-alice") == 1, 30, what="alice's job to start")
         asked = time.time()
         assert stop() == 1
-        worker.join(20)
-        assert "the test job was stopped" in outcome["error"] and time.time() - asked < 10
+        worker.join(50)
+        # stopped, not run out: the job would sleep 60 s (the margin is for a busy machine, not a timing goal)
+        assert "the test job was stopped" in outcome.get("error", "") and time.time() - asked < 50
 
 
 def test_a_stop_before_the_job_starts_ends_the_action_at_any_stage(public, monkeypatch):

@@ -1,5 +1,5 @@
-"""The shape docs/architecture.md promises: imports run one way (ui/cli -> engine -> config/settings) with no cycle,
-tabs never import each other, no function is over 60 lines, and the engine and the CLI run headless."""
+"""The shape docs/architecture.md promises: imports run one way (ui/cli -> engine -> policy -> config/settings) with
+no cycle, tabs never import each other, no function is over 60 lines, and the engine and the CLI run headless."""
 
 import ast
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 STUDIO = ROOT / "studio"
-RANK = {"config": 0, "settings": 0, "engine": 1, "cli": 2, "ui": 2, "__main__": 3}
+RANK = {"config": 0, "settings": 0, "policy": 1, "engine": 2, "cli": 3, "ui": 3, "__main__": 4}
 
 
 def modules() -> dict[str, ast.Module]:

@@ -8,7 +8,6 @@ a traceback; ``STUDIO_DEBUG=1`` shows tracebacks for bug reports. Exit codes: ``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from studio.cli.exits import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, exit_code
@@ -48,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one-line promise holds for our bugs too
         code = exit_code(e)
         if code == EXIT_BUG:
-            if os.environ.get("STUDIO_DEBUG"):
+            from studio.settings import settings
+
+            if settings().debug:
                 raise
             first = str(e).splitlines()[0][:300] if str(e) else ""
             print(f"error: unexpected {type(e).__name__}: {first} (rerun with STUDIO_DEBUG=1 for details)",

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
@@ -52,8 +51,9 @@ def cmd_tiny(a: argparse.Namespace) -> int:
 
 def cmd_serve(a: argparse.Namespace) -> int:
     from studio.engine.export.serve import serve, snippets
+    from studio.settings import settings
 
-    key = a.api_key or os.environ.get("STUDIO_SERVE_API_KEY")
+    key = a.api_key or settings().serve_api_key or None
 
     def ready(names: list[str]) -> None:
         base = f"http://{a.host}:{a.port}/v1"

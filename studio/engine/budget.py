@@ -10,20 +10,20 @@ for everything).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
 from studio.engine.errors import StudioError
-from studio.settings import owner_id, public_mode, studio_home
+from studio.policy import policy
+from studio.settings import owner_id, settings, studio_home
 
-MAX_STEPS = int(os.environ.get("STUDIO_MAX_STEPS", "2000"))
-MAX_MINUTES = float(os.environ.get("STUDIO_MAX_MINUTES", "30"))
-USER_QUOTA_MB = float(os.environ.get("STUDIO_USER_QUOTA_MB", "500"))
-MAX_CAMPAIGNS = int(os.environ.get("STUDIO_MAX_CAMPAIGNS", "10"))  # per visitor
-MAX_CAMPAIGN_UNITS = int(os.environ.get("STUDIO_MAX_CAMPAIGN_UNITS", "2000"))  # items in one campaign
-UPLOAD_TTL_S = float(os.environ.get("STUDIO_UPLOAD_TTL_S", str(24 * 3600)))
+MAX_STEPS = settings().max_steps
+MAX_MINUTES = settings().max_minutes
+USER_QUOTA_MB = settings().user_quota_mb
+MAX_CAMPAIGNS = settings().max_campaigns  # per visitor
+MAX_CAMPAIGN_UNITS = settings().max_campaign_units  # items in one campaign
+UPLOAD_TTL_S = settings().upload_ttl_s
 
 
 def folder_mb(path: Path) -> float:
@@ -71,7 +71,7 @@ def owners() -> list[str]:
 def check_campaign(owner: str | None, units: int) -> None:
     """A visitor's campaign: at most ``MAX_CAMPAIGNS`` of them and ``MAX_CAMPAIGN_UNITS`` items each (each copies
     its answers into the shared ratings database)."""
-    if not public_mode() or owner is None:
+    if not policy().caps or owner is None:
         return
     if units > MAX_CAMPAIGN_UNITS:
         raise StudioError(f"a campaign of {units:,} items: this deployment takes at most {MAX_CAMPAIGN_UNITS:,}")
@@ -81,7 +81,7 @@ def check_campaign(owner: str | None, units: int) -> None:
 
 
 def check_disk(owner: str | None, adding: int = 0) -> None:
-    if not public_mode() or owner is None:
+    if not policy().caps or owner is None:
         return
     used = usage_mb(owner) + adding / 2**20
     if used > USER_QUOTA_MB:
@@ -90,7 +90,7 @@ def check_disk(owner: str | None, adding: int = 0) -> None:
 
 
 def over_budget(step: int, seconds: float) -> str | None:
-    if not public_mode():
+    if not policy().caps:
         return None
     if step >= MAX_STEPS:
         return f"stopped at this deployment's limit of {MAX_STEPS} steps a run"

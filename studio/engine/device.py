@@ -8,11 +8,11 @@ through this module.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 
 from studio.engine.errors import JobError
-from studio.settings import public_mode
+from studio.policy import policy
+from studio.settings import settings
 
 
 def _visitor(job):
@@ -39,7 +39,7 @@ class DeviceQueue:
             if len(self._waiting) >= self.max_waiting:
                 raise JobError(f"the training queue is full ({self.max_waiting} waiting); try again later")
             owner = getattr(job, "owner", None)
-            if public_mode() and owner and any(getattr(j, "owner", None) == owner for j in [self._holder,
+            if policy().caps and owner and any(getattr(j, "owner", None) == owner for j in [self._holder,
                                                                                               *self._waiting]):
                 raise JobError("you already have a job training or waiting: one at a time on this deployment")
             who = _visitor(job)
@@ -91,7 +91,7 @@ class DeviceQueue:
         return self._holder is not None
 
 
-DEVICE = DeviceQueue(int(os.environ.get("STUDIO_QUEUE_MAX", "16")))
+DEVICE = DeviceQueue(settings().queue_max)
 
 
 class Ticket:

@@ -3,9 +3,9 @@
 Every visitor action passes ``admit(action, owner, key)`` first (the web app does it for every event in
 ``ui/door.py``; a training job, a sweep trial and a device job do it again in their own threads). It sets who
 is acting for the rest of the action and, on a public deployment, appends one line to the audit log
-(``STUDIO_HOME/audit/gate.jsonl``: time, action, owner). The policy below is the only place that knows what a
-public deployment allows; locally every check passes (you own everything), though admissions are still
-counted.
+(``STUDIO_HOME/audit/gate.jsonl``: time, action, owner). What a deployment allows is ``studio/policy.py``'s
+answer; the checks below ask it and apply it (locally every check passes: you own everything), though
+admissions are still counted.
 
 - files: ``data_file(path)`` -> the real path of one of the visitor's own uploads or a bundled sample;
 - configs: ``check_config(cfg)`` -> every file, model, run and reward model a config names, and the settings
@@ -13,8 +13,8 @@ counted.
   trial's final config, the LR finder and Compare all ask it;
 - runs: ``own_run(name)`` -> a run folder of the visitor's, or None (someone else's and a missing one look
   alike);
-- the hub: ``hub_token()`` (from settings, which the model loader reads too) is False on a public deployment:
-  the operator's token is never lent;
+- the hub: ``policy().hub_token()`` (which the model loader reads too) is False on a public deployment: the
+  operator's token is never lent;
 - device time: ``device_job(fn, *args)`` waits for the device, then, on a public deployment, runs ``fn`` in a
   child process with the deployment's time and memory limits, ended by the visitor's Stop and the operator's
   "stop all"; ``capped(settings)`` bounds examples and new tokens, ``capped_text`` a typed prompt; ``solo``
@@ -34,14 +34,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.engine.errors import StudioError
-from studio.settings import SAMPLES, hub_token, operator_allows, owner_id, public_mode, studio_home  # noqa: F401
+from studio.policy import policy
+from studio.settings import SAMPLES, owner_id, settings, studio_home  # noqa: F401
 
-MAX_EXAMPLES = int(os.environ.get("STUDIO_MAX_EXAMPLES", "200"))  # per comparison / measurement, public mode
-MAX_NEW_TOKENS = int(os.environ.get("STUDIO_MAX_NEW_TOKENS", "256"))  # per answer, public mode
-MAX_PROMPT_CHARS = int(os.environ.get("STUDIO_MAX_PROMPT_CHARS", "4000"))  # a typed message, public mode
-MAX_FIELD_CHARS = int(os.environ.get("STUDIO_MAX_FIELD_CHARS", "65536"))  # any one text input, public mode
-JOB_SECONDS = float(os.environ.get("STUDIO_JOB_SECONDS", "600"))  # one device job (Compare, merge, ...), public
-JOB_MEMORY_MB = float(os.environ.get("STUDIO_JOB_MEMORY_MB", "6144"))
+MAX_EXAMPLES = settings().max_examples  # per comparison / measurement, public mode
+MAX_NEW_TOKENS = settings().max_new_tokens  # per answer, public mode
+MAX_PROMPT_CHARS = settings().max_prompt_chars  # a typed message, public mode
+MAX_FIELD_CHARS = settings().max_field_chars  # any one text input, public mode
+JOB_SECONDS = settings().job_seconds  # one device job (Compare, merge, ...), public
+JOB_MEMORY_MB = settings().job_memory_mb
 AUDIT_MAX_BYTES = 8 * 2**20  # the audit log is rotated once past this size
 
 
@@ -74,7 +75,7 @@ def admit(action: str, owner: str | None, key: str | None = None) -> Visitor:
     runs.ACTING.set(owner)
     with _lock:
         ADMITTED[(action, owner)] += 1
-    if public_mode():
+    if policy().audits:
         _audit({"t": round(time.time(), 3), "action": action, "owner": owner,
                 **({"key": visitor.key} if owner is None else {})})  # anonymous visitors told apart by page
     return visitor
@@ -83,7 +84,7 @@ def admit(action: str, owner: str | None, key: str | None = None) -> Visitor:
 def check_inputs(action: str, values) -> None:
     """On a public deployment no text input of any action is longer than ``MAX_FIELD_CHARS`` (a 16 MB setting
     would cost the web server its CPU before any check of its meaning); refused in one line, audited."""
-    if not public_mode():
+    if not policy().caps:
         return
     longest = max((len(v) for v in values if isinstance(v, str)), default=0)
     if longest > MAX_FIELD_CHARS:
@@ -130,7 +131,7 @@ NOT_YOURS = "only your own uploads and the bundled samples can be used here"
 def data_file(path: str, what: str = "data.path") -> str:
     """The real path of a data file the visitor names: on a public deployment one of their own uploads (by its
     name) or a bundled sample, else a ``StudioError`` that is the same whether the file exists or not."""
-    if not path or not public_mode():
+    if not path or policy().names_folders:
         return path
     v = current()
     name = Path(path).name
@@ -154,34 +155,54 @@ def check_model_name(name: str, what: str = "model.name") -> None:
     from studio.engine import hub, models
 
     name = (name or "").strip()
-    if not public_mode() or name in models.STARTERS or hub.hub_id(name):
+    if policy().names_folders or name in models.STARTERS or hub.hub_id(name):
         return
     if name.startswith(models.RUN_PREFIX) and own_run(name[len(models.RUN_PREFIX):]) is not None:
         return
     raise models.not_usable(name, what)
 
 
+def _refuse_code(where: str, extra: str = "") -> StudioError:
+    setting = where.split(".")[-1]
+    return StudioError(f"{where} is switched off on this public deployment{extra} (the operator can allow it with "
+                       f"STUDIO_ALLOW_{setting.upper()}=1)")
+
+
+def check_references(section_name: str, section):
+    """``section`` (one of the config's) with every file and model it names as the acting visitor may have them
+    (the fields marked ``names=`` in ``studio/config.py``: a data file becomes its real path) and every setting
+    marked ``runs_code`` refused unless the operator allows it."""
+    from studio.config import marked
+
+    changes = {}
+    for sec, name, kind in marked("names"):
+        value = getattr(section, name) if sec == section_name else None
+        if value and kind == "data":
+            changes[name] = data_file(value, f"{sec}.{name}")
+        elif value and kind == "model":
+            check_model_name(value, f"{sec}.{name}")
+    for sec, name, _ in marked("runs_code"):
+        if sec == section_name and getattr(section, name) and not policy().allows(name):
+            raise _refuse_code(f"{sec}.{name}", ": it runs code that is not the studio's")
+    return replace(section, **changes) if changes else section
+
+
 def check_config(cfg):
     """Every file, model, run and setting that runs code in ``cfg``, as the acting visitor may have them. Returns
     the config with its data files made real paths (a public page shows only their names)."""
-    if not public_mode():
-        return cfg
-    data = replace(cfg.data, path=data_file(cfg.data.path, "data.path"),
-                   val_path=data_file(cfg.data.val_path, "data.val_path"))
-    check_model_name(cfg.model.name)
-    if cfg.method.reward_model:
-        check_model_name(cfg.method.reward_model, "method.reward_model")
-    for setting in ("trust_remote_code", "allow_pickle"):
-        if getattr(cfg.model, setting) and not operator_allows(setting):
-            raise StudioError(f"model.{setting} is switched off on this public deployment (the operator can allow "
-                              f"it with STUDIO_ALLOW_{setting.upper()}=1)")
+    from studio.config import SECTIONS
+
+    checked = {name: check_references(name, getattr(cfg, name)) for name in SECTIONS}
+    checked["eval"] = capped(checked["eval"])
     check_trackers(cfg.train.report_to)
-    return replace(cfg, data=data, eval=check_eval(cfg.eval))
+    if all(checked[name] is getattr(cfg, name) for name in checked):
+        return cfg
+    return replace(cfg, **checked)
 
 
 def check_serving() -> None:
     """A server for a run is the operator's to start (``studio serve`` from a shell), never a visitor's."""
-    if public_mode():
+    if not policy().serves:
         raise StudioError("serving a run is not offered on this public deployment (the operator can run "
                           "`studio serve` from a shell)")
 
@@ -192,6 +213,8 @@ LOCAL_TRACKERS = ("tensorboard", "trackio")
 def check_trackers(chosen: list[str]) -> None:
     """A visitor's run is recorded on this machine only: a remote tracker (W&B, MLflow, a trackio Space) would
     log with the operator's credentials from the environment."""
+    if policy().lends_operator_token:
+        return
     remote = [t for t in chosen if t not in LOCAL_TRACKERS or (t == "trackio" and os.environ.get("TRACKIO_SPACE_ID"))]
     if remote:
         raise StudioError(f"train.report_to {remote[0]} is not offered on this public deployment: it would record "
@@ -201,14 +224,7 @@ def check_trackers(chosen: list[str]) -> None:
 def check_eval(settings):
     """Evaluation settings as the visitor may have them: their own reward model, no metric that runs code from
     the hub or a folder, and the deployment's caps on examples and new tokens."""
-    if not public_mode():
-        return settings
-    if settings.reward_model:
-        check_model_name(settings.reward_model, "eval.reward_model")
-    if settings.extra_metrics and not operator_allows("extra_metrics"):
-        raise StudioError("eval.extra_metrics is switched off on this public deployment: a metric from the hub or a "
-                          "folder runs its own code (the operator can allow it with STUDIO_ALLOW_EXTRA_METRICS=1)")
-    return capped(settings)
+    return capped(check_references("eval", settings))
 
 
 
@@ -222,7 +238,7 @@ def check_benchmark(tasks: list[str], limit: int | None) -> tuple[list[str], int
     from studio.engine.judge.benchmark import DEFAULT_TASKS
 
     tasks = [t.strip() for t in tasks if t.strip()]
-    if not public_mode():
+    if policy().names_folders:
         return tasks, limit
     other = [t for t in tasks if t not in DEFAULT_TASKS]
     if other:
@@ -233,14 +249,14 @@ def check_benchmark(tasks: list[str], limit: int | None) -> tuple[list[str], int
 # -- device time -----------------------------------------------------------------------------------------------
 def capped(settings):
     """Generation settings inside the deployment's caps (examples, new tokens); locally unchanged."""
-    if not public_mode():
+    if not policy().caps:
         return settings
     return replace(settings, limit=min(settings.limit, MAX_EXAMPLES),
                    max_new_tokens=min(settings.max_new_tokens or MAX_NEW_TOKENS, MAX_NEW_TOKENS))
 
 
 def capped_text(text: str, what: str = "the message") -> str:
-    if public_mode() and len(text) > MAX_PROMPT_CHARS:
+    if policy().caps and len(text) > MAX_PROMPT_CHARS:
         raise StudioError(f"{what} is {len(text):,} characters; this deployment takes at most {MAX_PROMPT_CHARS:,}")
     return text
 
@@ -250,7 +266,7 @@ def solo(kind: str, what: str):
     """One ``kind`` of work a visitor at a time on a public deployment (a second one is refused in a line)."""
     key = (current().key, kind)
     with _lock:
-        if public_mode() and key in _solo:
+        if policy().caps and key in _solo:
             raise StudioError(f"{what} is still going: wait for it to finish")
         _solo.add(key)
     try:
@@ -325,7 +341,7 @@ def device_job(fn, *args, what: str = "the job", seconds: float | None = None, m
     with stoppable() as halt, exclusive(visitor=current().key) if device else contextlib.nullcontext():
         if halt.is_set():  # stopped while it waited for the device or got ready
             raise StudioError(f"{what} was stopped")
-        if not public_mode():
+        if not policy().isolates_jobs:
             return fn(*args)
         return isolated(fn, *args, owner=current().owner, seconds=seconds or JOB_SECONDS,
                         memory_mb=memory_mb or JOB_MEMORY_MB, should_stop=halt.is_set, what=what)

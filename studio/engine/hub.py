@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.engine.errors import ModelError
-from studio.settings import hub_token, public_mode
+from studio.policy import policy
 
 
 def hub_id(name: str) -> bool:
@@ -32,7 +32,7 @@ def download(repo: str, revision: str, patterns: list[str]) -> tuple[Path, str]:
         if "*.safetensors" in patterns:
             _weights_fit_quota(repo, revision)
         path = snapshot_download(repo, revision=revision or None, allow_patterns=patterns, etag_timeout=10,
-                                 token=hub_token())
+                                 token=policy().hub_token())
     except hf.GatedRepoError:  # a subclass of RepositoryNotFoundError: catch it first
         raise ModelError(f"model {repo} is gated: accept its licence on the hub, then log in or set HF_TOKEN") from None
     except hf.RevisionNotFoundError:
@@ -55,11 +55,11 @@ def _weights_fit_quota(repo: str, revision: str) -> None:
     from studio.engine import budget, runs
 
     owner = runs.ACTING.get()
-    if not public_mode() or owner is None or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+    if not policy().caps or owner is None or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         return
     from huggingface_hub import HfApi
 
-    info = HfApi().model_info(repo, revision=revision or None, files_metadata=True, token=hub_token())
+    info = HfApi().model_info(repo, revision=revision or None, files_metadata=True, token=policy().hub_token())
     size_mb = sum((f.size or 0) for f in info.siblings or [] if f.rfilename.endswith(".safetensors")) / 2**20
     left = budget.USER_QUOTA_MB - budget.usage_mb(owner)
     if size_mb > left:

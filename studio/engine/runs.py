@@ -26,7 +26,8 @@ from studio.engine import methods
 from studio.engine.errors import StudioError
 from studio.engine.events import Record
 from studio.engine.judge.summary import EvalSummary
-from studio.settings import public_mode, studio_home
+from studio.policy import policy
+from studio.settings import studio_home
 
 STATES = ("queued", "running", "completed", "stopped", "failed", "diverged", "interrupted")
 COMPLETE = "COMPLETE"
@@ -372,7 +373,7 @@ def acting_for(run: Path):
 
 def owns(run: Path, owner: str | None) -> bool:
     """On a public deployment a visitor reaches only their own runs; locally, every run is yours."""
-    return not public_mode() or (owner is not None and read_status(run).get("owner") == owner)
+    return not policy().scoped or (owner is not None and read_status(run).get("owner") == owner)
 
 
 def find_run(name: str | None, owner: str | None = None) -> Path | None:
@@ -424,7 +425,7 @@ def delete_run(name: str, busy: set[str] = frozenset()) -> bool:
         return False
     owner = read_status(path).get("owner")
     shutil.rmtree(path)
-    if public_mode() and owner:  # what was exported from it goes too (on a public deployment, the owner's folder)
+    if policy().scoped and owner:  # what was exported from it goes too (on a public deployment, the owner's folder)
         for made in exports_of(path.name, studio_home() / "exports" / owner):
             shutil.rmtree(made) if made.is_dir() else made.unlink(missing_ok=True)
     return True

@@ -13,7 +13,8 @@ import os
 import gradio as gr
 
 from studio.engine import runs
-from studio.settings import public_mode, shown_path
+from studio.policy import policy
+from studio.settings import settings
 from studio.ui import campaign_view, door
 from studio.ui.forms import Form
 from studio.ui.state import Context, Sessions
@@ -74,11 +75,12 @@ def _wire_across(ctx: Context, c, ch, r, x) -> None:
 def _login() -> None:
     """On a Space with Hugging Face login set up, its button; on another public deployment, a line that says
     how visitors get an identity (never a crash: OAuth only works on a Space)."""
-    if not public_mode():
+    if not policy().identity_from_login:
         return
-    if os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"):
+    s = settings()
+    if s.space_id and os.environ.get("OAUTH_CLIENT_ID"):
         gr.LoginButton()
-    elif not (os.environ.get("STUDIO_AUTH") or os.environ.get("STUDIO_TRUSTED_USER_HEADER")):
+    elif not (s.auth or s.trusted_user_header):
         gr.Markdown("ℹ This public deployment has no login set up, so visitors can look around but not train or "
                     "rate (the operator can set `STUDIO_AUTH` or run it as a Space with `hf_oauth`).")
 
@@ -101,7 +103,7 @@ def _wire_session(ctx: Context, stored_key) -> None:
         if config is None:
             return {c: gr.skip() for c in ctx.form.components}
         values = ctx.form.values_of(config)
-        values[ctx.form.widgets["data.path"]] = shown_path(config.data.path)
+        values[ctx.form.widgets["data.path"]] = policy().shown_path(config.data.path)
         return values
 
     ctx.demo.load(init, [stored_key], [ctx.key, stored_key], api_visibility="private")

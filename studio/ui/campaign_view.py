@@ -16,7 +16,7 @@ import gradio as gr
 from studio.engine.errors import StudioError
 from studio.engine.judge import campaign as C
 from studio.engine.judge.ratings import DIMENSIONS, default_db
-from studio.settings import public_mode
+from studio.policy import policy
 from studio.ui import identity
 from studio.ui.handlers import guard, safe_md
 
@@ -77,8 +77,8 @@ def build(studio: gr.Column) -> View:
         campaign, unit = gr.State(None), gr.State(None)
         guidelines = gr.Markdown(elem_id="cv-guidelines")
         with gr.Row():
-            name = gr.Textbox(label="Your name (it is kept with your ratings)", visible=not public_mode(),
-                              elem_id="cv-name", scale=3)
+            name = gr.Textbox(label="Your name (it is kept with your ratings)",
+                              visible=not policy().identity_from_login, elem_id="cv-name", scale=3)
             start = gr.Button("I have read the guidelines: start (Enter)", variant="primary", elem_id="cv-start",
                               scale=1)
         with gr.Column(visible=False) as item:

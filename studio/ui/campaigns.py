@@ -14,7 +14,7 @@ from studio.engine.errors import StudioError
 from studio.engine.judge import campaign as C
 from studio.engine.judge import campaign_hub
 from studio.engine.judge.ratings import default_db
-from studio.settings import public_mode
+from studio.policy import policy
 from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import owner_id, username
 
@@ -138,7 +138,8 @@ def _picking() -> dict:
                               elem_id="campaign-import")
         with gr.Row():
             push_repo = gr.Textbox(label="dataset repo", placeholder="you/my-ratings", elem_id="campaign-repo")
-            push_token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password", visible=not public_mode())
+            push_token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password",
+                                    visible=policy().lends_operator_token)
             push = gr.Button("Push the picked campaign", elem_id="campaign-push")
     act = gr.Markdown(elem_id="campaign-act")
     return {"pick": pick, "everyone": everyone, "open": open_, "close": close, "copy": copy, "export": export,
@@ -168,10 +169,10 @@ class Handlers:
         self.p, self.session, self.db = p, session, default_db()
 
     def owner(self, request) -> str | None:
-        return username(request) if public_mode() else None
+        return username(request) if policy().identity_from_login else None
 
     def mine(self, request) -> list[dict]:
-        return C.campaigns(self.db, self.owner(request), everyone=not public_mode())
+        return C.campaigns(self.db, self.owner(request), everyone=not policy().scoped)
 
     def create(self, run_name, result, name, mode, overlap, publish=False, draft=False, more=None, items_file=None,
                gold_file=None, question="", guidelines="", repeat=0.1, min_gold=0.7, min_seconds=3.0, per_rater=0,
@@ -179,7 +180,7 @@ class Handlers:
         """A campaign of the comparison picked above and any more of the visitor's comparisons, and/or an items
         file; gold from a file; the question, guidelines and rules as set here."""
         owner = self.owner(request)
-        if public_mode() and not owner:
+        if policy().needs_login(owner):
             raise gr.Error("Log in to make a campaign: it is kept under your login.", print_exception=False)
         visitor = self.session(request).owner
         picked = ([f"{run_name}/{result}"] if run_name and result else []) + list(more or [])
@@ -257,7 +258,7 @@ class Handlers:
 
     def import_zip(self, path, request: gr.Request):
         owner = self.owner(request)
-        if public_mode() and not owner:
+        if policy().needs_login(owner):
             raise gr.Error("Log in to import a campaign: it is kept under your login.", print_exception=False)
         if not path:
             return gr.skip(), ""
@@ -274,11 +275,7 @@ class Handlers:
         cid = self._picked(cid, request)
         if not (repo or "").strip():
             raise gr.Error("Type a dataset repo first (you/my-ratings).", print_exception=False)
-        if public_mode():
-            token = oauth_token(request)  # only the visitor's own login: a typed token is not taken here
-            if not token:
-                raise gr.Error("A push needs your own token, from your Hugging Face login (write scope): this "
-                               "deployment takes no typed token and never lends its own.", print_exception=False)
+        token = policy().push_token(token, oauth_token(request))
         try:
             campaign_hub.push(self.db, [cid], repo.strip(), token or None)
         except StudioError as e:

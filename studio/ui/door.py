@@ -11,7 +11,7 @@ import functools
 import inspect
 
 from studio.engine import gate
-from studio.settings import public_mode
+from studio.policy import policy
 from studio.ui.identity import visitor_of
 
 
@@ -22,7 +22,7 @@ def _request():
 
 
 def _admit(action: str, args=(), kwargs=None) -> gate.Visitor:
-    owner, key = visitor_of(_request()) if public_mode() else (None, "local")
+    owner, key = visitor_of(_request()) if policy().identity_from_login else (None, "local")
     visitor = gate.admit(action, owner, key)
     try:
         gate.check_inputs(action, (*args, *(kwargs or {}).values()))

@@ -36,14 +36,15 @@ from types import SimpleNamespace
 import anyio
 
 from studio.engine import budget, gate
-from studio.settings import public_mode
+from studio.policy import policy
+from studio.settings import settings
 from studio.ui import identity
 
-QUEUE_SIZE = int(os.environ.get("STUDIO_QUEUE_SIZE", "64"))  # events waiting, everyone together
-ANON_SHARE = int(os.environ.get("STUDIO_ANON_QUEUE_SHARE", "8"))  # of those, anonymous visitors together
-PER_VISITOR = int(os.environ.get("STUDIO_QUEUE_PER_VISITOR", "8"))  # of those, one visitor's
-SESSIONS = int(os.environ.get("STUDIO_SESSIONS", "2000"))  # Gradio sessions kept in memory (oldest go first)
-UPLOADS_PER_MINUTE = int(os.environ.get("STUDIO_UPLOADS_PER_MINUTE", "30"))
+QUEUE_SIZE = settings().queue_size  # events waiting, everyone together
+ANON_SHARE = settings().anon_queue_share  # of those, anonymous visitors together
+PER_VISITOR = settings().queue_per_visitor  # of those, one visitor's
+SESSIONS = settings().sessions  # Gradio sessions kept in memory (oldest go first)
+UPLOADS_PER_MINUTE = settings().uploads_per_minute
 MAX_BODY = 4 * 2**20  # an event's own body (its inputs; files come through the upload route)
 JOIN_ROUTES = ("/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", "/gradio_api/api/")
 
@@ -71,7 +72,7 @@ class Gateway:
         self.uploaded: dict[str, deque] = {}  # owner -> (time, bytes) of uploads through the route
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not public_mode():
+        if scope["type"] != "http" or not policy().guards_routes:
             return await self.app(scope, receive, send)
         roots = cache_roots()
         if roots:  # no server path in any answer: Gradio's cache is named by the place in it

@@ -15,16 +15,17 @@ import gradio as gr
 from studio.config import ConfigError
 from studio.engine.errors import StudioError
 from studio.engine.markdown import safe_md  # noqa: F401  (the tabs import it from here too)
-from studio.settings import shows_server
+from studio.policy import policy
+from studio.settings import settings
 
 FRIENDLY = (StudioError, ConfigError, ValueError)
-CHECK_POOL = int(os.environ.get("STUDIO_CHECK_POOL", "4"))  # visitors' data checks side by side, each in a child
+CHECK_POOL = settings().check_pool  # visitors' data checks side by side, each in a child
 PATH = re.compile(r"(?:/[^\s'\"`:,;()]+){2,}")
 
 
 def scrub(message: str) -> str:
     """On a public deployment no server path reaches a visitor: a path becomes its last part."""
-    return message if shows_server() else PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
+    return message if policy().shows_server else PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message)
 
 
 def deliver(path) -> str:

@@ -9,9 +9,7 @@ uploads, jobs and ratings are filed under. A session key or a Gradio session has
 
 from __future__ import annotations
 
-import os
-
-from studio.settings import owner_id  # noqa: F401  (the id a login is filed under)
+from studio.settings import owner_id, settings  # noqa: F401  (owner_id: the id a login is filed under)
 
 
 def _oauth_info(request) -> dict | None:
@@ -50,7 +48,7 @@ def username(request) -> str | None:
     login = _password_login(request)
     if login:
         return login
-    header = os.environ.get("STUDIO_TRUSTED_USER_HEADER", "").strip()
+    header = settings().trusted_user_header.strip()
     headers = getattr(request, "headers", None) or {}
     if header and headers.get(header.lower()):
         return headers.get(header.lower()).strip()[:64] or None
@@ -79,12 +77,12 @@ def rater(typed: str | None, request) -> str:
     ``STUDIO_AUTH`` on one's own machine too: no one rates under another's typed name); else, on a public
     deployment, nobody (``StudioError``); else the name typed."""
     from studio.engine.errors import StudioError
-    from studio.settings import public_mode
+    from studio.policy import policy
 
     name = username(request)
     if name:
         return name
-    if public_mode():
+    if policy().identity_from_login:
         raise StudioError("Log in to rate: your ratings are kept under your login.")
     if not (typed or "").strip():
         raise StudioError("Type your name first: every rating records its rater.")

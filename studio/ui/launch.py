@@ -20,8 +20,10 @@ import threading
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "200mb")
-TEMP_AGE_S = float(os.environ.get("STUDIO_TEMP_AGE_S", "3600"))  # Gradio's temporary files older than this go
+from studio.settings import settings  # noqa: E402  (after the two defaults above: it imports nothing heavy)
+
+MAX_UPLOAD = settings().max_upload
+TEMP_AGE_S = settings().temp_age_s  # Gradio's temporary files older than this go
 RATINGS_STOP = threading.Event()  # set at shutdown: the ratings sync pushes once more and ends
 RATINGS: list[threading.Thread] = []
 
@@ -51,14 +53,14 @@ def clean_temp() -> None:
 def _cleanup() -> None:
     from studio.engine import budget
     from studio.engine.export.serve import SERVED
-    from studio.settings import public_mode
+    from studio.policy import policy
 
     SERVED.stop_all()  # a server started from the Export tab ends with the app
     RATINGS_STOP.set()  # the campaigns' last answers go to STUDIO_RATINGS_REPO before the Space's disk does
     for thread in RATINGS:
         thread.join(60)
     clean_temp()
-    if public_mode():
+    if policy().guards_routes:
         budget.clean_uploads(0)
 
 
@@ -82,10 +84,9 @@ def address(host: str | None = None, port: int | None = None) -> tuple[str, int]
     """Where the app listens: the argument (``--host`` / ``--port``), else the studio's own STUDIO_HOST /
     STUDIO_PORT, else Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (as every Gradio app honours them), else
     127.0.0.1 (0.0.0.0 on a Space) and 7860."""
-    env = os.environ
-    host = host or env.get("STUDIO_HOST") or env.get("GRADIO_SERVER_NAME") or \
-        ("0.0.0.0" if env.get("SPACE_ID") else "127.0.0.1")
-    return host, int(port or env.get("STUDIO_PORT") or env.get("GRADIO_SERVER_PORT") or 7860)
+    env, s = os.environ, settings()
+    host = host or s.host or env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if s.space_id else "127.0.0.1")
+    return host, int(port or s.port or env.get("GRADIO_SERVER_PORT") or 7860)
 
 
 def launch(host: str | None = None, port: int | None = None, block: bool = True, nice: int | None = None):
@@ -96,24 +97,25 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
 
     from studio.engine import budget
     from studio.engine.train import worker
-    from studio.settings import public_mode, quiet_libraries
+    from studio.policy import policy
+    from studio.settings import quiet_libraries
     from studio.ui import gateway
     from studio.ui.app import build_app
 
     quiet_libraries()
     gradio_temp()
-    if public_mode():
+    if not policy().lends_operator_token:
         os.environ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"  # children (workers, checks) read it at import
         from huggingface_hub import constants
 
         constants.HF_HUB_DISABLE_IMPLICIT_TOKEN = True  # this process already imported the hub client
-    nice = int(os.environ.get("STUDIO_SERVER_NICE", "5")) if nice is None and block else (nice or 0)
+    nice = settings().server_nice if nice is None and block else (nice or 0)
     if nice > 0 and hasattr(os, "nice"):
         worker.prestart()
         os.nice(nice)  # this thread and every thread it starts from now on: the web server's, not the workers'
     if block:
         clean_temp()  # what an earlier run of the server left
-    if public_mode():
+    if policy().guards_routes:
         budget.clean_uploads()
     atexit.register(_cleanup)
     if block and threading.current_thread() is threading.main_thread():
@@ -126,12 +128,13 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
     server_name, server_port = address(host, port)
     demo.launch(
         server_name=server_name, server_port=server_port,
-        auth=users(os.environ.get("STUDIO_AUTH")), max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False,
+        auth=users(settings().auth), max_file_size=MAX_UPLOAD, ssr_mode=False, show_error=False,
         share=False, prevent_thread_lock=not block, quiet=not block, state_session_capacity=gateway.SESSIONS,
         # the door in front of Gradio's own routes (upload, queue join): identity, quota and shares, public mode
         app_kwargs={"middleware": [Middleware(gateway.Gateway, window_s=TEMP_AGE_S)]},
         # no run history: Gradio's recorder keeps what was typed (a token field too) in the browser's storage; on a
         # public deployment no "Use via API" page either (the door still stands in front of every named event)
-        run_history=False, footer_links=["gradio", "settings"] if public_mode() else ["api", "gradio", "settings"],
+        run_history=False,
+        footer_links=["gradio", "settings"] if policy().guards_routes else ["api", "gradio", "settings"],
     )
     return demo

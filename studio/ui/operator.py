@@ -8,7 +8,6 @@ header never resets the count."""
 from __future__ import annotations
 
 import hmac
-import os
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +15,7 @@ from collections import defaultdict
 import gradio as gr
 
 from studio.engine import budget, gate, runs
+from studio.settings import settings
 from studio.ui.handlers import guard
 from studio.ui.state import Context
 
@@ -28,7 +28,7 @@ TOO_MANY = "Too many wrong operator tokens: wait a minute."
 
 def client(request) -> str:
     """Whose guesses these are: the address a named proxy reports, else one count for everyone."""
-    if os.environ.get("STUDIO_TRUSTED_PROXY"):
+    if settings().trusted_proxy:
         forwarded = (getattr(request, "headers", None) or {}).get("x-forwarded-for", "")
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         return hops[-1] if hops else getattr(getattr(request, "client", None), "host", None) or "unknown"
@@ -36,7 +36,7 @@ def client(request) -> str:
 
 
 def check_token(token: str, request=None) -> None:
-    expected = os.environ.get("STUDIO_OPERATOR_TOKEN", "")
+    expected = settings().operator_token
     if expected and hmac.compare_digest(expected.encode(), (token or "").encode()):
         return  # the operator is never locked out
     who, now = client(request), time.time()

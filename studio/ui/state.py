@@ -8,7 +8,6 @@ belongs to one app instance (built in ``ui/app.py``), never to the module.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import threading
@@ -21,7 +20,8 @@ from studio.engine import budget, gate, runs
 from studio.engine.errors import StudioError
 from studio.engine.judge.pool import Answer, Pair
 from studio.engine.train.jobs import Job, SweepJob
-from studio.settings import public_mode, studio_home
+from studio.policy import policy
+from studio.settings import settings, studio_home
 from studio.ui.identity import visitor_of
 
 
@@ -69,7 +69,7 @@ class Session:
         src = Path(temp_path)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.name) or "upload"
         try:
-            if public_mode() and self.owner is None:
+            if policy().needs_login(self.owner):
                 raise StudioError("Log in to upload a file: visitors who are not logged in can try the samples.")
             budget.check_disk(self.owner, src.stat().st_size)
             dst = self.upload_dir / name
@@ -80,8 +80,8 @@ class Session:
         return dst
 
 
-IDLE_S = float(os.environ.get("STUDIO_SESSION_IDLE_S", 3600))  # a session unseen this long is dropped (if idle)
-RELOAD_S = float(os.environ.get("STUDIO_SESSION_RELOAD_S", 600))  # a session whose pages all closed waits this long
+IDLE_S = settings().session_idle_s  # a session unseen this long is dropped (if idle)
+RELOAD_S = settings().session_reload_s  # a session whose pages all closed waits this long
 
 
 class Sessions:
@@ -94,7 +94,7 @@ class Sessions:
         self._by_key: dict[str, Session] = {}
         self._swept = time.time()
         # The operator's switch; STUDIO_TRAINING=off starts a deployment with training refused.
-        self.training_allowed = os.environ.get("STUDIO_TRAINING", "on").lower() not in ("off", "0", "false", "no")
+        self.training_allowed = settings().training
 
     def all(self) -> list[Session]:
         with self._lock:
@@ -108,7 +108,7 @@ class Sessions:
         """The session of this request. On a public deployment it is the logged-in user's (the key the client
         sends grants nothing); an anonymous visitor gets one per page, which owns nothing."""
         page = getattr(request, "session_hash", None)
-        if public_mode():
+        if policy().identity_from_login:
             owner, key = visitor_of(request)
         else:
             if not key and page:  # an event before the page's key arrived: the session this page already uses
@@ -133,7 +133,7 @@ class Sessions:
     def adopt(self, key: str, request) -> Session:
         """The page's key arrived (demo.load): a session its events made before that, under the page's Gradio
         hash, becomes this key's, so a job started in that moment is not lost. (Public mode: the login's.)"""
-        if public_mode():
+        if policy().identity_from_login:
             return self.get(key, request)
         page = getattr(request, "session_hash", None)
         with self._lock:

@@ -12,11 +12,11 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.engine.errors import DataError
+from studio.policy import policy
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
             ".parquet": "parquet", ".txt": "txt", ".text": "txt", ".md": "txt"}
@@ -30,10 +30,9 @@ class Records:
     notices: list[str] = field(default_factory=list)
 
 
-_PUBLIC = bool(os.environ.get("SPACE_ID") or os.environ.get("STUDIO_PUBLIC"))
 # One budget for every reader, measured on the data as read: a text file's bytes, a Parquet file's decoded values
 # (a few hundred bytes of dictionary-encoded Parquet can decode to gigabytes, whatever its metadata says).
-MAX_BYTES = int(os.environ.get("STUDIO_MAX_DATA_BYTES", str(2**28 if _PUBLIC else 2**30)))
+MAX_BYTES = policy().max_data_bytes
 MAX_DEPTH = 64  # JSON nested deeper than this is refused (a record is never that deep)
 PARQUET_BATCH = 256  # rows decoded at a time
 HEAD, CHUNK = 1 << 16, 1 << 20

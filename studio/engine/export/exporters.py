@@ -24,7 +24,8 @@ from studio.engine.errors import ModelError, StudioError
 from studio.engine.export.card import base_reference, latest_eval, model_card, portable_config, run_leaderboard
 from studio.engine.models import load_tuned
 from studio.engine.runs import as_user_made, write_atomic
-from studio.settings import public_mode, studio_home
+from studio.policy import OWN_TOKEN, policy
+from studio.settings import studio_home
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "tokenizer.model", "vocab.json", "merges.txt")
@@ -37,7 +38,7 @@ def export_root() -> Path:
     from studio.engine import runs
 
     root = studio_home() / "exports"
-    if public_mode():
+    if policy().scoped:
         root = root / (runs.ACTING.get() or "_nobody")
     root.mkdir(parents=True, exist_ok=True)
     return root
@@ -189,9 +190,8 @@ def push_to_hub(folder_or_zip: str | Path, repo_id: str, token: str | None = Non
     from huggingface_hub import HfApi
     from huggingface_hub import errors as hf
 
-    if public_mode() and not token:
-        raise ModelError("a push needs your own token (write scope), typed here or from your Hugging Face login: "
-                         "this deployment never lends its own")
+    if not token and not policy().lends_operator_token:
+        raise ModelError(OWN_TOKEN)
 
     path = Path(folder_or_zip)
     work = path
@@ -199,7 +199,7 @@ def push_to_hub(folder_or_zip: str | Path, repo_id: str, token: str | None = Non
         work = Path(tempfile.mkdtemp(prefix="push-"))
         with zipfile.ZipFile(path) as z:
             z.extractall(work)
-    api = HfApi(token=token or (None if public_mode() else os.environ.get("HF_TOKEN")))
+    api = HfApi(token=token or policy().hub_token())  # locally None: HF_TOKEN or the saved login
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         info = api.upload_folder(folder_path=str(work), repo_id=repo_id, commit_message="Upload from the studio")

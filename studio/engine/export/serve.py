@@ -138,9 +138,9 @@ def serve(run_names: list[str], host: str = "127.0.0.1", port: int = 8000, api_k
     """Prepare each run's folder, then serve them until stopped (Ctrl+C / SIGTERM)."""
     import uvicorn
 
-    from studio.settings import public_mode
+    from studio.policy import policy
 
-    if public_mode() and host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+    if not policy().serves and host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         raise StudioError("on a public deployment a server beyond loopback needs --api-key")
     names = [prepare(name).name for name in run_names]
     os.chdir(serve_root())  # a run's name is now the local path its model loads from

@@ -21,15 +21,16 @@ from pathlib import Path
 from studio.engine.errors import ModelError
 from studio.engine.judge import campaign as C
 from studio.engine.judge.ratings import Ratings
+from studio.settings import settings
 
 PREFIX = "campaigns"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # one part of a campaign file's path in the repo
-RESTORE_FILE_MB = float(os.environ.get("STUDIO_RESTORE_FILE_MB", "64"))
-SYNC_S = float(os.environ.get("STUDIO_RATINGS_SYNC_S", "300"))
+RESTORE_FILE_MB = settings().restore_file_mb
+SYNC_S = settings().ratings_sync_s
 
 
 def from_env() -> tuple[str, str | None] | None:
-    repo = os.environ.get("STUDIO_RATINGS_REPO", "").strip()
+    repo = settings().ratings_repo.strip()
     return (repo, os.environ.get("HF_TOKEN") or None) if repo else None
 
 

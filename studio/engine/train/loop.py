@@ -28,6 +28,7 @@ from studio.engine.models import apply_method, load_model, parameter_counts, res
 from studio.engine.train import trackers
 from studio.engine.train.doctor import Doctor, Facts
 from studio.engine.train.prepare import Prepared, prepare
+from studio.settings import settings
 
 # Measured on the 2-core development VM (bench/methods.py, docs/benchmarks.md): two threads
 # trained studio-tiny 1.3-1.7x faster than one, so the default is one thread per usable core.
@@ -49,7 +50,7 @@ class RunResult:
 def set_threads(n: int) -> int:
     import torch
 
-    n = n or int(os.environ.get("STUDIO_THREADS", 0)) or DEFAULT_THREADS
+    n = n or settings().threads or DEFAULT_THREADS
     torch.set_num_threads(n)
     return n
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,12 +23,13 @@ import yaml
 
 from studio.config import ConfigError, StudioConfig
 from studio.engine import runs
-from studio.settings import public_mode, studio_home
+from studio.policy import policy
+from studio.settings import studio_home
 
 
 def max_trials() -> int:
     """How many runs a sweep may make (``STUDIO_MAX_TRIALS``; 16 on a public deployment, 256 locally)."""
-    return int(os.environ.get("STUDIO_MAX_TRIALS", "16" if public_mode() else "256"))
+    return policy().max_trials
 
 
 

@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 from studio.config import ConfigError, StudioConfig
-from studio.settings import shows_server, studio_home
+from studio.policy import policy
+from studio.settings import studio_home
 
 PROJECT = "studio"  # trackio's project, MLflow's experiment, W&B's project
 PACKAGE = {"tensorboard": "tensorboard", "trackio": "trackio", "mlflow": "mlflow", "wandb": "wandb"}
@@ -54,7 +55,7 @@ def place(trainer, run: Path) -> None:
 def where(config: StudioConfig, run: Path) -> list[str]:
     """Per tracker, how to look at the run: a command on one's own machine; on a public deployment, where it is
     kept, with no server path (the run's folder name only; the operator opens it)."""
-    if not shows_server():
+    if not policy().shows_server:
         kept = {"tensorboard": f"event files in the run's folder ({run.name}/tensorboard)",
                 "trackio": f"this deployment's trackio project {PROJECT} (the operator opens it)"}
         return [f"{tracker}: {kept.get(tracker, 'recorded')}" for tracker in config.train.report_to]

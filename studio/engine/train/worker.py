@@ -23,7 +23,7 @@ from studio.engine.errors import JobError
 from studio.engine.events import Event, Metrics, StateChanged
 from studio.engine.isolate import Child, Reply
 from studio.engine.isolate import context as _context
-from studio.settings import public_mode
+from studio.policy import policy
 
 GRACE_S = 60.0  # after Stop, how long the child may take to checkpoint before it is killed
 POLL_S = 0.2
@@ -112,7 +112,7 @@ class Supervisor:
     def preparing_too_long(self) -> str | None:
         """On a public deployment, preparation (reading and encoding the visitor's data) has the data check's
         limits: time and memory."""
-        if self.training or not public_mode():
+        if self.training or not policy().isolates_jobs:
             return None
         return self.child.limit(isolate.CHECK_SECONDS, isolate.CHECK_MEMORY_MB, "preparing your data")
 

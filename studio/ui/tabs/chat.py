@@ -3,7 +3,6 @@ token, with their own multi-turn histories and the generation settings at hand."
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import gradio as gr
@@ -12,11 +11,12 @@ from studio.config import EvalConfig
 from studio.engine import gate, runs
 from studio.engine.device import exclusive_on_gpu
 from studio.engine.judge.chat import answers, replies, text_of
-from studio.settings import public_mode
+from studio.policy import policy
+from studio.settings import settings as deployment
 from studio.ui.handlers import guard
 from studio.ui.state import Context
 
-CHAT_SECONDS = float(os.environ.get("STUDIO_CHAT_SECONDS", "120"))  # one answer pair, public mode
+CHAT_SECONDS = deployment().chat_seconds  # one answer pair, public mode
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Handlers:
         head = [{"role": "system", "content": system}] if (system or "").strip() else []
         convos = {side: head + [{"role": m["role"], "content": text_of(m["content"])} for m in h[:-1]]
                   for side, h in histories.items()}
-        if public_mode():  # the model runs in a child with the deployment's limits; one message a visitor at once
+        if policy().isolates_jobs:  # in a child with the deployment's limits; one message a visitor at once
             with gate.solo("chat", "Your previous message"):
                 said = gate.device_job(answers, run, convos, settings, device=False, seconds=CHAT_SECONDS,
                                        what="the answer")

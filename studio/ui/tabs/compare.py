@@ -17,7 +17,7 @@ from studio.engine.judge.evaluate import evaluate_run
 from studio.engine.judge.metrics import ORDER
 from studio.engine.judge.prompts import DEFAULT_TEMPLATES, prompt_effectiveness
 from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary
-from studio.settings import public_mode
+from studio.policy import policy
 from studio.ui.charts import example_scatter, metric_bars
 from studio.ui.forms import Form
 from studio.ui.handlers import guard, safe_md
@@ -115,7 +115,7 @@ def _benchmarks() -> dict:
         gr.Markdown("Standard benchmarks (lm-evaluation-harness) on the base and the tuned model, the same items: "
                     "the difference with a paired 95 % interval. **studio-general** (160 questions: capitals, sums, "
                     "opposites, kinds of things) runs offline; " + ("this public deployment runs it alone." if
-                                                                   public_mode() else
+                                                                   not policy().names_folders else
                                                                    "or name lm-eval tasks (their data come from "
                                                                    "the hub) or a task YAML file of your own with "
                                                                    "local data."))
@@ -297,14 +297,14 @@ class Handlers:
         if values[t.source] == SOURCES[1]:
             if not values[t.file]:
                 raise gr.Error("Upload an evaluation file first.", print_exception=False)
-            data = values[t.file] if not public_mode() else gate.data_file(s.keep_upload(values[t.file]).name,
+            data = values[t.file] if policy().names_folders else gate.data_file(s.keep_upload(values[t.file]).name,
                                                                             "the evaluation file")
         elif values[t.source] == SOURCES[2]:
             prompts = [gate.capped_text(p, "a prompt") for p in (values[t.prompts] or "").splitlines() if p.strip()]
             if not prompts:
                 raise gr.Error("Type at least one prompt.", print_exception=False)
         progress(0, desc="waiting for the device")
-        say = None if public_mode() else (lambda msg: progress(None, desc=msg))  # a child cannot call back
+        say = None if policy().isolates_jobs else (lambda msg: progress(None, desc=msg))  # a child cannot call back
         summary = gate.device_job(evaluate_run, run, data, prompts[:settings.limit] if prompts else None,
                                   settings.limit, settings, None, say, bool(values[t.leave_out]),
                                   what="the comparison")

@@ -13,7 +13,8 @@ from studio.engine.data.check import inspect_data, report_lines
 from studio.engine.data.readers import SUFFIXES
 from studio.engine.errors import FormatUnknown, StudioError
 from studio.engine.isolate import CHECK_MEMORY_MB, CHECK_SECONDS
-from studio.settings import SAMPLES, shown_path
+from studio.policy import policy
+from studio.settings import SAMPLES
 from studio.ui.charts import length_histogram
 from studio.ui.forms import Form, from_widget
 from studio.ui.handlers import CHECK_POOL, guard, safe_md, scrub
@@ -127,14 +128,14 @@ class Handlers:
         budget.clean_uploads()
         s = self.ctx.session(k, request)
         s.data_path = str(s.keep_upload(path))  # the dataset (Compare's evaluation file is kept, not made one)
-        return shown_path(s.data_path), "auto", "", None
+        return policy().shown_path(s.data_path), "auto", "", None
 
     def sampled(self, k, name, request: gr.Request):
         if not name:
             return (gr.skip(),) * 3
         s = self.ctx.session(k, request)
         s.data_path = str(SAMPLES / name)
-        return shown_path(s.data_path), "auto", ""
+        return policy().shown_path(s.data_path), "auto", ""
 
     def mapped(self, k, path, prompt, answer, max_length, model, objective, request: gr.Request):
         """Both columns chosen: the file reads as prompt -> answer (alpaca with that mapping), checked at once."""

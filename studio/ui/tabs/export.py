@@ -14,7 +14,7 @@ import pandas as pd
 from studio.engine import gate, runs
 from studio.engine.export import exporters as E
 from studio.engine.export.card import people_votes
-from studio.settings import public_mode, shown_path
+from studio.policy import policy
 from studio.ui.handlers import deliver, guard
 from studio.ui.identity import oauth_token
 from studio.ui.state import Context
@@ -70,10 +70,10 @@ def build() -> ExportTab:
             gr.Markdown("The run behind `transformers serve` on this machine (loopback): any OpenAI client talks to "
                         "it, the model name is the run's name. The same from a terminal: `studio serve RUN`.")
             with gr.Row():
-                serve = gr.Button("Serve this run", elem_id="serve-start", interactive=not public_mode())
-                serve_stop = gr.Button("Stop serving", elem_id="serve-stop", interactive=not public_mode())
+                serve = gr.Button("Serve this run", elem_id="serve-start", interactive=policy().serves)
+                serve_stop = gr.Button("Stop serving", elem_id="serve-stop", interactive=policy().serves)
             serve_status = gr.Markdown("Not offered on a public deployment (the operator can run `studio serve`)."
-                                       if public_mode() else "", elem_id="serve-status")
+                                       if not policy().serves else "", elem_id="serve-status")
             serve_curl = gr.Code(language="shell", label="curl", interactive=False, visible=False,
                                  elem_id="serve-curl")
             serve_python = gr.Code(language="python", label="Python (openai)", interactive=False, visible=False,
@@ -82,7 +82,8 @@ def build() -> ExportTab:
             with gr.Row():
                 repo = gr.Textbox(label="Repo id", placeholder="you/my-adapter")
                 # a public deployment takes a token only from the visitor's Hugging Face login, never a form field
-                token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password", visible=not public_mode())
+                token = gr.Textbox(label="Token (or set HF_TOKEN)", type="password",
+                                   visible=policy().lends_operator_token)
                 private = gr.Checkbox(True, label="Private")
             push = gr.Button("Push the adapter zip's contents")
     return ExportTab(page, run, adapter, merged, quantize, status, table, repo, token, private, push, gguf_quant, gguf,
@@ -128,7 +129,7 @@ class Handlers:
         """The votes a card may count: on a public deployment only those between this visitor's own runs and the
         base (the card's rule then keeps those on the run itself: ``card.run_leaderboard``)."""
         votes = people_votes()  # the rating pool's and the campaigns'
-        if public_mode():
+        if policy().scoped:
             mine = {"base", *runs.trained_runs(gate.current().owner)}
             votes = [v for v in votes if {v["system_a"], v["system_b"]} <= mine]
         return votes
@@ -136,14 +137,14 @@ class Handlers:
     def merged(self, k, name, request: gr.Request):
         run = self.run_of(k, name, request)
         r = gate.device_job(partial(E.export_merged, votes=self.card_votes()), run, what="the merge")
-        return f"Merged model in `{shown_path(r['path'])}`; max |logit difference| vs the adapter: " \
+        return f"Merged model in `{policy().shown_path(r['path'])}`; max |logit difference| vs the adapter: " \
                f"{r['max_abs_logit_diff']:.2e}."
 
     def quantize(self, k, name, request: gr.Request, progress=gr.Progress()):
         run = self.run_of(k, name, request)
         progress(0, desc="waiting for the device, then merging, quantizing and measuring")
         rows = gate.device_job(E.quantization_table, run, what="quantizing")
-        paths = ", ".join(f"`{shown_path(r['path'])}`" for r in rows[1:])
+        paths = ", ".join(f"`{policy().shown_path(r['path'])}`" for r in rows[1:])
         return gr.Dataframe(quant_frame(rows), visible=True), f"Quantized exports: {paths}"
 
     def gguf(self, k, name, quant, request: gr.Request):
@@ -175,11 +176,7 @@ class Handlers:
     def push(self, k, name, repo, token, private, request: gr.Request):
         if not (repo or "").strip():
             raise gr.Error("Type a repo id first.", print_exception=False)
-        if public_mode():
-            token = oauth_token(request)  # a token typed or sent with the request is not taken here
-            if not token:
-                raise gr.Error("A push needs your own token, from your Hugging Face login (write scope): this "
-                               "deployment takes no typed token and never lends its own.", print_exception=False)
+        token = policy().push_token(token, oauth_token(request))
         zip_path = E.export_adapter(self.run_of(k, name, request), votes=self.card_votes())
         return f"Pushed: {E.push_to_hub(zip_path, repo.strip(), token, private)}"
 

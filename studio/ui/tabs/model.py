@@ -23,7 +23,8 @@ from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
 from studio.engine.train.estimate import estimate
 from studio.engine.train.lr_find import lr_find
-from studio.settings import ASSETS, operator_allows, shows_server
+from studio.policy import policy
+from studio.settings import ASSETS
 from studio.ui.charts import lr_figure
 from studio.ui.forms import PRESETS, SMALL_PRESET, Form, apply_preset
 from studio.ui.handlers import guard, may_train, scrub
@@ -102,8 +103,8 @@ def build(form: Form) -> ModelTab:
         with gr.Accordion("Model loading (advanced)", open=False):
             with gr.Row():
                 form.add("model.revision")
-                form.add("model.trust_remote_code", interactive=operator_allows("trust_remote_code"))
-                form.add("model.allow_pickle", interactive=operator_allows("allow_pickle"))
+                form.add("model.trust_remote_code", interactive=policy().allows("trust_remote_code"))
+                form.add("model.allow_pickle", interactive=policy().allows("allow_pickle"))
             form.add("model.chat_template", lines=3)
         estimate_md = gr.Markdown(elem_id="estimate")
         with gr.Accordion("Equivalent YAML and command line", open=False):
@@ -131,7 +132,7 @@ def describe(config: StudioConfig) -> tuple[str, str, str, str]:
     try:
         e = estimate(config)
         fits = "✓" if e.fits else ("✗" if e.fits is False else "?")
-        verdict = e.verdict() if shows_server() else f"needs about {e.total_mb / 1024:.2f} GiB"  # host facts
+        verdict = e.verdict() if policy().shows_server else f"needs about {e.total_mb / 1024:.2f} GiB"  # host facts
         md = (f"**Memory estimate** {fits} {verdict}  \n{e.params:,} parameters, {e.trainable:,} trainable; "
               f"weights {e.weights_mb:,.1f} MB, gradients {e.gradients_mb:,.1f} MB, optimizer "
               f"{e.optimizer_mb:,.1f} MB, activations {e.activations_mb:,.1f} MB (batch {config.train.batch_size} "

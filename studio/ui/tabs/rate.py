@@ -21,7 +21,7 @@ from studio.engine.export.exporters import export_root
 from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
-from studio.settings import public_mode, shown_path
+from studio.policy import policy
 from studio.ui import campaigns, identity
 from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import username
@@ -237,14 +237,14 @@ class Handlers:
     def keep(self, request):
         """Which items this visitor works with: all locally (None); on a public deployment only the comparisons
         of their own runs, so no one sees another visitor's prompts or run names."""
-        if not public_mode():
+        if not policy().scoped:
             return None
         mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
         return lambda it: pool.source_run(it) in mine
 
     def votes(self, request) -> list[dict]:
         """The votes this visitor's results count: all locally; on a public deployment those between their runs."""
-        if not public_mode():
+        if not policy().scoped:
             return self.db.votes()
         mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
         return [v for v in self.db.votes() if {v["system_a"], v["system_b"]} - {"base"} <= mine]
@@ -253,14 +253,14 @@ class Handlers:
         """The Likert ratings this visitor's results count: all locally; on a public deployment those of items
         from their own runs' comparisons (a rating of "base" belongs to the comparison it came from, never to
         everyone's "base")."""
-        if not public_mode():
+        if not policy().scoped:
             return self.db.likert()
         keep = self.keep(request)
         mine = {i["id"] for i in self.db.items() if keep(i)}
         return [r for r in self.db.likert() if r["item_id"] in mine]
 
     def name(self, system: str, request) -> str:
-        return system if not public_mode() or system in self.scope_names(request) else pool.pseudonym(system)
+        return system if not policy().scoped or system in self.scope_names(request) else pool.pseudonym(system)
 
     def scope_names(self, request) -> set[str]:
         return {"base", *runs.trained_runs(self.ctx.session(None, request).owner)}
@@ -284,7 +284,7 @@ class Handlers:
     def imported(self, path):
         if not path:
             return gr.skip()
-        if public_mode():
+        if not policy().imports_ratings:
             Path(path).unlink(missing_ok=True)  # a refused upload does not stay in Gradio's cache
             raise gr.Error("Importing ratings is for the operator on a public deployment (studio ratings import on "
                            "the server).", print_exception=False)
@@ -318,7 +318,7 @@ class Handlers:
 
     def limit(self, rater: str) -> None:
         """On a public deployment a rater casts at most VOTES_A_MINUTE votes and ratings a minute."""
-        if not public_mode():
+        if not policy().caps:
             return
         now = time.time()
         recent = self.recent[rater] = [t for t in self.recent[rater] if now - t < 60] + [now]
@@ -354,7 +354,8 @@ class Handlers:
         """The campaigns this visitor's results show: all locally, their own on a public deployment."""
         from studio.engine.judge import campaign
 
-        return campaign.campaigns(self.db, username(request) if public_mode() else None, everyone=not public_mode())
+        p = policy()
+        return campaign.campaigns(self.db, username(request) if p.identity_from_login else None, everyone=not p.scoped)
 
     def campaign_results(self, request: gr.Request):
         frame = campaigns.overview(self.db, self.campaigns(request))
@@ -369,7 +370,7 @@ class Handlers:
         they would keep a core busy while a job trains, so then they are recomputed at most a tenth of the time,
         and while another request is computing them the last ones are used (the counts are always current). A
         rater alone always sees their last vote counted."""
-        owner = self.ctx.session(None, request).owner if public_mode() else None
+        owner = self.ctx.session(None, request).owner if policy().scoped else None
         now = time.time()
         with self.asking_lock:
             self.asking = {k: t for k, t in self.asking.items() if now - t < 5}
@@ -403,9 +404,9 @@ class Handlers:
 
     def export(self, request: gr.Request):
         rater = None
-        if public_mode():
+        if policy().scoped:
             rater = username(request)
-            if not rater:
+            if policy().needs_login(rater):
                 raise gr.Error("Log in to export your own ratings; the operator exports them all.",
                                print_exception=False)
         path = export_root() / f"ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv"
@@ -422,7 +423,7 @@ class Handlers:
         reward trains a reward model, which an rl run (method.reward_model) then learns from."""
         def handler(request: gr.Request):
             s = self.ctx.session(None, request)
-            if public_mode() and s.owner is None:
+            if policy().needs_login(s.owner):
                 raise gr.Error("Log in to train on your votes.", print_exception=False)
             rows, skipped = preference_rows(self.db, self.votes(request))
             if not rows:
@@ -435,7 +436,7 @@ class Handlers:
     def offer(self, s, rows: list[dict], kind: str):
         """Preference pairs written where this visitor's training may read them (their own uploads on a public
         deployment) and offered as the data for ``kind``; (the sentence, the button that takes the offer)."""
-        folder = s.upload_dir if public_mode() else export_root()
+        folder = s.upload_dir if policy().scoped else export_root()
         path = folder / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
         runs.write_jsonl(path, rows)
         s.offer = (str(path), kind)
@@ -453,7 +454,7 @@ class Handlers:
         path, kind = s.offer
         s.data_path = path
         gr.Info(f"Dataset and method set ({kind}): press Start in Train.")
-        return shown_path(path), "auto", kind, gr.Button(visible=False)
+        return policy().shown_path(path), "auto", kind, gr.Button(visible=False)
 
 
 def wire(t: RateTab, ctx: Context) -> None:

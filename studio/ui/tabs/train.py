@@ -14,7 +14,7 @@ from studio.engine.events import FINAL_STATES, JobSnapshot
 from studio.engine.isolate import CHECK_MEMORY_MB, CHECK_SECONDS
 from studio.engine.train.jobs import Job
 from studio.engine.train.prepare import preflight_only
-from studio.settings import shows_server
+from studio.policy import policy
 from studio.ui import operator, sweep
 from studio.ui.charts import loss_figure, overlay_figure, system_figure
 from studio.ui.handlers import CHECK_POOL, guard, may_train
@@ -123,7 +123,7 @@ def status_text(snap: JobSnapshot, toast: bool = False) -> str:
         text += f": {snap.error}"
     if snap.run_dir:
         name = Path(snap.run_dir).name
-        where = f"Run directory: `{snap.run_dir}`" if shows_server() and not toast else f"Run `{name}`"
+        where = f"Run directory: `{snap.run_dir}`" if policy().shows_server and not toast else f"Run `{name}`"
         text += f"  \n{where}"
     for result in snap.results:  # what a reward or RL run measured at its end
         text += f"  \n**Measured**: {result.message}"
