@@ -147,3 +147,28 @@ def test_no_module_is_over_500_lines():
     by concern, as engine/judge/campaign/ is."""
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in STUDIO.rglob("*.py")}
     assert {p: n for p, n in sizes.items() if n > 500} == {}
+
+
+RUN_FILES = {"config.yaml", "status.json", "metrics.jsonl", "summary.json", "split.json", "predictions.jsonl"}
+RUN_FOLDERS = {"adapter", "model", "checkpoints", "eval", "as-base", "benchmarks"}
+
+
+def run_file_literals(tree: ast.Module) -> list[str]:
+    """A run folder's file named as a literal: the string itself ("status.json"), or a path joined with a run
+    folder's part (``run / "adapter"``); the studio's assets (``ASSETS / "benchmarks"``) are not a run's."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in RUN_FILES:
+            found.append(f"{node.lineno}: {node.value!r}")
+        elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant)
+              and node.right.value in RUN_FOLDERS and getattr(node.left, "id", "") != "ASSETS"):
+            found.append(f"{node.lineno}: / {node.right.value!r}")
+    return found
+
+
+def test_no_module_but_the_run_store_names_a_run_folders_files():
+    found = {name: hits for name, tree in modules().items() if name != "studio.engine.runs"
+             and (hits := run_file_literals(tree))}
+    assert not found, found
+    assert run_file_literals(ast.parse("x = run / 'adapter'\ny = 'status.json'\nz = ASSETS / 'benchmarks'")) == \
+        ["1: / 'adapter'", "2: 'status.json'"]  # the scan finds what it looks for

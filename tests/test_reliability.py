@@ -220,3 +220,31 @@ def test_idle_and_closed_sessions_are_dropped_unless_busy(monkeypatch):
     sessions._swept = time.time() - 120
     sessions.get("c")
     assert [s.key for s in sessions.all()] == ["c"] and a.key == "a"
+
+
+def _update_status_often(run: str, field: str, n: int) -> None:
+    """Each update of its own field, after checking that its previous one is still there; exits with how many
+    were lost (the other process wrote a status it had read before this one's update)."""
+    lost = 0
+    for i in range(1, n + 1):
+        lost += runs.read_status(Path(run)).get(field) != i - 1
+        runs.write_status(Path(run), "running", **{field: i})
+    os._exit(min(lost, 100))
+
+
+def test_two_processes_updating_a_runs_status_lose_neither_ones_fields(tmp_path):
+    """The training process writes the step while the app writes other fields of the same status.json: each
+    update reads, changes and writes the file under a lock, so no update of either process is lost."""
+    import multiprocessing as mp
+
+    runs.write_status(tmp_path, "running", step=0, duration_s=0)
+    ctx = mp.get_context("fork")
+    writers = [ctx.Process(target=_update_status_often, args=(str(tmp_path), field, 300))
+               for field in ("step", "duration_s")]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+    assert [w.exitcode for w in writers] == [0, 0]  # updates lost by each
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["step"] == 300 and status["duration_s"] == 300, status

@@ -9,16 +9,17 @@ import json
 import sys
 from pathlib import Path
 
-from studio.config import ConfigError, StudioConfig
+from studio.config import ConfigError
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    from studio.engine import runs
     from studio.engine.judge.evaluate import evaluate_run
 
     run = Path(a.run_dir)
-    if not (run / "config.yaml").is_file():
-        raise ConfigError(f"{run}: not a run directory (no config.yaml)")
-    settings = StudioConfig.load(run / "config.yaml").with_overrides(a.set or []).eval
+    if not runs.is_run(run):
+        raise ConfigError(f"{run}: not a run directory (no {runs.CONFIG})")
+    settings = runs.Run(run).config.with_overrides(a.set or []).eval
     say = (lambda m: None) if a.json else (lambda m: print(m, file=sys.stderr))
     s = evaluate_run(run, data=a.data, limit=a.limit, settings=settings, name=a.name, progress=say,
                      leave_out_seen=a.leave_out_seen)
@@ -44,11 +45,12 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(a: argparse.Namespace) -> int:
+    from studio.engine import runs
     from studio.engine.judge.benchmark import DEFAULT_TASKS, benchmark, summary_text
 
     run = Path(a.run_dir)
-    if not (run / "config.yaml").is_file():
-        raise ConfigError(f"{run}: not a run directory (no config.yaml)")
+    if not runs.is_run(run):
+        raise ConfigError(f"{run}: not a run directory (no {runs.CONFIG})")
     tasks = [t for t in (a.tasks or ",".join(DEFAULT_TASKS)).split(",") if t.strip()]
     say = (lambda m: None) if a.json else (lambda m: print(m, file=sys.stderr))
     got = benchmark(run, tasks, a.limit, a.fewshot, a.name, say)
@@ -198,9 +200,9 @@ def _eval_source(value: str) -> tuple[Path, str]:
     from studio.engine import runs
 
     p = Path(value)
-    if p.parent.name != "eval":
+    if p.parent.name != runs.EVAL:
         raise ConfigError(f"--from {value}: expected RUN/eval/NAME (a saved comparison)")
-    run = p.parent.parent if (p.parent.parent / "config.yaml").is_file() else runs.find_run(p.parent.parent.name)
+    run = p.parent.parent if runs.is_run(p.parent.parent) else runs.find_run(p.parent.parent.name)
     if run is None:
         raise ConfigError(f"--from {value}: no run {p.parent.parent.name!r} (studio runs lists them)")
     return Path(run), p.name

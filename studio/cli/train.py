@@ -95,10 +95,12 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
+    from studio.engine import runs
+
     run = Path(a.run_dir)
-    if not (run / "config.yaml").is_file():
-        raise ConfigError(f"{run}: not a run directory (no config.yaml)")
-    return run_in_process(StudioConfig.load(run / "config.yaml"), str(run), resume=True)
+    if not runs.is_run(run):
+        raise ConfigError(f"{run}: not a run directory (no {runs.CONFIG})")
+    return run_in_process(runs.Run(run).config, str(run), resume=True)
 
 
 def cmd_runs(a: argparse.Namespace) -> int:

@@ -201,15 +201,14 @@ def load_reward_model(reference: str):
 def reward_run(reference: str):
     """(run folder, its config) for ``run:NAME`` naming a finished reward run of the acting visitor's, or a
     ``ModelError`` in a line."""
-    from studio.config import StudioConfig
     from studio.engine import runs
 
     name = reference.strip()
     run = runs.find_run(name[len(RUN_PREFIX):], runs.ACTING.get()) if name.startswith(RUN_PREFIX) else None
-    if run is None or not (run / "adapter" / "adapter_config.json").is_file():
+    if run is None or not (runs.Run(run).adapter / "adapter_config.json").is_file():
         raise ModelError(f"method.reward_model {name!r} is not a reward model you can use: give run:NAME of one of "
                          "your finished method.kind reward runs")
-    run_cfg = StudioConfig.load(run / "config.yaml")
+    run_cfg = runs.Run(run).config
     if not methods.of(run_cfg).scores:
         raise ModelError(f"method.reward_model {name}: that run is a {run_cfg.method.kind} run, not a reward model "
                          "(train one with method.kind reward on preference pairs)")

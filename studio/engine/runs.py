@@ -1,7 +1,10 @@
 """The run directory (docs/architecture.md): config, status, metrics, checkpoints, artifacts.
 
-Contract: every file is written atomically (a temporary file, then ``os.replace``), so a reader
-or a killed process never sees half a status. A checkpoint counts as complete only once the
+Contract: every file is written atomically (``storage.write_atomic``: a temporary file, then ``os.replace``), so
+a reader or a killed process never sees half a status, and ``status.json`` is updated under a lock (the training
+process and the app both write it); ``metrics.jsonl`` is appended a line at a time (a reader skips a line a kill
+cut short). The names of a run folder's files are this module's (``CONFIG``, ``STATUS``...): no other module
+writes one as a literal. A checkpoint counts as complete only once the
 trainer has finished writing it and ``COMPLETE`` is inside; resume never picks another.
 ``Run(path)`` is the typed view of one run: its files, its config (read once), its ``Status``,
 metrics, evaluations and checkpoints. ``status.json`` holds only ``Status``'s fields.
@@ -11,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
@@ -26,12 +27,17 @@ from studio.engine import methods
 from studio.engine.errors import StudioError
 from studio.engine.events import Record
 from studio.engine.judge.summary import EvalSummary
+from studio.engine.storage import as_user_made, locked, write_atomic, write_jsonl  # noqa: F401  (the run store's)
 from studio.policy import policy
 from studio.settings import studio_home
 
 STATES = ("queued", "running", "completed", "stopped", "failed", "diverged", "interrupted")
 COMPLETE = "COMPLETE"
 REGISTRY = "registry.txt"  # runs made outside STUDIO_HOME/runs, one path a line
+# A run folder's files: nothing outside this module names one (tests/test_layers.py); ``Run`` hands out paths.
+CONFIG, STATUS, METRICS, CHECKPOINTS = "config.yaml", "status.json", "metrics.jsonl", "checkpoints"
+ADAPTER, MODEL, AS_BASE, SPLIT = "adapter", "model", "as-base", "split.json"
+EVAL, SUMMARY, PREDICTIONS, BENCHMARKS = "eval", "summary.json", "predictions.jsonl", "benchmarks"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 SAFE_RESULT = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # a saved result's name: a file name, never a path
 # Who is acting: set where a request's visitor is known (the page's session, the training worker), read where a
@@ -45,49 +51,10 @@ def runs_root() -> Path:
     return root
 
 
-def _read_umask() -> int:
-    """The process's umask, read once at import (reading it means setting it, which would race with the threads of
-    a server creating files; nothing in the studio changes it afterwards)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-UMASK = _read_umask()
-
-
-def as_user_made(path: Path) -> Path:
-    """Temporary files are private (0600/0700); a finished file gets the mode the user's umask gives (0644)."""
-    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~UMASK)
-    return path
-
-
-def write_atomic(path: Path, text: str, durable: bool = False) -> None:
-    """Readers see the old or the new file, never half of one; ``durable`` also survives power loss."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        as_user_made(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl(path: Path, rows) -> None:
-    """One JSON object a line (UTF-8, not escaped), written atomically."""
-    write_atomic(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
 def new_run_dir(config: StudioConfig, output_dir: str | Path | None = None) -> Path:
     if output_dir:
         run = Path(output_dir)
-        if (run / "status.json").exists():
+        if (run / STATUS).exists():
             raise FileExistsError(f"{run} already holds a run; use `studio resume {run}` or another folder")
     else:
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", config.run_name or f"{config.method.kind}").strip("-") or "run"
@@ -97,7 +64,7 @@ def new_run_dir(config: StudioConfig, output_dir: str | Path | None = None) -> P
             n += 1
             run = run.with_name(f"{run.name.rsplit('~', 1)[0]}~{n}")
     run.mkdir(parents=True, exist_ok=True)
-    write_atomic(run / "config.yaml", config.to_yaml())
+    write_atomic(run / CONFIG, config.to_yaml())
     if run.resolve().parent != runs_root().resolve():
         register(run)
     return run
@@ -111,12 +78,12 @@ def register(run: Path) -> None:
 
 def all_run_dirs() -> list[Path]:
     """The runs folder's runs and the registered ones that still exist, newest first."""
-    found = {p.resolve() for p in runs_root().iterdir() if (p / "config.yaml").is_file()}
+    found = {p.resolve() for p in runs_root().iterdir() if (p / CONFIG).is_file()}
     registry = studio_home() / REGISTRY
     if registry.is_file():
         found |= {Path(line) for line in registry.read_text().splitlines()
-                  if line.strip() and (Path(line) / "config.yaml").is_file()}
-    return sorted(found, key=lambda p: (p / "config.yaml").stat().st_mtime, reverse=True)
+                  if line.strip() and (Path(line) / CONFIG).is_file()}
+    return sorted(found, key=lambda p: (p / CONFIG).stat().st_mtime, reverse=True)
 
 
 @dataclass
@@ -162,17 +129,18 @@ def write_status(run: Path, state: str, **values) -> dict:
     unknown = set(values) - STATUS_FIELDS
     if unknown:
         raise TypeError(f"status.json has no field {', '.join(sorted(unknown))}")
-    old = read_status(run)
-    status = {**old, "state": state, "updated": time.time(), **values}
-    status.setdefault("error", None)
-    write_atomic(run / "status.json", json.dumps(status, indent=1))
+    with locked(run / STATUS):  # the training process and the app both update it: no update lost between them
+        old = read_status(run)
+        status = {**old, "state": state, "updated": time.time(), **values}
+        status.setdefault("error", None)
+        write_atomic(run / STATUS, json.dumps(status, indent=1))
     return status
 
 
 def read_status(run: Path) -> dict:
     """The run's status; a run still marked running whose process is gone is corrected to ``interrupted``."""
     try:
-        status = json.loads((Path(run) / "status.json").read_text())
+        status = json.loads((Path(run) / STATUS).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
     if status.get("state") == "running" and not process_alive(status.get("pid"), status.get("pid_started")):
@@ -203,19 +171,19 @@ def _interrupted(run: Path, status: dict) -> dict:
     status = {**status, "state": "interrupted", "error": f"the training process ended without a word ({note})",
               "resumable": last.name if last else None, "updated": time.time()}
     try:
-        write_atomic(run / "status.json", json.dumps(status, indent=1))
+        write_atomic(run / STATUS, json.dumps(status, indent=1))
     except OSError:
         pass  # a read-only run folder: the reader still gets the truth
     return status
 
 
 def append_metrics(run: Path, record: dict) -> None:
-    with (run / "metrics.jsonl").open("a", encoding="utf-8") as f:
+    with (run / METRICS).open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
 
 
 def read_metrics(run: Path) -> list[Record]:
-    path = Path(run) / "metrics.jsonl"
+    path = Path(run) / METRICS
     if not path.is_file():
         return []
     out = []
@@ -229,7 +197,7 @@ def read_metrics(run: Path) -> list[Record]:
 
 def checkpoints(run: Path) -> list[tuple[int, Path, bool]]:
     """(step, path, complete) for each checkpoint folder, oldest first."""
-    root = Path(run) / "checkpoints"
+    root = Path(run) / CHECKPOINTS
     found = []
     for p in root.iterdir() if root.is_dir() else []:
         m = _CKPT.match(p.name)
@@ -299,10 +267,13 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
-    config_file = property(lambda self: self.path / "config.yaml")
-    adapter = property(lambda self: self.path / "adapter")  # a PEFT adapter with its tokenizer
-    model = property(lambda self: self.path / "model")  # a full fine-tune with its tokenizer
-    as_base = property(lambda self: self.path / "as-base")  # an adapter merged into its base (run:NAME as a base)
+    config_file = property(lambda self: self.path / CONFIG)
+    status_file = property(lambda self: self.path / STATUS)
+    metrics_file = property(lambda self: self.path / METRICS)
+    checkpoint_dir = property(lambda self: self.path / CHECKPOINTS)  # the trainer's output_dir
+    adapter = property(lambda self: self.path / ADAPTER)  # a PEFT adapter with its tokenizer
+    model = property(lambda self: self.path / MODEL)  # a full fine-tune with its tokenizer
+    as_base = property(lambda self: self.path / AS_BASE)  # an adapter merged into its base (run:NAME as a base)
 
     @cached_property
     def config(self) -> StudioConfig:
@@ -341,6 +312,21 @@ class Run:
     def resumable(self) -> Path | None:
         """The checkpoint a resume continues from (the last complete one), or None."""
         return last_complete_checkpoint(self.path)
+
+
+def is_run(path: str | Path | None) -> bool:
+    """Whether ``path`` is a run folder (it has its config)."""
+    return bool(path) and (Path(path) / CONFIG).is_file()
+
+
+def write_eval(run: Path, name: str | None, summary, rows: list[dict]) -> Path:
+    """Save a comparison in the run (``name``: now's time if None): its per-example rows, then its summary (a
+    comparison is listed once its summary is there); ``summary.dir`` is set to its folder."""
+    out = Path(run) / EVAL / (name or time.strftime("%Y%m%d-%H%M%S"))
+    write_jsonl(out / PREDICTIONS, rows)
+    write_atomic(out / SUMMARY, json.dumps(summary.to_dict(), indent=1))
+    summary.dir = str(out)
+    return out
 
 
 def run_info(run: Path) -> RunInfo:
@@ -389,7 +375,7 @@ def _confined(name: str | None) -> Path | None:
         return None
     root = runs_root().resolve()
     path = (root / name).resolve()
-    if path.parent == root and (path / "config.yaml").is_file():
+    if path.parent == root and (path / CONFIG).is_file():
         return path
     return next((p for p in all_run_dirs() if p.name == name and p.parent != root), None)
 
@@ -445,22 +431,22 @@ def exports_of(run_name: str, folder: Path) -> list[Path]:
 
 def evals(run: Path) -> list[str]:
     """The run's saved comparisons, newest first."""
-    root = Path(run) / "eval"
-    found = [p.name for p in root.iterdir() if (p / "summary.json").is_file()] if root.is_dir() else []
+    root = Path(run) / EVAL
+    found = [p.name for p in root.iterdir() if (p / SUMMARY).is_file()] if root.is_dir() else []
     return sorted(found, reverse=True)
 
 
 
 def benchmarks(run: Path) -> list[str]:
     """The run's saved benchmark results (``studio benchmark``), newest first."""
-    root = Path(run) / "benchmarks"
+    root = Path(run) / BENCHMARKS
     return sorted((p.stem for p in root.glob("*.json")), reverse=True) if root.is_dir() else []
 
 
 def benchmark_file(run: Path, name: str) -> Path:
     if not SAFE_RESULT.fullmatch(name or ""):
         raise StudioError(f"{name!r}: a benchmark result's name is letters, digits, '-', '_' and '.'")
-    return Path(run) / "benchmarks" / f"{name}.json"
+    return Path(run) / BENCHMARKS / f"{name}.json"
 
 
 def write_benchmark(run: Path, name: str, result: dict) -> Path:
@@ -474,9 +460,9 @@ def read_eval(run: Path, name: str) -> tuple[EvalSummary, list[dict]]:
     """A saved comparison: its summary and its per-example rows."""
     if name not in evals(run):
         raise StudioError(f"{Path(run).name}: no saved comparison named {name!r}")
-    folder = Path(run) / "eval" / name
-    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines() if line.strip()]
-    return EvalSummary.load(folder), [_nested_scores(r) for r in rows]
+    folder = Path(run) / EVAL / name
+    rows = [json.loads(line) for line in (folder / PREDICTIONS).read_text().splitlines() if line.strip()]
+    return EvalSummary.load(folder / SUMMARY), [_nested_scores(r) for r in rows]
 
 
 def _nested_scores(row: dict) -> dict:

@@ -16,8 +16,6 @@ from pathlib import Path
 
 from studio.engine.errors import DataError
 
-SPLIT_FILE = "split.json"
-
 
 @dataclass
 class Split:
@@ -29,13 +27,16 @@ class Split:
     val_sha256: str = ""
 
     def save(self, run: Path) -> None:
-        from studio.engine.runs import write_atomic
+        from studio.engine.runs import SPLIT
+        from studio.engine.storage import write_atomic
 
-        write_atomic(Path(run) / SPLIT_FILE, json.dumps(asdict(self)))
+        write_atomic(Path(run) / SPLIT, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, run: Path) -> Split | None:
-        path = Path(run) / SPLIT_FILE
+        from studio.engine.runs import SPLIT
+
+        path = Path(run) / SPLIT
         return cls(**json.loads(path.read_text())) if path.is_file() else None
 
     def check_unchanged(self, path: str | Path, val_path: str | Path = "") -> None:

@@ -45,10 +45,12 @@ def export_root() -> Path:
 
 
 def _run(run_dir: str | Path) -> tuple[Path, StudioConfig]:
+    from studio.engine import runs
+
     run = Path(run_dir)
-    if not (run / "config.yaml").is_file():
-        raise StudioError(f"{run}: not a run directory (no config.yaml)")
-    return run, StudioConfig.load(run / "config.yaml")
+    if not runs.is_run(run):
+        raise StudioError(f"{run}: not a run directory (no {runs.CONFIG})")
+    return run, runs.Run(run).config
 
 
 def _atomic_dir(target: Path, fill) -> Path:
@@ -71,8 +73,10 @@ def _atomic_dir(target: Path, fill) -> Path:
 def export_adapter(run_dir: str | Path, out: str | Path | None = None, votes: list[dict] | None = None) -> Path:
     """The adapter, its model card (with the people's leaderboard from ``votes``, else the studio's ratings: see
     ``card.run_leaderboard``) and config, as one zip that loads with plain peft."""
+    from studio.engine import runs
+
     run, cfg = _run(run_dir)
-    adapter = run / "adapter"
+    adapter = runs.Run(run).adapter
     if not (adapter / "adapter_model.safetensors").is_file():
         raise StudioError(f"{run.name}: no adapter to export (a full fine-tune exports as merged)")
     out = Path(out) if out else export_root() / f"{run.name}-adapter.zip"

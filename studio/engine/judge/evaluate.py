@@ -11,7 +11,6 @@ how each metric was computed. The eval set is the run's validation split (as sto
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -101,7 +100,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
                  progress: Callable[[str], None] | None = None, leave_out_seen: bool = False) -> EvalSummary:
     """``leave_out_seen``: compare only the prompts that are not (nearly) among the run's training prompts."""
     run = Path(run_dir)
-    cfg = StudioConfig.load(run / "config.yaml")
+    cfg = runs.Run(run).config
     s = settings or cfg.eval
     say = progress or (lambda msg: None)
     pairs = eval_set(run, cfg, data, prompts, limit)
@@ -143,12 +142,9 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     summary.overlap_with_training = overlap
     summary.eval_set = data or ("typed prompts" if prompts else "validation split")
     summary.generation_s = round(gen_s, 2)
-    out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
     rows = [{"prompt": q, "reference": r, "base": b, "tuned": t, "scores": sc, "seen_in_training": f}
             for q, r, b, t, sc, f in zip(qs, refs, outputs["base"], outputs["tuned"], per, flags)]
-    runs.write_jsonl(out / "predictions.jsonl", rows)
-    runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
-    summary.dir = str(out)
+    runs.write_eval(run, name, summary, rows)
     return summary
 
 

@@ -10,7 +10,6 @@ token hidden in turn, exp of the mean negative log-likelihood; lower is better),
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def _score(model, tokenizer, ids: list[int], special: list[int], hidden: list[in
 def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig | None = None,
                     name: str | None = None, progress=None, eval_set: str = "validation split") -> EvalSummary:
     run = Path(run_dir)
-    cfg = StudioConfig.load(run / "config.yaml")
+    cfg = runs.Run(run).config
     s = settings or cfg.eval
     say = progress or (lambda msg: None)
     say(f"loading the models for {len(texts)} texts")
@@ -106,8 +105,5 @@ def evaluate_masked(run_dir: str | Path, texts: list[str], settings: EvalConfig 
     summary.generation_s = round(time.time() - started, 2)
     for i, row in enumerate(rows):
         row["scores"] = {side: {m: float(metrics[side][m].per_example[i]) for m in b} for side in metrics}
-    out = run / "eval" / (name or time.strftime("%Y%m%d-%H%M%S"))
-    runs.write_jsonl(out / "predictions.jsonl", rows)
-    runs.write_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=1))
-    summary.dir = str(out)
+    runs.write_eval(run, name, summary, rows)
     return summary

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from studio.config import EvalConfig, StudioConfig
+from studio.config import EvalConfig
+from studio.engine import runs
 from studio.engine.data.encode import render
 from studio.engine.errors import DataError
 from studio.engine.judge.evaluate import eval_set
@@ -30,7 +31,7 @@ DEFAULT_TEMPLATES = ["{input}", "Answer in one short sentence. {input}", "Task: 
 def prompt_effectiveness(run_dir: str | Path, templates: list[str] | None = None, k: int = 4, limit: int = 12,
                          settings: EvalConfig | None = None, model: str = "tuned", data: str | None = None) -> dict:
     run = Path(run_dir)
-    cfg = StudioConfig.load(run / "config.yaml")
+    cfg = runs.Run(run).config
     templates = [t for t in (templates or DEFAULT_TEMPLATES) if t.strip()]
     bad = [t for t in templates if "{input}" not in t]
     if bad:

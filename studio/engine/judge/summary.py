@@ -86,9 +86,10 @@ class EvalSummary:
         return s
 
     @classmethod
-    def load(cls, folder: str | Path) -> EvalSummary:
-        s = cls.from_dict(json.loads((Path(folder) / "summary.json").read_text()))
-        s.dir = str(folder)
+    def load(cls, file: str | Path) -> EvalSummary:
+        """A saved summary from its file (the run store names it: ``runs.read_eval``)."""
+        s = cls.from_dict(json.loads(Path(file).read_text()))
+        s.dir = str(Path(file).parent)
         return s
 
 

@@ -174,7 +174,7 @@ def is_main_process() -> bool:
 def _run_replica(config: StudioConfig, run: Path, should_stop, resume: bool) -> RunResult:
     """A non-first process of a multi-process run: the same training, no files of its own."""
     for _ in range(600):  # the first process creates the run directory
-        if (run / "config.yaml").is_file():
+        if runs.is_run(run):
             break
         time.sleep(0.1)
     prepared = prepare(config)
@@ -272,7 +272,7 @@ def _final_state(trainer) -> str:
 
 
 def _save_artifacts(trainer, p: Prepared, run: Path) -> None:
-    out = run / ("adapter" if methods.of(p.config).adapter else "model")
+    out = runs.Run(run).adapter if methods.of(p.config).adapter else runs.Run(run).model
     trainer.save_model(str(out))
     p.tokenizer.save_pretrained(str(out))
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml beside it says the same
@@ -285,7 +285,7 @@ def _last_loss(run: Path) -> float | None:
 
 def _truncate_metrics(run: Path, step: int) -> None:
     kept = [m for m in runs.read_metrics(run) if m.get("step", 0) <= step]
-    runs.write_jsonl(run / "metrics.jsonl", kept)
+    runs.write_jsonl(runs.Run(run).metrics_file, kept)
 
 
 def _free_device() -> None:

@@ -59,7 +59,7 @@ def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool,
 def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dict:
     t = cfg.train
     return _early_stopping(t, evaluate) | dict(
-        output_dir=str(run / "checkpoints"), per_device_train_batch_size=t.batch_size,
+        output_dir=str(runs.Run(run).checkpoint_dir), per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.learning_rate, num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
         lr_scheduler_type=t.scheduler, warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay,

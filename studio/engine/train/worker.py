@@ -153,7 +153,7 @@ def supervise(config: StudioConfig, run_dir, resume: bool, owner: str | None, on
     if last is not None and last.outcome == "error":
         raise JobError(last.value)
     reason = _death(sup.proc.exitcode)
-    if sup.run_dir is not None and (sup.run_dir / "status.json").is_file():
+    if sup.run_dir is not None and runs.Run(sup.run_dir).status_file.is_file():
         status = runs.write_status(sup.run_dir, "failed", error=reason)
         step = status.get("step", 0)
     else:

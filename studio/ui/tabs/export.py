@@ -116,7 +116,7 @@ class Handlers:
         run = gate.own_run(name)
         if run is None:
             return gr.DownloadButton(value=None, interactive=False), "Pick a trained run."
-        if not (run / "adapter" / "adapter_model.safetensors").is_file():
+        if not (runs.Run(run).adapter / "adapter_model.safetensors").is_file():
             return (gr.DownloadButton(value=None, interactive=False),
                     "This run is a full fine-tune: it has no adapter; use **Merge into the base** for the model.")
         path = E.export_adapter(run, votes=self.card_votes())
