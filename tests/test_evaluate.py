@@ -11,6 +11,7 @@ from conftest import ROOT, SAMPLES, tiny_config
 from studio.config import EvalConfig, StudioConfig
 from studio.engine import runs
 from studio.engine.judge.evaluate import evaluate_run
+from studio.engine.judge.summary import read_eval
 from studio.engine.train import loop as train
 
 pytestmark = pytest.mark.slow  # trains, serves or spawns processes: the full suite runs it
@@ -33,7 +34,7 @@ def test_tuned_beats_base_and_the_eval_folder_follows_the_contract(tuned_run):
     assert s.tuned["perplexity"].value < s.base["perplexity"].value and s.verdict("perplexity") == "better"
     folder = tuned_run / "eval" / "val"
     assert runs.evals(tuned_run) == ["val"] and s.dir == str(folder)
-    again, rows = runs.read_eval(tuned_run, "val")
+    again, rows = read_eval(tuned_run, "val")
     assert again.to_dict() == s.to_dict() and again.dir == s.dir and len(rows) == 24
     summary = json.loads((folder / "summary.json").read_text())
     for side in ("base", "tuned"):

@@ -35,8 +35,26 @@ def imports(tree: ast.Module, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Every studio module's imports, the registry's own included: the methods package imports each module in
+    its folder with ``importlib`` (that edge is followed as if it were written)."""
     mods = modules()
-    return {name: imports(tree, set(mods)) - {name} for name, tree in mods.items()}
+    g = {name: imports(tree, set(mods)) - {name} for name, tree in mods.items()}
+    g["studio.engine.methods"] |= {name for name in mods if name.startswith("studio.engine.methods.")}
+    return g
+
+
+# The engine's parts as docs/architecture.md draws them, lowest first: an import may point down or sideways,
+# never up. The core: errors, events, files (storage, the run store, the ratings database), the registry of
+# methods, the model loader and the hub, a visitor's budget, the device queue and child processes.
+ENGINE_RANK = {"errors": 0, "events": 0, "storage": 0, "markdown": 0, "tiny": 0, "registry": 0, "runs": 0,
+               "judge.ratings": 0, "budget": 0, "hub": 0, "device": 0, "isolate": 0, "models": 0,
+               "data": 1, "judge": 2, "methods": 3, "gate": 4, "train": 5, "export": 5}
+
+
+def engine_rank(module: str) -> int:
+    part = module.removeprefix("studio.engine.")
+    return next(ENGINE_RANK[p] for p in sorted(ENGINE_RANK, key=len, reverse=True)
+                if part == p or part.startswith(p + "."))
 
 
 def test_the_import_graph_has_no_cycle():
@@ -66,6 +84,14 @@ def test_imports_never_point_up():
                 continue
             allowed = RANK[target_layer] < RANK[layer] or target_layer == layer or t == "studio.ui.launch"
             assert allowed, f"{name} imports {t}"
+
+
+def test_inside_the_engine_imports_point_down_the_pipeline():
+    """core <- data <- judge <- methods <- gate <- train, export (the methods package's importlib included)."""
+    up = [f"{name} imports {t}" for name, targets in graph().items() if name.startswith("studio.engine.")
+          for t in targets if t.startswith("studio.engine.") and engine_rank(t) > engine_rank(name)]
+    assert not up, up
+    assert "studio.engine.methods.lora" in graph()["studio.engine.methods"]  # the registry's imports are followed
 
 
 def test_no_tab_imports_another_tab():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import MethodConfig, ModelConfig
-from studio.engine import hub, methods
+from studio.engine import hub, registry
 from studio.engine.errors import ModelError
 from studio.engine.tiny import (
     BERT_NAME,
@@ -129,7 +129,7 @@ def auto_class(method: MethodConfig, objective: str | None = None):
     a causal LM otherwise."""
     import transformers
 
-    if methods.get(method.kind).scores:
+    if registry.get(method.kind).scores:
         return transformers.AutoModelForSequenceClassification
     objective = objective or method.objective
     if objective == "masked_lm":
@@ -209,7 +209,7 @@ def reward_run(reference: str):
         raise ModelError(f"method.reward_model {name!r} is not a reward model you can use: give run:NAME of one of "
                          "your finished method.kind reward runs")
     run_cfg = runs.Run(run).config
-    if not methods.of(run_cfg).scores:
+    if not registry.of(run_cfg).scores:
         raise ModelError(f"method.reward_model {name}: that run is a {run_cfg.method.kind} run, not a reward model "
                          "(train one with method.kind reward on preference pairs)")
     return run, run_cfg
@@ -378,7 +378,7 @@ def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, 
     only if ``cfg.trust_remote_code``."""
     import torch
 
-    spec = methods.get(method.kind)
+    spec = registry.get(method.kind)
     # Adapters train on a base stored in the compute dtype, which halves its memory; a method may say otherwise
     # (full fine-tuning: fp32 master weights; QLoRA: a quantized base).
     kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None,
@@ -417,7 +417,7 @@ def peft_config(model, method: MethodConfig, total_steps: int | None = None):
     with the head's own layers trained whole."""
     import peft
 
-    spec = methods.get(method.kind)
+    spec = registry.get(method.kind)
     if type(model).__name__.endswith("ForMaskedLM"):  # only lora trains masked_lm (the method says so)
         return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
                                target_modules=lora_targets(model, method.target_modules),
@@ -449,7 +449,7 @@ def with_adapter(model, method: MethodConfig, low_cpu_mem_usage: bool = False, t
 def apply_method(model, method: MethodConfig, gradient_checkpointing: bool, total_steps: int | None = None):
     """Full: every weight trains. Every other method: the base is frozen and a PEFT adapter trains (prepared
     first where the method says, as QLoRA's quantized base is)."""
-    spec = methods.get(method.kind)
+    spec = registry.get(method.kind)
     if not spec.adapter:
         for p in model.parameters():
             p.requires_grad_(True)

@@ -23,10 +23,9 @@ from functools import cached_property
 from pathlib import Path
 
 from studio.config import StudioConfig
-from studio.engine import methods
+from studio.engine import registry
 from studio.engine.errors import StudioError
 from studio.engine.events import Record
-from studio.engine.judge.summary import EvalSummary
 from studio.engine.storage import as_user_made, locked, write_atomic, write_jsonl  # noqa: F401  (the run store's)
 from studio.policy import policy
 from studio.settings import studio_home
@@ -79,9 +78,9 @@ def register(run: Path) -> None:
 def all_run_dirs() -> list[Path]:
     """The runs folder's runs and the registered ones that still exist, newest first."""
     found = {p.resolve() for p in runs_root().iterdir() if (p / CONFIG).is_file()}
-    registry = studio_home() / REGISTRY
-    if registry.is_file():
-        found |= {Path(line) for line in registry.read_text().splitlines()
+    listed = studio_home() / REGISTRY
+    if listed.is_file():
+        found |= {Path(line) for line in listed.read_text().splitlines()
                   if line.strip() and (Path(line) / CONFIG).is_file()}
     return sorted(found, key=lambda p: (p / CONFIG).stat().st_mtime, reverse=True)
 
@@ -281,7 +280,7 @@ class Run:
 
     @property
     def method(self):
-        return methods.of(self.config)
+        return registry.of(self.config)
 
     @property
     def status(self) -> Status:
@@ -456,13 +455,14 @@ def write_benchmark(run: Path, name: str, result: dict) -> Path:
     return path
 
 
-def read_eval(run: Path, name: str) -> tuple[EvalSummary, list[dict]]:
-    """A saved comparison: its summary and its per-example rows."""
+def read_eval(run: Path, name: str) -> tuple[dict, list[dict], Path]:
+    """A saved comparison's files: its summary (a dict: ``judge.summary.read_eval`` types it), its per-example
+    rows, and its folder."""
     if name not in evals(run):
         raise StudioError(f"{Path(run).name}: no saved comparison named {name!r}")
     folder = Path(run) / EVAL / name
     rows = [json.loads(line) for line in (folder / PREDICTIONS).read_text().splitlines() if line.strip()]
-    return EvalSummary.load(folder / SUMMARY), [_nested_scores(r) for r in rows]
+    return json.loads((folder / SUMMARY).read_text()), [_nested_scores(r) for r in rows], folder
 
 
 def _nested_scores(row: dict) -> dict:

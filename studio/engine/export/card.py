@@ -19,7 +19,7 @@ from pathlib import Path
 from studio.config import StudioConfig
 from studio.engine import methods, runs
 from studio.engine.data.split import file_sha256
-from studio.engine.judge.summary import EvalSummary
+from studio.engine.judge.summary import EvalSummary, read_eval
 from studio.engine.models import RUN_PREFIX, trained_objective
 from studio.engine.tiny import TINY_NAME
 
@@ -88,7 +88,7 @@ def portable_config(cfg: StudioConfig) -> StudioConfig:
 
 def latest_eval(run: Path) -> EvalSummary | None:
     names = runs.evals(run)
-    return runs.read_eval(run, names[0])[0] if names else None
+    return read_eval(run, names[0])[0] if names else None
 
 
 def latest_benchmark(run: Path) -> dict | None:

@@ -47,7 +47,7 @@ def question_of(prompt) -> str:
 
 def add_comparison(db: Ratings, run: Path, eval_name: str) -> int:
     """Each example of a saved comparison becomes an item with the base's and the run's outputs."""
-    _, rows = runs.read_eval(run, eval_name)
+    _, rows, _ = runs.read_eval(run, eval_name)
     for i, r in enumerate(rows):
         scores = {"base": r["scores"].get("base", {}), run.name: r["scores"].get("tuned", {})}
         db.add_item(f"{run.name}/{eval_name}/{i}", question_of(r["prompt"]), {"base": r["base"], run.name: r["tuned"]},

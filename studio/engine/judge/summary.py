@@ -7,7 +7,6 @@ each metric was computed); ``EvalSummary.to_dict`` writes it and ``from_dict`` r
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -85,12 +84,6 @@ class EvalSummary:
         s.delta_unseen = {m: Delta(**v) for m, v in raw.get("delta_unseen", {}).items()}
         return s
 
-    @classmethod
-    def load(cls, file: str | Path) -> EvalSummary:
-        """A saved summary from its file (the run store names it: ``runs.read_eval``)."""
-        s = cls.from_dict(json.loads(Path(file).read_text()))
-        s.dir = str(Path(file).parent)
-        return s
 
 
 def _said(d: Delta, metric: str, alpha: float) -> str:
@@ -98,3 +91,13 @@ def _said(d: Delta, metric: str, alpha: float) -> str:
         return "no clear change"
     better = d.value < 0 if metric in LOWER_IS_BETTER else d.value > 0
     return "better" if better else "worse"
+
+
+def read_eval(run: Path, name: str) -> tuple[EvalSummary, list[dict]]:
+    """A saved comparison of a run: its summary and its per-example rows."""
+    from studio.engine import runs
+
+    raw, rows, folder = runs.read_eval(run, name)
+    summary = EvalSummary.from_dict(raw)
+    summary.dir = str(folder)
+    return summary, rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from studio.engine.methods import SUPERVISED, Method, Sizes, register
+from studio.engine.registry import SUPERVISED, Method, Sizes, register
 
 
 def _load(method, precision: str) -> dict:

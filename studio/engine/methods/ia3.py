@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from studio.engine.methods import Method, register
+from studio.engine.registry import Method, register
 
 
 def _ia3(model, method, total_steps, task):

@@ -3,7 +3,7 @@ whose ranks move to where they help)."""
 
 from __future__ import annotations
 
-from studio.engine.methods import SUPERVISED, Method, Sizes, register
+from studio.engine.registry import SUPERVISED, Method, Sizes, register
 
 LORA = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora")
 QUANT = ("quant_bits", "quant_type", "double_quant", "compute_dtype")

@@ -3,8 +3,8 @@ reference: DPO on (prompt, chosen, rejected) pairs, KTO on answers labelled desi
 
 from __future__ import annotations
 
-from studio.engine.methods import Judging, Method, register
 from studio.engine.methods.lora import LORA, lora_config
+from studio.engine.registry import Judging, Method, register
 
 PACKING = "TRL's trainer batches its pairs or samples itself"
 DROP_UNUSED = {"remove_unused_columns": True}  # TRL's default for these trainers: they drop the columns they do not use

@@ -4,8 +4,8 @@ trained whole (PEFT's modules_to_save) to rank chosen above rejected (TRL's Rewa
 
 from __future__ import annotations
 
-from studio.engine.methods import Judging, Method, batch_tokens, register
 from studio.engine.methods.lora import LORA, lora_config
+from studio.engine.registry import Judging, Method, batch_tokens, register
 
 MEASURE_PAIRS = 200  # held-out pairs a reward run is measured on
 GRAD_SPIKE = 100.0  # a pairwise loss's norms are heavy-tailed and the score head starts random: default runs

@@ -4,8 +4,8 @@ instead of an evaluation loop: the reward model's mean score of greedy answers, 
 
 from __future__ import annotations
 
-from studio.engine.methods import Judging, Method, Sizes, adapter_weights, register
 from studio.engine.methods.lora import LORA, lora_config
+from studio.engine.registry import Judging, Method, Sizes, adapter_weights, register
 
 MEASURE_PROMPTS = 32  # held-out prompts an RL run answers at its end
 

@@ -3,7 +3,7 @@ small encoder) and prompt tuning (trained virtual-token embeddings only). Nothin
 
 from __future__ import annotations
 
-from studio.engine.methods import Method, register
+from studio.engine.registry import Method, register
 
 PACKING = "its virtual tokens go in front of each row, not of each example packed into it"
 

@@ -16,7 +16,7 @@ from studio.engine.judge.benchmark import load as load_benchmark
 from studio.engine.judge.evaluate import evaluate_run
 from studio.engine.judge.metrics import ORDER
 from studio.engine.judge.prompts import DEFAULT_TEMPLATES, prompt_effectiveness
-from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary
+from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary, read_eval
 from studio.policy import policy
 from studio.ui.charts import example_scatter, metric_bars
 from studio.ui.forms import Form
@@ -215,7 +215,7 @@ def show(run: Path | None, result: str | None, metric: str):
     if run is None or result not in runs.evals(run):
         return (gr.Dataframe(visible=False), None, None, gr.Dataframe(visible=False),
                 "No comparison yet: pick a run and press **Run comparison**.")
-    s, rows = runs.read_eval(run, result)
+    s, rows = read_eval(run, result)
     if not s.delta:
         return (gr.Dataframe(visible=False), None, None, gr.Dataframe(side_by_side(rows, metric), visible=True),
                 "No references: outputs only.")

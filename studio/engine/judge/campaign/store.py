@@ -131,7 +131,7 @@ def items_from_eval(run: Path, name: str) -> list[dict]:
     from studio.engine import runs
     from studio.engine.judge.pool import question_of
 
-    _, rows = runs.read_eval(run, name)
+    _, rows, _ = runs.read_eval(run, name)
     sides = (("base", "base"), (run.name, "tuned"))
     return [{"question_id": f"{run.name}/{name}/{i}", "prompt": question_of(r["prompt"]), "model": side,
              "output": str(r[key]), "scores": (r.get("scores") or {}).get(key) or {}}
