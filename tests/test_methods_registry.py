@@ -79,7 +79,7 @@ def test_every_builtin_method_is_registered_in_order_with_its_facts():
                                   "prompt", "reward", "rl"]
     assert [m for m in METHODS.values() if not m.adapter] == [METHODS["full"]]
     assert {m.name for m in METHODS.values() if not m.merges} == {"prefix", "ptuning", "prompt"}
-    assert {m.name for m in METHODS.values() if m.scores} == {"reward"}
+    assert {m.name for m in METHODS.values() if m.score_head} == {"reward"}
     assert {m.name: m.data for m in METHODS.values() if m.own_data_order} == \
         {"dpo": "preference", "kto": "kto", "reward": "preference", "rl": "prompts"}
     for m in METHODS.values():

@@ -129,7 +129,7 @@ def auto_class(method: MethodConfig, objective: str | None = None):
     a causal LM otherwise."""
     import transformers
 
-    if registry.get(method.kind).scores:
+    if registry.get(method.kind).score_head:
         return transformers.AutoModelForSequenceClassification
     objective = objective or method.objective
     if objective == "masked_lm":
@@ -171,7 +171,7 @@ def _run_as_base(name: str, cfg: ModelConfig, config_only: bool) -> ResolvedMode
     if run.full:
         return ResolvedModel(run.model, "run", notices=[f"base model: the full fine-tune of run {run.name}"])
     run_cfg, method = run.config, run.method
-    if method.scores:
+    if method.score_head:
         raise ModelError(f"model.name {name}: a reward model scores answers, it does not write them; use it as "
                          "method.reward_model of an rl run, or in Compare")
     if not method.merges:
@@ -209,7 +209,7 @@ def reward_run(reference: str):
         raise ModelError(f"method.reward_model {name!r} is not a reward model you can use: give run:NAME of one of "
                          "your finished method.kind reward runs")
     run_cfg = runs.Run(run).config
-    if not registry.of(run_cfg).scores:
+    if not registry.of(run_cfg).score_head:
         raise ModelError(f"method.reward_model {name}: that run is a {run_cfg.method.kind} run, not a reward model "
                          "(train one with method.kind reward on preference pairs)")
     return run, run_cfg
@@ -384,14 +384,14 @@ def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, 
     kwargs: dict = {"trust_remote_code": cfg.trust_remote_code, "use_safetensors": not cfg.allow_pickle or None,
                     "dtype": getattr(torch, DTYPES[precision])}
     auto = auto_class(method, objective or family_objective(resolved.path, method.objective))
-    if spec.scores:  # the base with one score head instead of the LM head
+    if spec.score_head:  # the base with one score head instead of the LM head
         kwargs["num_labels"] = 1
     kwargs.update(spec.load(method, precision) if spec.load and not plain else {})
     try:
         model = auto.from_pretrained(resolved.path, **kwargs)
     except (OSError, ValueError) as e:
         raise ModelError(f"model {cfg.name}: cannot load ({str(e).splitlines()[0][:200]})") from None
-    if spec.scores and tokenizer is not None:
+    if spec.score_head and tokenizer is not None:
         model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
@@ -422,7 +422,7 @@ def peft_config(model, method: MethodConfig, total_steps: int | None = None):
         return peft.LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
                                target_modules=lora_targets(model, method.target_modules),
                                modules_to_save=_mlm_head(model), use_rslora=method.use_rslora)
-    task = "SEQ_CLS" if spec.scores else "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
+    task = "SEQ_CLS" if spec.score_head else "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
     return spec.peft_config(model, method, total_steps, task)
 
 

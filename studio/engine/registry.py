@@ -67,7 +67,7 @@ class Method:
     data: str = "supervised"  # supervised | preference | kto | prompts: the records it trains on
     adapter: bool = True  # False: every weight trains and the run saves model/ (full fine-tuning)
     merges: bool = True  # its adapter merges into the base (virtual tokens do not): merged, GGUF, serve, as a base
-    scores: bool = False  # a one-score head (a reward model): scores answers, writes none
+    score_head: bool = False  # one score a text instead of the LM head (a reward model): scores answers, writes none
     objectives: tuple[str, ...] = SUPERVISED
     packing: str = ""  # why train.packing is refused ("" = allowed)
     peft_config: Callable | None = None  # (model, method config, total steps, task type) -> a PEFT config

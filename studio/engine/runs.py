@@ -398,7 +398,7 @@ def chat_runs(owner: str | None = None) -> list[str]:
             method, sweep_trial = run.method, run.config.run_name.startswith("sweep-")
         except (OSError, ValueError):
             continue
-        if not method.scores and not sweep_trial:
+        if not method.score_head and not sweep_trial:
             out.append(name)
     return out
 

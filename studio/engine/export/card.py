@@ -33,7 +33,7 @@ def pipeline_tag(cfg: StudioConfig, objective: str) -> str:
     """What the model does, as the hub names it: a reward model classifies (one score), a masked-LM encoder
     fills masks, a seq2seq model maps text to text, everything else generates text. ``objective``: the one the
     run trained (``auto`` made definite)."""
-    if methods.of(cfg).scores:
+    if methods.of(cfg).score_head:
         return "text-classification"
     return {"masked_lm": "fill-mask", "seq2seq": "text2text-generation"}.get(objective, "text-generation")
 

@@ -116,7 +116,7 @@ def _load_tuned(run: Path, cfg: StudioConfig):
 def mergeable(run: Path, cfg: StudioConfig) -> None:
     """Raises, in one line, for a run whose weights cannot be merged into a plain language model."""
     method = methods.of(cfg)
-    if method.scores:
+    if method.score_head:
         raise StudioError(f"{run.name} is a reward model (a score head, not a language model head): export its "
                           "adapter, which PEFT loads onto AutoModelForSequenceClassification")
     if not method.merges:  # quantized exports start from the merged one: refused here too

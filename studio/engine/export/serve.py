@@ -44,7 +44,7 @@ def prepare(run_name: str) -> Path:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     _, cfg = E._run(run)
-    if methods.of(cfg).scores:
+    if methods.of(cfg).score_head:
         raise StudioError(f"{run.name} is a reward model: it scores answers instead of writing them, so there is "
                           "nothing to serve")
     E.export_merged(run, folder)  # refuses, in one line, what cannot be merged (virtual-token methods)

@@ -41,7 +41,7 @@ def load_pair(run_dir: str | Path) -> Pair:
     from studio.engine.errors import ModelError
 
     run = runs.Run(run_dir)
-    if run.method.scores:
+    if run.method.score_head:
         raise ModelError(reward_run_note(run.path))
     from studio.engine.judge.masked import is_masked_run
 

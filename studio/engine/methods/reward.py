@@ -43,7 +43,7 @@ def _tokens(cfg) -> int:
 
 
 register(Method(name="reward", help="a reward model: LoRA and a score head learn to rank chosen above rejected",
-                packages=("peft", "trl"), settings=LORA, data="preference", scores=True,
+                packages=("peft", "trl"), settings=LORA, data="preference", score_head=True,
                 packing="TRL's trainer batches its pairs itself", peft_config=lora_config, training_args=_args,
                 trainer=_trainer, measure=_measure, tokens=_tokens,
                 judging=Judging(pairwise=True, grad_spike=GRAD_SPIKE), order=40))

@@ -56,7 +56,7 @@ def meta_model(config: StudioConfig):
     resolved = resolve_model(config.model, config_only=True)
     arch = AutoConfig.from_pretrained(resolved.path, trust_remote_code=config.model.trust_remote_code)
     auto = auto_class(config.method, family_objective(resolved.path, config.method.objective))
-    if methods.of(config).scores:  # the base with a one-score head instead of the LM head
+    if methods.of(config).score_head:  # the base with a one-score head instead of the LM head
         arch.num_labels = 1
     with torch.device("meta"):
         model = auto.from_config(arch, trust_remote_code=config.model.trust_remote_code)
@@ -119,7 +119,7 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
         activations = tokens * (layers * h * act_b + per_layer)
     else:
         activations = tokens * layers * per_layer
-    if not method.scores:  # a score head gives one score, not a distribution over the vocabulary
+    if not method.score_head:  # a score head gives one score, not a distribution over the vocabulary
         activations += tokens * arch.vocab_size * 4 * 3  # logits, log-softmax, their gradient (fp32)
     runtime = RUNTIME_MB["cuda" if on_gpu else "cpu"] * MB
     total = weights + grads + optimizer + activations + runtime

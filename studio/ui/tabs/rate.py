@@ -441,7 +441,7 @@ class Handlers:
         runs.write_jsonl(path, rows)
         s.offer = (str(path), kind)
         then = (" Once it is trained, an rl run can learn from it (method.reward_model)."
-                if methods.get(kind).scores else "")
+                if methods.get(kind).score_head else "")
         return (f"{len(rows)} preference pairs are ready in `{safe_md(path.name, True)}`. **Use them for training"
                 f"** sets them as your dataset with method **{kind}**; nothing changes until you do.{then}",
                 gr.Button(f"Use them for training ({kind})", visible=True))
