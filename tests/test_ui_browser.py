@@ -716,7 +716,8 @@ def test_a_group_runs_a_campaign_from_the_page_and_careless_raters_are_caught(pa
 
     rate("al", lambda shown: "a", 1.2)  # always the first side, at a human pace
     rate("fay", careful, 0.0)  # right, but faster than anyone reads
-    page.wait_for_function(f"{shown('#campaign-raters')}.includes('fay')", timeout=30000)
+    # the owner's table follows on its timer: wait for the snapshot taken after fay's last answer
+    page.wait_for_function(f"{shown('#campaign-raters')}.includes('< 1 s')", timeout=60000)
     table = page.inner_text("#campaign-raters")
     assert "picked the first side 100% of 11 times" in table, table
     assert "median" in table and "< 1 s" in table, table
@@ -824,7 +825,12 @@ def test_benchmarks_in_the_compare_tab_show_what_tuning_gained_and_that_nothing_
     page.get_by_role("tab", name="Compare").click()
     pick(page, "#compare-run", run.name)
     page.click("#bm-section button, #bm-section .label-wrap")
-    page.fill("#bm-tasks textarea, #bm-tasks input", f"{task}, studio-general")
+    page.wait_for_selector("#bm-go", state="visible")  # the section's content is drawn: typing now stays typed
+    page.wait_for_function("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
+    tasks = f"{task}, studio-general"
+    page.fill("#bm-tasks textarea, #bm-tasks input", tasks)
+    page.press("#bm-tasks textarea, #bm-tasks input", "Tab")
+    assert page.input_value("#bm-tasks textarea, #bm-tasks input") == tasks  # what Run benchmarks sends
     page.click("#bm-go")
     says(page, "#bm-table", "gained", 240000)
     table = page.inner_text("#bm-table")
