@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studio.engine.judge import human
-from studio.engine.judge.ratings import Ratings
+from studio.engine.judge.ratings import DIMENSIONS, Ratings
 from studio.engine.judge.ratings_io import export_file, import_file, preference_rows
 
 
@@ -192,3 +192,44 @@ def test_five_one_sided_votes_give_honest_intervals_and_say_the_sample_is_small(
     assert row["ci_low"] is None and row["small"]  # one rating: no interval at all
     note = results(db, votes, likert=one)[-1]  # what the Rate tab says beside the numbers
     assert "a small sample" in note
+
+
+def _trained_run(home, name: str, owner: str):
+    """A run folder as the run store sees a trained one of ``owner``'s: its config, status and adapter."""
+    from studio.engine import runs
+
+    run = home / "runs" / name
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    (run / "config.yaml").write_text("run_name: ''\n")
+    runs.write_status(run, "completed", owner=owner)
+    return run
+
+
+def test_a_public_visitor_works_with_their_own_items_votes_and_names_and_sees_others_under_a_pseudonym(
+        tmp_path, monkeypatch, db):
+    """One rule for the Rate tab, the Campaigns tab and the model card: alice's votes and ratings count only
+    between her runs and the base; bob's run is a pseudonym to her; locally everything counts by name."""
+    from studio.engine.judge.scope import Scope
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    _trained_run(tmp_path / "home", "alice-run", "user-alice")
+    _trained_run(tmp_path / "home", "bob-run", "user-bob")
+    mine = db.add_item("a/0", "Her question?", {"base": "b", "alice-run": "a"}, source="alice-run/val")
+    theirs = db.add_item("b/0", "His question?", {"base": "b", "bob-run": "x"}, source="bob-run/val")
+    db.vote(mine, "base", "alice-run", "b", "alice")
+    db.vote(theirs, "base", "bob-run", "a", "bob")
+    db.rate(mine, "alice-run", "alice", {d: 4 for d in DIMENSIONS})
+    db.rate(theirs, "bob-run", "bob", {d: 2 for d in DIMENSIONS})
+    monkeypatch.setenv("STUDIO_PUBLIC", "1")
+    alice = Scope.of("user-alice")
+    assert [{v["system_a"], v["system_b"]} for v in alice.votes(db.votes())] == [{"base", "alice-run"}]
+    assert [r["item_id"] for r in alice.likert(db)] == [mine]
+    assert [i["id"] for i in db.items() if alice.items()(i)] == [mine]
+    assert alice.name("alice-run") == "alice-run" and alice.name("base") == "base"
+    assert alice.name("bob-run") not in ("bob-run", "alice-run") and alice.name("bob-run").startswith("run-")
+    assert Scope.of(None).votes(db.votes()) == []  # an anonymous visitor owns no run, so counts no vote
+    monkeypatch.delenv("STUDIO_PUBLIC")
+    local = Scope.of(None)
+    assert len(local.votes(db.votes())) == 2 and len(local.likert(db)) == 2 and local.items() is None
+    assert local.name("bob-run") == "bob-run"

@@ -14,6 +14,7 @@ from studio.engine.errors import StudioError
 from studio.engine.judge import campaign as C
 from studio.engine.judge import campaign_hub
 from studio.engine.judge.ratings import default_db
+from studio.engine.judge.scope import Scope
 from studio.policy import policy
 from studio.ui.handlers import deliver, guard, safe_md
 from studio.ui.identity import owner_id, username
@@ -172,7 +173,7 @@ class Handlers:
         return username(request) if policy().identity_from_login else None
 
     def mine(self, request) -> list[dict]:
-        return C.campaigns(self.db, self.owner(request), everyone=not policy().scoped)
+        return Scope.of(self.session(request).owner).campaigns(self.db, username(request))
 
     def create(self, run_name, result, name, mode, overlap, publish=False, draft=False, more=None, items_file=None,
                gold_file=None, question="", guidelines="", repeat=0.1, min_gold=0.7, min_seconds=3.0, per_rater=0,

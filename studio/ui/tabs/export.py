@@ -14,6 +14,7 @@ import pandas as pd
 from studio.engine import gate, runs
 from studio.engine.export import exporters as E
 from studio.engine.export.card import people_votes
+from studio.engine.judge.scope import Scope
 from studio.policy import policy
 from studio.ui.handlers import deliver, guard
 from studio.ui.identity import oauth_token
@@ -128,11 +129,7 @@ class Handlers:
     def card_votes() -> list[dict]:
         """The votes a card may count: on a public deployment only those between this visitor's own runs and the
         base (the card's rule then keeps those on the run itself: ``card.run_leaderboard``)."""
-        votes = people_votes()  # the rating pool's and the campaigns'
-        if policy().scoped:
-            mine = {"base", *runs.trained_runs(gate.current().owner)}
-            votes = [v for v in votes if {v["system_a"], v["system_b"]} <= mine]
-        return votes
+        return Scope.of(gate.current().owner).votes(people_votes())  # the rating pool's and the campaigns'
 
     def merged(self, k, name, request: gr.Request):
         run = self.run_of(k, name, request)

@@ -21,6 +21,7 @@ from studio.engine.export.exporters import export_root
 from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
+from studio.engine.judge.scope import Scope
 from studio.policy import policy
 from studio.ui import campaigns, identity
 from studio.ui.handlers import deliver, guard, safe_md
@@ -234,36 +235,21 @@ class Handlers:
         except StudioError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
+    def scope(self, request) -> Scope:
+        """Whose items, votes, ratings and campaigns this visitor works with (``engine/judge/scope.py``)."""
+        return Scope.of(self.ctx.session(None, request).owner)
+
     def keep(self, request):
-        """Which items this visitor works with: all locally (None); on a public deployment only the comparisons
-        of their own runs, so no one sees another visitor's prompts or run names."""
-        if not policy().scoped:
-            return None
-        mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
-        return lambda it: pool.source_run(it) in mine
+        return self.scope(request).items()
 
     def votes(self, request) -> list[dict]:
-        """The votes this visitor's results count: all locally; on a public deployment those between their runs."""
-        if not policy().scoped:
-            return self.db.votes()
-        mine = set(runs.trained_runs(self.ctx.session(None, request).owner))
-        return [v for v in self.db.votes() if {v["system_a"], v["system_b"]} - {"base"} <= mine]
+        return self.scope(request).votes(self.db.votes())
 
     def likert(self, request) -> list[dict]:
-        """The Likert ratings this visitor's results count: all locally; on a public deployment those of items
-        from their own runs' comparisons (a rating of "base" belongs to the comparison it came from, never to
-        everyone's "base")."""
-        if not policy().scoped:
-            return self.db.likert()
-        keep = self.keep(request)
-        mine = {i["id"] for i in self.db.items() if keep(i)}
-        return [r for r in self.db.likert() if r["item_id"] in mine]
+        return self.scope(request).likert(self.db)
 
     def name(self, system: str, request) -> str:
-        return system if not policy().scoped or system in self.scope_names(request) else pool.pseudonym(system)
-
-    def scope_names(self, request) -> set[str]:
-        return {"base", *runs.trained_runs(self.ctx.session(None, request).owner)}
+        return self.scope(request).name(system)
 
     def runs_with_results(self, k, request: gr.Request):
         owner = self.ctx.session(k, request).owner
@@ -352,10 +338,7 @@ class Handlers:
 
     def campaigns(self, request) -> list[dict]:
         """The campaigns this visitor's results show: all locally, their own on a public deployment."""
-        from studio.engine.judge import campaign
-
-        p = policy()
-        return campaign.campaigns(self.db, username(request) if p.identity_from_login else None, everyone=not p.scoped)
+        return self.scope(request).campaigns(self.db, username(request))
 
     def campaign_results(self, request: gr.Request):
         frame = campaigns.overview(self.db, self.campaigns(request))
