@@ -4,7 +4,8 @@ Contract: ``Job(config).start()`` passes the gate, then returns at once; the job
 ``DEVICE`` (``studio/engine/device.py``: a real lock with a first-come queue), then its thread supervises a
 child process that runs ``train.run`` (``worker.py``; ``isolate=False`` trains in the thread itself).
 ``snapshot()`` is a cheap copy for pollers (the UI's timer), ``stop()`` takes effect within one optimizer step
-(or takes a queued job out of the queue). This module owns the training threads; ``device.py`` owns the device.
+(or takes a queued job out of the queue). ``Job`` and ``SweepJob`` share one ``Background`` (a thread, its Stop,
+its wait). This module owns the training threads; ``device.py`` owns the device.
 """
 
 from __future__ import annotations
@@ -23,10 +24,42 @@ from studio.engine.train import loop as train
 from studio.engine.train import worker
 
 
-class Job:
+class Background:
+    """Work in a background thread that Stop ends: ``start()`` returns at once, ``stop()`` asks, ``wait()``
+    joins. A training ``Job`` and a ``SweepJob`` are both one; each has its own ``_main``."""
+
+    thread_name = "studio-job"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=self.thread_name, daemon=True)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _main(self) -> None:
+        raise NotImplementedError
+
+
+class Job(Background):
+    thread_name = "studio-train"
+
     def __init__(self, config: StudioConfig, run_dir: str | Path | None = None, resume: bool = False,
                  queue: DeviceQueue = DEVICE, owner: str | None = None, listener=None, budget=None,
                  isolate: bool = True):
+        super().__init__()
         self.config, self.resume, self.queue, self.owner = config, resume, queue, owner
         self.listener = listener  # also told every event (a sweep reports eval losses to Optuna)
         self.budget = budget  # (step, seconds) -> a reason to stop, or None: the deployment's limits
@@ -36,14 +69,8 @@ class Job:
         self._last_step, self._started_at = 0, 0.0
         self.result: train.RunResult | None = None
         self._snap = JobSnapshot("created", run_dir=str(run_dir) if run_dir else None)
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._main, name="studio-train", daemon=True)
         self.created = time.time()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
 
     @property
     def state(self) -> str:
@@ -64,15 +91,7 @@ class Job:
         self.config = gate.check_config(self.config)
         self.queue.enter(self)
         self._snap.state = "queued"
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return super().start()
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
@@ -137,14 +156,17 @@ class Job:
                         s.metrics = runs.read_metrics(Path(s.run_dir))
 
 
-class SweepJob:
+class SweepJob(Background):
     """A sweep in a background thread: each trial is a ``Job`` in the same device queue, so a sweep waits its
     turn like any run and Stop ends the trial in progress and the sweep."""
+
+    thread_name = "studio-sweep"
 
     def __init__(self, config: StudioConfig, grid: dict, owner: str | None = None, queue: DeviceQueue = DEVICE,
                  budget=None):
         from studio.engine.train.sweep import Sweep
 
+        super().__init__()
         gate.admit("sweep", owner, owner)
         self.sweep, self.owner, self.queue, self.budget = Sweep(config, grid), owner, queue, budget
         for number, setting in enumerate(self.sweep.settings):  # every trial's own config, before any trains
@@ -152,19 +174,6 @@ class SweepJob:
         self.error: str | None = None
         self.done = False
         self.jobs: list[Job] = []  # its trials' jobs, so "stop every job" and "delete runs" see them
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="studio-sweep", daemon=True)
-
-    def start(self) -> SweepJob:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     @property
     def result(self):
