@@ -46,8 +46,8 @@ def graph() -> dict[str, set[str]]:
 # The engine's parts as docs/architecture.md draws them, lowest first: an import may point down or sideways,
 # never up. The core: errors, events, files (storage, the run store, the ratings database), the registry of
 # methods, the model loader and the hub, a visitor's budget, the device queue and child processes.
-ENGINE_RANK = {"errors": 0, "events": 0, "storage": 0, "markdown": 0, "tiny": 0, "registry": 0, "runs": 0,
-               "judge.ratings": 0, "budget": 0, "hub": 0, "device": 0, "isolate": 0, "models": 0,
+ENGINE_RANK = {"errors": 0, "events": 0, "storage": 0, "markdown": 0, "tiny": 0, "registry": 0, "objectives": 0,
+               "runs": 0, "judge.ratings": 0, "budget": 0, "hub": 0, "device": 0, "isolate": 0, "models": 0,
                "data": 1, "judge": 2, "methods": 3, "gate": 4, "train": 5, "export": 5}
 
 
@@ -198,3 +198,31 @@ def test_no_module_but_the_run_store_names_a_run_folders_files():
     assert not found, found
     assert run_file_literals(ast.parse("x = run / 'adapter'\ny = 'status.json'\nz = ASSETS / 'benchmarks'")) == \
         ["1: / 'adapter'", "2: 'status.json'"]  # the scan finds what it looks for
+
+
+OBJECTIVE_NAMES = {"causal_lm", "instruction", "masked_lm", "seq2seq"}
+
+
+def objective_comparisons(tree: ast.Module) -> list[int]:
+    """Lines that compare something with an objective's name (``== "seq2seq"``, ``in ("masked_lm", ...)``)."""
+    def names(node) -> set:
+        if isinstance(node, ast.Constant):
+            return {node.value}
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return {e.value for e in node.elts if isinstance(e, ast.Constant)}
+        return set()
+
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Compare)
+            and any(names(n) & OBJECTIVE_NAMES for n in [node.left, *node.comparators])]
+
+
+def test_no_module_but_the_objective_registry_branches_on_an_objectives_name():
+    """What an objective means (its head, its data, a split prompt, masked tokens) is engine/objectives.py's."""
+    found = {name: lines for name, tree in modules().items() if name != "studio.engine.objectives"
+             and (lines := objective_comparisons(tree))}
+    assert not found, found
+    assert objective_comparisons(ast.parse("a = x == 'seq2seq'\nb = y in ('masked_lm',)\nc = z == 'lora'")) == [1, 2]
+    from studio import config
+    from studio.engine import objectives
+
+    assert set(config.OBJECTIVES) == {"auto", *objectives.OBJECTIVES}  # the config's choices are the registry's

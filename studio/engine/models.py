@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import MethodConfig, ModelConfig
-from studio.engine import hub, registry
+from studio.engine import hub, objectives, registry
 from studio.engine.errors import ModelError
 from studio.engine.tiny import (
     BERT_NAME,
@@ -132,11 +132,8 @@ def auto_class(method: MethodConfig, objective: str | None = None):
     if registry.get(method.kind).score_head:
         return transformers.AutoModelForSequenceClassification
     objective = objective or method.objective
-    if objective == "masked_lm":
-        return transformers.AutoModelForMaskedLM
-    if objective == "seq2seq":
-        return transformers.AutoModelForSeq2SeqLM
-    return transformers.AutoModelForCausalLM
+    known = objectives.OBJECTIVES.get(objective or "")
+    return getattr(transformers, known.head if known else "AutoModelForCausalLM")
 
 
 def family_objective(path: Path, objective: str = "auto") -> str | None:
@@ -144,7 +141,7 @@ def family_objective(path: Path, objective: str = "auto") -> str | None:
     seq2seq; a decoder's objective depends on the data (None here)."""
     if objective != "auto":
         return objective
-    return {"encoder": "masked_lm", "encoder-decoder": "seq2seq"}.get(model_family(path))
+    return objectives.of_family(model_family(path))
 
 
 def not_usable(name: str, what: str = "model.name") -> ModelError:

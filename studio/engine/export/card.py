@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from studio.config import StudioConfig
-from studio.engine import methods, runs
+from studio.engine import methods, objectives, runs
 from studio.engine.data.split import file_sha256
 from studio.engine.judge.summary import EvalSummary, read_eval
 from studio.engine.models import RUN_PREFIX, trained_objective
@@ -35,7 +35,8 @@ def pipeline_tag(cfg: StudioConfig, objective: str) -> str:
     run trained (``auto`` made definite)."""
     if methods.of(cfg).score_head:
         return "text-classification"
-    return {"masked_lm": "fill-mask", "seq2seq": "text2text-generation"}.get(objective, "text-generation")
+    known = objectives.OBJECTIVES.get(objective or "")
+    return known.task if known else "text-generation"
 
 
 def usage(run: Path, cfg: StudioConfig, task: str) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from studio.config import EvalConfig, StudioConfig
-from studio.engine import runs
+from studio.engine import objectives, runs
 from studio.engine.data.encode import MASK_SHARE
 from studio.engine.judge import metrics as M
 from studio.engine.judge.summary import EvalSummary
@@ -26,7 +26,7 @@ from studio.engine.judge.summary import EvalSummary
 def is_masked_run(run: Path) -> bool:
     from studio.engine.models import trained_objective
 
-    return trained_objective(run) == "masked_lm"
+    return objectives.masks_tokens(trained_objective(run))
 
 
 def _models(run: Path, cfg: StudioConfig):

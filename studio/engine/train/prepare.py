@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.config import ConfigError, StudioConfig
-from studio.engine import methods
+from studio.engine import methods, objectives
 from studio.engine.data import dedup
 from studio.engine.data.encode import encode, length_stats, render
 from studio.engine.data.formats import CHAT_FORMATS, default_objective, load_examples
@@ -43,29 +43,11 @@ def resolve_objective(config: StudioConfig, fmt: str, family: str = "decoder") -
     """The objective the data and the model allow: an encoder (BERT-style) trains masked_lm on plain text; a
     decoder trains causal_lm or instruction."""
     objective = config.method.objective
-    name = config.model.name
     if objective == "auto":
-        objective = {"encoder": "masked_lm", "encoder-decoder": "seq2seq"}.get(family) or default_objective(fmt)
-    if (objective == "seq2seq") != (family == "encoder-decoder"):
-        raise ConfigError(f"method.objective seq2seq needs an encoder-decoder (T5/BART-style) model; {name} is a "
-                          f"{family} model" if objective == "seq2seq" else
-                          f"{name} is an encoder-decoder (T5/BART-style) model: it trains with method.objective "
-                          "seq2seq (the encoder reads the prompt, the decoder writes the answer)")
-    if objective == "seq2seq" and fmt not in CHAT_FORMATS:
-        raise ConfigError(f"method.objective seq2seq maps prompts to answers; {Path(config.data.path).name} is {fmt} "
-                          "(give prompt/response records)")
-    if objective == "masked_lm" and family != "encoder":
-        raise ConfigError(f"method.objective masked_lm needs an encoder (BERT-style) model; {name} is a {family} "
-                          f"model: use studio-minilm or a BERT-style hub model, or objective causal_lm")
-    if objective != "masked_lm" and family == "encoder":
-        raise ConfigError(f"{name} is an encoder (BERT-style) model: it cannot generate text, so it trains with "
-                          "method.objective masked_lm (on plain text)")
-    if objective == "masked_lm" and fmt != "text":
-        raise ConfigError(f"method.objective masked_lm trains on plain text; {Path(config.data.path).name} is {fmt} "
-                          "(give a text file, or a JSON/CSV with a text column)")
-    if objective == "instruction" and fmt not in CHAT_FORMATS:
-        raise ConfigError(f"method.objective instruction needs prompt/response records; {config.data.path} "
-                          f"is {fmt} (use causal_lm)")
+        objective = objectives.of_family(family) or default_objective(fmt)
+    problem = objectives.refusal(objective, family, fmt, CHAT_FORMATS, config.model.name, Path(config.data.path).name)
+    if problem:
+        raise ConfigError(problem)
     return objective
 
 
@@ -151,9 +133,9 @@ def _desirable(train_ex: list[dict], val_ex: list[dict], notices: list[str]) -> 
 
 def _supervised(base: dict, fmt: str, objective: str, train_ex, val_ex, notices: list[str]) -> Prepared:
     d = base["config"].data
-    pack = d.pack_documents and objective == "causal_lm" and fmt == "text"
+    pack = d.pack_documents and objectives.packs_documents(objective) and fmt == "text"
     enc_train, enc_val = (encode(ex, base["tokenizer"], objective, d.max_length, pack) for ex in (train_ex, val_ex))
-    if objective == "masked_lm":  # the collator hides 15 % of the tokens and makes the labels itself
+    if objectives.masks_tokens(objective):  # the collator hides 15 % of the tokens and makes the labels itself
         for row in enc_train.rows + enc_val.rows:
             row.pop("labels", None)
     if not enc_train.rows:

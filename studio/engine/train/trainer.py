@@ -30,7 +30,7 @@ from transformers import (
 )
 
 from studio.config import StudioConfig
-from studio.engine import methods, runs
+from studio.engine import methods, objectives, runs
 from studio.engine.events import Metrics
 from studio.engine.train.doctor import Doctor
 from studio.engine.train.trackers import PROJECT
@@ -49,7 +49,7 @@ def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool,
     evaluate = has_val and cfg.train.eval_steps > 0 and method.evaluates
     if method.training_args:
         return method.training_args(_common(cfg, run, precision, evaluate), cfg)
-    if objective == "seq2seq":
+    if objectives.splits_prompt(objective):
         from transformers import Seq2SeqTrainingArguments
 
         return Seq2SeqTrainingArguments(**_common(cfg, run, precision, evaluate))
@@ -135,7 +135,7 @@ class StudioTrainer(StudioMixin, Trainer):
 
 def sft_trainer_class(objective: str):
     """The plain Trainer, or Seq2SeqTrainer for an encoder-decoder (the same loss; it knows generation too)."""
-    if objective != "seq2seq":
+    if not objectives.splits_prompt(objective):
         return StudioTrainer
     from transformers import Seq2SeqTrainer
 
