@@ -261,7 +261,7 @@ class Handlers:
         """RL's reward model is picked from the visitor's own reward runs."""
         owner = self.ctx.session(k, request).owner
         names = [run_reference(r.name) for r in runs.list_runs(owner)
-                 if getattr(methods.find(r.method), "scores", False) and runs.has_weights(r.path)]
+                 if (m := methods.find(r.method)) is not None and m.score_head and runs.has_weights(r.path)]
         return gr.Dropdown(choices=names, value=current if current in names else next(iter(names), ""))
 
     def use_lr(self, suggestion: float | None):
