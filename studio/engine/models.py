@@ -132,8 +132,7 @@ def auto_class(method: MethodConfig, objective: str | None = None):
     if registry.get(method.kind).score_head:
         return transformers.AutoModelForSequenceClassification
     objective = objective or method.objective
-    known = objectives.OBJECTIVES.get(objective or "")
-    return getattr(transformers, known.head if known else "AutoModelForCausalLM")
+    return getattr(transformers, objectives.find(objective).head)
 
 
 def family_objective(path: Path, objective: str = "auto") -> str | None:

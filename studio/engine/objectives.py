@@ -41,8 +41,16 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
 )}
 
 
+NONE = Objective("", "not decided yet (auto) or not one of the studio's: a causal LM, nothing special")
+
+
 def get(name: str) -> Objective:
     return OBJECTIVES[name]
+
+
+def find(name: str | None) -> Objective:
+    """The objective of that name, or ``NONE`` (auto, None, or a name no longer registered): its flags are off."""
+    return OBJECTIVES.get(name or "", NONE)
 
 
 def of_family(family: str) -> str | None:
@@ -67,27 +75,3 @@ def refusal(name: str, family: str, fmt: str, chat_formats, model: str, data: st
         return (f"method.objective {name} trains on plain text; {data} is {fmt} (give a text file, or a JSON/CSV "
                 "with a text column)")
     return None
-
-
-def masks_tokens(name: str | None) -> bool:
-    """Whether objective ``name`` (definite, or None / auto: no) hides tokens for the model to predict."""
-    o = OBJECTIVES.get(name or "")
-    return bool(o and o.masks_tokens)
-
-
-def splits_prompt(name: str | None) -> bool:
-    """Whether objective ``name`` gives the prompt to an encoder and the answer to a decoder."""
-    o = OBJECTIVES.get(name or "")
-    return bool(o and o.splits_prompt)
-
-
-def responses_only(name: str | None) -> bool:
-    """Whether objective ``name`` trains on the responses only."""
-    o = OBJECTIVES.get(name or "")
-    return bool(o and o.responses_only)
-
-
-def packs_documents(name: str | None) -> bool:
-    """Whether objective ``name`` may pack plain-text documents into blocks."""
-    o = OBJECTIVES.get(name or "")
-    return bool(o and o.packs_documents)

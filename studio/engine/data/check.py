@@ -50,7 +50,7 @@ def inspect_data(path: str | Path, fmt: str = "auto", columns: dict | None = Non
     tokenizer, model_notices, by_family = _tokenizer(model)
     if objective == "auto":  # an encoder trains masked_lm, an encoder-decoder seq2seq; a decoder by the data
         objective = by_family or default_objective(loaded.format)
-    pack = loaded.format == "text" and objectives.packs_documents(objective)
+    pack = loaded.format == "text" and objectives.find(objective).packs_documents
     enc = encode(loaded.examples, tokenizer, objective, max_length, pack=pack)
     notices = r.notices + list(model_notices) + enc.notices + _kto_note(loaded)
     report = {"file": r.file, "format": r.format, "objective": objective, "model": model, "records": r.records,

@@ -110,7 +110,7 @@ def response_spans(tokenizer, messages: list[dict], tools: list | None = None) -
 def encode_example(example: dict, tokenizer, objective: str) -> tuple[list[int], list[int]]:
     messages = as_conversation(example)
     tools = example.get("tools")
-    if objectives.splits_prompt(objective) and messages:  # the prompt (masked), the last answer: ``encode`` splits them
+    if objectives.find(objective).splits_prompt and messages:  # the prompt (masked), the last answer: split
         last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
         prompt = tokenizer(render(tokenizer, messages[:last], add_generation_prompt=True, tools=tools),
                            add_special_tokens=False)["input_ids"]
@@ -122,7 +122,7 @@ def encode_example(example: dict, tokenizer, objective: str) -> tuple[list[int],
         if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
             ids = [*ids, tokenizer.eos_token_id]
         return ids, list(ids)
-    if not objectives.responses_only(objective):
+    if not objectives.find(objective).responses_only:
         ids = tokenizer(render(tokenizer, messages, tools=tools), add_special_tokens=False)["input_ids"]
         return ids, list(ids)
     text, spans = response_spans(tokenizer, messages, tools)
@@ -160,7 +160,7 @@ def encode(examples: list[dict], tokenizer, objective: str, max_length: int, pac
                            "models do (choose model.chat_template with reasoning_content to keep them apart)")
     for ex in examples:
         ids, labels = encode_example(ex, tokenizer, objective)
-        if objectives.splits_prompt(objective):
+        if objectives.find(objective).splits_prompt:
             _seq2seq_row(out, ids, labels, max_length)
             continue
         out.lengths.append(len(ids))
@@ -232,7 +232,7 @@ def collator(tokenizer, packing: bool = False, objective: str = "causal_lm", see
     attention kernel) and each example's first label is -100, so nothing is predicted across a boundary."""
     from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq, DataCollatorWithFlattening
 
-    if objectives.masks_tokens(objective):
+    if objectives.find(objective).masks_tokens:
         return DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MASK_SHARE, seed=seed)
     if packing:
         return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)

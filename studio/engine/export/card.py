@@ -35,8 +35,7 @@ def pipeline_tag(cfg: StudioConfig, objective: str) -> str:
     run trained (``auto`` made definite)."""
     if methods.of(cfg).score_head:
         return "text-classification"
-    known = objectives.OBJECTIVES.get(objective or "")
-    return known.task if known else "text-generation"
+    return objectives.find(objective).task
 
 
 def usage(run: Path, cfg: StudioConfig, task: str) -> list[str]:

@@ -26,7 +26,7 @@ from studio.engine.judge.summary import EvalSummary
 def is_masked_run(run: Path) -> bool:
     from studio.engine.models import trained_objective
 
-    return objectives.masks_tokens(trained_objective(run))
+    return objectives.find(trained_objective(run)).masks_tokens
 
 
 def _models(run: Path, cfg: StudioConfig):

@@ -133,9 +133,9 @@ def _desirable(train_ex: list[dict], val_ex: list[dict], notices: list[str]) -> 
 
 def _supervised(base: dict, fmt: str, objective: str, train_ex, val_ex, notices: list[str]) -> Prepared:
     d = base["config"].data
-    pack = d.pack_documents and objectives.packs_documents(objective) and fmt == "text"
+    pack = d.pack_documents and objectives.find(objective).packs_documents and fmt == "text"
     enc_train, enc_val = (encode(ex, base["tokenizer"], objective, d.max_length, pack) for ex in (train_ex, val_ex))
-    if objectives.masks_tokens(objective):  # the collator hides 15 % of the tokens and makes the labels itself
+    if objectives.find(objective).masks_tokens:  # the collator hides 15 % of the tokens and makes the labels
         for row in enc_train.rows + enc_val.rows:
             row.pop("labels", None)
     if not enc_train.rows:

@@ -49,7 +49,7 @@ def training_args(cfg: StudioConfig, run: Path, precision: str, has_val: bool,
     evaluate = has_val and cfg.train.eval_steps > 0 and method.evaluates
     if method.training_args:
         return method.training_args(_common(cfg, run, precision, evaluate), cfg)
-    if objectives.splits_prompt(objective):
+    if objectives.find(objective).splits_prompt:
         from transformers import Seq2SeqTrainingArguments
 
         return Seq2SeqTrainingArguments(**_common(cfg, run, precision, evaluate))
@@ -135,7 +135,7 @@ class StudioTrainer(StudioMixin, Trainer):
 
 def sft_trainer_class(objective: str):
     """The plain Trainer, or Seq2SeqTrainer for an encoder-decoder (the same loss; it knows generation too)."""
-    if not objectives.splits_prompt(objective):
+    if not objectives.find(objective).splits_prompt:
         return StudioTrainer
     from transformers import Seq2SeqTrainer
 
