@@ -245,12 +245,6 @@ class Handlers:
     def votes(self, request) -> list[dict]:
         return self.scope(request).votes(self.db.votes())
 
-    def likert(self, request) -> list[dict]:
-        return self.scope(request).likert(self.db)
-
-    def name(self, system: str, request) -> str:
-        return self.scope(request).name(system)
-
     def runs_with_results(self, k, request: gr.Request):
         owner = self.ctx.session(k, request).owner
         return gr.Dropdown(choices=[n for n in runs.trained_runs(owner) if runs.evals(runs.find_run(n, owner))])
@@ -297,7 +291,8 @@ class Handlers:
                 return self.refreshed(self.show_pair(k, typed, "Skipped.", request), request)
             self.limit(rater)
             self.db.vote(pair.item, pair.left, pair.right, choice, rater, left=pair.left, client_key=pair.key)
-            shown = f"A was **{self.name(pair.left, request)}**, B was **{self.name(pair.right, request)}**"
+            name = self.scope(request).name
+            shown = f"A was **{name(pair.left)}**, B was **{name(pair.right)}**"
             return self.refreshed(self.show_pair(k, typed, f"Recorded: {SAID[choice]}. {shown}.", request), request)
         vote.__name__ = f"vote_{choice}"
         return vote
@@ -369,7 +364,8 @@ class Handlers:
             self.computing.acquire()
         try:
             t0 = time.time()
-            frames = results(self.db, self.votes(request), lambda name: self.name(name, request), self.likert(request))
+            scope = self.scope(request)  # one look at the visitor's runs for every name in the tables
+            frames = results(self.db, scope.votes(self.db.votes()), scope.name, scope.likert(self.db))
             self.cache[owner] = Computed(state, frames, time.time(), time.time() - t0, next(self.versions))
             return self.cache[owner].version, frames
         finally:
