@@ -8,7 +8,7 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONUNBUFFERED=1 GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 \
     STUDIO_HOME=/data STUDIO_HOST=0.0.0.0 STUDIO_PORT=7860 STUDIO_PUBLIC=1
 
-RUN apt-get update && apt-get install -y --no-install-recommends wordnet-base && rm -rf /var/lib/apt/lists/* \
+RUN apt-get update && apt-get install -y --no-install-recommends wordnet-base g++ && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 1000 studio && mkdir -p /data && chown studio /data
 WORKDIR /app
 COPY requirements.txt .

@@ -46,6 +46,7 @@ OBJECTIVES = ("auto", "causal_lm", "instruction", "masked_lm", "seq2seq")
 SCHEDULERS = ("constant", "linear", "cosine")
 TRACKERS = ("tensorboard", "trackio", "mlflow", "wandb")  # the Trainer's own integrations, offline first
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+COMPILE = ("auto", "on", "off")
 # The training methods by name, each a frozen spec (studio.engine.methods.Method) with at least ``name``,
 # ``help``, ``packages`` and ``refusal(config)``; filled by ``register_method``.
 METHODS: dict[str, Any] = {}
@@ -199,8 +200,10 @@ class TrainConfig(_Section):
     group_by_length: bool = _f(True, "Batch examples of similar length together: less padding, the same examples.")
     packing: bool = _f(False, "Padding-free batches: examples side by side in one row, positions restarting at "
                               "each, attention never crossing them; the same loss as padding.")
-    torch_compile: bool = _f(False, "Compile the model with torch.compile: the first steps wait for the compiler, "
-                                    "long GPU runs may gain; measure before keeping it.")
+    torch_compile: str = _f("auto", "Compile the repeated decoder layer with torch.compile (regional: compiled once, "
+                                    "reused by every layer). auto: when the run is long enough to repay the compile "
+                                    "on this machine; a failed compile falls back to eager in one line.",
+                            COMPILE)
     liger_kernel: bool = _f(False, "Liger's fused Triton kernels (CUDA GPU and the liger-kernel package): less "
                                    "memory and more speed on long sequences.")
     seed: int = _f(42, "Seed for data order, splits and initialisation.", ge=0)
@@ -213,6 +216,11 @@ class TrainConfig(_Section):
     threads: int = _f(0, "CPU threads for torch; 0 = one per usable core (measured: docs/benchmarks.md).", ge=0)
     report_to: list = _f([], "Trackers that also record the run (tensorboard, trackio, mlflow, wandb; none by "
                              "default). Local and offline unless you configure a remote yourself.", TRACKERS)
+
+    @field_validator("torch_compile", mode="before")
+    @classmethod
+    def _compile_as_yes_no(cls, value: Any) -> Any:  # a file from before auto: true / false
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("report_to", mode="before")
     @classmethod

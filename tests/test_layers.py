@@ -47,6 +47,7 @@ def graph() -> dict[str, set[str]]:
 # never up. The core: errors, events, files (storage, the run store, the ratings database), the registry of
 # methods, the model loader and the hub, a visitor's budget, the device queue and child processes.
 ENGINE_RANK = {"errors": 0, "events": 0, "storage": 0, "markdown": 0, "tiny": 0, "registry": 0, "objectives": 0,
+               "precision": 0, "calibration": 0, "timing": 0,
                "runs": 0, "judge.ratings": 0, "budget": 0, "hub": 0, "device": 0, "isolate": 0, "models": 0,
                "data": 1, "judge": 2, "methods": 3, "gate": 4, "train": 5, "export": 5}
 

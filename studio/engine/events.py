@@ -49,12 +49,14 @@ class TrainingInfo:
     val_examples: int
     truncated: int = 0
     lengths: dict = field(default_factory=dict)
+    precision_why: str = ""  # why this precision (train.precision auto decides by the machine and the model)
 
     def line(self) -> str:
         """The one line that says what trains (the CLI prints it, the Train tab logs it)."""
         return (f"{self.format} data, {self.objective} objective: {self.train_examples} train / "
                 f"{self.val_examples} validation examples; {self.trainable_params:,} of {self.total_params:,} "
-                f"parameters train ({self.precision}, {self.threads} thread(s))")
+                f"parameters train ({self.precision}, {self.threads} thread(s))"
+                + (f"; precision {self.precision}: {self.precision_why}" if self.precision_why else ""))
 
 
 class Record(TypedDict, total=False):

@@ -331,16 +331,19 @@ def stop_all() -> int:
 
 
 def device_job(fn, *args, what: str = "the job", seconds: float | None = None, memory_mb: float | None = None,
-               device: bool = True):
+               device: bool = True, started=None):
     """``fn(*args)`` as a job: behind training on the device queue (``device``), and on a public deployment in a
     child process with time and memory limits that Stop and "stop all" end (``fn`` and its arguments must then
-    be picklable). Locally it runs here."""
+    be picklable). Locally it runs here. ``started()`` is called once the job holds the device (its own clock
+    starts there, not in the queue)."""
     from studio.engine.device import exclusive
     from studio.engine.isolate import isolated
 
     with stoppable() as halt, exclusive(visitor=current().key) if device else contextlib.nullcontext():
         if halt.is_set():  # stopped while it waited for the device or got ready
             raise StudioError(f"{what} was stopped")
+        if started is not None:
+            started()
         if not policy().isolates_jobs:
             return fn(*args)
         return isolated(fn, *args, owner=current().owner, seconds=seconds or JOB_SECONDS,

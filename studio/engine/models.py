@@ -354,16 +354,6 @@ def load_tokenizer(resolved: ResolvedModel, cfg: ModelConfig):
     return tok
 
 
-def resolve_precision(precision: str) -> str:
-    import torch
-
-    if precision != "auto":
-        return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
-
-
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 

@@ -69,6 +69,7 @@ class Method:
     merges: bool = True  # its adapter merges into the base (virtual tokens do not): merged, GGUF, serve, as a base
     score_head: bool = False  # one score a text instead of the LM head (a reward model): scores answers, writes none
     objectives: tuple[str, ...] = SUPERVISED
+    cpu_tuned: bool = False  # on a CPU, auto may pick bf16 autocast (engine/precision.py) and compiled layers
     packing: str = ""  # why train.packing is refused ("" = allowed)
     peft_config: Callable | None = None  # (model, method config, total steps, task type) -> a PEFT config
     load: Callable | None = None  # (method config, precision) -> more from_pretrained arguments

@@ -100,6 +100,9 @@ class Status:
     model_source: str | None = None  # studio-tiny | local | hub | run
     model_revision: str | None = None
     objective: str | None = None  # the objective it trained (auto made definite)
+    precision: str | None = None  # the precision it trained in (auto made definite: engine/precision.py)
+    precision_why: str | None = None
+    compiled: str | None = None  # why its layers were (or were not) compiled (train/compiled.py)
     checkpoint: str | None = None  # the last complete checkpoint saved
     resumable: str | None = None  # an interrupted run's checkpoint to resume from
     final_loss: float | None = None

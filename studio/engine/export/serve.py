@@ -150,6 +150,13 @@ def serve(run_names: list[str], host: str = "127.0.0.1", port: int = 8000, api_k
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
 
 
+def expected_start_seconds(run: Path) -> float | None:
+    """How long starting a server for this run should take here (None: this machine has not started one)."""
+    from studio.engine import timing
+
+    return timing.expected("serve", timing.shape_of_run(run), 1)
+
+
 class Served:
     """A ``studio serve`` process started from the app (the Export tab): one per owner, on a free loopback port,
     stopped by ``stop`` or when the app exits."""
@@ -165,7 +172,10 @@ class Served:
         import sys
         import time
 
+        from studio.engine import timing
+
         self.stop(owner)
+        clock = time.perf_counter()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -188,6 +198,9 @@ class Served:
                     break
             time.sleep(0.2)
         base = f"http://127.0.0.1:{port}/v1"
+        folder = runs.find_run(run_name, owner)
+        if folder is not None:  # the next start's estimate
+            timing.record("serve", timing.shape_of_run(folder), 1, time.perf_counter() - clock)
         with self._lock:
             self._by_owner[owner] = (process, run_name, base)
         return {"run": run_name, "url": base, **snippets(base, run_name)}

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from studio.config import EvalConfig, StudioConfig
-from studio.engine import runs
+from studio.engine import runs, timing
 from studio.engine.data import dedup
 from studio.engine.data.formats import as_conversation, load_examples
 from studio.engine.data.split import Split, file_sha256, split_indices
@@ -119,6 +119,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
         return evaluate_masked(run, texts, s, name, say,
                                eval_set=data or ("typed prompts" if prompts else "validation split"))
     say(f"loading models for {len(pairs)} prompts")
+    clock = time.perf_counter()
     pair = load_pair(run)
     started = time.time()
     qs, refs = [p for p, _ in pairs], [r for _, r in pairs]
@@ -145,7 +146,18 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     rows = [{"prompt": q, "reference": r, "base": b, "tuned": t, "scores": sc, "seen_in_training": f}
             for q, r, b, t, sc, f in zip(qs, refs, outputs["base"], outputs["tuned"], per, flags)]
     runs.write_eval(run, name, summary, rows)
+    timing.record("compare", compare_key(run, s), len(pairs), time.perf_counter() - clock)
     return summary
+
+
+def compare_key(run: Path, s: EvalConfig) -> str:
+    """What a comparison's time per example depends on: the base's shape and whether BERTScore runs."""
+    return f"{timing.shape_of_run(run)} | bertscore {'on' if s.bertscore else 'off'}"
+
+
+def expected_seconds(run: Path, s: EvalConfig, examples: int) -> float | None:
+    """How long comparing ``examples`` prompts on this run should take here (None: not measured yet)."""
+    return timing.expected("compare", compare_key(run, s), examples)
 
 
 def rewards(run: Path, reference: str, prompts: list[list[dict]], outputs: dict) -> tuple:

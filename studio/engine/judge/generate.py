@@ -22,7 +22,8 @@ import torch
 from studio.config import EvalConfig, StudioConfig
 from studio.engine import runs
 from studio.engine.data.encode import IGNORE, encode_example, render
-from studio.engine.models import load_tuned, resolve_precision
+from studio.engine.models import load_tuned
+from studio.engine.precision import resolve as resolve_precision
 
 
 @dataclass

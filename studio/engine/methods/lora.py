@@ -86,7 +86,7 @@ def _qlora_weights(s: Sizes) -> float:
 
 register(Method(name="lora", help="low-rank adapters beside the frozen base (rsLoRA and DoRA as options)",
                 settings=LORA, objectives=(*SUPERVISED, "masked_lm", "seq2seq"), peft_config=lora_config,
-                order=10))
+                cpu_tuned=True, order=10))
 register(Method(name="qlora", help="LoRA on a 4- or 8-bit base: the least memory for a large model",
                 packages=("peft", "bitsandbytes"), settings=(*LORA, *QUANT), peft_config=lora_config,
                 load=_qlora_load, prepare_model=_qlora_prepare, weights=_qlora_weights, tags=("lora",), order=11))

@@ -91,7 +91,7 @@ def _device() -> tuple[str, float | None]:
 def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
     import torch
 
-    from studio.engine.models import resolve_precision
+    from studio.engine.precision import resolve as resolve_precision
 
     model, arch = meta_model(config)
     precision = precision or resolve_precision(config.train.precision)

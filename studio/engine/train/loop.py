@@ -21,10 +21,11 @@ from pathlib import Path
 
 from studio.config import ConfigError, StudioConfig
 from studio.engine import methods, objectives, runs
+from studio.engine import precision as precisions
 from studio.engine.errors import JobError, StudioError
 from studio.engine.events import Event, Metrics, Notice, StateChanged, TrainingInfo
 from studio.engine.methods import Parts
-from studio.engine.models import apply_method, load_model, parameter_counts, resolve_precision
+from studio.engine.models import apply_method, load_model, parameter_counts
 from studio.engine.train import trackers
 from studio.engine.train.doctor import Doctor, Facts
 from studio.engine.train.prepare import Prepared, prepare
@@ -107,6 +108,7 @@ def _train(prepared: Prepared, run: Path, checkpoint: Path | None, on_event: OnE
         doctor = trainer.studio_callback.doctor
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         runs.write_status(run, "running", train_runtime=round(output.metrics.get("train_runtime", 0.0), 3))
+        _record_speed(prepared, run, trainer, output.metrics.get("train_runtime"), checkpoint)
         state = _final_state(trainer)
         method = methods.of(config)
         if state in ("completed", "stopped") and prepared.val_rows and config.train.eval_steps == 0 and \
@@ -221,13 +223,16 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
 
     cfg = p.config
     threads = set_threads(cfg.train.threads)
-    precision = resolve_precision(cfg.train.precision)
+    chosen = precisions.choose(cfg.train.precision, p.resolved.path, methods.of(cfg), tokens=batch_tokens(p))
+    precision = chosen.name
     _check_device(cfg, precision)
     model = load_model(p.resolved, cfg.model, cfg.method, precision, p.tokenizer, objective=p.objective)
     model.config.use_cache = False  # training: no cache (packed batches are recognised only without one)
     model = apply_method(model, cfg.method, cfg.train.gradient_checkpointing, _total_steps(cfg, len(p.train_rows)))
     trainable, total = parameter_counts(model)
-    on_event(TrainingInfo(trainable, total, precision, threads, **p.stats))
+    on_event(TrainingInfo(trainable, total, precision, threads, precision_why=chosen.why, **p.stats))
+    runs.write_status(run, "running", precision=precision, precision_why=chosen.why)
+    runs.write_status(run, "running", compiled=_compile(p, model, precision, on_event))
     trackers.local_first(cfg)
     args = training_args(cfg, run, precision, has_val=bool(p.val_rows), objective=p.objective)
     callback = StudioCallback(run, on_event, should_stop, Doctor(cfg, _facts(p, total)))
@@ -254,6 +259,77 @@ def _build_trainer(p: Prepared, run: Path, on_event: OnEvent, should_stop: Calla
     if cfg.train.report_to:
         on_event(Notice("recorded by " + "; ".join(trackers.where(cfg, run))))
     return trainer, model
+
+
+def _record_speed(p: Prepared, run: Path, trainer, seconds: float | None, checkpoint: Path | None) -> None:
+    """This machine's training rate for the model's shape and precision, for the next estimate: the loop's
+    seconds over the tokens of the steps it ran (a resumed run: those after its checkpoint)."""
+    from studio.engine import timing
+
+    steps = trainer.state.global_step - (int(checkpoint.name.split("-")[1]) if checkpoint else 0)
+    if seconds and steps > 0:
+        precision = runs.read_status(run).get("precision") or "fp32"
+        timing.record("train", f"{timing.shape_of(p.resolved.path)} | {precision}",
+                      steps * batch_tokens(p) * p.config.train.grad_accum, seconds)
+
+
+def batch_tokens(p: Prepared) -> int:
+    """The tokens of a typical micro-batch: the batch size times the data's median length (at most max_length)."""
+    median = (p.stats.get("lengths") or {}).get("median") or p.config.data.max_length
+    return p.config.train.batch_size * min(median, p.config.data.max_length)
+
+
+def _compile(p: Prepared, model, precision: str, on_event: OnEvent) -> str:
+    """Regional torch.compile by train.torch_compile's rule (train/compiled.py), said in the log; returns what
+    the run's record keeps (compiled or not, and why). The compile happens here, on a short batch, so that a
+    failure falls back before the first step."""
+    import torch
+
+    from studio.engine import calibration, timing
+    from studio.engine.train import compiled
+
+    cfg, objective = p.config, objectives.find(p.objective)
+    steps = _total_steps(cfg, len(p.train_rows))
+    step_s, kept = None, None
+    if cfg.train.torch_compile == "auto" and not torch.cuda.is_available():
+        one = timing.step_seconds(p.resolved.path, precision, batch_tokens(p))
+        step_s = one * cfg.train.grad_accum if one else None
+        kept = calibration.get("compile_s", _compile_key(p))
+    decision = compiled.decide(cfg.train.torch_compile, methods.of(cfg), objective.splits_prompt or
+                               objective.masks_tokens, cfg.train.gradient_checkpointing, steps, step_s, kept,
+                               precision)
+    said: list[str] = []
+
+    def say(message: str) -> None:
+        said.append(message)
+        on_event(Notice(message))
+
+    if not decision.compile:
+        if cfg.train.torch_compile != "off":
+            say(f"layers not compiled ({decision.why})")
+        return f"no: {decision.why}"
+    layers = compiled.compile_layers(model, say)
+    if not layers:
+        say("torch.compile: no repeated layers found in this model; training on without it")
+    elif torch.cuda.is_available():  # compiled on its first step, on the device (a failure still falls back)
+        say(f"{layers} layers compiled with torch.compile ({decision.why})")
+    elif (seconds := compiled.trial(model, precision, say)) is not None:
+        calibration.put("compile_s", _compile_key(p), round(seconds, 1))
+        say(f"{layers} layers compiled with torch.compile in {seconds:.0f} s ({decision.why})")
+    return said[-1] if said else "no: the compile did not take"
+
+
+
+def _compile_key(p: Prepared) -> str:
+    from transformers import AutoConfig
+
+    from studio.engine import calibration
+
+    try:
+        shape = calibration.shape(AutoConfig.from_pretrained(str(p.resolved.path)))
+    except (OSError, ValueError):
+        shape = p.config.model.name
+    return f"{calibration.machine()} | {shape}"
 
 
 def _total_steps(cfg: StudioConfig, rows: int) -> int:

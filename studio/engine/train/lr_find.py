@@ -11,6 +11,7 @@ divided by 10 (the "minimum / 10" rule: the minimum itself is already on the edg
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 from studio.config import StudioConfig
@@ -59,18 +60,22 @@ def lr_find(config: StudioConfig, steps: int = 100, lr_min: float = 1e-7, lr_max
             should_stop=None) -> LRCurve:
     import torch
 
-    from studio.engine import methods
-    from studio.engine.models import apply_method, load_model, resolve_precision
-    from studio.engine.train.loop import prepare, set_threads
+    from studio.engine import methods, timing
+    from studio.engine import precision as precisions
+    from studio.engine.models import apply_method, load_model
+    from studio.engine.train.loop import batch_tokens, prepare, set_threads
 
     if methods.of(config).own_data_order:
         from studio.config import ConfigError
 
         raise ConfigError(f"the LR finder runs on supervised data; for method.kind {config.method.kind} use a short "
                           "sweep instead")
+    started = time.perf_counter()
     set_threads(config.train.threads)
     prepared = prepare(config)
-    precision = resolve_precision(config.train.precision)
+    # the precision the run itself would train in (bf16 autocast where this CPU measured it faster)
+    precision = precisions.choose(config.train.precision, prepared.resolved.path, methods.of(config),
+                                  batch_tokens(prepared)).name
     model = apply_method(load_model(prepared.resolved, config.model, config.method, precision, prepared.tokenizer,
                                     objective=prepared.objective), config.method, config.train.gradient_checkpointing)
     model.train()
@@ -84,7 +89,8 @@ def lr_find(config: StudioConfig, steps: int = 100, lr_min: float = 1e-7, lr_max
         lr = lr_min * (lr_max / lr_min) ** (i / max(1, steps - 1))
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16" and device.type == "cpu"):
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
         loss.backward()
         if config.train.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params, config.train.max_grad_norm)
@@ -103,4 +109,31 @@ def lr_find(config: StudioConfig, steps: int = 100, lr_min: float = 1e-7, lr_max
             break
     del model, opt
     curve.suggestion = suggest(curve.lrs, curve.smoothed)
+    if curve.lrs and not (should_stop and should_stop()):  # the next range test's estimate: seconds a step here
+        timing.record("lr_find", lr_find_key(prepared.resolved.path, config, precision), len(curve.lrs),
+                      time.perf_counter() - started)
     return curve
+
+
+def lr_find_key(model_dir, config: StudioConfig, precision: str) -> str:
+    """What a range test's time depends on: the model's shape, the precision, the batch and the length."""
+    from studio.engine import timing
+
+    return f"{timing.shape_of(model_dir)} | {precision} | batch {config.train.batch_size} x {config.data.max_length}"
+
+
+def expected_seconds(config: StudioConfig, steps: int = 100) -> float | None:
+    """How long a range test of this config should take here (None: this machine has not run one like it)."""
+    from studio.engine import methods, timing
+    from studio.engine import precision as precisions
+    from studio.engine.models import resolve_model
+
+    try:
+        model_dir = resolve_model(config.model, config_only=True).path
+    except Exception:  # noqa: BLE001 - no estimate for a model that cannot be found; the job itself will say why
+        return None
+    for precision in ("bf16", "fp32") if precisions.cpu_bf16() and methods.of(config).cpu_tuned else ("fp32",):
+        found = timing.expected("lr_find", lr_find_key(model_dir, config, precision), steps)
+        if found is not None:
+            return found
+    return None

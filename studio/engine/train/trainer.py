@@ -72,7 +72,7 @@ def _common(cfg: StudioConfig, run: Path, precision: str, evaluate: bool) -> dic
         save_total_limit=t.save_total_limit or None, report_to=list(t.report_to) or "none", disable_tqdm=True,
         run_name=run.name, project=PROJECT,
         dataloader_num_workers=0, remove_unused_columns=False,  # the studio's rows carry what the model takes
-        use_cpu=not torch.cuda.is_available(), torch_compile=t.torch_compile, use_liger_kernel=t.liger_kernel,
+        use_cpu=not torch.cuda.is_available(), use_liger_kernel=t.liger_kernel,
     ) | _sampling(cfg)
 
 

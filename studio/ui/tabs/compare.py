@@ -11,9 +11,10 @@ import gradio as gr
 import pandas as pd
 
 from studio.engine import gate, runs
+from studio.engine.data.split import Split
 from studio.engine.judge.benchmark import DEFAULT_TASKS, benchmark
 from studio.engine.judge.benchmark import load as load_benchmark
-from studio.engine.judge.evaluate import evaluate_run
+from studio.engine.judge.evaluate import evaluate_run, expected_seconds
 from studio.engine.judge.metrics import ORDER
 from studio.engine.judge.prompts import DEFAULT_TEMPLATES, prompt_effectiveness
 from studio.engine.judge.summary import LOWER_IS_BETTER, EvalSummary, read_eval
@@ -22,6 +23,7 @@ from studio.ui.charts import example_scatter, metric_bars
 from studio.ui.forms import Form
 from studio.ui.handlers import guard, safe_md
 from studio.ui.state import Context
+from studio.ui.timed import Said, timed
 
 MAX_PHRASINGS, MAX_SAMPLES = 8, 8  # prompt effectiveness: phrasings and samples of each
 SOURCES = ["validation split", "upload a file", "type prompts"]
@@ -303,11 +305,14 @@ class Handlers:
             prompts = [gate.capped_text(p, "a prompt") for p in (values[t.prompts] or "").splitlines() if p.strip()]
             if not prompts:
                 raise gr.Error("Type at least one prompt.", print_exception=False)
-        progress(0, desc="waiting for the device")
-        say = None if policy().isolates_jobs else (lambda msg: progress(None, desc=msg))  # a child cannot call back
-        summary = gate.device_job(evaluate_run, run, data, prompts[:settings.limit] if prompts else None,
-                                  settings.limit, settings, None, say, bool(values[t.leave_out]),
-                                  what="the comparison")
+        voice = None if policy().isolates_jobs else Said()  # a child cannot call back
+        split = Split.load(run) if data is None and not prompts else None
+        examples = min(settings.limit, len(prompts) if prompts else len(split.val) if split and split.val else
+                       settings.limit)
+        summary = timed(progress, f"comparing {examples} examples", expected_seconds(run, settings, examples),
+                        gate.device_job, evaluate_run, run, data, prompts[:settings.limit] if prompts else None,
+                        settings.limit, settings, None, voice, bool(values[t.leave_out]), what="the comparison",
+                        voice=voice)
         name = Path(summary.dir).name
         return (gr.Dropdown(choices=runs.evals(run), value=name),
                 f"Done: {summary.examples} examples in {summary.generation_s} s of generation. "

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.engine import gate, runs
+from studio.engine import gate, runs, timing
 from studio.engine.export import exporters as E
 from studio.engine.export.card import people_votes
 from studio.engine.judge.scope import Scope
@@ -19,6 +19,7 @@ from studio.policy import policy
 from studio.ui.handlers import deliver, guard
 from studio.ui.identity import oauth_token
 from studio.ui.state import Context
+from studio.ui.timed import timed
 
 
 @dataclass
@@ -131,36 +132,51 @@ class Handlers:
         base (the card's rule then keeps those on the run itself: ``card.run_leaderboard``)."""
         return Scope.of(gate.current().owner).votes(people_votes())  # the rating pool's and the campaigns'
 
-    def merged(self, k, name, request: gr.Request):
+    @staticmethod
+    def export_job(progress, doing: str, kind: str, run, job, *args, detail: str = "", **kwargs):
+        """An export job with its progress against this machine's last one of the kind for the model's shape."""
+        shape = f"{timing.shape_of_run(run)}{' | ' + detail if detail else ''}"
+        return timed(progress, doing, timing.expected(kind, shape, 1), gate.device_job, job, *args,
+                     measure=(kind, shape), **kwargs)
+
+    def merged(self, k, name, request: gr.Request, progress=gr.Progress()):
         run = self.run_of(k, name, request)
-        r = gate.device_job(partial(E.export_merged, votes=self.card_votes()), run, what="the merge")
+        r = self.export_job(progress, "merging the adapter into the base", "merge", run,
+                       partial(E.export_merged, votes=self.card_votes()), run, what="the merge")
         return f"Merged model in `{policy().shown_path(r['path'])}`; max |logit difference| vs the adapter: " \
                f"{r['max_abs_logit_diff']:.2e}."
 
     def quantize(self, k, name, request: gr.Request, progress=gr.Progress()):
         run = self.run_of(k, name, request)
-        progress(0, desc="waiting for the device, then merging, quantizing and measuring")
-        rows = gate.device_job(E.quantization_table, run, what="quantizing")
+        rows = self.export_job(progress, "merging, quantizing and measuring", "quantize", run, E.quantization_table,
+                               run, what="quantizing")
         paths = ", ".join(f"`{policy().shown_path(r['path'])}`" for r in rows[1:])
         return gr.Dataframe(quant_frame(rows), visible=True), f"Quantized exports: {paths}"
 
-    def gguf(self, k, name, quant, request: gr.Request):
+    def gguf(self, k, name, quant, request: gr.Request, progress=gr.Progress()):
         from studio.engine.export.gguf_export import export_gguf
 
         run = self.run_of(k, name, request)
-        r = gate.device_job(export_gguf, run, quant, what="the GGUF export")
+        r = self.export_job(progress, f"writing the {quant} GGUF file", "gguf", run, export_gguf, run, quant,
+                            detail=quant, what="the GGUF export")
         name = Path(r["path"]).name
         return (gr.File(value=[deliver(r["path"]), deliver(r["modelfile"])], visible=True),
                 f"`{name}` ({r['size_mb']:.1f} MB, {quant}) and its Modelfile. Run it: `llama-cli -m {name} -cnv`, or "
                 f"`ollama create my-model -f {Path(r['modelfile']).name}` then `ollama run my-model`.")
 
-    def serve(self, k, name, request: gr.Request):
-        from studio.engine.export.serve import SERVED
+    def serve(self, k, name, request: gr.Request, progress=gr.Progress()):
+        from studio.engine.export.serve import SERVED, expected_start_seconds
 
         gate.check_serving()
         run = self.run_of(k, name, request)
-        gr.Info("Preparing the run (merging it once) and starting the server…")
-        r = SERVED.start(self.ctx.session(k, request).owner, run.name)
+        owner = self.ctx.session(k, request).owner
+
+        def start(started):
+            started()  # not a device job: its clock starts now
+            return SERVED.start(owner, run.name)
+
+        r = timed(progress, "preparing the run (merging it once) and starting the server",
+                  expected_start_seconds(run), start)
         return (f"✓ Serving **{r['run']}** at `{r['url']}` (OpenAI-compatible; model name `{r['run']}`).",
                 gr.Code(r["curl"], visible=True), gr.Code(r["python"], visible=True))
 

@@ -22,13 +22,14 @@ from studio.engine.models import BERT_NAME, CURATED, MINILM_NAME, T5_NAME, cache
 from studio.engine.tiny import TINY_NAME
 from studio.engine.train.defaults import defaults_for
 from studio.engine.train.estimate import estimate
-from studio.engine.train.lr_find import lr_find
+from studio.engine.train.lr_find import expected_seconds, lr_find
 from studio.policy import policy
 from studio.settings import ASSETS
 from studio.ui.charts import lr_figure
 from studio.ui.forms import PRESETS, SMALL_PRESET, Form, apply_preset
 from studio.ui.handlers import guard, may_train, scrub
 from studio.ui.state import Context
+from studio.ui.timed import timed
 
 # Every method setting; the Model tab shows only the chosen method's (its ``settings``), as LlamaBoard does.
 METHOD = [f.name for f in dataclasses.fields(MethodConfig) if f.name not in ("kind", "objective")]
@@ -92,7 +93,7 @@ def build(form: Form) -> ModelTab:
         with gr.Accordion("Training", open=True):
             _rows(form, "train", TRAIN, 6)
             with gr.Row():
-                lr_find = gr.Button("Find a learning rate (range test, ~30 s)", size="sm", elem_id="lr-find")
+                lr_find = gr.Button("Find a learning rate (range test)", size="sm", elem_id="lr-find")
                 lr_use = gr.Button("Use the suggestion", size="sm", visible=False, elem_id="lr-use")
             lr_note = gr.Markdown(elem_id="lr-note")
             lr_suggestion = gr.State(None)
@@ -233,10 +234,10 @@ class Handlers:
         if not config.data.path:
             raise gr.Error("Choose a dataset in the Data tab first: the range test trains on it.",
                            print_exception=False)
-        progress(0, desc="waiting for the device, then ramping the learning rate over 100 steps")
         # a job on the device queue; on a public deployment in a child with the deployment's minutes and memory,
-        # ended by the visitor's Stop and the operator's "stop all"
-        curve = gate.device_job(lr_find, config, seconds=budget.MAX_MINUTES * 60, what="the range test")
+        # ended by the visitor's Stop and the operator's "stop all"; its progress by this machine's last range test
+        curve = timed(progress, "ramping the learning rate over 100 steps", expected_seconds(config),
+                      gate.device_job, lr_find, config, seconds=budget.MAX_MINUTES * 60, what="the range test")
         if curve.suggestion is None:
             return gr.Plot(visible=False), "The loss blew up too soon to suggest anything: lower the batch size?", \
                 gr.Button(visible=False), None
