@@ -43,6 +43,12 @@ def test_tuned_beats_base_and_the_eval_folder_follows_the_contract(tuned_run):
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 24 and {"prompt", "reference", "base", "tuned", "scores"} <= set(rows[0])
     assert "rougeL" in rows[0]["scores"]["tuned"] and "bleu" in rows[0]["scores"]["base"]
+    # this machine now knows how long comparing on this run takes: the next one's estimate, per example
+    from studio.engine.judge.evaluate import expected_seconds
+
+    settings = EvalConfig(max_new_tokens=24, bertscore=False)
+    assert 0 < expected_seconds(tuned_run, settings, 12) < expected_seconds(tuned_run, settings, 24) < 600
+    assert expected_seconds(tuned_run, settings, 24, fresh_process=True) > expected_seconds(tuned_run, settings, 24)
 
 
 def test_evaluate_cli_on_a_file(tuned_run):

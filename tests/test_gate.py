@@ -3,6 +3,7 @@ name and spend, decided in one place. Fast: no app, no training."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -230,7 +231,7 @@ def test_config_files_for_download_live_in_gradios_cache_and_do_not_pile_up(monk
         cfg = tiny_config(SAMPLES / "qa.csv")
         cfg["train"]["max_steps"] = steps
         made.append(model.yaml_file(StudioConfig.from_dict(cfg)))
-        time.sleep(0.01)
+        os.utime(made[-1].parent, (1e9 + steps,) * 2)  # made one after another, as the pruning reads them
     assert all(p.is_relative_to(tmp_path / "studio-configs") for p in made)
     kept = sorted((tmp_path / "studio-configs").iterdir())
     assert len(kept) == 3 and all(p.exists() for p in made[-3:]) and not made[0].exists()

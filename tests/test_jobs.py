@@ -3,6 +3,7 @@
 import shutil
 import time
 
+import psutil
 import pytest
 from conftest import tiny_config
 
@@ -103,7 +104,8 @@ def test_stop_while_preparing_ends_the_worker_at_once(alpaca_file, tmp_path):
     cfg = StudioConfig.from_dict(tiny_config(alpaca_file, model={"chat_template": LOOPING_TEMPLATE}))
     job = Job(cfg, tmp_path / "r", queue=DeviceQueue()).start()
     assert wait_for(lambda: getattr(job, "worker", None) is not None and job.worker.proc.is_alive(), timeout=30)
-    time.sleep(4)  # the child is inside the template's loop, preparing the data
+    child = psutil.Process(job.worker.proc.pid)  # past its imports and into the template's loop: 5 s of its own CPU
+    assert wait_for(lambda: sum(child.cpu_times()[:2]) > 5, timeout=120)
     asked = time.time()
     job.stop()
     assert job.wait(30) and job.state == "stopped" and "nothing was trained" in job.snapshot().error

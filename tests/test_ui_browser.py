@@ -494,6 +494,14 @@ def test_a_run_served_from_the_export_tab_answers_through_the_snippet_it_shows(p
     page.click("#serve-stop")
     says(page, "#serve-status", "Stopped", 60000)
     assert out.returncode == 0 and out.stdout.strip(), out.stderr
+    # the second start is timed against the first: the page says how long it should take while it starts
+    page.click("#serve-start")
+    page.wait_for_function("document.body.innerText.includes('starting the server: ') && "
+                           "document.body.innerText.includes(' of about ')", timeout=60000)
+    page.screenshot(path=str(ARTIFACTS / "15b-serve-estimate.png"), full_page=True)
+    says(page, "#serve-status", "Serving", 240000)
+    page.click("#serve-stop")
+    says(page, "#serve-status", "Stopped", 60000)
 
 
 def shown(selector: str) -> str:

@@ -60,7 +60,10 @@ def cmd_serve(a: argparse.Namespace) -> int:
         print(f"serving {', '.join(names)} at {base} (OpenAI-compatible; Ctrl+C stops)", flush=True)
         print(snippets(base, names[0], key)["curl"], flush=True)
 
-    serve(a.runs, a.host, a.port, key, ready=ready)
+    def prepared(names: list[str], merge_s: float) -> None:
+        print(f"prepared {', '.join(names)} (merged in {merge_s:.2f} s)", flush=True)
+
+    serve(a.runs, a.host, a.port, key, ready=ready, prepared=prepared)
     return 0
 
 

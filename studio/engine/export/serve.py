@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +30,16 @@ def serve_root() -> Path:
     return root
 
 
+MERGED: dict[str, float] = {}  # the seconds each run's merge took in this process (a start reports them)
+
+
+def is_prepared(run: Path) -> bool:
+    """Whether the run's served folder is made and newer than its weights (a start then merges nothing)."""
+    done = serve_root() / run.name / "generation_config.json"
+    weights = max((p.stat().st_mtime for p in run.rglob("*.safetensors")), default=0)
+    return done.is_file() and done.stat().st_mtime > weights
+
+
 def prepare(run_name: str) -> Path:
     """The folder a run is served from, made once per run (again when the run's weights are newer)."""
     from studio.config import EvalConfig
@@ -39,15 +50,16 @@ def prepare(run_name: str) -> Path:
     if run is None or not runs.has_weights(run):
         raise StudioError(f"{run_name}: no trained run of that name to serve (studio runs lists them)")
     folder = serve_root() / run.name
-    weights = max((p.stat().st_mtime for p in run.rglob("*.safetensors")), default=0)
-    if (folder / "generation_config.json").is_file() and (folder / "generation_config.json").stat().st_mtime > weights:
+    if is_prepared(run):
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     _, cfg = E._run(run)
     if methods.of(cfg).score_head:
         raise StudioError(f"{run.name} is a reward model: it scores answers instead of writing them, so there is "
                           "nothing to serve")
+    merging = time.perf_counter()
     E.export_merged(run, folder)  # refuses, in one line, what cannot be merged (virtual-token methods)
+    MERGED[run.name] = time.perf_counter() - merging
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     model_config = AutoConfig.from_pretrained(folder)
@@ -134,8 +146,9 @@ def snippets(base_url: str, run_name: str, api_key: str | None = None) -> dict[s
 
 
 def serve(run_names: list[str], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          ready=None) -> None:
-    """Prepare each run's folder, then serve them until stopped (Ctrl+C / SIGTERM)."""
+          ready=None, prepared=None) -> None:
+    """Prepare each run's folder (``prepared(names)`` once they are merged), then serve them until stopped
+    (Ctrl+C / SIGTERM)."""
     import uvicorn
 
     from studio.policy import policy
@@ -143,6 +156,8 @@ def serve(run_names: list[str], host: str = "127.0.0.1", port: int = 8000, api_k
     if not policy().serves and host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         raise StudioError("on a public deployment a server beyond loopback needs --api-key")
     names = [prepare(name).name for name in run_names]
+    if prepared is not None:
+        prepared(names, sum(MERGED.get(n, 0.0) for n in names))
     os.chdir(serve_root())  # a run's name is now the local path its model loads from
     app = build_app(names, api_key)
     if ready is not None:
@@ -151,10 +166,14 @@ def serve(run_names: list[str], host: str = "127.0.0.1", port: int = 8000, api_k
 
 
 def expected_start_seconds(run: Path) -> float | None:
-    """How long starting a server for this run should take here (None: this machine has not started one)."""
+    """How long starting a server for this run should take here: a server's start, and before it the run's merge
+    where it is not merged for serving yet (each as this machine measured it; None: not measured yet)."""
     from studio.engine import timing
 
-    return timing.expected("serve", timing.shape_of_run(run), 1)
+    shape = timing.shape_of_run(run)
+    start = timing.expected("serve", shape, 1)
+    merge = 0.0 if is_prepared(run) else timing.expected("merge", shape, 1)
+    return None if start is None or merge is None else start + merge
 
 
 class Served:
@@ -170,12 +189,12 @@ class Served:
         import socket
         import subprocess
         import sys
-        import time
 
         from studio.engine import timing
 
         self.stop(owner)
-        clock = time.perf_counter()
+        clock, folder = time.perf_counter(), runs.find_run(run_name, owner)
+        merging, merge = folder is not None and not is_prepared(folder), None
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -183,8 +202,10 @@ class Served:
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True, cwd=str(Path(__file__).resolve().parents[3]))
         said, deadline = [], time.time() + timeout
-        for line in process.stdout:  # library warnings first, then "serving NAME at URL" once it is ready
+        for line in process.stdout:  # "prepared NAME (merged in S s)", then "serving NAME at URL" once ready
             said.append(line.strip())
+            if line.startswith("prepared ") and "(merged in " in line:
+                merge = float(line.rsplit("(merged in ", 1)[1].split(" s)")[0])
             if line.startswith("serving ") or time.time() > deadline or process.poll() is not None:
                 break
         if not said or not said[-1].startswith("serving "):
@@ -198,9 +219,11 @@ class Served:
                     break
             time.sleep(0.2)
         base = f"http://127.0.0.1:{port}/v1"
-        folder = runs.find_run(run_name, owner)
-        if folder is not None:  # the next start's estimate
-            timing.record("serve", timing.shape_of_run(folder), 1, time.perf_counter() - clock)
+        if folder is not None and merge is not None:  # the next start's estimate: the merge, the start without it
+            shape = timing.shape_of_run(folder)
+            if merging:
+                timing.record("merge", shape, 1, merge)
+            timing.record("serve", shape, 1, time.perf_counter() - clock - (merge if merging else 0.0))
         with self._lock:
             self._by_owner[owner] = (process, run_name, base)
         return {"run": run_name, "url": base, **snippets(base, run_name)}

@@ -137,6 +137,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
         say("scoring the answers with the reward model")
         added["reward"] = rewards(run, s.reward_model, qs, outputs)
     say("scoring")
+    warm = time.perf_counter()
+    if all(refs):  # the metrics' models load once per process: that time is kept apart from the per-example time
+        M.score_texts(["a warm-up"], ["a warm-up"], s.bertscore, s.extra_metrics)
+    warm = time.perf_counter() - warm
     summary, per = compare(outputs["base"], outputs["tuned"], refs, nll["base"], nll["tuned"], s, added,
                            unseen=[i for i, f in enumerate(flags) if f is None])
     summary.run, summary.examples, summary.generation = run.name, len(pairs), asdict(s)
@@ -146,8 +150,14 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, prompts: list[str
     rows = [{"prompt": q, "reference": r, "base": b, "tuned": t, "scores": sc, "seen_in_training": f}
             for q, r, b, t, sc, f in zip(qs, refs, outputs["base"], outputs["tuned"], per, flags)]
     runs.write_eval(run, name, summary, rows)
-    timing.record("compare", compare_key(run, s), len(pairs), time.perf_counter() - clock)
+    timing.record("compare", compare_key(run, s), len(pairs), time.perf_counter() - clock - warm)
+    if not _WARM:  # what loading the metrics took in a new process
+        timing.record("compare", _warm_key(s), 1, warm)
+    _WARM.add(True)
     return summary
+
+
+_WARM: set = set()  # non-empty once this process has loaded the metrics' models (BERTScore's, METEOR's...)
 
 
 def compare_key(run: Path, s: EvalConfig) -> str:
@@ -155,9 +165,17 @@ def compare_key(run: Path, s: EvalConfig) -> str:
     return f"{timing.shape_of_run(run)} | bertscore {'on' if s.bertscore else 'off'}"
 
 
-def expected_seconds(run: Path, s: EvalConfig, examples: int) -> float | None:
-    """How long comparing ``examples`` prompts on this run should take here (None: not measured yet)."""
-    return timing.expected("compare", compare_key(run, s), examples)
+def _warm_key(s: EvalConfig) -> str:
+    return f"loading the metrics | bertscore {'on' if s.bertscore else 'off'}"
+
+
+def expected_seconds(run: Path, s: EvalConfig, examples: int, fresh_process: bool = False) -> float | None:
+    """How long comparing ``examples`` prompts on this run should take here (None: not measured yet): the
+    per-example time this machine measured, and loading the metrics where this process has not loaded them
+    (``fresh_process``: the comparison runs in a new process, as a public deployment's do)."""
+    each = timing.expected("compare", compare_key(run, s), examples)
+    warm = timing.expected("compare", _warm_key(s), 1) if fresh_process or not _WARM else 0.0
+    return None if each is None or warm is None else each + warm
 
 
 def rewards(run: Path, reference: str, prompts: list[list[dict]], outputs: dict) -> tuple:

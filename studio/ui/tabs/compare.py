@@ -309,7 +309,8 @@ class Handlers:
         split = Split.load(run) if data is None and not prompts else None
         examples = min(settings.limit, len(prompts) if prompts else len(split.val) if split and split.val else
                        settings.limit)
-        summary = timed(progress, f"comparing {examples} examples", expected_seconds(run, settings, examples),
+        expected = expected_seconds(run, settings, examples, fresh_process=policy().isolates_jobs)
+        summary = timed(progress, f"comparing {examples} examples", expected,
                         gate.device_job, evaluate_run, run, data, prompts[:settings.limit] if prompts else None,
                         settings.limit, settings, None, voice, bool(values[t.leave_out]), what="the comparison",
                         voice=voice)
