@@ -88,6 +88,42 @@ def test_every_builtin_method_is_registered_in_order_with_its_facts():
         StudioConfig.from_dict({"method": {"kind": "nope"}})
 
 
+def test_each_method_declares_its_own_settings_typed_as_the_flat_schema_types_them():
+    from studio.config import SECTIONS
+
+    flat = SECTIONS["method"].__pydantic_fields__
+    read = set()
+    for m in METHODS.values():
+        own = m.settings_class.model_fields
+        assert own["kind"].annotation.__args__ == (m.name,), m.name  # the discriminator: Literal[its name]
+        for name in m.settings:
+            assert own[name].annotation == flat[name].annotation, f"{m.name}: {name}"
+        read |= set(m.settings)
+    assert read == set(flat) - {"kind", "objective"}  # every flat setting is some method's, none is no one's
+
+
+def test_the_flat_section_maps_to_the_methods_own_settings_as_a_union_on_kind():
+    from pydantic import ValidationError
+
+    from studio.config import MethodConfig
+    from studio.engine.methods.lora import AdaLoraSettings, QLoraSettings
+
+    q = methods.settings(MethodConfig(kind="qlora", quant_bits=8, lora_r=4))
+    assert isinstance(q, QLoraSettings) and (q.quant_bits, q.lora_r) == (8, 4)
+    ada = methods.settings(MethodConfig(kind="adalora", adalora_init_r=10))
+    assert isinstance(ada, AdaLoraSettings) and ada.adalora_init_r == 10
+    with pytest.raises(AttributeError):
+        ada.lora_r  # noqa: B018 - AdaLoRA's rank moves: its hooks cannot read a fixed one
+    with pytest.raises(AttributeError):
+        methods.settings(MethodConfig(kind="lora")).quant_bits  # noqa: B018 - not LoRA's to read
+    from studio.engine import registry
+
+    union = registry._union()
+    with pytest.raises(ValidationError):
+        union.validate_python({"kind": "prefix", "num_virtual_tokens": 8, "lora_r": 4})  # not prefix's field
+    assert type(union.validate_python({"kind": "prompt", "num_virtual_tokens": 8})).__name__ == "PromptSettings"
+
+
 @pytest.fixture(scope="module")
 def toy():
     import toy_method

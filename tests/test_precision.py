@@ -37,8 +37,11 @@ def test_auto_on_a_cpu_follows_the_measured_gain(measured, tiny_path):
     assert measured.calls == [precision.MAX_TOKENS, 64]  # the run's tokens, capped
     assert precision.choose("auto", tiny_path, lora, tokens=4096).name == "bf16"  # kept: measured once a shape
     assert measured.calls == [precision.MAX_TOKENS, 64]
+    precision.choose("auto", tiny_path, lora, tokens=200)
+    precision.choose("auto", tiny_path, lora, tokens=300)  # the same power of two: measured once
+    assert measured.calls == [precision.MAX_TOKENS, 64, 256]
     kept = calibration.read()["layer_step"]
-    assert sorted(round(v["fp32"] / v["bf16"], 2) for v in kept.values()) == [1.02, 1.5]
+    assert sorted(round(v["fp32"] / v["bf16"], 2) for v in kept.values()) == [1.02, 1.02, 1.5]
     assert all(calibration.machine() in key for key in kept)  # another machine measures again
 
 

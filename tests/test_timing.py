@@ -47,16 +47,18 @@ def test_the_progress_says_waiting_then_spent_of_expected_then_longer_or_measuri
 
 
 def test_timed_runs_the_job_in_a_thread_and_ticks_until_it_ends():
-    shown, release = [], threading.Event()
+    shown, queued, release = [], threading.Event(), threading.Event()
 
     def job(x, started, scale=1):
+        queued.wait(5)  # in the device queue until the page has said so once
         started()
         release.wait(5)
         return x * scale
 
     def progress(fraction, desc):
         shown.append(desc)
-        if len(shown) == 3:
+        queued.set()
+        if len(shown) == 4:
             release.set()
 
     assert T.timed(progress, "working", 60.0, job, 21, scale=2) == 42

@@ -2,10 +2,16 @@
 fine-tuning changes most, get more capacity). Everything it differs in is here; the rest is the registry's
 defaults and the LoRA family's helpers."""
 
+from typing import Literal
+
 from studio.engine.methods import Method, register
-from studio.engine.methods.lora import LORA, lora_config
+from studio.engine.methods.lora import LoraShape, lora_config
 
 NAME = "lora-deep"
+
+
+class DeepSettings(LoraShape):
+    kind: Literal["lora-deep"] = "lora-deep"
 
 
 def deeper_rank(model, method, total_steps, task):
@@ -14,5 +20,5 @@ def deeper_rank(model, method, total_steps, task):
     return lora_config(model, method, total_steps, task, rank_pattern={rf"layers\.({later})\..*": 2 * method.lora_r})
 
 
-METHOD = register(Method(name=NAME, help="LoRA with twice the rank in the later half of the layers", settings=LORA,
-                         peft_config=deeper_rank, tags=("lora",)))
+METHOD = register(Method(name=NAME, help="LoRA with twice the rank in the later half of the layers",
+                         settings_class=DeepSettings, peft_config=deeper_rank, tags=("lora",)))

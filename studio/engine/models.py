@@ -372,7 +372,7 @@ def load_model(resolved: ResolvedModel, cfg: ModelConfig, method: MethodConfig, 
     auto = auto_class(method, objective or family_objective(resolved.path, method.objective))
     if spec.score_head:  # the base with one score head instead of the LM head
         kwargs["num_labels"] = 1
-    kwargs.update(spec.load(method, precision) if spec.load and not plain else {})
+    kwargs.update(spec.load(registry.settings(method), precision) if spec.load and not plain else {})
     try:
         model = auto.from_pretrained(resolved.path, **kwargs)
     except (OSError, ValueError) as e:
@@ -409,7 +409,7 @@ def peft_config(model, method: MethodConfig, total_steps: int | None = None):
                                target_modules=lora_targets(model, method.target_modules),
                                modules_to_save=_mlm_head(model), use_rslora=method.use_rslora)
     task = "SEQ_CLS" if spec.score_head else "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
-    return spec.peft_config(model, method, total_steps, task)
+    return spec.peft_config(model, registry.settings(method), total_steps, task)  # its own settings only
 
 
 def _mlm_head(model) -> list[str]:

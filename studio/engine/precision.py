@@ -15,6 +15,7 @@ comparable from run to run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,15 @@ def resolve(setting: str) -> str:
 
 
 def _time_layer(arch, tokens: int, steps: int = 3) -> dict[str, float]:
-    """The seconds of a LoRA step of one decoder layer of ``arch`` in fp32 and in bf16 (medians, alternated)."""
+    """The seconds of a LoRA step of one decoder layer of ``arch`` in fp32 and in bf16 (medians, alternated), with
+    the global random state put back afterwards (the run's own initialisation draws from it next)."""
+    import torch
+
+    with torch.random.fork_rng():
+        return _timed_steps(arch, tokens, steps)
+
+
+def _timed_steps(arch, tokens: int, steps: int) -> dict[str, float]:
     import copy
     import statistics
     import time
@@ -76,9 +85,8 @@ def _time_layer(arch, tokens: int, steps: int = 3) -> dict[str, float]:
     ids = torch.randint(0, min(one.vocab_size, 1000), (1, tokens), generator=gen)
     models, opts = {}, {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            model = AutoModelForCausalLM.from_config(one, dtype=dtype)
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(one, dtype=dtype)
         model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
                                                  task_type="CAUSAL_LM"))
         models[name], opts[name] = model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
@@ -108,7 +116,7 @@ def layer_timing(model_dir: str | Path, tokens: int) -> dict | None:
         arch = AutoConfig.from_pretrained(str(model_dir))
     except (OSError, ValueError):
         return None
-    tokens = max(16, min(int(tokens), MAX_TOKENS))
+    tokens = max(16, min(2 ** round(math.log2(max(1, int(tokens)))), MAX_TOKENS))  # a power of two: few shapes
 
     def measure() -> dict | None:
         try:

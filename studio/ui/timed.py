@@ -27,32 +27,28 @@ class Said:
 
 
 def timed(progress, doing: str, expected: float | None, job: Callable, *args, voice: Said | None = None,
-          measure: tuple[str, str] | None = None, **kwargs):
+          measure: tuple[str, str, float] | None = None, **kwargs):
     """``job(*args, started=..., **kwargs)`` (a ``gate.device_job``) with the progress of ``doing`` ticking: the
     seconds since the job got the device against ``expected`` (None: not measured here yet). ``measure``: (job,
-    shape) whose time this is, recorded for the next estimate when the job succeeds (for a job that does not
+    shape, units) whose time this is, recorded for the next estimate when the job succeeds (for a job that does not
     record its own, as the range test, a comparison and a server start do)."""
-    context, box, began = contextvars.copy_context(), {}, threading.Event()
+    context, box, began = contextvars.copy_context(), {}, []  # began: when the job got the device
 
     def run() -> None:
         try:
-            box["value"] = context.run(job, *args, started=began.set, **kwargs)
+            box["value"] = context.run(job, *args, started=lambda: began.append(time.monotonic()), **kwargs)
         except BaseException as e:  # noqa: BLE001 - raised again in the handler's thread, where it is reported
             box["error"] = e
 
     worker = threading.Thread(target=run, daemon=True, name=f"studio-{doing}")
     worker.start()
-    start = None
     while worker.is_alive():
-        progress(*tick(doing, expected, None if start is None else time.monotonic() - start,
-                       voice.last if voice else ""))
+        progress(*tick(doing, expected, time.monotonic() - began[0] if began else None, voice.last if voice else ""))
         worker.join(TICK)
-        if start is None and began.is_set():
-            start = time.monotonic()
     if "error" in box:
         raise box["error"]
-    if measure and start is not None:
-        record(*measure, 1, time.monotonic() - start)
+    if measure and began:
+        record(*measure, time.monotonic() - began[0])
     return box["value"]
 
 
@@ -66,3 +62,13 @@ def tick(doing: str, expected: float | None, spent: float | None, voice: str = "
     if spent <= expected:
         return min(spent / expected, 0.99), f"{what}: {spent:.0f} s of {said(expected)}"
     return 0.99, f"{what}: {spent:.0f} s, longer than the {said(expected)} measured before (a busy machine?)"
+
+
+def device_job(progress, doing: str, kind: str, shape: str, units: float, job: Callable, *args, **kwargs):
+    """``gate.device_job(job, *args, **kwargs)`` timed against this machine's last ones of ``kind`` for ``shape``
+    (``units`` of work: its rate times them), and its own time recorded for the next."""
+    from studio.engine import gate
+    from studio.engine.timing import expected
+
+    return timed(progress, doing, expected(kind, shape, units), gate.device_job, job, *args,
+                 measure=(kind, shape, units), **kwargs)

@@ -21,6 +21,7 @@ from studio.engine.registry import (  # noqa: F401  (the registry's names, as me
     Judging,
     Method,
     Parts,
+    Settings,
     Sizes,
     adapter_weights,
     batch_tokens,
@@ -29,6 +30,7 @@ from studio.engine.registry import (  # noqa: F401  (the registry's names, as me
     names,
     of,
     register,
+    settings,
 )
 
 

@@ -3,10 +3,48 @@ whose ranks move to where they help)."""
 
 from __future__ import annotations
 
-from studio.engine.registry import SUPERVISED, Method, Sizes, register
+from typing import Any, Literal
 
-LORA = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora")
-QUANT = ("quant_bits", "quant_type", "double_quant", "compute_dtype")
+from studio.engine.registry import SUPERVISED, Method, Settings, Sizes, register
+
+
+class LoraShape(Settings):
+    """What every LoRA-style adapter reads: its rank, scaling, dropout, targets, rsLoRA and DoRA."""
+
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: Any
+    use_rslora: bool
+    use_dora: bool
+
+
+class LoraSettings(LoraShape):
+    kind: Literal["lora"] = "lora"
+
+
+class QLoraSettings(LoraShape):
+    """LoRA's, and how the base is quantized."""
+
+    kind: Literal["qlora"] = "qlora"
+    quant_bits: int
+    quant_type: str
+    double_quant: bool
+    compute_dtype: str
+
+
+class AdaLoraSettings(Settings):
+    """AdaLoRA's budget (its rank moves, so no lora_r), scaling, dropout and targets."""
+
+    kind: Literal["adalora"] = "adalora"
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: Any
+    adalora_init_r: int
+    adalora_target_r: int
+
+
+LORA = tuple(f for f in LoraShape.model_fields if f != "kind")  # the LoRA fields, as the Model tab lists them
 
 
 def targets(model, method):
@@ -85,11 +123,11 @@ def _qlora_weights(s: Sizes) -> float:
 
 
 register(Method(name="lora", help="low-rank adapters beside the frozen base (rsLoRA and DoRA as options)",
-                settings=LORA, objectives=(*SUPERVISED, "masked_lm", "seq2seq"), peft_config=lora_config,
-                cpu_tuned=True, order=10))
+                settings_class=LoraSettings, objectives=(*SUPERVISED, "masked_lm", "seq2seq"),
+                peft_config=lora_config, cpu_tuned=True, order=10))
 register(Method(name="qlora", help="LoRA on a 4- or 8-bit base: the least memory for a large model",
-                packages=("peft", "bitsandbytes"), settings=(*LORA, *QUANT), peft_config=lora_config,
+                packages=("peft", "bitsandbytes"), settings_class=QLoraSettings, peft_config=lora_config,
                 load=_qlora_load, prepare_model=_qlora_prepare, weights=_qlora_weights, tags=("lora",), order=11))
 register(Method(name="adalora", help="LoRA whose ranks move to where they help",
-                settings=("lora_alpha", "lora_dropout", "target_modules", "adalora_init_r", "adalora_target_r"),
+                settings_class=AdaLoraSettings,
                 peft_config=_adalora_config, callbacks=_adalora_callbacks, tags=("lora",), order=14))

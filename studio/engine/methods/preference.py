@@ -3,8 +3,18 @@ reference: DPO on (prompt, chosen, rejected) pairs, KTO on answers labelled desi
 
 from __future__ import annotations
 
-from studio.engine.methods.lora import LORA, lora_config
+from typing import Literal
+
+from studio.engine.methods.lora import LoraShape, lora_config
 from studio.engine.registry import Judging, Method, register
+
+
+class DpoSettings(LoraShape):
+    kind: Literal["dpo"] = "dpo"
+
+
+class KtoSettings(LoraShape):
+    kind: Literal["kto"] = "kto"
 
 PACKING = "TRL's trainer batches its pairs or samples itself"
 DROP_UNUSED = {"remove_unused_columns": True}  # TRL's default for these trainers: they drop the columns they do not use
@@ -35,8 +45,10 @@ def _kto(parts):
 
 
 register(Method(name="dpo", help="preference pairs: prefer chosen over rejected (DPO, beta 0.1)",
-                packages=("peft", "trl"), settings=LORA, data="preference", packing=PACKING, peft_config=lora_config,
+                packages=("peft", "trl"), settings_class=DpoSettings, data="preference", packing=PACKING,
+                peft_config=lora_config,
                 training_args=_dpo_args, trainer=_dpo, judging=Judging(pairwise=True), tags=("lora",), order=12))
-register(Method(name="kto", help="answers labelled desirable or not (KTO)", packages=("peft", "trl"), settings=LORA,
+register(Method(name="kto", help="answers labelled desirable or not (KTO)", packages=("peft", "trl"),
+                settings_class=KtoSettings,
                 data="kto", packing=PACKING, peft_config=lora_config, training_args=_kto_args, trainer=_kto,
                 tags=("lora",), order=13))

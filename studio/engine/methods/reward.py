@@ -4,8 +4,14 @@ trained whole (PEFT's modules_to_save) to rank chosen above rejected (TRL's Rewa
 
 from __future__ import annotations
 
-from studio.engine.methods.lora import LORA, lora_config
+from typing import Literal
+
+from studio.engine.methods.lora import LoraShape, lora_config
 from studio.engine.registry import Judging, Method, batch_tokens, register
+
+
+class RewardSettings(LoraShape):
+    kind: Literal["reward"] = "reward"
 
 MEASURE_PAIRS = 200  # held-out pairs a reward run is measured on
 GRAD_SPIKE = 100.0  # a pairwise loss's norms are heavy-tailed and the score head starts random: default runs
@@ -43,7 +49,7 @@ def _tokens(cfg) -> int:
 
 
 register(Method(name="reward", help="a reward model: LoRA and a score head learn to rank chosen above rejected",
-                packages=("peft", "trl"), settings=LORA, data="preference", score_head=True,
+                packages=("peft", "trl"), settings_class=RewardSettings, data="preference", score_head=True,
                 packing="TRL's trainer batches its pairs itself", peft_config=lora_config, training_args=_args,
                 trainer=_trainer, measure=_measure, tokens=_tokens,
                 judging=Judging(pairwise=True, grad_spike=GRAD_SPIKE), order=40))

@@ -4,8 +4,19 @@ instead of an evaluation loop: the reward model's mean score of greedy answers, 
 
 from __future__ import annotations
 
-from studio.engine.methods.lora import LORA, lora_config
+from typing import Literal
+
+from studio.engine.methods.lora import LoraShape, lora_config
 from studio.engine.registry import Judging, Method, Sizes, adapter_weights, register
+
+
+class RlSettings(LoraShape):
+    """LoRA's, the reward model that scores the samples, and how many and how long they are."""
+
+    kind: Literal["rl"] = "rl"
+    reward_model: str
+    num_generations: int
+    max_completion_length: int
 
 MEASURE_PROMPTS = 32  # held-out prompts an RL run answers at its end
 
@@ -70,7 +81,7 @@ def _refuse(cfg) -> str | None:
 
 register(Method(name="rl", help="online RL with GRPO: the model samples answers and learns from a reward model's "
                                 "scores", packages=("peft", "trl"),
-                settings=(*LORA, "reward_model", "num_generations", "max_completion_length"), data="prompts",
+                settings_class=RlSettings, data="prompts",
                 packing="TRL's trainer samples its answers itself", peft_config=lora_config, training_args=_args,
                 trainer=_trainer, evaluates=False, measure=_measure, weights=_weights, tokens=_tokens,
                 judging=Judging(loss_is_the_goal=False), refuse=_refuse, order=50))

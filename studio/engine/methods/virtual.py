@@ -3,7 +3,25 @@ small encoder) and prompt tuning (trained virtual-token embeddings only). Nothin
 
 from __future__ import annotations
 
-from studio.engine.registry import Method, register
+from typing import Literal
+
+from studio.engine.registry import Method, Settings, register
+
+
+class PrefixSettings(Settings):
+    kind: Literal["prefix"] = "prefix"
+    num_virtual_tokens: int
+
+
+class PtuningSettings(Settings):
+    kind: Literal["ptuning"] = "ptuning"
+    num_virtual_tokens: int
+    encoder_hidden_size: int
+
+
+class PromptSettings(Settings):
+    kind: Literal["prompt"] = "prompt"
+    num_virtual_tokens: int
 
 PACKING = "its virtual tokens go in front of each row, not of each example packed into it"
 
@@ -34,10 +52,10 @@ def _no_checkpointing(cfg) -> str | None:
     return None
 
 
-register(Method(name="prefix", help="trained key/value prefixes in every layer", settings=("num_virtual_tokens",),
+register(Method(name="prefix", help="trained key/value prefixes in every layer", settings_class=PrefixSettings,
                 merges=False, packing=PACKING, peft_config=_prefix, refuse=_no_checkpointing, order=30))
 register(Method(name="ptuning", help="virtual tokens from a small encoder (an MLP)",
-                settings=("num_virtual_tokens", "encoder_hidden_size"), merges=False, packing=PACKING,
+                settings_class=PtuningSettings, merges=False, packing=PACKING,
                 peft_config=_ptuning, order=31))
-register(Method(name="prompt", help="trained virtual-token embeddings only", settings=("num_virtual_tokens",),
+register(Method(name="prompt", help="trained virtual-token embeddings only", settings_class=PromptSettings,
                 merges=False, packing=PACKING, peft_config=_prompt, order=32))

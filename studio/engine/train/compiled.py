@@ -3,7 +3,7 @@ PyTorch documents for 2.5+: the layer compiles once and every layer reuses it, s
 a whole-model compile's time), with dynamic shapes (length-grouped batches change length every step).
 
 ``train.torch_compile``: ``off``; ``on``: compile the layers; ``auto``: compile them when the run is long enough
-to repay the compile on this machine (``worth_it``: the run's steps against the compile's seconds and the gain
+to repay the compile on this machine (``decide``: the run's steps against the compile's seconds and the gain
 per step measured by bench/cpu_compile.py, docs/benchmarks.md). A compile that fails, at once or on the first
 step, falls back to the eager layers with one notice; the run goes on.
 """
@@ -34,7 +34,7 @@ def decide(setting: str, method, splits_or_masks: bool, checkpointing: bool, ste
     saving (its steps times the seconds a step saves at ``CPU_GAIN`` for its precision) repays ``REPAY`` times
     the compile (this machine's own for the shape where it has compiled one, else ``FIRST_COMPILE_S``). Not on a
     GPU by auto (not measured there: say ``on`` to try it), not for seq2seq or masked-LM objectives, gradient
-    checkpointing or a method that keeps its own loop."""
+    checkpointing or a method the CPU rules do not cover (``Method.cpu_tuned``: LoRA)."""
     import torch
 
     if setting in ("on", "off"):

@@ -102,7 +102,7 @@ def estimate(config: StudioConfig, precision: str | None = None) -> Estimate:
     trainable, targets = _adapter(model, m) if method.adapter else (params, [])
     linear = sum(lin.weight.numel() for n, lin in model.named_modules()
                  if isinstance(lin, torch.nn.Linear) and not n.endswith("lm_head"))
-    weights = method.weights(Sizes(params, linear, trainable, BYTES[precision], m))
+    weights = method.weights(Sizes(params, linear, trainable, BYTES[precision], methods.settings(m)))
     grads = trainable * 4
     optimizer = trainable * ADAM_BYTES
     tokens = method.tokens(config)

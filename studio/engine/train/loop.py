@@ -288,25 +288,23 @@ def _compile(p: Prepared, model, precision: str, on_event: OnEvent) -> str:
     from studio.engine import calibration, timing
     from studio.engine.train import compiled
 
-    cfg, objective = p.config, objectives.find(p.objective)
-    steps = _total_steps(cfg, len(p.train_rows))
-    step_s, kept = None, None
-    if cfg.train.torch_compile == "auto" and not torch.cuda.is_available():
+    cfg, objective, method = p.config, objectives.find(p.objective), methods.of(p.config)
+    other_objective = objective.splits_prompt or objective.masks_tokens
+    step_s, kept, key = None, None, f"{calibration.machine()} | {timing.shape_of(p.resolved.path)}"
+    if cfg.train.torch_compile == "auto" and not torch.cuda.is_available() and method.cpu_tuned and \
+            not other_objective and not cfg.train.gradient_checkpointing:  # what the rule weighs, where it may
         one = timing.step_seconds(p.resolved.path, precision, batch_tokens(p))
         step_s = one * cfg.train.grad_accum if one else None
-        kept = calibration.get("compile_s", _compile_key(p))
-    decision = compiled.decide(cfg.train.torch_compile, methods.of(cfg), objective.splits_prompt or
-                               objective.masks_tokens, cfg.train.gradient_checkpointing, steps, step_s, kept,
-                               precision)
+        kept = calibration.get("compile_s", key)
+    decision = compiled.decide(cfg.train.torch_compile, method, other_objective, cfg.train.gradient_checkpointing,
+                               _total_steps(cfg, len(p.train_rows)), step_s, kept, precision)
     said: list[str] = []
 
     def say(message: str) -> None:
         said.append(message)
         on_event(Notice(message))
 
-    if not decision.compile:
-        if cfg.train.torch_compile != "off":
-            say(f"layers not compiled ({decision.why})")
+    if not decision.compile:  # kept in the run's record, not said in the log: most runs are too short to compile
         return f"no: {decision.why}"
     layers = compiled.compile_layers(model, say)
     if not layers:
@@ -314,22 +312,10 @@ def _compile(p: Prepared, model, precision: str, on_event: OnEvent) -> str:
     elif torch.cuda.is_available():  # compiled on its first step, on the device (a failure still falls back)
         say(f"{layers} layers compiled with torch.compile ({decision.why})")
     elif (seconds := compiled.trial(model, precision, say)) is not None:
-        calibration.put("compile_s", _compile_key(p), round(seconds, 1))
+        calibration.put("compile_s", key, round(seconds, 1))
         say(f"{layers} layers compiled with torch.compile in {seconds:.0f} s ({decision.why})")
     return said[-1] if said else "no: the compile did not take"
 
-
-
-def _compile_key(p: Prepared) -> str:
-    from transformers import AutoConfig
-
-    from studio.engine import calibration
-
-    try:
-        shape = calibration.shape(AutoConfig.from_pretrained(str(p.resolved.path)))
-    except (OSError, ValueError):
-        shape = p.config.model.name
-    return f"{calibration.machine()} | {shape}"
 
 
 def _total_steps(cfg: StudioConfig, rows: int) -> int:

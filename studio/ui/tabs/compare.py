@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.engine import gate, runs
+from studio.engine import gate, runs, timing
 from studio.engine.data.split import Split
 from studio.engine.judge.benchmark import DEFAULT_TASKS, benchmark
 from studio.engine.judge.benchmark import load as load_benchmark
@@ -23,7 +23,7 @@ from studio.ui.charts import example_scatter, metric_bars
 from studio.ui.forms import Form
 from studio.ui.handlers import guard, safe_md
 from studio.ui.state import Context
-from studio.ui.timed import Said, timed
+from studio.ui.timed import Said, device_job, timed
 
 MAX_PHRASINGS, MAX_SAMPLES = 8, 8  # prompt effectiveness: phrasings and samples of each
 SOURCES = ["validation split", "upload a file", "type prompts"]
@@ -330,9 +330,10 @@ class Handlers:
                      for x in (values[t.pe_templates] or "").splitlines() if x.strip()][:MAX_PHRASINGS]
         k = min(int(values[t.pe_k] or 1), MAX_SAMPLES)
         settings.do_sample = settings.do_sample or k > 1
-        progress(0, desc="waiting for the device")
-        result = gate.device_job(prompt_effectiveness, run, templates, k, settings.limit, settings,
-                                 values[t.pe_model], what="the measurement")
+        shape = f"{timing.shape_of_run(run)} | {values[t.pe_model] or 'tuned'}"
+        result = device_job(progress, f"answering {len(templates)} phrasings x {k} samples", "phrasings", shape,
+                            len(templates) * k * settings.limit, prompt_effectiveness, run, templates, k,
+                            settings.limit, settings, values[t.pe_model], what="the measurement")
         return effectiveness_view(result)
 
     def run_benchmark(self, k, run_name, tasks, limit, fewshot, request: gr.Request, progress=gr.Progress()):
@@ -341,9 +342,10 @@ class Handlers:
         if run is None:
             raise gr.Error("Pick a trained run first.", print_exception=False)
         names, limit = gate.check_benchmark((tasks or "").split(","), int(limit) if limit else None)
-        progress(0, desc="waiting for the device")
-        result = gate.device_job(benchmark, run, names, limit, int(fewshot) if fewshot not in (None, "") else None,
-                                 None, None, what="the benchmark")
+        shape = f"{timing.shape_of_run(run)} | {','.join(sorted(names))} | few-shot {fewshot or 'default'}"
+        result = device_job(progress, f"running {', '.join(names)} on base and tuned", "benchmark", shape,
+                            limit or 1, benchmark, run, names, limit,
+                            int(fewshot) if fewshot not in (None, "") else None, None, None, what="the benchmark")
         return (gr.Dropdown(choices=runs.benchmarks(run), value=runs.benchmarks(run)[0]), *benchmark_view(result))
 
     def benchmark_results(self, k, run_name, request: gr.Request):

@@ -19,7 +19,7 @@ from studio.policy import policy
 from studio.ui.handlers import deliver, guard
 from studio.ui.identity import oauth_token
 from studio.ui.state import Context
-from studio.ui.timed import timed
+from studio.ui.timed import device_job, timed
 
 
 @dataclass
@@ -136,8 +136,7 @@ class Handlers:
     def export_job(progress, doing: str, kind: str, run, job, *args, detail: str = "", **kwargs):
         """An export job with its progress against this machine's last one of the kind for the model's shape."""
         shape = f"{timing.shape_of_run(run)}{' | ' + detail if detail else ''}"
-        return timed(progress, doing, timing.expected(kind, shape, 1), gate.device_job, job, *args,
-                     measure=(kind, shape), **kwargs)
+        return device_job(progress, doing, kind, shape, 1, job, *args, **kwargs)
 
     def merged(self, k, name, request: gr.Request, progress=gr.Progress()):
         run = self.run_of(k, name, request)

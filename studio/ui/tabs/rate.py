@@ -4,9 +4,7 @@ intervals, Likert means, rater agreement and which automatic metric agrees with 
 
 from __future__ import annotations
 
-import itertools
 import random
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from studio.engine.export.exporters import export_root
 from studio.engine.judge import human, pool
 from studio.engine.judge.ratings import DIMENSIONS, Ratings, default_db
 from studio.engine.judge.ratings_io import export_file, import_file, import_text, preference_rows, skipped_text
+from studio.engine.judge.results_cache import ResultsCache
 from studio.engine.judge.scope import Scope
 from studio.policy import policy
 from studio.ui import campaigns, identity
@@ -148,17 +147,6 @@ def pool_text(db: Ratings) -> str:
     return f"Rating pool: **{c['items']}** items; **{c['votes']}** pairwise votes and **{c['likert']}** Likert ratings."
 
 
-@dataclass(frozen=True)
-class Computed:
-    """Results computed for one owner, and when: recomputed when the database's counts move."""
-
-    state: tuple  # the database's counts they were computed from
-    frames: tuple  # the result tables and charts
-    finished: float  # when
-    took: float  # seconds it took
-    version: int  # increases with each computation: a page that shows this one is not sent it again
-
-
 NO_RESULTS = "No ratings yet: judge a few blind pairs or rate some answers, and the results appear here."
 
 
@@ -212,6 +200,11 @@ def results(db: Ratings, votes: list[dict] | None = None, shown=lambda name: nam
 VOTES_A_MINUTE = 30
 
 
+def _page(request) -> str:
+    """The browser page (Gradio's session) a request came from."""
+    return getattr(request, "session_hash", None) or ""
+
+
 SAID = {"a": "A is better", "b": "B is better", "tie": "a tie", "bothbad": "both bad"}
 
 
@@ -222,12 +215,7 @@ class Handlers:
     def __init__(self, t: RateTab, ctx: Context):
         self.t, self.ctx, self.db, self.rng = t, ctx, default_db(), random.Random()
         self.recent: dict[str, list[float]] = defaultdict(list)
-        self.cache: dict[str | None, Computed] = {}  # owner -> the results last computed for them
-        self.computing = threading.Lock()
-        self.asking: dict[str, float] = {}  # browser session -> when it last asked for the results
-        self.asking_lock = threading.Lock()
-        self.versions = itertools.count(1)
-        self.sent: dict[str, int] = {}  # browser session -> the version of the results it was last sent
+        self.results_cache = ResultsCache()  # the results as they stand, per owner (engine/judge/results_cache.py)
 
     def who(self, typed: str, request) -> str:
         try:
@@ -344,41 +332,21 @@ class Handlers:
         return self.current(request)[1]
 
     def current(self, request) -> tuple[int, tuple]:
-        """(version, result frames), recomputed when a vote or rating changed them. With several raters at once
-        they would keep a core busy while a job trains, so then they are recomputed at most a tenth of the time,
-        and while another request is computing them the last ones are used (the counts are always current). A
-        rater alone always sees their last vote counted."""
+        """(version, result frames) as they stand for this visitor, recomputed when a vote or a rating changed
+        them (and less often while several raters vote at once: ``ResultsCache``)."""
         owner = self.ctx.session(None, request).owner if policy().scoped else None
-        now = time.time()
-        with self.asking_lock:
-            self.asking = {k: t for k, t in self.asking.items() if now - t < 5}
-            self.asking[getattr(request, "session_hash", None) or ""] = now
-            busy = len(self.asking) >= 3
-        state = tuple(self.db.counts().values())
-        cached = self.cache.get(owner)
-        if cached and (cached.state == state or busy and now - cached.finished < 10 * cached.took):
-            return cached.version, cached.frames
-        if cached and not self.computing.acquire(blocking=False):
-            return cached.version, cached.frames
-        if not cached:
-            self.computing.acquire()
-        try:
-            t0 = time.time()
+
+        def compute() -> tuple:
             scope = self.scope(request)  # one look at the visitor's runs for every name in the tables
-            frames = results(self.db, scope.votes(self.db.votes()), scope.name, scope.likert(self.db))
-            self.cache[owner] = Computed(state, frames, time.time(), time.time() - t0, next(self.versions))
-            return self.cache[owner].version, frames
-        finally:
-            self.computing.release()
+            return results(self.db, scope.votes(self.db.votes()), scope.name, scope.likert(self.db))
+
+        return self.results_cache.current(owner, _page(request), tuple(self.db.counts().values()), compute)
 
     def refreshed(self, shown: tuple, request) -> tuple:
         """What a vote or a rating changes on the page: the item shown, the counts and the results (not sent
         again when this page already shows the same ones)."""
         version, frames = self.current(request)
-        page = getattr(request, "session_hash", None) or ""
-        with self.asking_lock:
-            same = self.sent.get(page) == version
-            self.sent = {k: v for k, v in self.sent.items() if k in self.asking} | {page: version}
+        same = self.results_cache.unchanged(_page(request), version)
         return (*shown, pool_text(self.db), *((gr.skip(),) * len(frames) if same else frames))
 
     def export(self, request: gr.Request):
