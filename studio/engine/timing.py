@@ -15,7 +15,8 @@ from pathlib import Path
 from studio.engine import calibration
 
 KEEP = 3  # the rates averaged: the last few measurements
-JOBS = ("lr_find", "compare", "serve", "train", "merge", "quantize", "gguf", "phrasings", "benchmark")
+JOBS = ("lr_find", "compare", "serve", "serve_merge", "train", "merge", "quantize", "gguf", "phrasings",
+        "benchmark")
 
 
 def shape_of(model_dir: str | Path | None) -> str:

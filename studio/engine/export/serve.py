@@ -172,7 +172,7 @@ def expected_start_seconds(run: Path) -> float | None:
 
     shape = timing.shape_of_run(run)
     start = timing.expected("serve", shape, 1)
-    merge = 0.0 if is_prepared(run) else timing.expected("merge", shape, 1)
+    merge = 0.0 if is_prepared(run) else timing.expected("serve_merge", shape, 1)
     return None if start is None or merge is None else start + merge
 
 
@@ -222,7 +222,7 @@ class Served:
         if folder is not None and merge is not None:  # the next start's estimate: the merge, the start without it
             shape = timing.shape_of_run(folder)
             if merging:
-                timing.record("merge", shape, 1, merge)
+                timing.record("serve_merge", shape, 1, merge)
             timing.record("serve", shape, 1, time.perf_counter() - clock - (merge if merging else 0.0))
         with self._lock:
             self._by_owner[owner] = (process, run_name, base)
