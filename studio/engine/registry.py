@@ -28,6 +28,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
 SUPERVISED = ("causal_lm", "instruction")  # the objectives every method trains; full and lora add the others
 
 
