@@ -31,11 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_DATA = ROOT.parent / "shared" / "data" / "peer" / "alpaca_en_demo.json"  # LLaMA-Factory's demo, where it lies
 DATA = PEER_DATA if PEER_DATA.is_file() else ROOT / "assets" / "samples" / "instructions.json"  # both alpaca, 400+
 THREADS = 2
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu_precision import SIZES as SHAPES  # noqa: E402 - the model sizes the CPU benchmarks share
+
 SIZES = {
     "tiny": {"rows": 400, "length": 256, "batch": 8, "shape": None},
-    "100m": {"rows": 64, "length": 512, "batch": 4,
-             "shape": dict(hidden_size=768, intermediate_size=2304, num_hidden_layers=14, num_attention_heads=12,
-                           num_key_value_heads=4)},
+    "100m": {"rows": 64, "length": 512, "batch": 4, "shape": SHAPES["100m"]},  # bench/cpu_precision.py's shape
 }
 
 
